@@ -1,0 +1,34 @@
+# Two entry points: `make train` and `make test`. Both create the virtual environment first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+# pipefail: a failed pip install must fail the target even though its output is filtered.
+SHELL  := bash
+.SHELLFLAGS := -eo pipefail -c
+# pip's machine-wide config names index folders that may not exist; drop those warnings.
+QUIET_PIP := { grep -v 'is ignored' || true; }
+
+.PHONY: setup train test test-all bench clean
+
+setup: $(STAMP)
+
+# Re-install only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]' 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m cnnexp.train $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m cnnexp.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

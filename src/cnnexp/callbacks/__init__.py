@@ -1,0 +1,1 @@
+"""Lightning callbacks: per-epoch CSV, throughput and timing, TensorBoard views."""

@@ -1,0 +1,32 @@
+"""Epoch wall time and training images per second, logged as scalars."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+
+
+class Throughput(L.Callback):
+    def __init__(self):
+        self.images = 0
+        self.started = 0.0
+        self.train_seconds = 0.0  # training steps only, all epochs: the run's images/s
+        self.train_images = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.images, self.started = 0, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += len(batch[1])
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self.started
+        self.train_seconds += seconds
+        self.train_images += self.images
+        pl_module.log("time/epoch_s", seconds, on_epoch=True)
+        pl_module.log("train/images_per_s", self.images / max(seconds, 1e-9), on_epoch=True)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.train_images / self.train_seconds if self.train_seconds else 0.0

@@ -1,0 +1,24 @@
+"""Quieter consoles: drop Lightning's advertising tips and warnings that do not apply here."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_lightning() -> None:
+    """Call after Hydra has set up logging: Lightning's own console handler would print twice."""
+    logging.getLogger("lightning").handlers.clear()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning_utilities.core.rank_zero"):
+        logging.getLogger(name).addFilter(_DropTips())
+    # in-memory loaders need no worker processes; Lightning suggests them for DataLoaders
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*is smaller than the logging interval.*")

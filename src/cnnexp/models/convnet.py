@@ -1,0 +1,69 @@
+"""The conv stack and the classifier built on it, both read off the shape plan.
+
+For the reference `cnn3` (`python -m cnnexp.shapes` prints the full table):
+
+    x        1×28×28
+    block1   conv 3×3 s1 p1 → 32×28×28, ReLU, maxpool 2/2 → 32×14×14
+    block2   conv 3×3 s1 p1 → 64×14×14, ReLU, maxpool 2/2 → 64×7×7
+    block3   conv 3×3 s1 p1 → 128×7×7,  ReLU, maxpool 3/2 p1 → 128×4×4
+    head     flatten 2048 → linear 625 (Xavier) → ReLU → dropout 0.5 → linear 10
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import List
+
+import torch
+from torch import nn
+
+from cnnexp.models.geometry import Layer, plan
+from cnnexp.models.layers import L2Pool2d
+
+POOLS = {
+    "maxpool": lambda l: nn.MaxPool2d(l.kernel, l.stride, l.padding),
+    "avgpool": lambda l: nn.AvgPool2d(l.kernel, l.stride, l.padding),
+    "l2pool": lambda l: L2Pool2d(l.kernel, l.stride, l.padding),
+}
+
+
+def conv_blocks(layers: List[Layer]) -> nn.Sequential:
+    """block1 … blockN, each (pad) → conv → ReLU → (pool), from the plan's conv and pool rows."""
+    blocks: "OrderedDict[str, nn.Sequential]" = OrderedDict()
+    for layer in layers:
+        parts = blocks.setdefault(layer.block, nn.Sequential())
+        if layer.kind == "conv":
+            (top, bottom), (left, right) = layer.pads
+            if layer.symmetric:
+                padding = top
+            else:  # "same" with an odd total: pad asymmetrically first, as TensorFlow does
+                parts.add_module("pad", nn.ZeroPad2d((left, right, top, bottom)))
+                padding = 0
+            parts.add_module("conv", nn.Conv2d(layer.in_shape[0], layer.out_shape[0],
+                                               layer.kernel, layer.stride, padding))
+            parts.add_module("relu", nn.ReLU())
+        elif layer.kind in POOLS:
+            parts.add_module("pool", POOLS[layer.kind](layer))
+    return nn.Sequential(blocks)
+
+
+class ConvClassifier(nn.Module):
+    """Conv blocks → flatten → hidden linears (ReLU, dropout) → class logits."""
+
+    def __init__(self, model_settings):
+        super().__init__()
+        self.layers = plan(model_settings)
+        self.features = conv_blocks([l for l in self.layers if l.block != "head"])
+        head: List[nn.Module] = [nn.Flatten()]
+        linears = [l for l in self.layers if l.kind == "linear"]
+        for n, layer in enumerate(linears):
+            linear = nn.Linear(layer.in_shape[0], layer.out_shape[0])
+            nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
+            head.append(linear)
+            if n < len(linears) - 1:
+                head += [nn.ReLU(), nn.Dropout(model_settings.head.dropout)]
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)   # (B, C, H, W) → (B, C', H', W'), e.g. 1×28×28 → 128×4×4
+        return self.head(x)    # (B, C'·H'·W') → (B, num_classes), e.g. 2048 → 625 → 10

@@ -1,0 +1,38 @@
+"""What every task shares: settings in the checkpoint, the network, optimizer and schedule."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from cnnexp import config
+from cnnexp.models import build_network
+
+
+class Task(L.LightningModule):
+    """Built from the full run config (a plain dict), which the checkpoint keeps, so that a
+    checkpoint alone rebuilds the exact network."""
+
+    def __init__(self, run_config: dict):
+        super().__init__()
+        # logger=False: HParams are written once, at the end, with real metrics (no −1 placeholder).
+        self.save_hyperparameters({"run_config": run_config}, logger=False)
+        self.settings = config.load(run_config)
+        self.net = build_network(self.settings.model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def configure_optimizers(self):
+        o, sc = self.settings.optimizer, self.settings.scheduler
+        if o.name == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        elif o.name == "adamw":
+            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if sc.name == "one_cycle":
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=sc.max_lr, total_steps=int(self.trainer.estimated_stepping_batches))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return optimizer

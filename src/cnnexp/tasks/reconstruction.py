@@ -1,0 +1,30 @@
+"""Autoencoding: mean squared error between the (normalised) input and its reconstruction."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cnnexp.tasks.base import Task
+
+
+class ReconstructionTask(Task):
+    monitor = ("val/loss", "min")  # what "best checkpoint" means for this task
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, _ = batch                 # labels are not used
+        x_hat = self.net(x)          # (B, 1, 28, 28) → (B, 1, 28, 28)
+        loss = F.mse_loss(x_hat, x)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x))
+        # "higher is better" companion, so checkpointing and summaries can treat all tasks alike
+        self.log(f"{stage}/neg_mse", -loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")

@@ -1,0 +1,78 @@
+"""`python -m cnnexp.train [overrides]`: check the settings, train, test the best checkpoint.
+
+    python -m cnnexp.train model=cnn3 trainer.max_epochs=15
+    python -m cnnexp.train -m model.kernel_size=3,5,7 model.stride=1,2
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from cnnexp import CONF_DIR
+from cnnexp.hydra_support import check_settings, config_errors, fail
+from cnnexp.run_record import RunRecord
+
+log = logging.getLogger("cnnexp")
+
+
+def run(cfg: DictConfig) -> dict:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    record = RunRecord(run_dir, list(hc.overrides.task))
+
+    try:  # a sweep reaches here with each job's own settings; a single run was checked already
+        settings = check_settings(cfg)
+    except config_errors() as e:
+        record.finish("failed", reason=str(e))
+        log.error("invalid settings: %s", e)
+        return fail(e) if not multirun else record.data
+
+    from cnnexp.models.geometry import plan
+    from cnnexp.models.table import format_table
+
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    table = format_table(plan(settings.model))
+    (run_dir / "config.yaml").write_text(resolved)
+    (run_dir / "shapes.txt").write_text(table + "\n")
+    log.info("run folder: %s\n%s\n%s", run_dir, resolved, table)
+
+    from cnnexp.data.sources import DataUnavailable
+    from cnnexp.training import fit_and_test
+
+    try:
+        results = fit_and_test(settings, run_dir, OmegaConf.to_container(cfg, resolve=True))
+    except DataUnavailable as e:
+        record.finish("failed", reason=str(e))
+        return fail(e) if not multirun else record.data
+    except Exception as e:
+        record.finish("failed", reason=f"{type(e).__name__}: {e}")
+        if not multirun:
+            raise
+        log.error("run failed:\n%s", traceback.format_exc())
+        return record.data
+    except KeyboardInterrupt:
+        record.finish("interrupted")
+        raise
+    data = record.finish("ok", **results)
+    if "test_acc" in data:
+        log.info("test accuracy: %.2f %% (%s) — run folder %s", 100 * data["test_acc"], data["tested_checkpoint"], run_dir)
+    elif "test_loss" in data:
+        log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
+    return data
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> dict:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""One training run: data → task → trainer → fit → test on the best checkpoint → results.
+
+Called by `cnnexp.train` once the settings have passed their check; imports torch and
+Lightning, which the check does not need.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+from cnnexp.config import Settings
+from cnnexp.console import quiet_lightning
+
+log = logging.getLogger("cnnexp")
+
+
+def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cnnexp.callbacks.epoch_csv import EpochCSV
+    from cnnexp.callbacks.throughput import Throughput
+
+    ck = settings.callbacks.checkpoint
+    monitor = task.monitor[0] if ck.monitor == "auto" else ck.monitor
+    mode = task.monitor[1] if ck.mode == "auto" else ck.mode
+    throughput = Throughput()
+    callbacks = [
+        throughput,                      # before EpochCSV: the row includes this epoch's timing
+        EpochCSV(run_dir / "metrics.csv"),
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                        save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False),
+        LearningRateMonitor(logging_interval="epoch"),
+        *extra_callbacks,
+    ]
+    t = settings.trainer
+    show_bar = t.enable_progress_bar and settings.callbacks.progress_bar_refresh > 0
+    if show_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=settings.callbacks.progress_bar_refresh))
+    loggers = []
+    if settings.logger.tensorboard:
+        # name="", version="": event files land in the run folder itself, so TensorBoard names the
+        # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
+                                         default_hp_metric=False, log_graph=settings.logger.log_graph))
+    kwargs: Dict[str, Any] = {k: v for k, v in vars(t).items() if k != "enable_progress_bar"}
+    trainer = L.Trainer(**kwargs, enable_progress_bar=show_bar, callbacks=callbacks,
+                        logger=loggers or False, default_root_dir=str(run_dir), enable_checkpointing=True)
+    return trainer, throughput
+
+
+def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[str, Any]:
+    """Train, test the best checkpoint, and return the run's metrics."""
+    import lightning as L
+
+    quiet_lightning()
+
+    from cnnexp.data.mnist import MNISTDataModule
+    from cnnexp.tasks import task_class
+
+    started = time.perf_counter()
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    task = task_class(settings.model.task)(run_config)
+    trainer, throughput = build_trainer(settings, run_dir, task)
+    trainer.fit(task, datamodule=datamodule)
+
+    checkpoint = trainer.checkpoint_callback
+    metric = checkpoint.monitor
+    results: Dict[str, Any] = {
+        "params": sum(p.numel() for p in task.parameters()),
+        "epochs": trainer.current_epoch,
+        "images_per_s": round(throughput.images_per_s, 1),
+        f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
+    }
+    if settings.test_after_fit:
+        ckpt = "best" if checkpoint.best_model_path else None
+        tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+        results.update({k.replace("/", "_"): round(float(v), 6) for k, v in tested.items()})
+        results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def _float(value) -> float | None:
+    return None if value is None else round(float(value), 6)

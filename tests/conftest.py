@@ -1,0 +1,52 @@
+"""Shared fixtures: the real MNIST files beside the project, and a way to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CNNEXP_TEST_DATA", PROJECT.parent / "shared" / "datasets"))
+
+# Quick-run overrides: real MNIST, a few batches, no progress bar.
+QUICK = [
+    f"data.root={SHARED_DATA}",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=40",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "callbacks.progress_bar_refresh=0",
+]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    raw = SHARED_DATA / "MNIST" / "raw"
+    assert raw.is_dir(), f"MNIST test data not found at {raw} (set CNNEXP_TEST_DATA to a folder holding MNIST/raw)"
+    return SHARED_DATA
+
+
+def cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
+    """Run `python -m cnnexp.<module> args…` as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=cwd or PROJECT,
+                          capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def only_run_dir(output_dir: Path) -> Path:
+    runs = [p for p in output_dir.glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, f"expected one run folder under {output_dir}, found {runs}"
+    return runs[0]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, shared_data):
+    """One short real training run of cnn3, shared by the tests that inspect its outputs."""
+    out = tmp_path_factory.mktemp("quick_run")
+    proc = cli("train", *QUICK, f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return only_run_dir(out), proc

