@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from cnnexp import PROJECT_DIR, config
 from cnnexp.models.geometry import ShapeError, plan
@@ -110,11 +110,28 @@ class SettingsCheck(Callback):
             check_writable(str(user_config(config).paths.output_dir))
         except config_errors() as e:
             fail(e)
+        name_runs_by_swept_keys(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.summary import finish_sweep
 
         finish_sweep(Path(str(config.hydra.sweep.dir)))
+
+
+def name_runs_by_swept_keys(config: DictConfig) -> None:
+    """Run folders (and TensorBoard runs) are named by what the sweep varies, not by every
+    override: the fixed ones join hydra's exclude_keys, through the hydra overrides that each
+    job's config is composed from."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    swept = {o.key_or_group for o in task if o.is_sweep_override()} | set(params)
+    fixed = {o.key_or_group for o in task} - swept
+    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + sorted(fixed)
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(
+            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]")
 
 
 def config_errors() -> tuple:

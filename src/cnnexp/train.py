@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def run(cfg: DictConfig) -> dict:
     from cnnexp.data.sources import DataUnavailable
     from cnnexp.training import fit_and_test
 
+    share_cores(hc)
+
     try:
         results = fit_and_test(settings, run_dir, OmegaConf.to_container(cfg, resolve=True))
     except DataUnavailable as e:
@@ -67,6 +70,18 @@ def run(cfg: DictConfig) -> dict:
     elif "test_loss" in data:
         log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
     return data
+
+
+def share_cores(hc) -> None:
+    """Sweep jobs that run side by side split the cores: jobs × torch threads ≤ cores."""
+    launcher = hc.launcher if "launcher" in hc else {}
+    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
+    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)  # submitit (SLURM or local)
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs and n_jobs > 1 else cpus
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")

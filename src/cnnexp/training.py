@@ -83,7 +83,31 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[st
         results.update({k.replace("/", "_"): round(float(v), 6) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["wall_s"] = round(time.perf_counter() - started, 1)
+    log_hparams(trainer, run_config, results)
     return results
+
+
+HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
+
+
+def flat_hparams(run_config: dict) -> Dict[str, Any]:
+    """What distinguishes runs: model (blocks flattened), optimizer, schedule, batch size, seed."""
+    from lightning.fabric.utilities.logger import _flatten_dict
+
+    chosen = {k: run_config[k] for k in ("model", "optimizer", "scheduler") if k in run_config}
+    chosen["data"] = {"batch_size": run_config["data"]["batch_size"]}
+    chosen["trainer"] = {k: run_config["trainer"][k] for k in ("max_epochs", "precision")}
+    chosen["seed"] = run_config["seed"]
+    flat = _flatten_dict(chosen, delimiter=".")
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
+
+
+def log_hparams(trainer, run_config: dict, results: Dict[str, Any]) -> None:
+    """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)."""
+    metrics = {f"hparams/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat_hparams(run_config), metrics=metrics)
+        logger.finalize("success")
 
 
 def _float(value) -> float | None:

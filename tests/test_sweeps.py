@@ -1,0 +1,103 @@
+"""Real Hydra multiruns: failures recorded, names, HParams, the summary, launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import QUICK, cli
+from tests.tensorboard_server import tensorboard
+
+SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
+
+
+def sweep_dir(out):
+    found = list((out / "multirun").glob("*/*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, shared_data):
+    """2×2 over kernel and stride; kernel 5 with stride 2 cannot fit (28 → 13 → 6 → 2 → 1 → 0)."""
+    out = tmp_path_factory.mktemp("sweep")
+    proc = cli("train", "-m", "model.kernel_size=3,5", "model.stride=1,2", *SHORT, f"paths.output_dir={out}")
+    return sweep_dir(out), proc
+
+
+def test_failed_setting_is_recorded_and_the_rest_finish(grid):
+    folder, proc = grid
+    assert proc.returncode == 1
+    assert "1 of 4 runs failed" in proc.stderr
+    statuses = {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir() if d.is_dir()}
+    assert sorted(statuses) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
+                                "kernel_size=5,stride=1", "kernel_size=5,stride=2"]
+    bad = statuses.pop("kernel_size=5,stride=2")
+    assert bad["status"] == "failed" and "< 1" in bad["reason"] and "block" in bad["reason"]
+    assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in statuses.values())
+
+
+def test_summary_csv_matches_the_runs_and_is_rebuilt(grid):
+    folder, proc = grid
+    rows = list(csv.DictReader((folder / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "failed"], "sorted by validation accuracy"
+    vals = [float(r["val acc"]) for r in rows[:3]]
+    assert vals == sorted(vals, reverse=True)
+    for r in rows[:3]:
+        results = json.loads((folder / r["run"] / "results.json").read_text())
+        assert float(r["test acc"]) == pytest.approx(results["test_acc"], abs=1e-4)
+    assert "| kernel_size=" in proc.stdout
+    (folder / "summary.csv").unlink()
+    again = cli("summary", str(folder))
+    assert again.returncode == 0 and list(csv.DictReader((folder / "summary.csv").open())) == rows
+
+
+def test_hparams_hold_real_metrics(grid):
+    folder, _ = grid
+    run = folder / "kernel_size=3,stride=1"
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    results = json.loads((run / "results.json").read_text())
+    tags = acc.Tags()["scalars"]
+    for key in ("best_val_acc", "test_acc", "params", "images_per_s"):
+        assert f"hparams/{key}" in tags
+        value = acc.Scalars(f"hparams/{key}")[-1].value
+        assert value == pytest.approx(results[key], rel=1e-4) and value > 0
+
+
+def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
+    folder, _ = grid
+    with tensorboard(folder) as tb:
+        runs = tb.runs()
+        assert {"kernel_size=3,stride=1", "kernel_size=3,stride=2", "kernel_size=5,stride=1"} <= set(runs)
+        experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+        hparam_names = {h["name"] for h in experiment["hparamInfos"]}
+        assert {"model.kernel_size", "model.stride", "optimizer.lr"} <= hparam_names
+        metric_tags = {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"hparams/test_acc", "hparams/best_val_acc"} <= metric_tags
+        groups = tb.post("/data/plugin/hparams/session_groups",
+                         {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+                          "colParams": [], "startIndex": 0, "sliceSize": 100})
+        values = [m.get("value") for g in groups["sessionGroups"] for m in g.get("metricValues", [])]
+        assert len(groups["sessionGroups"]) == 3 and values and all(v is not None and v > -1 for v in values)
+
+
+def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):
+    from cnnexp.hydra_support import _fresh_dir
+
+    first, second = _fresh_dir(str(tmp_path / "10-31-02")), _fresh_dir(str(tmp_path / "10-31-02"))
+    assert first != second and second.endswith("10-31-02-2")
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "local"])
+def test_launchers_complete(tmp_path, shared_data, launcher):
+    out = tmp_path / "out"
+    proc = cli("train", "-m", f"hydra/launcher={launcher}", "model.pool=max,avg", *SHORT, f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = sweep_dir(out)
+    names = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert names == ["pool=avg", "pool=max"]
+    assert all(json.loads((folder / n / "results.json").read_text())["status"] == "ok" for n in names)
