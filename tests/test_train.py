@@ -56,3 +56,57 @@ def test_runs_from_another_working_directory(tmp_path, shared_data):
                "test_after_fit=false", f"paths.output_dir={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((only_run_dir(out) / "results.json").read_text())["status"] == "ok"
+
+
+def test_tensorboard_views_are_written(quick_run):
+    run_dir, _ = quick_run
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("test/mistakes", "test/confusion_matrix", "filters/block1",
+                "features/block1", "features/block2", "features/block3"):
+        assert tag in tags["images"], f"{tag} missing from {tags['images']}"
+    filters = acc.Images("filters/block1")
+    assert len(filters) == 2, "one filter grid per epoch"
+    assert (filters[-1].width, filters[-1].height) == (8 * 4 + 1, 4 * 4 + 1), "32 3×3 filters, 8 per row"
+    assert acc.Images("features/block1")[-1].width == 8 * 15 + 1, "8 channels of 14×14 maps per row"
+    assert acc.Images("test/confusion_matrix")[-1].width >= 300
+    assert {"run/config/text_summary", "run/shapes/text_summary"} <= set(tags["tensors"])
+    for tag in ("lr-Adam", "time/epoch_s", "train/images_per_s"):
+        assert tag in tags["scalars"]
+    assert all(v.value > 0 for v in acc.Scalars("train/images_per_s"))
+
+
+def test_real_tensorboard_serves_the_run(quick_run):
+    from tests.tensorboard_server import tensorboard
+
+    run_dir, _ = quick_run
+    with tensorboard(run_dir.parent.parent) as tb:
+        name = f"{run_dir.parent.name}/{run_dir.name}"
+        assert name in tb.runs()
+        scalars = tb.get("/data/plugin/scalars/tags")[name]
+        assert {"train/loss_step", "val/acc", "test/acc", "hparams/test_acc"} <= set(scalars)
+        images = tb.get("/data/plugin/images/tags")[name]
+        assert {"test/mistakes", "test/confusion_matrix", "filters/block1", "features/block3"} <= set(images)
+        series = tb.get(f"/data/plugin/images/images?run={name}&tag=test/mistakes&sample=0")
+        blob = tb.get("/data/plugin/images/" + series[-1]["query"].join(["individualImage?", ""]))
+        assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+        experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert "model.blocks.0.kernel_size" in {h["name"] for h in experiment["hparamInfos"]}
+
+
+def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
+    out = tmp_path / "out"
+    proc = cli("train", "model=convae", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=30",
+               f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = only_run_dir(out)
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    losses = [float(r["val/loss"]) for r in rows]
+    assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    acc.Reload()
+    grid = acc.Images("reconstructions/input_above_output")[-1]
+    assert (grid.width, grid.height) == (8 * 29 + 1, 2 * 29 + 1), "8 inputs above 8 reconstructions, 28×28 each"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "ok" and results["test_loss"] < losses[0]

@@ -137,8 +137,20 @@ class CheckpointSettings:
 
 
 @dataclass
+class ViewSettings:
+    every_n_epochs: int = 1
+    text: bool = True
+    filters: bool = True
+    feature_maps: bool = True
+    mistakes: bool = True
+    confusion_matrix: bool = True
+    reconstructions: bool = True
+
+
+@dataclass
 class CallbackSettings:
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    views: ViewSettings = field(default_factory=ViewSettings)
     progress_bar_refresh: int = 20
 
 
@@ -251,6 +263,7 @@ def check(s: Settings) -> Settings:
 
     c = s.callbacks
     _require(c.checkpoint.mode in ("auto", "min", "max"), "callbacks.checkpoint.mode", c.checkpoint.mode, "auto, min or max")
+    _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
     return s
 

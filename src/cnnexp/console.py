@@ -20,5 +20,6 @@ def quiet_lightning() -> None:
     # in-memory loaders need no worker processes; Lightning suggests them for DataLoaders
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated.*")  # logger.log_graph
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*The number of training batches.*is smaller than the logging interval.*")

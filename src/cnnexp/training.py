@@ -65,8 +65,12 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[st
     started = time.perf_counter()
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    from cnnexp.callbacks.tensorboard_views import view_callbacks
+
     task = task_class(settings.model.task)(run_config)
-    trainer, throughput = build_trainer(settings, run_dir, task)
+    views = view_callbacks(settings, settings.model.task, (run_dir / "config.yaml").read_text(),
+                           (run_dir / "shapes.txt").read_text())
+    trainer, throughput = build_trainer(settings, run_dir, task, views)
     trainer.fit(task, datamodule=datamodule)
 
     checkpoint = trainer.checkpoint_callback
@@ -90,16 +94,28 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[st
 HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
 
 
+def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
+    """{"model": {"blocks": [{"kernel_size": 3}]}} → {"model.blocks.0.kernel_size": 3}: the keys a user
+    types on the command line, with list items by index."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return {prefix: tree if isinstance(tree, (int, float, str, bool)) else str(tree)}
+    flat: Dict[str, Any] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
 def flat_hparams(run_config: dict) -> Dict[str, Any]:
     """What distinguishes runs: model (blocks flattened), optimizer, schedule, batch size, seed."""
-    from lightning.fabric.utilities.logger import _flatten_dict
-
     chosen = {k: run_config[k] for k in ("model", "optimizer", "scheduler") if k in run_config}
     chosen["data"] = {"batch_size": run_config["data"]["batch_size"]}
     chosen["trainer"] = {k: run_config["trainer"][k] for k in ("max_epochs", "precision")}
     chosen["seed"] = run_config["seed"]
-    flat = _flatten_dict(chosen, delimiter=".")
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
+    return flatten(chosen)
 
 
 def log_hparams(trainer, run_config: dict, results: Dict[str, Any]) -> None:

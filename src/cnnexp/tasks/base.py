@@ -19,6 +19,7 @@ class Task(L.LightningModule):
         self.save_hyperparameters({"run_config": run_config}, logger=False)
         self.settings = config.load(run_config)
         self.net = build_network(self.settings.model)
+        self.example_input_array = torch.zeros(1, *self.settings.model.input_shape)  # for the graph
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -20,7 +20,7 @@ class ClassificationTask(Task):
         self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=classes, average="micro")
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def _step(self, batch, stage: str) -> dict:
         x, y = batch                 # (B, 1, 28, 28), (B,)
         logits = self.net(x)         # (B, 10)
         loss = F.cross_entropy(logits, y)
@@ -29,7 +29,7 @@ class ClassificationTask(Task):
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log(f"{stage}/acc", accuracy, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
+        return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -38,7 +38,8 @@ class ClassificationTask(Task):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        logits = self._step(batch, "test")["logits"]
+        return {"probs": torch.softmax(logits.float(), dim=1)}  # for the mistakes and confusion views
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

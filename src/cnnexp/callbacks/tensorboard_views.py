@@ -1,0 +1,174 @@
+"""TensorBoard views that explain a model: its mistakes, confusion matrix, filters, feature maps,
+reconstructions, and the config and shape table as text. Each is a small callback that config
+can switch off (callbacks.views.*); each looks at a handful of images, so costs little."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.utils import make_grid
+
+from cnnexp.data.mnist import MEAN, STD
+
+
+def tensorboard(trainer: L.Trainer):
+    """The SummaryWriter of the run's TensorBoard logger, or None (then views are skipped)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0:
+            return logger.experiment
+    return None
+
+
+def to_pixels(x: torch.Tensor, normalized: bool) -> torch.Tensor:
+    """Model inputs back to [0, 1] pixels for display."""
+    return (x * STD + MEAN).clamp(0, 1) if normalized else x.clamp(0, 1)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: figures are rendered to images, never shown
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+class RunText(L.Callback):
+    """The resolved config and the shape table, so a run in TensorBoard says what it was."""
+
+    def __init__(self, config_yaml: str, shape_table: str):
+        self.config_yaml, self.shape_table = config_yaml, shape_table
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if (tb := tensorboard(trainer)) is not None:
+            tb.add_text("run/config", f"```\n{self.config_yaml}\n```", 0)
+            tb.add_text("run/shapes", f"```\n{self.shape_table}\n```", 0)
+
+
+class FilterImages(L.Callback):
+    """The first conv layer's filters as an image grid, every N epochs: watch them form."""
+
+    def __init__(self, every_n_epochs: int = 1):
+        self.every = every_n_epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        tb = tensorboard(trainer)
+        if tb is None or trainer.current_epoch % self.every:
+            return
+        conv = next(m for m in pl_module.net.features.modules() if isinstance(m, torch.nn.Conv2d))
+        w = conv.weight.detach().float().cpu()          # (out, in, k, k)
+        w = w[:, :1] if w.shape[1] != 3 else w          # first input channel unless RGB
+        grid = make_grid(w, nrow=8, normalize=True, scale_each=True, padding=1, pad_value=1.0)
+        tb.add_image("filters/block1", grid, trainer.global_step)
+
+
+class FeatureMaps(L.Callback):
+    """The output of each conv block for a few fixed validation digits, every N epochs."""
+
+    def __init__(self, every_n_epochs: int = 1, digits: int = 4, channels: int = 8):
+        self.every, self.digits, self.channels = every_n_epochs, digits, channels
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        tb = tensorboard(trainer)
+        if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
+            return
+        x = trainer.datamodule.val_x[: self.digits].to(pl_module.device)
+        maps = []
+        hooks = [block.register_forward_hook(lambda m, i, o: maps.append(o.detach()))
+                 for block in pl_module.net.features]
+        try:
+            with torch.no_grad():
+                pl_module.net.features(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        for n, fmap in enumerate(maps, start=1):      # (digits, C, H, W)
+            tiles = fmap[:, : self.channels].float().cpu().reshape(-1, 1, *fmap.shape[-2:])
+            grid = make_grid(tiles, nrow=min(self.channels, fmap.shape[1]), normalize=True,
+                             scale_each=True, padding=1, pad_value=1.0)
+            tb.add_image(f"features/block{n}", grid, trainer.global_step)
+
+
+class TestMistakes(L.Callback):
+    """After testing: a grid of misclassified digits titled 'pred p (conf) / true t', and the
+    confusion matrix of the whole test set (torchmetrics computes and plots it)."""
+
+    def __init__(self, mistakes: bool = True, confusion_matrix: bool = True, max_images: int = 36):
+        self.want_mistakes, self.want_matrix, self.max_images = mistakes, confusion_matrix, max_images
+        self.matrix = None
+        self.wrong: List[tuple] = []
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
+        self.matrix = MulticlassConfusionMatrix(num_classes=pl_module.settings.model.num_classes)
+        self.wrong = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        x, y = batch
+        probs = outputs["probs"].cpu()
+        self.matrix.update(probs.argmax(1), y.cpu())
+        if len(self.wrong) < self.max_images:
+            conf, pred = probs.max(1)
+            for i in torch.nonzero(pred != y.cpu()).flatten()[: self.max_images - len(self.wrong)]:
+                self.wrong.append((x[i].cpu(), int(pred[i]), int(y[i]), float(conf[i])))
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        tb = tensorboard(trainer)
+        if tb is None:
+            return
+        plt = _figure()
+        if self.want_matrix:
+            fig, _ = self.matrix.plot()
+            fig.set_size_inches(7, 7)
+            tb.add_figure("test/confusion_matrix", fig, trainer.global_step)
+        if self.want_mistakes and self.wrong:
+            cols = 6
+            rows = -(-len(self.wrong) // cols)
+            fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8))
+            normalized = pl_module.settings.data.normalize
+            for ax in axes.flat:
+                ax.axis("off")
+            for ax, (img, pred, true, conf) in zip(axes.flat, self.wrong):
+                ax.imshow(to_pixels(img, normalized)[0], cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"pred {pred} ({conf:.0%})\ntrue {true}", fontsize=8)
+            fig.tight_layout()
+            tb.add_figure("test/mistakes", fig, trainer.global_step)
+        plt.close("all")
+
+
+class Reconstructions(L.Callback):
+    """Autoencoders: a row of fixed validation inputs above their reconstructions, each epoch."""
+
+    def __init__(self, every_n_epochs: int = 1, digits: int = 8):
+        self.every, self.digits = every_n_epochs, digits
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        tb = tensorboard(trainer)
+        if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
+            return
+        x = trainer.datamodule.val_x[: self.digits].to(pl_module.device)
+        with torch.no_grad():
+            x_hat = pl_module(x)
+        normalized = pl_module.settings.data.normalize
+        pairs = torch.cat([to_pixels(x, normalized), to_pixels(x_hat, normalized)]).float().cpu()
+        tb.add_image("reconstructions/input_above_output", make_grid(pairs, nrow=self.digits, padding=1), trainer.global_step)
+
+
+def view_callbacks(settings, task_name: str, config_yaml: str, shape_table: str) -> List[L.Callback]:
+    v = settings.callbacks.views
+    every = v.every_n_epochs
+    chosen: List[Optional[L.Callback]] = [
+        RunText(config_yaml, shape_table) if v.text else None,
+        FilterImages(every) if v.filters else None,
+        FeatureMaps(every) if v.feature_maps else None,
+    ]
+    if task_name == "classification":
+        if v.mistakes or v.confusion_matrix:
+            chosen.append(TestMistakes(v.mistakes, v.confusion_matrix))
+    elif v.reconstructions:
+        chosen.append(Reconstructions(every))
+    return [c for c in chosen if c is not None]
