@@ -158,6 +158,7 @@ class CallbackSettings:
 class Settings:
     seed: int = 42
     test_after_fit: bool = True
+    resume: Optional[str] = None
     paths: PathsSettings = field(default_factory=PathsSettings)
     data: DataSettings = field(default_factory=DataSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -271,12 +272,12 @@ def check(s: Settings) -> Settings:
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
-def _describe_omegaconf_error(e: OmegaConfBaseException) -> SettingsError:
+def _describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None) -> SettingsError:
     key = getattr(e, "full_key", None) or "?"
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, ConfigKeyError) or "not in" in msg:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
-        node = OmegaConf.structured(Settings)
+        node = OmegaConf.structured(schema or Settings)
         known = OmegaConf.select(node, parent) if parent else node
         names = list(known.keys()) if hasattr(known, "keys") else []
         guess = difflib.get_close_matches(key.rsplit(".", 1)[-1], names, n=1)

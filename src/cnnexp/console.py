@@ -13,13 +13,16 @@ class _DropTips(logging.Filter):
 
 def quiet_lightning() -> None:
     """Call after Hydra has set up logging: Lightning's own console handler would print twice."""
-    logging.getLogger("lightning").handlers.clear()
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning_utilities.core.rank_zero"):
         logging.getLogger(name).addFilter(_DropTips())
     # in-memory loaders need no worker processes; Lightning suggests them for DataLoaders
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resume
     warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated.*")  # logger.log_graph
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*The number of training batches.*is smaller than the logging interval.*")

@@ -29,6 +29,15 @@ def _fresh_dir(path: str) -> str:
             n += 1
 
 
+def _run_dir(resume: Any, fresh: str) -> str:
+    """A resumed run continues in its own folder; a new one claims a fresh folder."""
+    return str(Path(resume).resolve()) if resume else _fresh_dir(fresh)
+
+
+def _hydra_subdir(resume: Any, stamp: str) -> str:
+    return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
 def run_name(override_dirname: str) -> str:
     """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied."""
     parts = []
@@ -45,6 +54,8 @@ def register_resolvers() -> None:
     resolvers = {
         "cnnexp.project_dir": (lambda: str(PROJECT_DIR), True),
         "cnnexp.fresh": (_fresh_dir, True),      # cached: resolved once per config
+        "cnnexp.run_dir": (_run_dir, True),
+        "cnnexp.hydra_subdir": (_hydra_subdir, True),
         "cnnexp.run_name": (run_name, False),
     }
     for name, (fn, cache) in resolvers.items():
@@ -86,7 +97,12 @@ def check_settings(cfg: DictConfig) -> "config.Settings":
     """Types, ranges, the shape chain and the output folder; raises SettingsError or ShapeError."""
     settings = config.load(cfg)
     plan(settings.model)
-    check_writable(settings.paths.output_dir)
+    if settings.resume:
+        from cnnexp.runs import choose_checkpoint
+
+        choose_checkpoint(settings.resume, None, which="last", key="resume")
+    else:
+        check_writable(settings.paths.output_dir)
     return settings
 
 
@@ -135,4 +151,6 @@ def name_runs_by_swept_keys(config: DictConfig) -> None:
 
 
 def config_errors() -> tuple:
-    return (config.SettingsError, ShapeError)
+    from cnnexp.runs import RunError
+
+    return (config.SettingsError, ShapeError, RunError)

@@ -31,6 +31,9 @@ def run(cfg: DictConfig) -> dict:
 
     try:  # a sweep reaches here with each job's own settings; a single run was checked already
         settings = check_settings(cfg)
+        resume_from = None
+        if settings.resume:
+            cfg, settings, resume_from = resumed(cfg, settings, list(hc.overrides.task))
     except config_errors() as e:
         record.finish("failed", reason=str(e))
         log.error("invalid settings: %s", e)
@@ -51,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
     share_cores(hc)
 
     try:
-        results = fit_and_test(settings, run_dir, OmegaConf.to_container(cfg, resolve=True))
+        results = fit_and_test(settings, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_from)
     except DataUnavailable as e:
         record.finish("failed", reason=str(e))
         return fail(e) if not multirun else record.data
@@ -70,6 +73,33 @@ def run(cfg: DictConfig) -> dict:
     elif "test_loss" in data:
         log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
     return data
+
+
+def resumed(cfg: DictConfig, settings, overrides: list):
+    """The run folder's own config (plus any dotted overrides, e.g. trainer.max_epochs=20 to extend
+    it) and its last checkpoint, checked before anything is written."""
+    from cnnexp.runs import RunError, choose_checkpoint, load_checkpoint
+
+    folder = Path(settings.resume)
+    saved = OmegaConf.load(folder / "config.yaml")
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "resume":
+            continue
+        if "." not in key.lstrip("+~"):
+            raise RunError(f"{item}: a resumed run keeps its model, data and optimizer groups; "
+                           "only dotted overrides (e.g. trainer.max_epochs=20) apply")
+        OmegaConf.update(saved, key.lstrip("+~"), yaml_value(value), force_add=False)
+    saved.resume = str(folder)
+    checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
+    load_checkpoint(checkpoint)  # truncated or foreign: RunError now, not mid-way through fit
+    return saved, check_settings(saved), checkpoint
+
+
+def yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
 
 
 def share_cores(hc) -> None:

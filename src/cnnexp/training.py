@@ -53,7 +53,7 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
     return trainer, throughput
 
 
-def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[str, Any]:
+def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_from: Path | None = None) -> Dict[str, Any]:
     """Train, test the best checkpoint, and return the run's metrics."""
     import lightning as L
 
@@ -71,7 +71,7 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[st
     views = view_callbacks(settings, settings.model.task, (run_dir / "config.yaml").read_text(),
                            (run_dir / "shapes.txt").read_text())
     trainer, throughput = build_trainer(settings, run_dir, task, views)
-    trainer.fit(task, datamodule=datamodule)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
 
     checkpoint = trainer.checkpoint_callback
     metric = checkpoint.monitor
@@ -83,7 +83,7 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict) -> Dict[st
     }
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
-        tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+        tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
         results.update({k.replace("/", "_"): round(float(v), 6) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["wall_s"] = round(time.perf_counter() - started, 1)

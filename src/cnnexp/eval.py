@@ -1,0 +1,79 @@
+"""`python -m cnnexp.eval run=FOLDER` (or ckpt=FILE): test a trained model again, from the run
+folder alone — the network is rebuilt from the checkpoint's own config.
+
+    python -m cnnexp.eval run=outputs/2026-11-25/10-31-02 [split=val] [data.root=DIR] [json=true]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from cnnexp.config import SettingsError
+from cnnexp.hydra_support import fail
+from cnnexp.runs import RunError, load_task
+
+
+@dataclass
+class EvalData:
+    root: Optional[str] = None  # where MNIST is, if not where the run found it
+
+
+@dataclass
+class EvalArgs:
+    run: Optional[str] = None
+    ckpt: Optional[str] = None
+    split: str = "test"
+    json: bool = False
+    data: EvalData = field(default_factory=EvalData)
+
+
+def evaluate(args: EvalArgs) -> dict:
+    from cnnexp.console import quiet_lightning
+
+    import lightning as L
+
+    quiet_lightning()
+    from cnnexp.data.mnist import MNISTDataModule
+
+    task, path = load_task(args.run, args.ckpt, args.data.root)
+    datamodule = MNISTDataModule(task.settings.data, seed=task.settings.seed)
+    t = task.settings.trainer  # the run's own precision and evaluation limits: the same numbers again
+    trainer = L.Trainer(accelerator="auto", devices=1, precision=t.precision, logger=False,
+                        limit_test_batches=t.limit_test_batches, limit_val_batches=t.limit_val_batches,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    run = trainer.validate if args.split == "val" else trainer.test
+    metrics = run(task, datamodule=datamodule, verbose=False)[0]
+    return {"checkpoint": str(path), "split": args.split, **{k: round(float(v), 6) for k, v in metrics.items()}}
+
+
+def main(argv=None) -> None:
+    from cnnexp import cli_args
+
+    try:
+        args = cli_args.parse(EvalArgs, argv)
+        if args.split not in ("test", "val"):
+            raise SettingsError("split", args.split, "test or val")
+        result = evaluate(args)
+    except (SettingsError, RunError) as e:
+        fail(e)
+    except Exception as e:  # data problems and the like: one line, not a traceback wall
+        from cnnexp.data.sources import DataUnavailable
+
+        if isinstance(e, DataUnavailable):
+            fail(e)
+        raise
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['checkpoint']} on the {args.split} set:")
+        for key, value in result.items():
+            if "/" in key:
+                print(f"  {key:<12} {100 * value:.2f} %" if key.endswith("acc") else f"  {key:<12} {value:.4f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

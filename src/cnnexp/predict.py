@@ -1,0 +1,125 @@
+"""`python -m cnnexp.predict run=FOLDER images='my_digits/*.png'`: classify your own digit images.
+
+Any PNG/JPEG, any size or colour, is turned into an MNIST-style digit first: greyscale; inverted
+when the background is light (MNIST digits are white on black); cropped to the ink; scaled so the
+longer side is 20 px; placed in a 28×28 frame with its centre of mass at the centre.
+
+    python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 images='digits/*.png' [top=3] [json=true]
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from cnnexp.config import SettingsError
+from cnnexp.hydra_support import fail
+from cnnexp.runs import RunError, load_task
+
+
+@dataclass
+class PredictArgs:
+    run: Optional[str] = None
+    ckpt: Optional[str] = None
+    images: Optional[str] = None  # a file, a folder, or a glob pattern
+    top: int = 3
+    json: bool = False
+
+
+def mnist_style(path: Path):
+    """An image file → 28×28 float tensor in [0, 1], white digit on black, centred like MNIST."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)  # transparent → white paper
+            gray = im.convert("L")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise RunError(f"{path}: not a readable image ({e})") from None
+    a = np.asarray(gray, dtype=np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    if border.mean() > 127:                     # dark ink on light paper → MNIST's white on black
+        gray = ImageOps.invert(gray)
+        a = 255 - a
+    ink = a > 0.25 * a.max() if a.max() > 0 else np.zeros_like(a, bool)
+    if not ink.any():
+        return torch.zeros(28, 28)
+    rows, cols = np.where(ink.any(1))[0], np.where(ink.any(0))[0]
+    digit = gray.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+    scale = 20 / max(digit.size)
+    digit = digit.resize((max(1, round(digit.width * scale)), max(1, round(digit.height * scale))), Image.LANCZOS)
+    d = np.asarray(digit, dtype=np.float32)
+    ys, xs = np.indices(d.shape)
+    mass = d.sum() or 1.0
+    cy, cx = (ys * d).sum() / mass, (xs * d).sum() / mass
+    canvas = np.zeros((28, 28), np.float32)
+    top, left = int(round(14 - cy)), int(round(14 - cx))
+    top, left = min(max(top, 0), 28 - d.shape[0]), min(max(left, 0), 28 - d.shape[1])
+    canvas[top:top + d.shape[0], left:left + d.shape[1]] = d
+    return torch.from_numpy(canvas / 255.0)
+
+
+def find_images(pattern: str) -> List[Path]:
+    path = Path(pattern).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(path)))
+    if not files:
+        raise RunError(f"images={pattern}: no image files found")
+    return files
+
+
+def predict(args: PredictArgs) -> List[dict]:
+    import torch
+
+    from cnnexp.data.mnist import to_float
+
+    if not args.images:
+        raise SettingsError("images", None, "a file, folder or glob, e.g. images='my_digits/*.png'")
+    task, _ = load_task(args.run, args.ckpt)
+    if task.settings.model.task != "classification":
+        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify digits")
+    files = find_images(args.images)
+    pixels = torch.stack([mnist_style(f) for f in files])        # all read before any is predicted
+    x = to_float((pixels * 255).round().to(torch.uint8)[:, None], task.settings.data.normalize)
+    with torch.no_grad():
+        probs = torch.softmax(task(x), dim=1)
+    results = []
+    for f, p in zip(files, probs):
+        top = torch.topk(p, min(args.top, len(p)))
+        results.append({"file": str(f), "digit": int(top.indices[0]),
+                        "top": [{"digit": int(i), "probability": round(float(v), 4)} for v, i in zip(top.values, top.indices)]})
+    return results
+
+
+def main(argv=None) -> None:
+    from cnnexp import cli_args
+
+    try:
+        args = cli_args.parse(PredictArgs, argv)
+        if args.top < 1:
+            raise SettingsError("top", args.top, "an integer ≥ 1")
+        results = predict(args)
+    except (SettingsError, RunError) as e:
+        fail(e)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    width = max(len(r["file"]) for r in results)
+    for r in results:
+        tops = "  ".join(f"{t['digit']}: {100 * t['probability']:5.1f} %" for t in r["top"])
+        print(f"{r['file']:<{width}}  → {r['digit']}   ({tops})")
+
+
+if __name__ == "__main__":
+    main()
