@@ -1,0 +1,90 @@
+"""MNIST's IDX files: the official checksums, parsing, and atomic writes. No torch needed."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional
+
+# sha256 of the *uncompressed* IDX bytes (gzip output differs between encoders; the bytes do not).
+SHA256: Dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+# md5 of the .gz files on the public mirrors (what torchvision checks when it downloads).
+MIRROR_GZ_MD5: Dict[str, str] = {
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+FILES = tuple(SHA256)
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+class CorruptFile(ValueError):
+    pass
+
+
+def raw_dir(root: str | Path) -> Path:
+    return Path(root) / "MNIST" / "raw"
+
+
+def read_verified(path: Path, name: str) -> bytes:
+    """The uncompressed bytes of `path` (.gz or plain), or CorruptFile if they are not MNIST's."""
+    try:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise CorruptFile(f"{path}: unreadable ({e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256[name]:
+        raise CorruptFile(f"{path}: sha256 of the uncompressed bytes is {digest[:12]}…, "
+                          f"expected {SHA256[name][:12]}… (truncated or altered)")
+    return data
+
+
+def find_local(root: str | Path, name: str) -> Optional[Path]:
+    """The file for `name` under root/MNIST/raw, plain or .gz, if there is one."""
+    for candidate in (raw_dir(root) / name, raw_dir(root) / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_images(pixels: bytes, n: int, rows: int = 28, cols: int = 28) -> bytes:
+    return struct.pack(">IIII", IMAGE_MAGIC, n, rows, cols) + pixels
+
+
+def encode_labels(labels: bytes, n: int) -> bytes:
+    return struct.pack(">II", LABEL_MAGIC, n) + labels
+
+
+def header(data: bytes) -> tuple:
+    """(magic, dims…) of an IDX file's bytes."""
+    magic, n = struct.unpack(">II", data[:8])
+    if magic == IMAGE_MAGIC:
+        return (magic, n) + struct.unpack(">II", data[8:16])
+    return magic, n
