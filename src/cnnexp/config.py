@@ -155,6 +155,12 @@ class CallbackSettings:
 
 
 @dataclass
+class PerformanceSettings:
+    channels_last: Any = "auto"  # auto: on with bf16 precision; true / false
+    compile: bool = False        # torch.compile the network
+
+
+@dataclass
 class Settings:
     seed: int = 42
     test_after_fit: bool = True
@@ -167,6 +173,7 @@ class Settings:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     logger: LoggerSettings = field(default_factory=LoggerSettings)
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
 
 
 # ---------------------------------------------------------------- choices and ranges
@@ -261,6 +268,9 @@ def check(s: Settings) -> Settings:
     _require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer ≥ 1")
     _require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer ≥ 1")
     _require(t.deterministic in (True, False, "warn"), "trainer.deterministic", t.deterministic, 'true, false or "warn"')
+
+    _require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
+             s.performance.channels_last, "auto, true or false")
 
     c = s.callbacks
     _require(c.checkpoint.mode in ("auto", "min", "max"), "callbacks.checkpoint.mode", c.checkpoint.mode, "auto, min or max")

@@ -34,7 +34,6 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
         EpochCSV(run_dir / "metrics.csv"),
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                         save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False),
-        LearningRateMonitor(logging_interval="epoch"),
         *extra_callbacks,
     ]
     t = settings.trainer
@@ -47,6 +46,8 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
                                          default_hp_metric=False, log_graph=settings.logger.log_graph))
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     kwargs: Dict[str, Any] = {k: v for k, v in vars(t).items() if k != "enable_progress_bar"}
     trainer = L.Trainer(**kwargs, enable_progress_bar=show_bar, callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), enable_checkpointing=True)
@@ -56,6 +57,7 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
 def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_from: Path | None = None) -> Dict[str, Any]:
     """Train, test the best checkpoint, and return the run's metrics."""
     import lightning as L
+    import torch
 
     quiet_lightning()
 
@@ -63,6 +65,8 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_fro
     from cnnexp.tasks import task_class
 
     started = time.perf_counter()
+    # Denormal floats (tiny late-training gradients) take a slow path on x86 CPUs; as zeros they do not.
+    torch.set_flush_denormal(True)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
     from cnnexp.callbacks.tensorboard_views import view_callbacks
@@ -79,6 +83,7 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_fro
         "params": sum(p.numel() for p in task.parameters()),
         "epochs": trainer.current_epoch,
         "images_per_s": round(throughput.images_per_s, 1),
+        "first_step_unix": throughput.first_step_unix,
         f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
     }
     if settings.test_after_fit:

@@ -13,9 +13,14 @@ class Throughput(L.Callback):
         self.started = 0.0
         self.train_seconds = 0.0  # training steps only, all epochs: the run's images/s
         self.train_images = 0
+        self.first_step_unix = None  # wall clock of the first training step: startup = this − launch
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.images, self.started = 0, time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.first_step_unix is None:
+            self.first_step_unix = time.time()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.images += len(batch[1])

@@ -41,7 +41,7 @@ def conv_blocks(layers: List[Layer]) -> nn.Sequential:
                 padding = 0
             parts.add_module("conv", nn.Conv2d(layer.in_shape[0], layer.out_shape[0],
                                                layer.kernel, layer.stride, padding))
-            parts.add_module("relu", nn.ReLU())
+            parts.add_module("relu", nn.ReLU(inplace=True))  # conv backward needs its input, not output
         elif layer.kind in POOLS:
             parts.add_module("pool", POOLS[layer.kind](layer))
     return nn.Sequential(blocks)
@@ -61,7 +61,7 @@ class ConvClassifier(nn.Module):
             nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
             head.append(linear)
             if n < len(linears) - 1:
-                head += [nn.ReLU(), nn.Dropout(model_settings.head.dropout)]
+                head += [nn.ReLU(inplace=True), nn.Dropout(model_settings.head.dropout)]
         self.head = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,17 +21,35 @@ class Task(L.LightningModule):
         self.net = build_network(self.settings.model)
         self.example_input_array = torch.zeros(1, *self.settings.model.input_shape)  # for the graph
 
+    def configure_model(self) -> None:
+        """Memory format and compilation, once the device and precision are known."""
+        perf = self.settings.performance
+        precision = str(self.trainer.precision) if self._trainer is not None else ""
+        channels_last = perf.channels_last is True or (perf.channels_last == "auto" and "bf16" in precision)
+        if channels_last:  # NHWC: what oneDNN/cuDNN's bf16 convolutions are fastest with
+            self.net = self.net.to(memory_format=torch.channels_last)
+        if perf.compile and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            self.net = torch.compile(self.net)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        # Batches drawn from tensors already on the device need no walk through the collection.
+        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def configure_optimizers(self):
         o, sc = self.settings.optimizer, self.settings.scheduler
+        # fused: one kernel for the whole update instead of a loop over tensors (5–15 % of a CPU step)
+        fused = True if self.device.type in ("cpu", "cuda") else None
         if o.name == "sgd":
             optimizer = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         elif o.name == "adamw":
-            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=fused)
         else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=fused)
         if sc.name == "one_cycle":
             schedule = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=sc.max_lr, total_steps=int(self.trainer.estimated_stepping_batches))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
 
 from cnnexp.tasks.base import Task
 
@@ -15,8 +16,9 @@ class ClassificationTask(Task):
     def __init__(self, run_config: dict):
         super().__init__(run_config)
         classes = self.settings.model.num_classes
-        # one metric object per stage: their running states must not mix
-        self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
+        # Validation and test accumulate exact counts in metric objects. Training logs each batch's
+        # accuracy (functional: no metric state to copy every step) and Lightning averages them,
+        # weighted by batch size, for the epoch value.
         self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=classes, average="micro")
 
@@ -24,10 +26,15 @@ class ClassificationTask(Task):
         x, y = batch                 # (B, 1, 28, 28), (B,)
         logits = self.net(x)         # (B, 10)
         loss = F.cross_entropy(logits, y)
-        accuracy = getattr(self, f"{stage}_acc")
-        accuracy(logits, y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
+        if on_step:
+            accuracy = multiclass_accuracy(logits.detach(), y, self.settings.model.num_classes,
+                                           average="micro", validate_args=False)
+        else:
+            accuracy = getattr(self, f"{stage}_acc")
+            accuracy(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y),
+                 sync_dist=not on_step)  # evaluation loss averaged over DDP ranks
         self.log(f"{stage}/acc", accuracy, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
         return {"loss": loss, "logits": logits.detach()}
 

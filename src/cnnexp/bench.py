@@ -1,0 +1,328 @@
+"""`python -m cnnexp.bench`: training speed of the reference CNN, measured against baselines in
+the same process, interleaved round by round (this machine is noisy: only ratios count).
+
+    a  the reference notebook's loop: torchvision MNIST + ToTensor + DataLoader, plain PyTorch
+    b  a plain PyTorch loop over the in-memory tensors cnnexp's data module holds
+    c  cnnexp's own training: Lightning, default config, logging and progress bar on
+    d  c with trainer.precision=bf16-mixed
+
+then the startup time (launch → first training step), a small sweep run sequentially and with
+hydra/launcher=parallel, and (accuracy=true) wall time to 99.2 % test accuracy for the default
+recipe and experiment=fast. Options are key=value; other key=value pairs override the config:
+
+    python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Dict, List
+
+
+@dataclass
+class BenchArgs:
+    rounds: int = 3          # interleaved rounds of a, b, c, d
+    steps: int = 50          # timed training steps per measurement (batch 128)
+    warmup: int = 5          # untimed steps first
+    startup: bool = True     # launch → first training step
+    sweep: bool = True       # 4-run sweep: sequential vs hydra/launcher=parallel
+    accuracy: bool = True    # time to 99.2 % test accuracy: default recipe vs experiment=fast (~10 min)
+    target: float = 0.992
+
+
+# ------------------------------------------------------------------ helpers
+def compose_settings(overrides: List[str]):
+    from hydra import compose, initialize_config_dir
+
+    from cnnexp import CONF_DIR, config
+    from cnnexp.hydra_support import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    from omegaconf import OmegaConf
+
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    return config.load(run_config), run_config
+
+
+def timed_steps(step: Callable[[], None], steps: int, warmup: int, batch: int) -> float:
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - started)
+
+
+def notebook_network(settings):
+    """The same layers as cnnexp's, written as the notebook writes them (ReLU not in place)."""
+    import torch
+
+    from cnnexp.models import build_network
+
+    model = build_network(settings.model).train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    return model
+
+
+# ------------------------------------------------------------------ a. the notebook's loop
+def notebook_loop(settings, raw_root: Path, steps: int, warmup: int) -> float:
+    import torch
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    dataset = datasets.MNIST(root=str(raw_root), train=True, transform=transforms.ToTensor(), download=False)
+    loader = iter(DataLoader(dataset, batch_size=settings.data.batch_size, shuffle=True, drop_last=True))
+    model = notebook_network(settings)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.optimizer.lr)
+    criterion = torch.nn.CrossEntropyLoss()
+    avg_cost = 0
+    torch.set_flush_denormal(False)  # the notebook's defaults (cnnexp's training flushes them)
+
+    def step():
+        nonlocal avg_cost
+        X, Y = next(loader)
+        optimizer.zero_grad()
+        cost = criterion(model(X), Y)
+        cost.backward()
+        optimizer.step()
+        avg_cost = avg_cost + cost / 429  # as the notebook does (each step's graph node stays alive)
+
+    return timed_steps(step, steps, warmup, settings.data.batch_size)
+
+
+def uncompressed_copy(data_root: str, into: Path) -> Path:
+    """torchvision's MNIST reads uncompressed IDX files from root/MNIST/raw."""
+    from cnnexp.data import idx
+
+    raw = into / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in idx.FILES:
+        path = idx.find_local(data_root, name)
+        (raw / name).write_bytes(idx.read_verified(path, name))
+    return into
+
+
+# ------------------------------------------------------------------ b. plain loop, in-memory tensors
+def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
+    import torch
+    import torch.nn.functional as F
+
+
+    torch.set_flush_denormal(False)
+    model = notebook_network(settings)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.optimizer.lr)
+    x, y, b = datamodule.train_x, datamodule.train_y, settings.data.batch_size
+    order = torch.randperm(len(x))
+    position = 0
+
+    def step():
+        nonlocal position
+        idx = order[position : position + b]
+        position += b
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return timed_steps(step, steps, warmup, b)
+
+
+# ------------------------------------------------------------------ c/d. cnnexp's own training
+def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir: Path) -> float:
+    import lightning as L
+    import torch
+
+    from cnnexp import config
+    from cnnexp.tasks import task_class
+    from cnnexp.training import build_trainer
+
+    class StepTimer(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == warmup:
+                self.started = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == warmup + steps - 1:
+                self.seconds = time.perf_counter() - self.started
+
+    cfg = json.loads(json.dumps(run_config))
+    cfg["trainer"].update(max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
+    settings = config.load(cfg)
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    task = task_class(settings.model.task)(cfg)
+    timer = StepTimer()
+    trainer, _ = build_trainer(settings, run_dir, task, [timer])
+    torch.set_flush_denormal(True)  # as fit_and_test does
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(task, datamodule=datamodule)  # the progress bar runs, out of sight
+    return steps * settings.data.batch_size / timer.seconds
+
+
+# ------------------------------------------------------------------ startup and sweeps (subprocesses)
+def cli(args: List[str], cwd: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "cnnexp.train", *args], cwd=cwd, capture_output=True, text=True)
+    return proc.returncode, time.perf_counter() - started
+
+
+def startup_seconds(overrides: List[str], workdir: Path) -> float:
+    out = workdir / "startup"
+    launched = time.time()
+    rc, _ = cli([*overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
+                 "test_after_fit=false", "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
+    results = json.loads(next(out.glob("*/*/results.json")).read_text())
+    return results["first_step_unix"] - launched
+
+
+def sweep_seconds(overrides: List[str], workdir: Path, parallel: bool) -> float:
+    grid = ["-m", "model.kernel_size=3,5", "model.pool=max,avg"]
+    extra = ["hydra/launcher=parallel"] if parallel else []
+    rc, seconds = cli([*grid, *extra, *overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=60",
+                       "trainer.limit_val_batches=5", "trainer.limit_test_batches=5", "callbacks.progress_bar_refresh=0",
+                       f"paths.output_dir={workdir / ('parallel' if parallel else 'sequential')}"], workdir)
+    if rc != 0:
+        raise RuntimeError(f"the {'parallel' if parallel else 'sequential'} sweep failed (exit {rc})")
+    return seconds
+
+
+# ------------------------------------------------------------------ time to accuracy
+def time_to_accuracy(overrides: List[str], target: float, workdir: Path, datamodule) -> Dict[str, float]:
+    """Train a recipe to its end; after each epoch test the weights (untimed) and note when test
+    accuracy first reaches the target. Returns seconds to target, total seconds, final test accuracy."""
+    import lightning as L
+    import torch
+
+    from cnnexp import config
+    from cnnexp.tasks import task_class
+    from cnnexp.training import build_trainer
+
+    _, run_config = compose_settings(overrides)
+    settings = config.load(run_config)
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.paused, self.reached, self.accuracies = 0.0, None, []
+
+        def on_fit_start(self, trainer, pl_module):
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            pause = time.perf_counter()
+            pl_module.eval()
+            correct = 0
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in settings.trainer.precision):
+                for i in range(0, len(datamodule.test_x), 1000):
+                    logits = pl_module(datamodule.test_x[i : i + 1000])
+                    correct += (logits.argmax(1) == datamodule.test_y[i : i + 1000]).sum().item()
+            pl_module.train()
+            accuracy = correct / len(datamodule.test_x)
+            self.accuracies.append(accuracy)
+            self.paused += time.perf_counter() - pause
+            if self.reached is None and accuracy >= target:
+                self.reached = time.perf_counter() - self.started - self.paused
+
+        def on_fit_end(self, trainer, pl_module):
+            self.total = time.perf_counter() - self.started - self.paused
+
+    clock = Clock()
+    task = task_class(settings.model.task)(run_config)
+    trainer, _ = build_trainer(settings, Path(tempfile.mkdtemp(dir=workdir)), task, [clock])
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(task, datamodule=datamodule)
+    return {"to_target_s": clock.reached, "total_s": clock.total, "final_test_acc": clock.accuracies[-1],
+            "best_test_acc": max(clock.accuracies), "epochs": len(clock.accuracies)}
+
+
+# ------------------------------------------------------------------ the report
+def main(argv: List[str] | None = None) -> None:
+    from omegaconf import OmegaConf
+
+    from cnnexp import cli_args
+    from cnnexp.config import SettingsError
+    from cnnexp.console import quiet_lightning
+    from cnnexp.hydra_support import fail
+
+    argv = sys.argv[1:] if argv is None else argv
+    ours = {f.name for f in fields(BenchArgs)}
+    bench_argv = [a for a in argv if a.split("=", 1)[0] in ours]
+    overrides = [a for a in argv if a not in bench_argv]
+    try:
+        args = cli_args.parse(BenchArgs, bench_argv)
+        settings, run_config = compose_settings(overrides)
+    except SettingsError as e:
+        fail(e)
+
+    import lightning as L
+    import torch
+
+    quiet_lightning()
+    from cnnexp.data.mnist import MNISTDataModule
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"command: python -m cnnexp.bench {' '.join(argv)}\n")
+    L.seed_everything(0, verbose=False)
+    datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    bf16_config = json.loads(json.dumps(run_config))
+    bf16_config["trainer"]["precision"] = "bf16-mixed"
+    with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
+        work = Path(tmp)
+        raw_root = uncompressed_copy(settings.data.root, work / "notebook-data")
+        measures = {
+            "a notebook loop (DataLoader + ToTensor)": lambda: notebook_loop(settings, raw_root, args.steps, args.warmup),
+            "b plain loop, in-memory tensors": lambda: tensor_loop(settings, datamodule, args.steps, args.warmup),
+            "c cnnexp (Lightning, default config)": lambda: lightning_run(run_config, datamodule, args.steps, args.warmup, work),
+            "d cnnexp, bf16-mixed": lambda: lightning_run(bf16_config, datamodule, args.steps, args.warmup, work),
+        }
+        samples: Dict[str, List[float]] = {name: [] for name in measures}
+        for r in range(args.rounds):
+            for name, measure in measures.items():
+                samples[name].append(measure())
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n[0]} {v[-1]:,.0f}" for n, v in samples.items()), flush=True)
+        med = {name[0]: statistics.median(v) for name, v in samples.items()}
+        print("\nimages/s (median of rounds)")
+        for name, values in samples.items():
+            print(f"  {name:<42} {statistics.median(values):>8,.0f}   ({', '.join(f'{v:,.0f}' for v in values)})")
+        print(f"\nratios: c/a = {med['c'] / med['a']:.2f} (target ≥ 1.2)   c/b = {med['c'] / med['b']:.2f} (target ≥ 0.95)"
+              f"   d/c = {med['d'] / med['c']:.2f} (target ≥ 1.5)")
+        if args.startup:
+            print(f"startup (launch → first training step): {startup_seconds(overrides, work):.1f} s")
+        if args.sweep:
+            seq, par = sweep_seconds(overrides, work, False), sweep_seconds(overrides, work, True)
+            print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster")
+        if args.accuracy:
+            print(f"\ntime to {100 * args.target:.1f} % test accuracy (test set checked after each epoch, untimed):")
+            recipes = {"default (15 epochs, fp32)": [], "experiment=fast": ["experiment=fast"],
+                       "experiment=fast, fp32": ["experiment=fast", "trainer.precision=32-true"]}
+            found = {}
+            for name, extra in recipes.items():
+                found[name] = r = time_to_accuracy([*overrides, *extra], args.target, work, datamodule)
+                reached = f"{r['to_target_s']:.0f} s" if r["to_target_s"] is not None else "not reached"
+                print(f"  {name:<28} {reached:>12}; whole run {r['total_s']:.0f} s, {r['epochs']} epochs, "
+                      f"final test acc {100 * r['final_test_acc']:.2f} %", flush=True)
+            default, fast = found["default (15 epochs, fp32)"], found["experiment=fast"]
+            print(f"fast / default whole-run time: {fast['total_s'] / default['total_s']:.2f} (target ≤ 0.20); "
+                  f"bf16 − fp32 test accuracy (fast recipe): "
+                  f"{100 * (fast['final_test_acc'] - found['experiment=fast, fp32']['final_test_acc']):+.2f} points")
+
+
+if __name__ == "__main__":
+    main()
