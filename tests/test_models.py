@@ -145,3 +145,30 @@ def test_whole_networks_match_their_plan(k, s, padding, pool, blocks, h):
         out = net(x)
         if name == "convae":
             assert out.shape == x.shape, "the reconstruction has exactly the input's size"
+
+
+def test_shapes_command_prints_the_reference_table():
+    from tests.conftest import cli
+
+    proc = cli("shapes", "model=cnn3")
+    assert proc.returncode == 0
+    assert "128×4×4   →  2048" in proc.stdout and "1,379,557" in proc.stdout
+    proc = cli("shapes", "model=convae", "model.padding=same", "model.kernel_size=4")
+    assert proc.returncode == 0 and "1×28×28" in proc.stdout.splitlines()[-2]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["model.kernel_size=7", "model.stride=2"], "block2 maxpool: ⌊(1 + 2·0 − 2)/2⌋ + 1 = 0 < 1"),
+    (["model.kernel_size=7", "model.padding=0"], "block3 conv: ⌊(2 + 2·0 − 7)/1⌋ + 1 = −4 < 1"),
+    (["model.blocks.2.pool_padding=2"], "block3 maxpool: padding 2 is more than half the 3×3 window"),
+    (["model.kernel_size=0"], "model.kernel_size=0 is not valid: an integer ≥ 1"),
+    (["model.blocks.1.channels=-4"], "model.blocks.1.channels=-4 is not valid"),
+    (["model.padding=-1"], "model.padding=-1 is not valid"),
+])
+def test_impossible_settings_stop_before_any_folder(tmp_path, overrides, words):
+    from tests.conftest import cli
+
+    out = tmp_path / "outputs"
+    proc = cli("train", *overrides, f"paths.output_dir={out}")
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()

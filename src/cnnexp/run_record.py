@@ -25,16 +25,19 @@ def read_results(run_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 class RunRecord:
-    def __init__(self, run_dir: Path, overrides: list):
+    def __init__(self, run_dir: Path, overrides: list, write: bool = True):
         self.path = Path(run_dir) / RESULTS
         self.data: Dict[str, Any] = {"status": "running", "overrides": overrides,
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.t0 = time.perf_counter()
-        write_json_atomic(self.path, self.data)
+        self.write = write
+        if write:
+            write_json_atomic(self.path, self.data)
 
     def finish(self, status: str, reason: str = "", **metrics: Any) -> Dict[str, Any]:
         self.data.update(status=status, seconds=round(time.perf_counter() - self.t0, 1), **metrics)
         if reason:
             self.data["reason"] = reason
-        write_json_atomic(self.path, self.data)
+        if self.write:
+            write_json_atomic(self.path, self.data)
         return self.data

@@ -27,7 +27,9 @@ def run(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    record = RunRecord(run_dir, list(hc.overrides.task))
+    # DDP starts one process per device with the same command: only rank 0 writes the run's files
+    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    record = RunRecord(run_dir, list(hc.overrides.task), write=rank_zero)
 
     try:  # a sweep reaches here with each job's own settings; a single run was checked already
         settings = check_settings(cfg)
@@ -44,14 +46,15 @@ def run(cfg: DictConfig) -> dict:
 
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     table = format_table(plan(settings.model))
-    (run_dir / "config.yaml").write_text(resolved)
-    (run_dir / "shapes.txt").write_text(table + "\n")
-    log.info("run folder: %s\n%s\n%s", run_dir, resolved, table)
+    if rank_zero:
+        (run_dir / "config.yaml").write_text(resolved)
+        (run_dir / "shapes.txt").write_text(table + "\n")
+        log.info("run folder: %s\n%s\n%s", run_dir, resolved, table)
 
     from cnnexp.data.sources import DataUnavailable
     from cnnexp.training import fit_and_test
 
-    share_cores(hc)
+    share_cores(hc, settings)
 
     try:
         results = fit_and_test(settings, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_from)
@@ -102,12 +105,16 @@ def yaml_value(text: str):
     return yaml.safe_load(text)
 
 
-def share_cores(hc) -> None:
-    """Sweep jobs that run side by side split the cores: jobs × torch threads ≤ cores."""
+def share_cores(hc, settings) -> None:
+    """Processes that run side by side split the cores: processes × torch threads ≤ cores.
+    They are parallel sweep jobs, or DDP's CPU processes."""
     launcher = hc.launcher if "launcher" in hc else {}
-    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
+    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None) or 1
     cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)  # submitit (SLURM or local)
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs and n_jobs > 1 else cpus
+    t = settings.trainer
+    if t.strategy.startswith("ddp") and t.accelerator == "cpu" and isinstance(t.devices, int):
+        n_jobs *= t.devices
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else cpus
     if threads:
         import torch
 

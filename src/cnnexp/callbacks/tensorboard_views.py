@@ -117,12 +117,13 @@ class TestMistakes(L.Callback):
                 self.wrong.append((x[i].cpu(), int(pred[i]), int(y[i]), float(conf[i])))
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
+        matrix = self.matrix.compute()  # every rank: under DDP this gathers the counts of all of them
         tb = tensorboard(trainer)
         if tb is None:
             return
         plt = _figure()
         if self.want_matrix:
-            fig, _ = self.matrix.plot()
+            fig, _ = self.matrix.plot(val=matrix)
             fig.set_size_inches(7, 7)
             tb.add_figure("test/confusion_matrix", fig, trainer.global_step)
         if self.want_mistakes and self.wrong:

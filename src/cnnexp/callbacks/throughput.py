@@ -29,8 +29,9 @@ class Throughput(L.Callback):
         seconds = time.perf_counter() - self.started
         self.train_seconds += seconds
         self.train_images += self.images
-        pl_module.log("time/epoch_s", seconds, on_epoch=True)
-        pl_module.log("train/images_per_s", self.images / max(seconds, 1e-9), on_epoch=True)
+        # this process's share; under DDP rank 0 speaks for itself (all ranks run in step)
+        pl_module.log("time/epoch_s", seconds, on_epoch=True, rank_zero_only=True)
+        pl_module.log("train/images_per_s", self.images / max(seconds, 1e-9), on_epoch=True, rank_zero_only=True)
 
     @property
     def images_per_s(self) -> float:

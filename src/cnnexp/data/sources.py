@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -33,8 +34,11 @@ Fetched = Dict[str, bytes]  # file name → verified uncompressed bytes
 def from_mirrors(names: List[str], mirrors: List[str], timeout: float) -> Tuple[Fetched, List[str]]:
     got: Fetched = {}
     errors: List[str] = []
+    unreachable: set = set()  # a mirror that cannot be reached is not tried again for the next file
     for name in names:
         for mirror in mirrors:
+            if mirror in unreachable:
+                continue
             url = f"{mirror.rstrip('/')}/{name}.gz"
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -50,6 +54,8 @@ def from_mirrors(names: List[str], mirrors: List[str], timeout: float) -> Tuple[
                 break
             except Exception as e:  # network errors come in many classes; each is reported
                 errors.append(f"{url}: {e}")
+                if isinstance(e, (urllib.error.URLError, TimeoutError)) and not isinstance(e, urllib.error.HTTPError):
+                    unreachable.add(mirror)
     return got, errors
 
 

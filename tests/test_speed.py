@@ -1,0 +1,30 @@
+"""The benchmark runs end to end (its numbers are reported, not asserted), and DDP splits the work."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import QUICK, cli, only_run_dir
+
+
+def test_bench_reports_every_measure_and_ratio(shared_data):
+    proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1",
+               "sweep=false", "accuracy=false", "startup=true", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for words in ("a notebook loop", "b plain loop", "c cnnexp", "d cnnexp, bf16-mixed",
+                  "c/a = ", "c/b = ", "d/c = ", "startup (launch → first training step)"):
+        assert words in out, out
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):
+    out = tmp_path / "out"
+    proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *QUICK,
+               f"paths.output_dir={out}", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    single = json.loads((quick_run[0] / "results.json").read_text())
+    assert results["status"] == "ok" and results["epochs"] == 2
+    # each rank took 40 batches of its half: twice the images per step, same number of steps
+    assert results["test_acc"] > 0.6 and abs(results["test_acc"] - single["test_acc"]) < 0.1, (results, single)
