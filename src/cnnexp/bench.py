@@ -16,7 +16,6 @@ recipe and experiment=fast. Options are key=value; other key=value pairs overrid
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import os
@@ -251,7 +250,6 @@ def time_to_accuracy(overrides: List[str], target: float, workdir: Path, datamod
 
 # ------------------------------------------------------------------ the report
 def main(argv: List[str] | None = None) -> None:
-    from omegaconf import OmegaConf
 
     from cnnexp import cli_args
     from cnnexp.config import SettingsError

@@ -9,7 +9,7 @@ from typing import List, Type, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp.config import SettingsError, _describe_omegaconf_error
+from cnnexp.config import SettingsError, describe_omegaconf_error
 
 T = TypeVar("T")
 
@@ -23,4 +23,4 @@ def parse(schema: Type[T], argv: List[str] | None = None) -> T:
         merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(args))
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise _describe_omegaconf_error(e, schema) from None
+        raise describe_omegaconf_error(e, schema) from None

@@ -282,7 +282,7 @@ def check(s: Settings) -> Settings:
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
-def _describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None) -> SettingsError:
+def describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None) -> SettingsError:
     key = getattr(e, "full_key", None) or "?"
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, ConfigKeyError) or "not in" in msg:
@@ -309,9 +309,6 @@ def load(cfg: DictConfig | dict) -> Settings:
         merged = OmegaConf.merge(OmegaConf.structured(Settings), cfg)
         settings = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise _describe_omegaconf_error(e) from None
+        raise describe_omegaconf_error(e) from None
     return check(settings)
 
-
-def to_dict(s: Settings) -> dict:
-    return OmegaConf.to_container(OmegaConf.structured(s))

@@ -3,7 +3,6 @@ Hydra creates a run folder. Imports no torch."""
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path

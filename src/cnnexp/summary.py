@@ -37,16 +37,21 @@ def _score(row: Dict) -> float:
     return -(row.get("best_val_loss") or float("inf"))
 
 
+def _cell(key: str, value) -> str:
+    if value is None:
+        return ""
+    if key in ("images_per_s", "seconds"):
+        return f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
 def table_rows(rows: List[Dict]) -> tuple[list, list]:
     present = [(key, title) for key, title in METRICS if any(r.get(key) is not None for r in rows)]
     header = ["run", "status"] + [title for _, title in present] + ["reason"]
     body = []
     for r in sorted(rows, key=_score, reverse=True):
         cells = [r["run"], r.get("status", "?")]
-        for key, _ in present:
-            v = r.get(key)
-            cells.append("" if v is None else f"{v:.4f}" if isinstance(v, float) and key != "images_per_s" and key != "seconds"
-                         else f"{v:,}" if isinstance(v, int) else str(v))
+        cells += [_cell(key, r.get(key)) for key, _ in present]
         cells.append(str(r.get("reason", "")).splitlines()[0][:160] if r.get("reason") else "")
         body.append(cells)
     return header, body

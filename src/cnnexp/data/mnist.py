@@ -114,6 +114,12 @@ class MNISTDataModule(L.LightningDataModule):
         test_images, self.test_y = load_split(s.root, train=False)
         self.test_x = to_float(test_images, s.normalize)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        # Batches drawn from tensors already on the device need no walk through the collection.
+        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _on_device(self, *tensors: torch.Tensor):
         """Move tensors to the accelerator once (a GPU); on the CPU they stay where they are."""
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

@@ -34,12 +34,6 @@ class Task(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
-        # Batches drawn from tensors already on the device need no walk through the collection.
-        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def configure_optimizers(self):
         o, sc = self.settings.optimizer, self.settings.scheduler
         # fused: one kernel for the whole update instead of a loop over tensors (5–15 % of a CPU step)
