@@ -7,8 +7,11 @@ import warnings
 
 
 class _DropTips(logging.Filter):
+    """Lightning's advertising, and its echo of limit_* settings the user typed themselves."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
+        message = str(record.msg)
+        return "Tip:" not in message and "was configured so" not in message
 
 
 def quiet_lightning() -> None:
