@@ -28,3 +28,22 @@ def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):
     assert results["status"] == "ok" and results["epochs"] == 2
     # each rank took 40 batches of its half: twice the images per step, same number of steps
     assert results["test_acc"] > 0.6 and abs(results["test_acc"] - single["test_acc"]) < 0.1, (results, single)
+
+
+def test_ddp_ranks_draw_disjoint_shares_that_cover_the_split(tmp_path, shared_data):
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT
+
+    out = tmp_path / "indices.json"
+    proc = subprocess.run([sys.executable, str(PROJECT / "tests" / "ddp_epoch_indices.py"), str(shared_data), str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["world_size"] == 2 and len(report["epochs"]) == 2
+    for shares in report["epochs"]:
+        a, b = (set(s) for s in shares)
+        assert len(a) == len(b) == report["split"] // 2
+        assert not a & b and a | b == set(range(report["split"]))
+    assert report["epochs"][0] != report["epochs"][1], "each epoch has its own order"
