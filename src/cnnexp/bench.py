@@ -16,6 +16,7 @@ recipe and experiment=fast. Options are key=value; other key=value pairs overrid
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -160,7 +161,7 @@ def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir
             if batch_idx == warmup + steps - 1:
                 self.seconds = time.perf_counter() - self.started
 
-    cfg = json.loads(json.dumps(run_config))
+    cfg = copy.deepcopy(run_config)
     cfg["trainer"].update(max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
     settings = config.load(cfg)
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
@@ -279,7 +280,7 @@ def main(argv: List[str] | None = None) -> None:
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    bf16_config = json.loads(json.dumps(run_config))
+    bf16_config = copy.deepcopy(run_config)
     bf16_config["trainer"]["precision"] = "bf16-mixed"
     with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
         work = Path(tmp)

@@ -83,26 +83,22 @@ def resumed(cfg: DictConfig, settings, overrides: list):
     it) and its last checkpoint, checked before anything is written."""
     from cnnexp.runs import RunError, choose_checkpoint, load_checkpoint
 
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     folder = Path(settings.resume)
     saved = OmegaConf.load(folder / "config.yaml")
-    for item in overrides:
-        key, _, value = item.partition("=")
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
         if key == "resume":
             continue
-        if "." not in key.lstrip("+~"):
-            raise RunError(f"{item}: a resumed run keeps its model, data and optimizer groups; "
+        if "." not in key:
+            raise RunError(f"{override.input_line}: a resumed run keeps its model, data and optimizer groups; "
                            "only dotted overrides (e.g. trainer.max_epochs=20) apply")
-        OmegaConf.update(saved, key.lstrip("+~"), yaml_value(value), force_add=False)
+        OmegaConf.update(saved, key, override.value(), force_add=False)
     saved.resume = str(folder)
     checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
     load_checkpoint(checkpoint)  # truncated or foreign: RunError now, not mid-way through fit
     return saved, check_settings(saved), checkpoint
-
-
-def yaml_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text)
 
 
 def share_cores(hc, settings) -> None:

@@ -33,7 +33,8 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
         throughput,                      # before EpochCSV: the row includes this epoch's timing
         EpochCSV(run_dir / "metrics.csv"),
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                        save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False),
+                        save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
+                        enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
         *extra_callbacks,
     ]
     t = settings.trainer
