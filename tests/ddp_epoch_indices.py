@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cnnexp import CONF_DIR, config
+from cnnexp import config
 from cnnexp.data.mnist import MNISTDataModule
-from cnnexp.hydra_support import register_resolvers
+from cnnexp.hydra_support import compose_config
 from cnnexp.tasks.classification import ClassificationTask
 
 
@@ -35,9 +34,7 @@ class GatherEpochIndices(L.Callback):
 
 if __name__ == "__main__":
     root, out = sys.argv[1], Path(sys.argv[2])
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data.root={root}", "logger.tensorboard=false"])
+    cfg = compose_config([f"data.root={root}", "logger.tensorboard=false"])
     run_config = OmegaConf.to_container(cfg, resolve=True)
     settings = config.load(run_config)
     L.seed_everything(0, verbose=False)

@@ -5,18 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from cnnexp import CONF_DIR, config
-from cnnexp.hydra_support import register_resolvers
+from cnnexp import config
+from cnnexp.hydra_support import compose_config
 from tests.conftest import cli
-
-register_resolvers()
 
 
 def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_config(list(overrides))
 
 
 def test_defaults_compose_to_the_reference_recipe():

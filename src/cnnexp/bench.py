@@ -44,17 +44,12 @@ class BenchArgs:
 
 # ------------------------------------------------------------------ helpers
 def compose_settings(overrides: List[str]):
-    from hydra import compose, initialize_config_dir
-
-    from cnnexp import CONF_DIR, config
-    from cnnexp.hydra_support import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
     from omegaconf import OmegaConf
 
-    run_config = OmegaConf.to_container(cfg, resolve=True)
+    from cnnexp import config
+    from cnnexp.hydra_support import compose_config
+
+    run_config = OmegaConf.to_container(compose_config(overrides), resolve=True)
     return config.load(run_config), run_config
 
 
@@ -146,7 +141,6 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
 # ------------------------------------------------------------------ c/d. cnnexp's own training
 def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir: Path) -> float:
     import lightning as L
-    import torch
 
     from cnnexp import config
     from cnnexp.tasks import task_class
@@ -168,7 +162,6 @@ def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir
     task = task_class(settings.model.task)(cfg)
     timer = StepTimer()
     trainer, _ = build_trainer(settings, run_dir, task, [timer])
-    torch.set_flush_denormal(True)  # as fit_and_test does
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(task, datamodule=datamodule)  # the progress bar runs, out of sight
     return steps * settings.data.batch_size / timer.seconds

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from cnnexp.config import SettingsError
+from cnnexp.data.sources import DataUnavailable
 from cnnexp.hydra_support import fail
 from cnnexp.runs import RunError, load_task
 
@@ -57,14 +58,8 @@ def main(argv=None) -> None:
         if args.split not in ("test", "val"):
             raise SettingsError("split", args.split, "test or val")
         result = evaluate(args)
-    except (SettingsError, RunError) as e:
+    except (SettingsError, RunError, DataUnavailable) as e:
         fail(e)
-    except Exception as e:  # data problems and the like: one line, not a traceback wall
-        from cnnexp.data.sources import DataUnavailable
-
-        if isinstance(e, DataUnavailable):
-            fail(e)
-        raise
     if args.json:
         print(json.dumps(result, indent=2))
     else:

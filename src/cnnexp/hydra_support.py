@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from cnnexp import PROJECT_DIR, config
+from cnnexp import CONF_DIR, PROJECT_DIR, config
 from cnnexp.models.geometry import ShapeError, plan
 
 
@@ -63,6 +63,14 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def compose_config(overrides: list) -> DictConfig:
+    """conf/train.yaml composed with overrides, outside @hydra.main (shapes, bench, tests)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
 
 
 # ------------------------------------------------------------------ the check

@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import sys
 
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp import CONF_DIR, config
-from cnnexp.hydra_support import fail, register_resolvers
+from cnnexp import config
+from cnnexp.hydra_support import compose_config, fail
 from cnnexp.models.geometry import ShapeError, plan
 from cnnexp.models.table import format_table
 
 
 def main(argv: list[str] | None = None) -> None:
     overrides = sys.argv[1:] if argv is None else argv
-    register_resolvers()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-        settings = config.load(cfg)
+        settings = config.load(compose_config(overrides))
         table = format_table(plan(settings.model))
         print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}")
         print(table)

@@ -58,7 +58,6 @@ def build_trainer(settings: Settings, run_dir: Path, task, extra_callbacks=()):
 def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_from: Path | None = None) -> Dict[str, Any]:
     """Train, test the best checkpoint, and return the run's metrics."""
     import lightning as L
-    import torch
 
     quiet_lightning()
 
@@ -66,15 +65,15 @@ def fit_and_test(settings: Settings, run_dir: Path, run_config: dict, resume_fro
     from cnnexp.tasks import task_class
 
     started = time.perf_counter()
-    # Denormal floats (tiny late-training gradients) take a slow path on x86 CPUs; as zeros they do not.
-    torch.set_flush_denormal(True)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    from omegaconf import OmegaConf
+
     from cnnexp.callbacks.tensorboard_views import view_callbacks
+    from cnnexp.models.table import format_table
 
     task = task_class(settings.model.task)(run_config)
-    views = view_callbacks(settings, settings.model.task, (run_dir / "config.yaml").read_text(),
-                           (run_dir / "shapes.txt").read_text())
+    views = view_callbacks(settings, settings.model.task, OmegaConf.to_yaml(run_config), format_table(task.net.layers))
     trainer, throughput = build_trainer(settings, run_dir, task, views)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
 

@@ -21,6 +21,10 @@ class Task(L.LightningModule):
         self.net = build_network(self.settings.model)
         self.example_input_array = torch.zeros(1, *self.settings.model.input_shape)  # for the graph
 
+    def on_fit_start(self) -> None:
+        # Denormal floats (tiny late-training gradients) take a slow path on x86 CPUs; as zeros they do not.
+        torch.set_flush_denormal(True)
+
     def configure_model(self) -> None:
         """Memory format and compilation, once the device and precision are known."""
         perf = self.settings.performance
