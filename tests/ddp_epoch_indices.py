@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from omegaconf import OmegaConf
-
-from cnnexp import config
+from cnnexp.compose import compose_config
 from cnnexp.data.mnist import MNISTDataModule
-from cnnexp.hydra_support import compose_config
+from cnnexp.settings import load
 from cnnexp.tasks.classification import ClassificationTask
 
 
@@ -34,12 +32,10 @@ class GatherEpochIndices(L.Callback):
 
 if __name__ == "__main__":
     root, out = sys.argv[1], Path(sys.argv[2])
-    cfg = compose_config([f"data.root={root}", "logger.tensorboard=false"])
-    run_config = OmegaConf.to_container(cfg, resolve=True)
-    settings = config.load(run_config)
+    settings = load(compose_config([f"data.root={root}", "logger.tensorboard=false"]))
     L.seed_everything(0, verbose=False)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, limit_train_batches=2,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[GatherEpochIndices(out)],
                         default_root_dir=str(out.parent))
-    trainer.fit(ClassificationTask(run_config), datamodule=MNISTDataModule(settings.data, seed=settings.seed))
+    trainer.fit(ClassificationTask(settings), datamodule=MNISTDataModule(settings.data, seed=settings.seed))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from cnnexp import config
-from cnnexp.hydra_support import compose_config
+from cnnexp import settings as config
+from cnnexp.compose import compose_config
 from tests.conftest import cli
 
 

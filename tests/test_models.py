@@ -8,10 +8,12 @@ from hypothesis import given, settings as hsettings, strategies as st
 from omegaconf import OmegaConf
 from torch import nn
 
-from cnnexp import CONF_DIR, config
+from cnnexp import CONF_DIR
+from cnnexp import settings as config
 from cnnexp.models import build_network
-from cnnexp.models.geometry import ShapeError, conv_out, plan, same_pads, transposed_out
-from cnnexp.models.layers import L2Pool2d
+from cnnexp.errors import ShapeError
+from cnnexp.models.geometry import conv_out, plan, same_pads, transposed_out
+from cnnexp.models.modules import L2Pool2d
 from cnnexp.models.table import format_table
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -21,7 +23,8 @@ def model_settings(name="cnn3", **overrides):
     cfg = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
-    return config.load({"model": cfg}).model
+    # the model group alone, typed but not checked: tests build impossible ones on purpose
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config.ModelSettings), cfg))
 
 
 def test_cnn3_is_the_reference_network():
@@ -171,4 +174,136 @@ def test_impossible_settings_stop_before_any_folder(tmp_path, overrides, words):
     out = tmp_path / "outputs"
     proc = cli("train", *overrides, f"paths.output_dir={out}")
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("cnnexp: error:") and all(l.startswith("  try: ") for l in lines[1:])
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ norm, activation, dilation, groups
+VARIANTS = [
+    {"norm": "batch", "activation": "gelu"},
+    {"norm": "group", "norm_groups": 8, "activation": "silu"},
+    {"activation": "leaky_relu", "dilation": 2, "padding": "same"},
+    {"blocks.1.groups": 32, "blocks.2.groups": 64, "blocks.2.norm": "batch"},
+    {"activation": "none", "bias": False, "pool": "avg"},
+]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_block_options_build_what_the_plan_says(overrides):
+    s = model_settings("cnn3", **overrides)
+    layers = plan(s)
+    net = build_network(s).eval()
+    assert sum(p.numel() for p in net.parameters()) == sum(l.params for l in layers)
+    x = torch.randn(2, 1, 28, 28)
+    for block, module in net.features.named_children():
+        x = module(x)
+        assert tuple(x.shape[1:]) == [l for l in layers if l.block == block][-1].out_shape
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    rows = [l for l in layers if l.kind == "conv"]
+    assert [(c.dilation[0], c.groups, c.bias is not None) for c in convs] == [(l.dilation, l.groups, l.bias) for l in rows]
+    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    assert len(norms) == len([l for l in layers if l.kind.endswith("norm")])
+    if overrides.get("norm") == "batch":
+        assert all(c.bias is None for c in convs), "bias is off when a norm follows"
+
+
+def test_depthwise_and_dilation_shapes_follow_the_formulas():
+    s = model_settings("cnn3", **{"blocks.1.dilation": 3, "blocks.1.padding": 0})
+    conv = [l for l in plan(s) if l.kind == "conv"][1]
+    assert conv.out_shape[1] == conv_out(14, 3, 1, 0, 3) == 14 - 2 * 3
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(i=sizes, k=kernels, s=strides, p=st.integers(0, 4), d=st.integers(1, 4), g=st.sampled_from([1, 2, 4]))
+def test_dilated_grouped_conv_formula_matches_pytorch(i, k, s, p, d, g):
+    expected = conv_out(i, k, s, p, d)
+    if expected < 1:
+        return
+    y = nn.Conv2d(4, 8, k, s, p, dilation=d, groups=g)(torch.zeros(1, 4, i, i))
+    assert y.shape[-1] == expected
+    before, after = same_pads(i, k, s, d)
+    y = nn.Conv2d(4, 4, k, s, dilation=d, groups=g)(nn.functional.pad(torch.zeros(1, 4, i, i), (before, after, before, after)))
+    assert y.shape[-1] == -(-i // s)
+
+
+def test_receptive_field_matches_the_gradient_of_one_unit():
+    """Brute force: the input pixels with a non-zero gradient for the centre unit of each block."""
+    s = model_settings("cnn3", pool="avg", activation="none")  # same geometry, every path linear
+    net = build_network(s).eval()
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    convs = [l for l in plan(s) if l.kind == "conv"]
+    for n, row in enumerate(convs):
+        x = torch.ones(1, 1, 28, 28, requires_grad=True)
+        h = x
+        for block in list(net.features)[:n]:
+            h = block(h)
+        h = net.features[n].conv(h)
+        cy, cx = h.shape[-2] // 2, h.shape[-1] // 2
+        h[0, 0, cy, cx].backward()
+        rows, cols = torch.nonzero(x.grad[0, 0].abs().sum(1)), torch.nonzero(x.grad[0, 0].abs().sum(0))
+        assert rows.max() - rows.min() + 1 == row.rf == cols.max() - cols.min() + 1, (row.block, row.rf)
+        assert (rows.max() + rows.min()).item() / 2 == row.start + cy * row.jump
+    assert [r.rf for r in convs] == [3, 8, 18] and [r.jump for r in convs] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("name, overrides", [("cnn3", {}), ("cnn3", VARIANTS[3]), ("cnn3", VARIANTS[2]),
+                                             ("convae", {}), ("convae", {"padding": "same", "kernel_size": 4})])
+def test_macs_match_torch_flop_counter(name, overrides):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnexp.models.geometry import total_macs
+
+    s = model_settings(name, **overrides)
+    net = build_network(s).eval()
+    with FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 1, 28, 28))
+    assert counter.get_total_flops() == 2 * total_macs(plan(s))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"padding": "same", "kernel_size": 4}, {"kernel_size": 5, "padding": 2},
+                                       {"dilation": 2, "padding": 2}])
+def test_transposed_rows_equal_a_plain_conv_over_zero_inserted_input(overrides):
+    s = model_settings("convae", **overrides)
+    for row in (l for l in plan(s) if l.kind == "convT"):
+        zeros, (before, after), a = row.zeros_padding_extra
+        c, h, w = row.in_shape
+        stretched = torch.zeros(1, c, (h - 1) * (zeros + 1) + 1, (w - 1) * (zeros + 1) + 1)
+        padded = nn.functional.pad(stretched, (before, after + a, before, after + a))
+        plain = nn.Conv2d(c, row.out_shape[0], row.kernel, 1, dilation=row.dilation)(padded)
+        transposed = nn.ConvTranspose2d(c, row.out_shape[0], row.kernel, row.stride, row.padding,
+                                        output_padding=row.output_padding, dilation=row.dilation)(torch.zeros(1, c, h, w))
+        assert plain.shape == transposed.shape, row
+
+
+@pytest.mark.parametrize("overrides", [["model.kernel_size=7", "model.stride=2"], ["model.kernel_size=9", "model.padding=0"],
+                                       ["model.blocks.2.pool_padding=2"], ["model.dilation=5", "model.padding=0"]])
+def test_every_suggested_fix_passes_the_shape_check(overrides):
+    from tests.conftest import cli
+
+    proc = cli("shapes", *overrides)
+    assert proc.returncode == 2
+    tries = [l.split("try:", 1)[1].split() for l in proc.stderr.splitlines() if l.strip().startswith("try:")]
+    assert 1 <= len(tries) <= 3, proc.stderr
+    for fix in tries:
+        ok = cli("shapes", *overrides, *fix)
+        assert ok.returncode == 0, (fix, ok.stderr)
+
+
+def test_shapes_json_has_the_table_rows():
+    import json
+
+    from tests.conftest import cli
+
+    proc = cli("shapes", "model=cnn3", "json=true")
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)
+    first = table["layers"][0]
+    assert {"block", "kind", "kernel", "stride", "padding", "dilation", "in_shape", "out_shape", "params", "rf",
+            "jump", "macs"} <= set(first)
+    assert table["total"]["params"] == 1_379_557 and table["total"]["macs"] == 8_737_386
+    decoder = json.loads(cli("shapes", "model=convae", "json=true").stdout)["layers"][-1]
+    assert decoder["kind"] == "convT" and decoder["zeros_inserted"] == 1 and decoder["extra"] == 1

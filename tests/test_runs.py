@@ -31,7 +31,7 @@ def test_eval_reproduces_the_logged_test_accuracy(quick_run):
 
 def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_data, tmp_path):
     from cnnexp.data.mnist import load_split, to_float
-    from cnnexp.runs import load_task
+    from cnnexp.run_folder import load_task
 
     run_dir, _ = quick_run
     task, _ = load_task(str(run_dir), None)

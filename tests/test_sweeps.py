@@ -86,9 +86,9 @@ def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
 
 
 def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):
-    from cnnexp.hydra_support import _fresh_dir
+    from cnnexp.run_folder import claim_fresh
 
-    first, second = _fresh_dir(str(tmp_path / "10-31-02")), _fresh_dir(str(tmp_path / "10-31-02"))
+    first, second = claim_fresh(str(tmp_path / "10-31-02")), claim_fresh(str(tmp_path / "10-31-02"))
     assert first != second and second.endswith("10-31-02-2")
 
 

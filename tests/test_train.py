@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -110,3 +111,21 @@ def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
     assert (grid.width, grid.height) == (8 * 29 + 1, 2 * 29 + 1), "8 inputs above 8 reconstructions, 28×28 each"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "ok" and results["test_loss"] < losses[0]
+
+
+@pytest.mark.parametrize("overrides", [["model.norm=batch", "model.activation=gelu"],
+                                       ["model.blocks.1.groups=32", "model.blocks.2.groups=64", "model.blocks.1.dilation=2"]],
+                         ids=["batchnorm-gelu", "depthwise-dilated"])
+def test_block_options_train(tmp_path, shared_data, overrides):
+    out = tmp_path / "out"
+    proc = cli("train", *overrides, *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=30",
+               f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "ok" and results["test_acc"] > 0.3, results
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert "conv" in (run_dir / "shapes.txt").read_text() and config["model"]["blocks"]
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"receptive_field/block1", "receptive_field/block3"} <= set(acc.Tags()["images"])

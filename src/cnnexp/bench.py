@@ -38,19 +38,19 @@ class BenchArgs:
     warmup: int = 5          # untimed steps first
     startup: bool = True     # launch → first training step
     sweep: bool = True       # 4-run sweep: sequential vs hydra/launcher=parallel
-    accuracy: bool = True    # time to 99.2 % test accuracy: default recipe vs experiment=fast (~10 min)
+    accuracy: bool = True    # time to 99.2 % test accuracy per recipe, over seeds (default: ~5 min a seed)
+    seeds: int = 1           # replicates per recipe: mean ± sd over seeds 1..N
+    recipes: str = "default,fast,speedrun"
     target: float = 0.992
 
 
 # ------------------------------------------------------------------ helpers
 def compose_settings(overrides: List[str]):
-    from omegaconf import OmegaConf
+    """The checked settings of conf/ with these overrides."""
+    from cnnexp.compose import compose_config
+    from cnnexp.settings import load
 
-    from cnnexp import config
-    from cnnexp.hydra_support import compose_config
-
-    run_config = OmegaConf.to_container(compose_config(overrides), resolve=True)
-    return config.load(run_config), run_config
+    return load(compose_config(overrides))
 
 
 def timed_steps(step: Callable[[], None], steps: int, warmup: int, batch: int) -> float:
@@ -108,8 +108,7 @@ def uncompressed_copy(data_root: str, into: Path) -> Path:
     raw = into / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in idx.FILES:
-        path = idx.find_local(data_root, name)
-        (raw / name).write_bytes(idx.read_verified(path, name))
+        (raw / name).write_bytes(idx.read_local(data_root, name)[1])
     return into
 
 
@@ -139,12 +138,11 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
 
 
 # ------------------------------------------------------------------ c/d. cnnexp's own training
-def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir: Path) -> float:
+def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) -> float:
     import lightning as L
 
-    from cnnexp import config
+    from cnnexp.run import build_trainer
     from cnnexp.tasks import task_class
-    from cnnexp.training import build_trainer
 
     class StepTimer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -155,13 +153,13 @@ def lightning_run(run_config: dict, datamodule, steps: int, warmup: int, workdir
             if batch_idx == warmup + steps - 1:
                 self.seconds = time.perf_counter() - self.started
 
-    cfg = copy.deepcopy(run_config)
-    cfg["trainer"].update(max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
-    settings = config.load(cfg)
+    settings = copy.deepcopy(settings)
+    settings.trainer.max_epochs, settings.trainer.limit_train_batches = 1, warmup + steps
+    settings.trainer.limit_val_batches = 0
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    task = task_class(settings.model.task)(cfg)
+    task = task_class(settings.model.task)(settings)
     timer = StepTimer()
-    trainer, _ = build_trainer(settings, run_dir, task, [timer])
+    trainer, _ = build_trainer(settings, run_dir, [timer])
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(task, datamodule=datamodule)  # the progress bar runs, out of sight
     return steps * settings.data.batch_size / timer.seconds
@@ -195,18 +193,23 @@ def sweep_seconds(overrides: List[str], workdir: Path, parallel: bool) -> float:
 
 
 # ------------------------------------------------------------------ time to accuracy
-def time_to_accuracy(overrides: List[str], target: float, workdir: Path, datamodule) -> Dict[str, float]:
-    """Train a recipe to its end; after each epoch test the weights (untimed) and note when test
-    accuracy first reaches the target. Returns seconds to target, total seconds, final test accuracy."""
+RECIPES = {"default": [], "fast": ["experiment=fast"], "speedrun": ["experiment=speedrun"]}
+
+
+def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]:
+    """Train a recipe to its end, seeded; after each epoch test the weights (untimed) and note when
+    test accuracy first reaches the target. Returns seconds to target, total seconds, final test accuracy."""
     import lightning as L
     import torch
 
-    from cnnexp import config
+    from cnnexp.data.mnist import MNISTDataModule
+    from cnnexp.run import build_trainer
     from cnnexp.tasks import task_class
-    from cnnexp.training import build_trainer
 
-    _, run_config = compose_settings(overrides)
-    settings = config.load(run_config)
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
 
     class Clock(L.Callback):
         def __init__(self):
@@ -234,21 +237,52 @@ def time_to_accuracy(overrides: List[str], target: float, workdir: Path, datamod
             self.total = time.perf_counter() - self.started - self.paused
 
     clock = Clock()
-    task = task_class(settings.model.task)(run_config)
-    trainer, _ = build_trainer(settings, Path(tempfile.mkdtemp(dir=workdir)), task, [clock])
+    task = task_class(settings.model.task)(settings)
+    trainer, _ = build_trainer(settings, Path(tempfile.mkdtemp(dir=workdir)), [clock])
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(task, datamodule=datamodule)
     return {"to_target_s": clock.reached, "total_s": clock.total, "final_test_acc": clock.accuracies[-1],
             "best_test_acc": max(clock.accuracies), "epochs": len(clock.accuracies)}
 
 
+def whole_process(overrides: List[str], workdir: Path) -> Dict[str, float]:
+    """One `python -m cnnexp.train` of a recipe as a user runs it: wall time, and what it recorded."""
+    out = Path(tempfile.mkdtemp(dir=workdir))
+    rc, seconds = cli([*overrides, "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
+    results = json.loads(next(out.glob("*/*/results.json")).read_text()) if rc == 0 else {}
+    return {"wall_s": seconds, "train_s": results.get("train_s"), "test_acc": results.get("test_acc")}
+
+
+def spread(values: List[float], scale: float = 1.0, digits: int = 1) -> str:
+    """mean ± standard deviation (n)."""
+    if not values:
+        return "—"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * sd:.{digits}f} (n={len(values)})"
+
+
+def recipe_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
+    print(f"\ntime to {100 * args.target:.1f} % test accuracy, seeds 1–{args.seeds} "
+          "(test set checked after each epoch, untimed; mean ± sd):")
+    print(f"  {'recipe':<10} {'training s to target':>24} {'final test acc %':>24} {'reached':>8} "
+          f"{'whole run s':>22}   one process: wall s / cnnexp train_s / test %")
+    for name in args.recipes.split(","):
+        runs = [time_to_accuracy(compose_settings([*overrides, *RECIPES[name], f"seed={seed}"]), args.target, work)
+                for seed in range(1, args.seeds + 1)]
+        one = whole_process([*overrides, *RECIPES[name], "seed=1"], work)
+        reached = [r["to_target_s"] for r in runs if r["to_target_s"] is not None]
+        process = (f"{one['wall_s']:.1f} / {one['train_s']:.1f} / {100 * one['test_acc']:.2f}"
+                   if one["test_acc"] is not None else "failed")
+        print(f"  {name:<10} {spread(reached):>24} {spread([r['final_test_acc'] for r in runs], 100, 2):>24} "
+              f"{f'{len(reached)}/{len(runs)}':>8} {spread([r['total_s'] for r in runs]):>22}   {process}", flush=True)
+
+
 # ------------------------------------------------------------------ the report
 def main(argv: List[str] | None = None) -> None:
 
     from cnnexp import cli_args
-    from cnnexp.config import SettingsError
     from cnnexp.console import quiet_lightning
-    from cnnexp.hydra_support import fail
+    from cnnexp.errors import UserError, fail
 
     argv = sys.argv[1:] if argv is None else argv
     ours = {f.name for f in fields(BenchArgs)}
@@ -256,8 +290,8 @@ def main(argv: List[str] | None = None) -> None:
     overrides = [a for a in argv if a not in bench_argv]
     try:
         args = cli_args.parse(BenchArgs, bench_argv)
-        settings, run_config = compose_settings(overrides)
-    except SettingsError as e:
+        settings = compose_settings(overrides)
+    except UserError as e:
         fail(e)
 
     import lightning as L
@@ -273,16 +307,16 @@ def main(argv: List[str] | None = None) -> None:
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    bf16_config = copy.deepcopy(run_config)
-    bf16_config["trainer"]["precision"] = "bf16-mixed"
+    bf16 = copy.deepcopy(settings)
+    bf16.trainer.precision = "bf16-mixed"
     with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
         work = Path(tmp)
         raw_root = uncompressed_copy(settings.data.root, work / "notebook-data")
         measures = {
             "a notebook loop (DataLoader + ToTensor)": lambda: notebook_loop(settings, raw_root, args.steps, args.warmup),
             "b plain loop, in-memory tensors": lambda: tensor_loop(settings, datamodule, args.steps, args.warmup),
-            "c cnnexp (Lightning, default config)": lambda: lightning_run(run_config, datamodule, args.steps, args.warmup, work),
-            "d cnnexp, bf16-mixed": lambda: lightning_run(bf16_config, datamodule, args.steps, args.warmup, work),
+            "c cnnexp (Lightning, default config)": lambda: lightning_run(settings, datamodule, args.steps, args.warmup, work),
+            "d cnnexp, bf16-mixed": lambda: lightning_run(bf16, datamodule, args.steps, args.warmup, work),
         }
         samples: Dict[str, List[float]] = {name: [] for name in measures}
         for r in range(args.rounds):
@@ -300,20 +334,8 @@ def main(argv: List[str] | None = None) -> None:
         if args.sweep:
             seq, par = sweep_seconds(overrides, work, False), sweep_seconds(overrides, work, True)
             print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster")
-        if args.accuracy:
-            print(f"\ntime to {100 * args.target:.1f} % test accuracy (test set checked after each epoch, untimed):")
-            recipes = {"default (15 epochs, fp32)": [], "experiment=fast": ["experiment=fast"],
-                       "experiment=fast, fp32": ["experiment=fast", "trainer.precision=32-true"]}
-            found = {}
-            for name, extra in recipes.items():
-                found[name] = r = time_to_accuracy([*overrides, *extra], args.target, work, datamodule)
-                reached = f"{r['to_target_s']:.0f} s" if r["to_target_s"] is not None else "not reached"
-                print(f"  {name:<28} {reached:>12}; whole run {r['total_s']:.0f} s, {r['epochs']} epochs, "
-                      f"final test acc {100 * r['final_test_acc']:.2f} %", flush=True)
-            default, fast = found["default (15 epochs, fp32)"], found["experiment=fast"]
-            print(f"fast / default whole-run time: {fast['total_s'] / default['total_s']:.2f} (target ≤ 0.20); "
-                  f"bf16 − fp32 test accuracy (fast recipe): "
-                  f"{100 * (fast['final_test_acc'] - found['experiment=fast, fp32']['final_test_acc']):+.2f} points")
+        if args.accuracy and args.seeds:
+            recipe_table(args, overrides, work)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from typing import List, Type, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp.config import SettingsError, describe_omegaconf_error
+from cnnexp.errors import SettingsError
+from cnnexp.settings import describe_omegaconf_error
 
 T = TypeVar("T")
 

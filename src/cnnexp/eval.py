@@ -11,10 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cnnexp.config import SettingsError
-from cnnexp.data.sources import DataUnavailable
-from cnnexp.hydra_support import fail
-from cnnexp.runs import RunError, load_task
+from cnnexp.errors import SettingsError, UserError, fail
+from cnnexp.run_folder import load_task
 
 
 @dataclass
@@ -58,7 +56,7 @@ def main(argv=None) -> None:
         if args.split not in ("test", "val"):
             raise SettingsError("split", args.split, "test or val")
         result = evaluate(args)
-    except (SettingsError, RunError, DataUnavailable) as e:
+    except UserError as e:
         fail(e)
     if args.json:
         print(json.dumps(result, indent=2))

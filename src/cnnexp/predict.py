@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from cnnexp.config import SettingsError
-from cnnexp.hydra_support import fail
-from cnnexp.runs import RunError, load_task
+from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.run_folder import load_task
 
 
 @dataclass
@@ -29,30 +28,48 @@ class PredictArgs:
     json: bool = False
 
 
-def mnist_style(path: Path):
-    """An image file → 28×28 float tensor in [0, 1], white digit on black, centred like MNIST."""
+def read_gray(path: Path):
+    """Any PNG/JPEG as 8-bit greyscale: transparency on white paper, 16-bit scaled (not clipped)."""
+    import warnings
+
     import numpy as np
-    import torch
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)  # transparent → white paper
-            gray = im.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise RunError(f"{path}: not a readable image ({e})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit: scale to the type's range
+                    a = np.asarray(im, dtype=np.float64)
+                    top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+                    return Image.fromarray(np.clip(a / top * 255, 0, 255).round().astype(np.uint8), "L")
+                if im.mode in ("RGBA", "LA", "P", "PA"):
+                    im = im.convert("RGBA")
+                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(background, im)  # transparent → white paper
+                return im.convert("L")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:160]})") from None
+
+
+def mnist_style(path: Path):
+    """An image file → 28×28 float tensor in [0, 1], white digit on black, centred like MNIST;
+    None when the image holds no ink (blank, or a single shade)."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    gray = read_gray(path)
     a = np.asarray(gray, dtype=np.float32)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     if border.mean() > 127:                     # dark ink on light paper → MNIST's white on black
         gray = ImageOps.invert(gray)
         a = 255 - a
-    ink = a > 0.25 * a.max() if a.max() > 0 else np.zeros_like(a, bool)
-    if not ink.any():
-        return torch.zeros(28, 28)
+    if a.max() - a.min() < 16:                  # no stroke stands out from the paper
+        return None
+    ink = a > 0.25 * a.max()
     rows, cols = np.where(ink.any(1))[0], np.where(ink.any(0))[0]
     digit = gray.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
     scale = 20 / max(digit.size)
@@ -90,12 +107,20 @@ def predict(args: PredictArgs) -> List[dict]:
     if task.settings.model.task != "classification":
         raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify digits")
     files = find_images(args.images)
-    pixels = torch.stack([mnist_style(f) for f in files])        # all read before any is predicted
-    x = to_float((pixels * 255).round().to(torch.uint8)[:, None], task.settings.data.normalize)
-    with torch.no_grad():
-        probs = torch.softmax(task(x), dim=1)
+    digits = [mnist_style(f) for f in files]                      # all read before any is predicted
+    inked = [d for d in digits if d is not None]
+    probs = iter([])
+    if inked:
+        pixels = torch.stack(inked)
+        x = to_float((pixels * 255).round().to(torch.uint8)[:, None], task.settings.data.normalize)
+        with torch.no_grad():
+            probs = iter(torch.softmax(task(x), dim=1))
     results = []
-    for f, p in zip(files, probs):
+    for f, d in zip(files, digits):
+        if d is None:
+            results.append({"file": str(f), "digit": None, "top": [], "note": "no digit found (blank image)"})
+            continue
+        p = next(probs)
         top = torch.topk(p, min(args.top, len(p)))
         results.append({"file": str(f), "digit": int(top.indices[0]),
                         "top": [{"digit": int(i), "probability": round(float(v), 4)} for v, i in zip(top.values, top.indices)]})
@@ -110,13 +135,16 @@ def main(argv=None) -> None:
         if args.top < 1:
             raise SettingsError("top", args.top, "an integer ≥ 1")
         results = predict(args)
-    except (SettingsError, RunError) as e:
+    except UserError as e:
         fail(e)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     width = max(len(r["file"]) for r in results)
     for r in results:
+        if r["digit"] is None:
+            print(f"{r['file']:<{width}}  → {r['note']}")
+            continue
         tops = "  ".join(f"{t['digit']}: {100 * t['probability']:5.1f} %" for t in r["top"])
         print(f"{r['file']:<{width}}  → {r['digit']}   ({tops})")
 

@@ -1,31 +1,42 @@
-"""`python -m cnnexp.shapes [overrides]`: the shape table of a model, worked by the textbook
-formulas, without loading data or torch.
+"""`python -m cnnexp.shapes [overrides] [json=true]`: the shape table of a model, worked by the
+textbook formulas, without loading data or torch: shapes, parameters, receptive field and jump,
+multiply-accumulates and output memory per layer.
 
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
+    python -m cnnexp.shapes model=convae json=true
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp import config
-from cnnexp.hydra_support import compose_config, fail
-from cnnexp.models.geometry import ShapeError, plan
-from cnnexp.models.table import format_table
+from cnnexp import settings as settings_module
+from cnnexp.compose import compose_config
+from cnnexp.errors import SettingsError, UserError, fail
+from cnnexp.models.table import format_table, table_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    overrides = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else argv
+    as_json = [a for a in args if a.startswith("json=")]
+    overrides = [a for a in args if not a.startswith("json=")]
     try:
-        settings = config.load(compose_config(overrides))
-        table = format_table(plan(settings.model))
-        print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}")
-        print(table)
-    except (config.SettingsError, ShapeError, HydraException, OmegaConfBaseException) as e:
+        if as_json and as_json[-1] not in ("json=true", "json=false"):
+            raise SettingsError("json", as_json[-1].split("=", 1)[1], "true or false")
+        settings = settings_module.load(compose_config(overrides))
+    except (UserError, HydraException, OmegaConfBaseException) as e:
         fail(e)
+    layers = settings.model.layers
+    if as_json and as_json[-1] == "json=true":
+        print(json.dumps({"model": settings.model.name, "input_shape": list(settings.model.input_shape),
+                          **table_json(layers)}, indent=2))
+        return
+    print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}")
+    print(format_table(layers))
 
 
 if __name__ == "__main__":

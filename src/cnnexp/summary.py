@@ -1,101 +1,31 @@
-"""The table of a sweep: every run's settings, metrics, time and status, best first.
+"""`python -m cnnexp.summary SWEEP_FOLDER`: the table of a sweep again, from its runs' results.json.
 
     python -m cnnexp.summary outputs/multirun/2026-11-25/10-31-02
-
-Printed as markdown and written to summary.csv in the sweep folder; a sweep writes it when it
-ends, and this command rebuilds it from the run folders' results.json at any time.
 """
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
-from cnnexp.run_record import read_results
-
-METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
-           ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
-
-
-def collect(sweep_dir: Path) -> List[Dict]:
-    rows = []
-    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        results = read_results(run_dir)
-        if results is None:
-            results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
-        rows.append({"run": run_dir.name, **results})
-    return rows
-
-
-def _score(row: Dict) -> float:
-    if row.get("status") != "ok":
-        return float("-inf")
-    if row.get("best_val_acc") is not None:
-        return row["best_val_acc"]
-    return -(row.get("best_val_loss") or float("inf"))
-
-
-def _cell(key: str, value) -> str:
-    if value is None:
-        return ""
-    if key in ("images_per_s", "seconds"):
-        return f"{value:,.1f}"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
-
-
-def table_rows(rows: List[Dict]) -> tuple[list, list]:
-    present = [(key, title) for key, title in METRICS if any(r.get(key) is not None for r in rows)]
-    header = ["run", "status"] + [title for _, title in present] + ["reason"]
-    body = []
-    for r in sorted(rows, key=_score, reverse=True):
-        cells = [r["run"], r.get("status", "?")]
-        cells += [_cell(key, r.get(key)) for key, _ in present]
-        cells.append(str(r.get("reason", "")).splitlines()[0][:160] if r.get("reason") else "")
-        body.append(cells)
-    return header, body
-
-
-def markdown(header: list, body: list) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def write_summary(sweep_dir: Path) -> List[Dict]:
-    rows = collect(sweep_dir)
-    header, body = table_rows(rows)
-    print(markdown(header, body))
-    tmp = Path(sweep_dir) / ".summary.csv.part"
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(body)
-    tmp.replace(Path(sweep_dir) / "summary.csv")
-    return rows
-
-
-def finish_sweep(sweep_dir: Path) -> None:
-    """When a sweep ends: print and save the table; exit non-zero if any run failed."""
-    rows = write_summary(sweep_dir)
-    failed = [r for r in rows if r.get("status") != "ok"]
-    print(f"\nsweep folder: {sweep_dir} (summary.csv) — {len(rows) - len(failed)} ok, {len(failed)} failed")
-    if failed:
-        print(f"cnnexp: {len(failed)} of {len(rows)} runs failed: "
-              + "; ".join(f"{r['run']}: {str(r.get('reason', r.get('status')))[:120]}" for r in failed), file=sys.stderr)
-        raise SystemExit(1)
+from cnnexp.errors import fail
+from cnnexp.sweeps.summary import collect, write_summary
 
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m cnnexp.summary SWEEP_FOLDER (a folder under outputs/multirun/)", file=sys.stderr)
-        raise SystemExit(2)
-    rows = write_summary(Path(args[0]))
-    if not rows:
-        print(f"cnnexp: {args[0]} holds no runs", file=sys.stderr)
-        raise SystemExit(2)
+    if len(args) != 1:
+        fail("usage: python -m cnnexp.summary SWEEP_FOLDER (a folder under outputs/multirun/)")
+    folder = Path(args[0]).expanduser()
+    if not folder.is_dir():
+        fail(f"{args[0]}: no such folder")
+    if not (folder / "multirun.yaml").is_file():  # Hydra writes it at the root of every sweep
+        fail(f"{args[0]}: not a sweep folder (no multirun.yaml); pass a folder under outputs/multirun/, "
+             "e.g. outputs/multirun/2026-11-25/10-31-02")
+    if not collect(folder):
+        fail(f"{args[0]}: this sweep holds no runs yet")
+    write_summary(folder)
 
 
 if __name__ == "__main__":

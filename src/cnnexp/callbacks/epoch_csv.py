@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import lightning as L
+
+from cnnexp.files import write_atomic
 
 
 class EpochCSV(L.Callback):
@@ -27,9 +30,8 @@ class EpochCSV(L.Callback):
                 rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]  # a resume rewrites its epoch
         rows.append(row)
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.path.with_suffix(".csv.part")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.path)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(self.path, text.getvalue())

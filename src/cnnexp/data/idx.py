@@ -1,14 +1,13 @@
-"""MNIST's IDX files: the official checksums, parsing, and atomic writes. No torch needed."""
+"""MNIST's IDX files: the official checksums, finding and verifying them, encoding. No torch needed."""
 
 from __future__ import annotations
 
 import gzip
+import logging
 import hashlib
-import os
 import struct
-import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Tuple
 
 # sha256 of the *uncompressed* IDX bytes (gzip output differs between encoders; the bytes do not).
 SHA256: Dict[str, str] = {
@@ -25,6 +24,7 @@ MIRROR_GZ_MD5: Dict[str, str] = {
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 FILES = tuple(SHA256)
+TRAIN_IMAGES, IMAGE_SHAPE = 60000, (1, 28, 28)  # the training set's size; one image, C×H×W
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 
@@ -51,27 +51,26 @@ def read_verified(path: Path, name: str) -> bytes:
     return data
 
 
-def find_local(root: str | Path, name: str) -> Optional[Path]:
-    """The file for `name` under root/MNIST/raw, plain or .gz, if there is one."""
-    for candidate in (raw_dir(root) / name, raw_dir(root) / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def local_copies(root: str | Path, name: str) -> List[Path]:
+    """The files for `name` under root/MNIST/raw: plain, .gz, or both."""
+    return [p for p in (raw_dir(root) / name, raw_dir(root) / f"{name}.gz") if p.is_file()]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def read_local(root: str | Path, name: str) -> Tuple[Path, bytes]:
+    """The first local copy of `name` that verifies, and its bytes; CorruptFile naming every copy
+    that does not (a corrupt plain file never hides a good .gz beside it)."""
+    problems = []
+    for path in local_copies(root, name):
+        try:
+            data = read_verified(path, name)
+        except CorruptFile as e:
+            problems.append(str(e))
+            continue
+        if problems:
+            logging.getLogger(__name__).warning("corrupt MNIST file, not used (%s verified instead): %s",
+                                                path.name, "; ".join(problems))
+        return path, data
+    raise CorruptFile("; ".join(problems) or f"{raw_dir(root) / name}: missing")
 
 
 def encode_images(pixels: bytes, n: int, rows: int = 28, cols: int = 28) -> bytes:
@@ -80,11 +79,3 @@ def encode_images(pixels: bytes, n: int, rows: int = 28, cols: int = 28) -> byte
 
 def encode_labels(labels: bytes, n: int) -> bytes:
     return struct.pack(">II", LABEL_MAGIC, n) + labels
-
-
-def header(data: bytes) -> tuple:
-    """(magic, dims…) of an IDX file's bytes."""
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == IMAGE_MAGIC:
-        return (magic, n) + struct.unpack(">II", data[8:16])
-    return magic, n

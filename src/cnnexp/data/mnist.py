@@ -25,11 +25,7 @@ def load_split(root, train: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     prefix = "train" if train else "t10k"
     tensors = []
     for kind, offset in (("images-idx3-ubyte", 16), ("labels-idx1-ubyte", 8)):
-        name = f"{prefix}-{kind}"
-        path = idx.find_local(root, name)
-        if path is None:
-            raise idx.CorruptFile(f"{idx.raw_dir(root) / name}: missing")
-        data = idx.read_verified(path, name)
+        _, data = idx.read_local(root, f"{prefix}-{kind}")
         tensors.append(torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8))
     images, labels = tensors
     return images.view(-1, 1, 28, 28), labels.long()
@@ -93,10 +89,19 @@ class InMemoryLoader:
 
 
 class MNISTDataModule(L.LightningDataModule):
-    def __init__(self, data_settings, seed: int = 42):
+    class_names = [str(d) for d in range(10)]
+
+    def __init__(self, data_settings, seed: int):
         super().__init__()
         self.settings, self.seed = data_settings, seed
         self.train_x = self.train_y = self.val_x = self.val_y = self.test_x = self.test_y = None
+
+    # what the TensorBoard views show (callbacks.views.ViewSource)
+    def samples(self, n: int) -> torch.Tensor:
+        return self.val_x[:n]
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * STD + MEAN).clamp(0, 1) if self.settings.normalize else x.clamp(0, 1)
 
     def prepare_data(self) -> None:
         ensure_mnist(self.settings)

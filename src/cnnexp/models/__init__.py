@@ -1,16 +1,12 @@
-"""Networks by task: each model config names its task, and the task picks the network.
+"""Networks read off the shape plan: `geometry` (the formulas, no torch), `convnet` and `convae`
+(the torch modules), `modules` (the few layers torch lacks), `table` (the printed plan).
 
-Kept free of torch imports so that `cnnexp.models.geometry` can run in the settings check.
+Each task names its network (`tasks.TASKS` is the one list of task names).
 """
-
-from importlib import import_module
-
-NETWORKS = {
-    "classification": "cnnexp.models.convnet:ConvClassifier",
-    "reconstruction": "cnnexp.models.convae:ConvAutoencoder",
-}
 
 
 def build_network(model_settings):
-    module, name = NETWORKS[model_settings.task].split(":")
-    return getattr(import_module(module), name)(model_settings)
+    """The network of the model's task, built from its shape plan."""
+    from cnnexp.tasks import task_class
+
+    return task_class(model_settings.task).network(model_settings)

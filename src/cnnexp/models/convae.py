@@ -12,14 +12,13 @@ import torch
 from torch import nn
 
 from cnnexp.models.convnet import conv_blocks
-from cnnexp.models.geometry import plan
-from cnnexp.models.layers import Crop2d
+from cnnexp.models.modules import Crop2d
 
 
 class ConvAutoencoder(nn.Module):
     def __init__(self, model_settings):
         super().__init__()
-        self.layers = plan(model_settings)
+        self.layers = model_settings.layers
         self.features = conv_blocks([l for l in self.layers if l.block.startswith("block")])
         decoder = OrderedDict()
         mirrors = [l for l in self.layers if l.kind == "convT"]
@@ -27,7 +26,7 @@ class ConvAutoencoder(nn.Module):
             parts = nn.Sequential()
             parts.add_module("convT", nn.ConvTranspose2d(
                 layer.in_shape[0], layer.out_shape[0], layer.kernel, layer.stride,
-                layer.padding, output_padding=layer.output_padding))
+                layer.padding, output_padding=layer.output_padding, dilation=layer.dilation))
             if layer.crop is not None:
                 parts.add_module("crop", Crop2d(*layer.crop, *layer.out_shape[1:]))
             if n < len(mirrors) - 1:  # the last layer outputs (normalised) pixels: no ReLU

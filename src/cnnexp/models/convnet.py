@@ -17,19 +17,33 @@ from typing import List
 import torch
 from torch import nn
 
-from cnnexp.models.geometry import Layer, plan
-from cnnexp.models.layers import L2Pool2d
+from cnnexp.models import modules
+from cnnexp.models.geometry import POOLS, Layer
 
-POOLS = {
-    "maxpool": lambda l: nn.MaxPool2d(l.kernel, l.stride, l.padding),
-    "avgpool": lambda l: nn.AvgPool2d(l.kernel, l.stride, l.padding),
-    "l2pool": lambda l: L2Pool2d(l.kernel, l.stride, l.padding),
+
+def pool_module(layer: Layer) -> nn.Module:
+    """maxpool / avgpool / l2pool rows → the module class geometry.POOLS names."""
+    name = POOLS[layer.kind.removesuffix("pool")]
+    cls = getattr(nn, name, None) or getattr(modules, name)
+    return cls(layer.kernel, layer.stride, layer.padding)
+
+
+ACTIVATIONS = {  # in place where the backward pass needs the input, not the output
+    "relu": lambda: nn.ReLU(inplace=True),
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01, inplace=True),
+}
+NORMS = {
+    "batchnorm": lambda l: nn.BatchNorm2d(l.out_shape[0]),
+    "groupnorm": lambda l: nn.GroupNorm(l.groups, l.out_shape[0]),
 }
 
 
 def conv_blocks(layers: List[Layer]) -> nn.Sequential:
-    """block1 … blockN, each (pad) → conv → ReLU → (pool), from the plan's conv and pool rows."""
+    """block1 … blockN, each (pad) → conv → (norm) → activation → (pool), from the plan's rows."""
     blocks: "OrderedDict[str, nn.Sequential]" = OrderedDict()
+    pending = {}  # block → its activation, added once the norm (if any) is in place
     for layer in layers:
         parts = blocks.setdefault(layer.block, nn.Sequential())
         if layer.kind == "conv":
@@ -39,12 +53,24 @@ def conv_blocks(layers: List[Layer]) -> nn.Sequential:
             else:  # "same" with an odd total: pad asymmetrically first, as TensorFlow does
                 parts.add_module("pad", nn.ZeroPad2d((left, right, top, bottom)))
                 padding = 0
-            parts.add_module("conv", nn.Conv2d(layer.in_shape[0], layer.out_shape[0],
-                                               layer.kernel, layer.stride, padding))
-            parts.add_module("relu", nn.ReLU(inplace=True))  # conv backward needs its input, not output
-        elif layer.kind in POOLS:
-            parts.add_module("pool", POOLS[layer.kind](layer))
+            parts.add_module("conv", nn.Conv2d(layer.in_shape[0], layer.out_shape[0], layer.kernel, layer.stride,
+                                               padding, dilation=layer.dilation, groups=layer.groups, bias=layer.bias))
+            pending[layer.block] = layer.activation
+            continue
+        if layer.kind in NORMS:
+            parts.add_module("norm", NORMS[layer.kind](layer))
+            continue
+        _activate(parts, pending.pop(layer.block, "none"))
+        if layer.kind.endswith("pool"):
+            parts.add_module("pool", pool_module(layer))
+    for block, activation in pending.items():  # blocks without a pool
+        _activate(blocks[block], activation)
     return nn.Sequential(blocks)
+
+
+def _activate(parts: nn.Sequential, activation: str) -> None:
+    if activation != "none":
+        parts.add_module(activation, ACTIVATIONS[activation]())
 
 
 class ConvClassifier(nn.Module):
@@ -52,7 +78,7 @@ class ConvClassifier(nn.Module):
 
     def __init__(self, model_settings):
         super().__init__()
-        self.layers = plan(model_settings)
+        self.layers = model_settings.layers
         self.features = conv_blocks([l for l in self.layers if l.block != "head"])
         head: List[nn.Module] = [nn.Flatten()]
         linears = [l for l in self.layers if l.kind == "linear"]

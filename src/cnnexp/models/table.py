@@ -1,10 +1,16 @@
-"""The shape table: one row per layer, as `python -m cnnexp.shapes` prints it."""
+"""The shape table: one row per layer, as `python -m cnnexp.shapes` prints it (or as JSON).
+
+Beside each layer's shapes and parameters: its receptive field (input pixels one output unit
+sees) and jump (input pixels between neighbouring units), multiply-accumulates per image, and
+the memory of its output per image. Transposed convolutions show the tutorial's view of them:
+zeros inserted between the inputs, the equivalent padding p' and the extra a.
+"""
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
-from cnnexp.models.geometry import Layer, total_params
+from cnnexp.models.geometry import Layer, total_macs, total_params
 
 
 def _shape(shape) -> str:
@@ -22,30 +28,70 @@ def _padding(layer: Layer) -> str:
     return str(layer.padding)
 
 
+def _kind(layer: Layer) -> str:
+    extra = [f"d{layer.dilation}" if layer.dilation > 1 else "", f"g{layer.groups}" if layer.groups > 1 and layer.kind == "conv" else ""]
+    return " ".join([layer.kind, *filter(None, extra)])
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KB" if n < 2**20 else f"{n / 2**20:,.1f} MB"
+
+
+def _note(layer: Layer) -> str:
+    if layer.kind == "convT":
+        zeros, (before, after), a = layer.zeros_padding_extra
+        note = f"zeros {zeros}, p'={before}+{after}, a={a}"
+        return note + (f", crop from {layer.crop[0]}" if layer.crop is not None else "")
+    if layer.kind.endswith("pool") and layer.formula and _odd(layer):
+        return layer.formula
+    return ""
+
+
 def format_table(layers: List[Layer]) -> str:
-    header = ("layer", "kind", "k", "s", "p", "input", "", "output", "params", "")
+    header = ("layer", "kind", "k", "s", "p", "input", "", "output", "params", "rf", "jump", "MACs", "out mem", "")
     rows = [header]
     for layer in layers:
-        note = ""
-        if layer.kind == "convT" and (any(layer.output_padding) or layer.crop is not None):
-            note = f"a={layer.output_padding[0]}" + (f", crop from {layer.crop[0]}" if layer.crop is not None else "")
+        has_params = layer.kind in ("conv", "linear", "convT") or layer.kind.endswith("norm")
         rows.append((
-            layer.block, layer.kind,
+            layer.block, _kind(layer),
             "" if layer.kernel is None else str(layer.kernel),
             "" if layer.stride is None else str(layer.stride),
             _padding(layer),
             _shape(layer.in_shape), "→", _shape(layer.out_shape),
-            f"{layer.params:,}" if layer.kind in ("conv", "linear", "convT") else "0" if layer.kind.endswith("pool") else "",
-            note or (layer.formula if layer.kind.endswith("pool") and layer.formula and _odd(layer) else ""),
+            f"{layer.params:,}" if has_params else "0" if layer.kind.endswith("pool") else "",
+            "" if layer.rf is None else str(layer.rf),
+            "" if layer.jump is None else str(layer.jump),
+            f"{layer.macs:,}" if layer.macs else "",
+            _kb(layer.memory),
+            _note(layer),
         ))
-    rows.append(("total", "", "", "", "", "", "", "", f"{total_params(layers):,}", ""))
+    memory = sum(layer.memory for layer in layers)
+    rows.append(("total", "", "", "", "", "", "", "", f"{total_params(layers):,}", "", "",
+                 f"{total_macs(layers):,}", _kb(memory), ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {2, 3, 8}
+    right = {2, 3, 8, 9, 10, 11, 12}
     lines = []
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def table_json(layers: List[Layer]) -> Dict:
+    """The same rows for programs: one object per layer and a total."""
+    rows = []
+    for layer in layers:
+        row = {"block": layer.block, "kind": layer.kind, "kernel": layer.kernel, "stride": layer.stride,
+               "padding": layer.padding, "pads": [list(p) for p in layer.pads], "dilation": layer.dilation,
+               "groups": layer.groups, "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
+               "params": layer.params, "rf": layer.rf, "jump": layer.jump, "macs": layer.macs,
+               "out_bytes": layer.memory}
+        if layer.kind == "convT":
+            zeros, padding, a = layer.zeros_padding_extra
+            row.update(zeros_inserted=zeros, equivalent_padding=list(padding), extra=a)
+        rows.append(row)
+    total = {"params": total_params(layers), "macs": total_macs(layers), "out_bytes": sum(l.memory for l in layers)}
+    return {"layers": rows, "total": total}
 
 
 def _odd(layer: Layer) -> bool:

@@ -1,25 +1,36 @@
-"""What every task shares: settings in the checkpoint, the network, optimizer and schedule."""
+"""What every task shares: its settings in the checkpoint, the network, optimizer and schedule."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import lightning as L
 import torch
 
-from cnnexp import config
-from cnnexp.models import build_network
+from cnnexp.settings import OPTIMIZERS, Settings
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, loss: float):
+        self.step, self.loss = step, loss
+        super().__init__(f"training loss became {loss} at step {step}")
 
 
 class Task(L.LightningModule):
-    """Built from the full run config (a plain dict), which the checkpoint keeps, so that a
-    checkpoint alone rebuilds the exact network."""
+    """Built from checked settings. The checkpoint keeps them as a plain dict (`run_config`), so a
+    checkpoint alone rebuilds the exact network (`run_folder.rebuild_task`)."""
 
-    def __init__(self, run_config: dict):
+    network: type  # each task's nn.Module class, built from settings.model
+
+    def __init__(self, settings: Settings):
         super().__init__()
         # logger=False: HParams are written once, at the end, with real metrics (no −1 placeholder).
-        self.save_hyperparameters({"run_config": run_config}, logger=False)
-        self.settings = config.load(run_config)
-        self.net = build_network(self.settings.model)
-        self.example_input_array = torch.zeros(1, *self.settings.model.input_shape)  # for the graph
+        self.save_hyperparameters({"run_config": dataclasses.asdict(settings)}, logger=False)
+        self.settings = settings
+        self.net = self.network(settings.model)
+        self.example_input_array = torch.zeros(1, *settings.model.input_shape)  # for the graph
 
     def on_fit_start(self) -> None:
         # Denormal floats (tiny late-training gradients) take a slow path on x86 CPUs; as zeros they do not.
@@ -38,16 +49,20 @@ class Task(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def stop_if_diverged(self, loss: torch.Tensor) -> None:
+        """A NaN or infinite training loss ends the run as `diverged` at this step. On the CPU this
+        costs nothing; on a GPU it reads the one scalar the progress bar reads anyway."""
+        if not torch.isfinite(loss.detach()):
+            raise Diverged(self.global_step, float(loss))
+
     def configure_optimizers(self):
         o, sc = self.settings.optimizer, self.settings.scheduler
-        # fused: one kernel for the whole update instead of a loop over tensors (5–15 % of a CPU step)
-        fused = True if self.device.type in ("cpu", "cuda") else None
         if o.name == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        elif o.name == "adamw":
-            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=fused)
-        else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=fused)
+            extra = {"momentum": o.momentum}
+        else:  # fused: one kernel for the whole update instead of a loop over tensors (5–15 % of a CPU step)
+            extra = {"fused": True if self.device.type in ("cpu", "cuda") else None}
+        optimizer = getattr(torch.optim, OPTIMIZERS[o.name])(self.parameters(), lr=o.lr,
+                                                             weight_decay=o.weight_decay, **extra)
         if sc.name == "one_cycle":
             schedule = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=sc.max_lr, total_steps=int(self.trainer.estimated_stepping_batches))

@@ -7,14 +7,15 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from cnnexp.models.convnet import ConvClassifier
 from cnnexp.tasks.base import Task
 
 
 class ClassificationTask(Task):
-    monitor = ("val/acc", "max")  # what "best checkpoint" means for this task
+    network = ConvClassifier
 
-    def __init__(self, run_config: dict):
-        super().__init__(run_config)
+    def __init__(self, settings):
+        super().__init__(settings)
         classes = self.settings.model.num_classes
         # Validation and test accumulate exact counts in metric objects. Training logs each batch's
         # accuracy (functional: no metric state to copy every step) and Lightning averages them,
@@ -25,9 +26,11 @@ class ClassificationTask(Task):
     def _step(self, batch, stage: str) -> dict:
         x, y = batch                 # (B, 1, 28, 28), (B,)
         logits = self.net(x)         # (B, 10)
-        loss = F.cross_entropy(logits, y)
         on_step = stage == "train"
+        smoothing = self.settings.loss.label_smoothing if on_step else 0.0  # evaluation: the plain loss
+        loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         if on_step:
+            self.stop_if_diverged(loss)
             accuracy = multiclass_accuracy(logits.detach(), y, self.settings.model.num_classes,
                                            average="micro", validate_args=False)
         else:
@@ -47,7 +50,3 @@ class ClassificationTask(Task):
     def test_step(self, batch, batch_idx):
         logits = self._step(batch, "test")["logits"]
         return {"probs": torch.softmax(logits.float(), dim=1)}  # for the mistakes and confusion views
-
-    def predict_step(self, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return torch.softmax(self.net(x), dim=1)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cnnexp.models.convae import ConvAutoencoder
 from cnnexp.tasks.base import Task
 
 
 class ReconstructionTask(Task):
-    monitor = ("val/loss", "min")  # what "best checkpoint" means for this task
+    network = ConvAutoencoder
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, _ = batch                 # labels are not used
         x_hat = self.net(x)          # (B, 1, 28, 28) → (B, 1, 28, 28)
         loss = F.mse_loss(x_hat, x)
+        if stage == "train":
+            self.stop_if_diverged(loss)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x))
-        # "higher is better" companion, so checkpointing and summaries can treat all tasks alike
-        self.log(f"{stage}/neg_mse", -loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -1,17 +1,29 @@
 """TensorBoard views that explain a model: its mistakes, confusion matrix, filters, feature maps,
 reconstructions, and the config and shape table as text. Each is a small callback that config
-can switch off (callbacks.views.*); each looks at a handful of images, so costs little."""
+can switch off (callbacks.views.*); each looks at a handful of images, so costs little.
+
+The views are handed what they show by the data module (`ViewSource`): sample images, the
+function that turns model inputs back into pixels, and the class names.
+"""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Protocol, Sequence
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
-from cnnexp.data.mnist import MEAN, STD
+
+class ViewSource(Protocol):
+    class_names: Sequence[str]
+
+    def samples(self, n: int) -> torch.Tensor:
+        """n fixed validation images, as the model takes them."""
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs back to [0, 1] pixels."""
 
 
 def tensorboard(trainer: L.Trainer):
@@ -20,11 +32,6 @@ def tensorboard(trainer: L.Trainer):
         if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0:
             return logger.experiment
     return None
-
-
-def to_pixels(x: torch.Tensor, normalized: bool) -> torch.Tensor:
-    """Model inputs back to [0, 1] pixels for display."""
-    return (x * STD + MEAN).clamp(0, 1) if normalized else x.clamp(0, 1)
 
 
 def _figure():
@@ -68,14 +75,14 @@ class FilterImages(L.Callback):
 class FeatureMaps(L.Callback):
     """The output of each conv block for a few fixed validation digits, every N epochs."""
 
-    def __init__(self, every_n_epochs: int = 1, digits: int = 4, channels: int = 8):
-        self.every, self.digits, self.channels = every_n_epochs, digits, channels
+    def __init__(self, source: ViewSource, every_n_epochs: int = 1, digits: int = 4, channels: int = 8):
+        self.source, self.every, self.digits, self.channels = source, every_n_epochs, digits, channels
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tb = tensorboard(trainer)
         if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
             return
-        x = trainer.datamodule.val_x[: self.digits].to(pl_module.device)
+        x = self.source.samples(self.digits).to(pl_module.device)
         maps = []
         hooks = [block.register_forward_hook(lambda m, i, o: maps.append(o.detach()))
                  for block in pl_module.net.features]
@@ -92,19 +99,46 @@ class FeatureMaps(L.Callback):
             tb.add_image(f"features/block{n}", grid, trainer.global_step)
 
 
+class ReceptiveFields(L.Callback):
+    """Per conv block, the input pixels its centre output unit sees, drawn as a square over a
+    validation digit (computed by the shape plan's receptive-field recursion). Logged once."""
+
+    def __init__(self, source: ViewSource, layers, scale: int = 8):
+        self.source, self.scale = source, scale
+        self.convs = [l for l in layers if l.kind == "conv"]
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from torchvision.utils import draw_bounding_boxes
+
+        tb = tensorboard(trainer)
+        if tb is None or not self.convs:
+            return
+        pixels = self.source.denormalize(self.source.samples(1)[:1].float().cpu())[0]  # (C, H, W) in [0, 1]
+        image = (pixels.expand(3, -1, -1) * 255).to(torch.uint8)
+        image = image.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2)
+        height, width = pixels.shape[-2:]
+        for layer in self.convs:
+            (oh, ow), half = layer.out_shape[1:], (layer.rf - 1) / 2
+            cy, cx = layer.start + (oh // 2) * layer.jump, layer.start + (ow // 2) * layer.jump
+            box = [max(cx - half, 0), max(cy - half, 0), min(cx + half + 1, width), min(cy + half + 1, height)]
+            box = torch.tensor([[v * self.scale for v in box]])
+            drawn = draw_bounding_boxes(image, box, colors="red", width=2)
+            tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
+
+
 class TestMistakes(L.Callback):
     """After testing: a grid of misclassified digits titled 'pred p (conf) / true t', and the
     confusion matrix of the whole test set (torchmetrics computes and plots it)."""
 
-    def __init__(self, mistakes: bool = True, confusion_matrix: bool = True, max_images: int = 36):
-        self.want_mistakes, self.want_matrix, self.max_images = mistakes, confusion_matrix, max_images
+    def __init__(self, source: ViewSource, mistakes: bool = True, confusion_matrix: bool = True, max_images: int = 36):
+        self.source, self.want_mistakes, self.want_matrix, self.max_images = source, mistakes, confusion_matrix, max_images
         self.matrix = None
         self.wrong: List[tuple] = []
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         from torchmetrics.classification import MulticlassConfusionMatrix
 
-        self.matrix = MulticlassConfusionMatrix(num_classes=pl_module.settings.model.num_classes)
+        self.matrix = MulticlassConfusionMatrix(num_classes=len(self.source.class_names))
         self.wrong = []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -130,12 +164,12 @@ class TestMistakes(L.Callback):
             cols = 6
             rows = -(-len(self.wrong) // cols)
             fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8))
-            normalized = pl_module.settings.data.normalize
+            names = self.source.class_names
             for ax in axes.flat:
                 ax.axis("off")
             for ax, (img, pred, true, conf) in zip(axes.flat, self.wrong):
-                ax.imshow(to_pixels(img, normalized)[0], cmap="gray", vmin=0, vmax=1)
-                ax.set_title(f"pred {pred} ({conf:.0%})\ntrue {true}", fontsize=8)
+                ax.imshow(self.source.denormalize(img)[0], cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"pred {names[pred]} ({conf:.0%})\ntrue {names[true]}", fontsize=8)
             fig.tight_layout()
             tb.add_figure("test/mistakes", fig, trainer.global_step)
         plt.close("all")
@@ -144,32 +178,33 @@ class TestMistakes(L.Callback):
 class Reconstructions(L.Callback):
     """Autoencoders: a row of fixed validation inputs above their reconstructions, each epoch."""
 
-    def __init__(self, every_n_epochs: int = 1, digits: int = 8):
-        self.every, self.digits = every_n_epochs, digits
+    def __init__(self, source: ViewSource, every_n_epochs: int = 1, digits: int = 8):
+        self.source, self.every, self.digits = source, every_n_epochs, digits
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tb = tensorboard(trainer)
         if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
             return
-        x = trainer.datamodule.val_x[: self.digits].to(pl_module.device)
+        x = self.source.samples(self.digits).to(pl_module.device)
         with torch.no_grad():
             x_hat = pl_module(x)
-        normalized = pl_module.settings.data.normalize
-        pairs = torch.cat([to_pixels(x, normalized), to_pixels(x_hat, normalized)]).float().cpu()
+        pairs = torch.cat([self.source.denormalize(x), self.source.denormalize(x_hat)]).float().cpu()
         tb.add_image("reconstructions/input_above_output", make_grid(pairs, nrow=self.digits, padding=1), trainer.global_step)
 
 
-def view_callbacks(settings, task_name: str, config_yaml: str, shape_table: str) -> List[L.Callback]:
-    v = settings.callbacks.views
-    every = v.every_n_epochs
+def view_callbacks(views, task_name: str, source: ViewSource, layers, config_yaml: str,
+                   shape_table: str) -> List[L.Callback]:
+    """The views `callbacks.views` switches on, for this task."""
+    every = views.every_n_epochs
     chosen: List[Optional[L.Callback]] = [
-        RunText(config_yaml, shape_table) if v.text else None,
-        FilterImages(every) if v.filters else None,
-        FeatureMaps(every) if v.feature_maps else None,
+        RunText(config_yaml, shape_table) if views.text else None,
+        FilterImages(every) if views.filters else None,
+        FeatureMaps(source, every) if views.feature_maps else None,
+        ReceptiveFields(source, layers) if views.receptive_field else None,
     ]
     if task_name == "classification":
-        if v.mistakes or v.confusion_matrix:
-            chosen.append(TestMistakes(v.mistakes, v.confusion_matrix))
-    elif v.reconstructions:
-        chosen.append(Reconstructions(every))
+        if views.mistakes or views.confusion_matrix:
+            chosen.append(TestMistakes(source, views.mistakes, views.confusion_matrix))
+    elif views.reconstructions:
+        chosen.append(Reconstructions(source, every))
     return [c for c in chosen if c is not None]

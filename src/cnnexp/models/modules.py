@@ -1,4 +1,5 @@
-"""Small layers torch lacks in the form needed here."""
+"""torch modules that torch lacks in the form the networks need (the shape rows they are built
+from are `geometry.Layer`)."""
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,40 @@
+"""Checkpoints that belong to their run folder: written inside it, and found in it after a move."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from cnnexp.files import write_atomic
+
+
+class InFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's atomic save stages the file in $TMPDIR (fsspec), which a kill leaves behind;
+    this one stages it beside the checkpoint, so nothing is ever left outside the run folder."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomic(Path(path), buffer.getbuffer())
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning restores the best/last paths a checkpoint recorded, absolute, so a moved run
+    looks for files that are gone and a copied one tests the original's; here they are re-rooted
+    in this run's checkpoints/ folder."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and Path(saved) != Path(self.dirpath):
+            here = lambda p: str(Path(self.dirpath) / Path(p).name) if p else p  # noqa: E731
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          "best_model_path": here(state_dict.get("best_model_path")),
+                          "kth_best_model_path": here(state_dict.get("kth_best_model_path")),
+                          "last_model_path": here(state_dict.get("last_model_path")),
+                          "best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)

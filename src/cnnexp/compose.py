@@ -1,0 +1,87 @@
+"""Hydra's side of a run: the resolvers that name and claim folders, and composing `conf/`
+outside `@hydra.main` (shapes, bench, tests). Imports no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnexp import CONF_DIR, PROJECT_DIR
+from cnnexp.run_folder import claim_fresh
+from cnnexp.sweeps.naming import run_name
+
+
+def _run_dir(resume: Any, fresh: str) -> str:
+    """A resumed run continues in its own folder; a new one claims a fresh folder."""
+    return str(Path(resume).expanduser().resolve()) if resume else claim_fresh(fresh)
+
+
+def _hydra_subdir(resume: Any, stamp: str) -> str:
+    return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
+def register_resolvers() -> None:
+    """The `${cnnexp.…:}` resolvers conf/ uses; called before any composition."""
+    resolvers = {
+        "cnnexp.project_dir": (lambda: str(PROJECT_DIR), True),
+        "cnnexp.fresh": (claim_fresh, True),      # cached: resolved (and the folder claimed) once
+        "cnnexp.run_dir": (_run_dir, True),
+        "cnnexp.hydra_subdir": (_hydra_subdir, True),
+        "cnnexp.run_name": (run_name, False),
+    }
+    for name, (fn, cache) in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=cache)
+
+
+def compose_config(overrides: list) -> DictConfig:
+    """conf/train.yaml composed with overrides, outside @hydra.main."""
+    from hydra import compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def user_config(cfg: DictConfig) -> DictConfig:
+    """The config without its `hydra` node, unresolved: resolving hydra.run.dir would claim a folder."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain.pop("hydra", None)
+    return OmegaConf.create(plain)
+
+
+def check_override_keys(argv: list) -> None:
+    """Every plain `key=value` on the command line names a setting that exists, and parses.
+
+    Hydra answers a typo'd key with advice to add it with `+` (the wrong fix) and a lexer error
+    with its exception's name; here both become a SettingsError naming the key.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from cnnexp.errors import SettingsError
+    from cnnexp.settings import Settings, suggest_key
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    parser = OverridesParser.create()
+    for text in args.overrides or []:
+        try:
+            override = parser.parse_override(text)
+        except HydraException as e:  # the lexer's and the parser's errors
+            key = text.split("=", 1)[0]
+            raise SettingsError(key, text.split("=", 1)[1] if "=" in text else "",
+                                "this override cannot be read: a key is a dotted name without spaces "
+                                "(model.kernel_size); quote a value with spaces or symbols (key='a b'); "
+                                f"Hydra says: {str(e).splitlines()[0][:120]}") from None
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
+            continue  # +/~ and group choices: the schema merge and Hydra name those
+        suggest_key(Settings, key)
+
+
+def task_overrides(hydra_node) -> list:
+    """The command line's overrides as typed: `key=${…}` is text here, not an interpolation."""
+    return OmegaConf.to_container(hydra_node.overrides.task, resolve=False)

@@ -1,0 +1,43 @@
+"""The Hydra callback (conf/hydra/default.yaml): checks a run before Hydra creates its folder,
+names and de-duplicates a sweep's runs, and prints the sweep's summary at its end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from cnnexp.compose import task_overrides, user_config
+from cnnexp.errors import UserError, fail
+
+
+class SettingsCheck(Callback):
+    sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.run import check, check_trainer
+
+        try:
+            checked = check(user_config(config), task_overrides(config.hydra))
+            check_trainer(checked)  # imports torch: only once the settings passed
+        except UserError as e:
+            fail(e)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
+        from cnnexp.run_folder import check_writable
+        from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys
+
+        try:
+            check_writable(str(user_config(config).paths.output_dir))
+        except UserError as e:
+            fail(e)
+        drop_duplicate_values(config)
+        name_runs_by_swept_keys(config)
+        SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.sweeps.summary import finish_sweep
+
+        finish_sweep(Path(str(config.hydra.sweep.dir)))

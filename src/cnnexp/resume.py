@@ -1,0 +1,114 @@
+"""Continuing a run in its own folder: `python -m cnnexp.train resume=FOLDER [dotted overrides]`.
+
+Everything is checked before the folder changes — the saved config with the overrides applied,
+the last checkpoint, and that its weights fit the network the config builds — and the folder
+is locked, so two resumes cannot interleave. Training then continues from checkpoints/last.ckpt
+(written at every epoch end), in the same TensorBoard run, to the configured number of epochs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
+
+from omegaconf import OmegaConf
+
+from cnnexp.errors import RunError
+from cnnexp.run_folder import choose_checkpoint, load_checkpoint, open_run
+from cnnexp.settings import Settings, load
+
+LOCK = ".cnnexp.lock"
+
+
+class FolderLock:
+    """An exclusive lock on a run folder for as long as this object lives (one process at a time)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise RunError(f"{folder}: another cnnexp process (pid {holder}) is using this run folder; "
+                           "wait for it to finish or stop it, then resume") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def __del__(self):
+        try:
+            os.close(self.fd)  # closing releases the lock
+        except (OSError, AttributeError):
+            pass
+
+
+def lock_folder(folder: Path) -> FolderLock:
+    return FolderLock(folder)
+
+
+@dataclass
+class Resume:
+    folder: Path
+    settings: Settings
+    config: dict         # the effective config the resumed run records
+    checkpoint: Path     # checkpoints/last.ckpt
+    lock: FolderLock | None
+
+
+def prepare(folder_arg: str, overrides: List[str]) -> Resume:
+    """The run to continue, checked whole; raises a UserError and changes nothing otherwise."""
+    folder = open_run(folder_arg, key="resume").resolve()  # a wrong path is answered before torch loads
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
+    try:
+        saved = OmegaConf.load(folder / "config.yaml")
+        if not isinstance(saved, dict) and not OmegaConf.is_dict(saved):
+            raise ValueError("not a mapping")
+    except Exception as e:
+        raise RunError(f"resume={folder_arg}: its config.yaml cannot be read ({str(e).splitlines()[0][:160]}); "
+                       "the run cannot be resumed, but eval and predict still read its checkpoints") from None
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key == "resume":
+            continue
+        if "." not in key:
+            raise RunError(f"{override.input_line}: a resumed run keeps its model, data and optimizer groups; "
+                           "only dotted overrides (e.g. trainer.max_epochs=20) apply")
+        try:
+            OmegaConf.update(saved, key, override.value(), force_add=False)
+        except Exception as e:
+            raise RunError(f"{override.input_line}: cannot apply to the saved config ({str(e).splitlines()[0]})") from None
+    saved.resume = str(folder)
+    config = OmegaConf.to_container(saved, resolve=True)
+    settings = load(config)
+    checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
+    weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
+    return Resume(folder, settings, config, checkpoint, lock)
+
+
+def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> None:
+    """The checkpoint opens, and its weights load into the network these settings build."""
+    from cnnexp.tasks import task_class
+
+    state = load_checkpoint(checkpoint)  # truncated or foreign: RunError now, not mid-way through fit
+    task = task_class(settings.model.task)(settings)
+    try:
+        task.load_state_dict(state["state_dict"])
+    except RuntimeError as e:
+        what = f" with {' '.join(overrides)}" if overrides else ""
+        raise RunError(f"{checkpoint}: its weights do not fit the network{what} "
+                       f"({str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0].strip()[:160]}); "
+                       "a resume can change training settings (epochs, lr), not the network") from None
+
+
+def how_to_resume(run_dir: Path) -> str:
+    return f"continue with: python -m cnnexp.train resume={run_dir}"
+
+

@@ -1,0 +1,385 @@
+"""One run, top to bottom: check → claim the folder → data, task, trainer → fit → test → record.
+
+`python -m cnnexp.train` hands each composed config to `run`. Everything that can be known
+before a folder is written is checked once, in `check` (the Hydra callback calls it before
+Hydra creates the folder; the job then reuses its answer), and the checked settings are what
+every later step receives. A resume is checked the same way: its saved config, overrides,
+checkpoint and weights, before anything in the folder changes (`resume.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnexp import resume as resuming
+from cnnexp.data.sources import ensure_mnist
+from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.run_folder import RunRecord, check_writable, read_results
+from cnnexp.settings import Settings, load
+
+log = logging.getLogger("cnnexp")
+
+
+# ------------------------------------------------------------------ 1. check, once per config
+@dataclass
+class Checked:
+    settings: Settings
+    config: dict                          # the effective config, as config.yaml records it
+    resume: Optional[resuming.Resume] = None
+    trainer_checked: bool = False
+
+
+_checked: Dict[str, Checked] = {}
+
+
+def check(cfg: DictConfig, overrides: List[str]) -> Checked:
+    """Settings, shapes and the output folder (or, for a resume, the run it continues). Pure
+    Python for a new run: a typo is answered before torch is imported. Memoised, so the Hydra
+    callback's check is the job's."""
+    key = OmegaConf.to_yaml(cfg) + repr(overrides)
+    if key not in _checked:
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as e:  # an interpolation that cannot resolve: name its key
+            raise SettingsError(getattr(e, "full_key", None) or "?", getattr(e, "value", None) or "${…}",
+                                str(e).splitlines()[0]) from None
+        config.pop("hydra", None)
+        settings = load(config)
+        if settings.resume:
+            found = resuming.prepare(settings.resume, overrides)
+            checked = Checked(found.settings, found.config, found)
+        else:
+            check_writable(settings.paths.output_dir)
+            checked = Checked(settings, config)
+        ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
+        _checked[key] = checked
+    return _checked[key]
+
+
+def check_trainer(checked: Checked) -> None:
+    """What Lightning itself rejects (strategy, accelerator, devices): built once, thrown away,
+    so that a bad value is one line before any folder is written."""
+    if checked.trainer_checked:
+        return
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    import lightning as L
+
+    from cnnexp.console import quiet_lightning
+
+    quiet_lightning()
+    kwargs = trainer_arguments(checked.settings)
+    quiet = logging.getLogger("lightning.pytorch")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its device report is printed once, by the real trainer
+    try:
+        L.Trainer(**{**kwargs, "enable_progress_bar": False}, logger=False, enable_checkpointing=False)
+    except (MisconfigurationException, ValueError, RuntimeError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        named = [k for k in ("strategy", "accelerator", "devices", "num_nodes", "precision", "plugins")
+                 if k in message.lower()] or ["accelerator"]
+        raise SettingsError(f"trainer.{named[0]}", kwargs.get(named[0]), f"Lightning says: {message}") from None
+    finally:
+        quiet.setLevel(level)
+    checked.trainer_checked = True
+
+
+def trainer_arguments(settings: Settings) -> Dict[str, Any]:
+    return {k: v for k, v in vars(settings.trainer).items()}
+
+
+# ------------------------------------------------------------------ 2. the run
+def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
+    """The job: train, test the best checkpoint, and record the true outcome in results.json."""
+    try:
+        checked = check(cfg, overrides)
+        check_trainer(checked)
+    except UserError as e:
+        if not multirun:
+            _drop_fresh_folder(run_dir)
+            fail(e)
+        log.error("invalid settings: %s", e)
+        return RunRecord(run_dir, overrides).finish("failed", reason=str(e))
+    settings = checked.settings
+
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    rank_zero = rank_zero_only.rank == 0  # DDP: every rank runs this; rank 0 writes the files
+    lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None  # held until run ends
+    previous = read_results(run_dir) if checked.resume else None
+    record = RunRecord(run_dir, overrides, write=rank_zero,
+                       keep_until_final=bool(previous and previous.get("status") == "ok"))
+    table = _shape_table(settings)
+    if rank_zero:
+        config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
+        (run_dir / "config.yaml").write_text(config_yaml)
+        (run_dir / "shapes.txt").write_text(table + "\n")
+        log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
+
+    try:
+        results = fit_and_test(checked, run_dir, table)
+    except Stopped as stop:
+        data = record.finish(stop.status, reason=stop.reason, **stop.results)
+        log.warning("%s (run folder %s)", stop.reason, run_dir)
+        if stop.status == "interrupted":  # the sweep stops too; cnnexp.train prints how to go on
+            raise Interrupted(run_dir, stop.reason) from None
+        return data
+    except UserError as e:
+        record.finish("failed", reason=str(e))
+        return fail(e) if not multirun else record.data
+    except Exception as e:
+        record.finish("failed", reason=f"{type(e).__name__}: {e}")
+        log.error("run failed:\n%s", traceback.format_exc())  # also in the run folder's train.log
+        if not multirun:
+            raise
+        return record.data
+    data = record.finish("ok", **results)
+    if "test_acc" in data:
+        log.info("test accuracy: %.2f %% (%s) — run folder %s", 100 * data["test_acc"], data["tested_checkpoint"], run_dir)
+    elif "test_loss" in data:
+        log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
+    return data
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, recorded as `interrupted` in the run's results.json."""
+
+    def __init__(self, run_dir: Path, reason: str):
+        self.run_dir, self.reason = run_dir, reason
+        super().__init__(reason)
+
+
+class Stopped(Exception):
+    """Training ended early with a true status other than ok or failed."""
+
+    def __init__(self, status: str, reason: str, **results: Any):
+        self.status, self.reason, self.results = status, reason, results
+        super().__init__(reason)
+
+
+def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
+    """Data → task → trainer → fit → test on the best checkpoint → the run's metrics."""
+    import lightning as L
+
+    from cnnexp.callbacks.views import view_callbacks
+    from cnnexp.console import quiet_lightning
+    from cnnexp.data.mnist import MNISTDataModule
+    from cnnexp.tasks import task_class
+    from cnnexp.tasks.base import Diverged
+
+    quiet_lightning()
+    settings = checked.settings
+    share_cores(settings)
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    task = task_class(settings.model.task)(settings)
+    views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
+                           OmegaConf.to_yaml(OmegaConf.create(checked.config)), table)
+    trainer, throughput = build_trainer(settings, run_dir, views)
+    checkpoint = trainer.checkpoint_callback
+    resume_from = checked.resume.checkpoint if checked.resume else None
+
+    def so_far(**extra) -> Dict[str, Any]:
+        metric = checkpoint.monitor.replace("/", "_")
+        return {"epochs": trainer.current_epoch, "step": trainer.global_step,
+                f"best_{metric}": _float(checkpoint.best_model_score),
+                **{k.replace("/", "_"): _float(v) for k, v in trainer.callback_metrics.items()
+                   if k.endswith("_epoch") or k.startswith("val/")}, **extra}
+
+    try:
+        with memory_errors_explained(settings):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except Diverged as d:
+        raise Stopped("diverged", f"diverged: {d}", **so_far(diverged_step=d.step)) from None
+    except (KeyboardInterrupt, SystemExit):
+        if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
+            raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}", **so_far()) from None
+        raise
+    if trainer.interrupted:
+        raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}", **so_far())
+
+    metric = checkpoint.monitor
+    results: Dict[str, Any] = {
+        "params": sum(p.numel() for p in task.parameters()),
+        "epochs": trainer.current_epoch,
+        "images_per_s": round(throughput.images_per_s, 1),
+        "first_step_unix": throughput.first_step_unix,
+        "train_s": _float(throughput.train_s),
+        f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
+    }
+    if settings.test_after_fit:
+        ckpt = "best" if checkpoint.best_model_path else None
+        tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
+        results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
+        results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
+    log_hparams(trainer, checked.config, results)
+    return results
+
+
+def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
+    """lightning.Trainer with the run folder's loggers, checkpoints and per-epoch CSV."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
+    from cnnexp.callbacks.epoch_csv import EpochCSV
+    from cnnexp.callbacks.throughput import Throughput
+    from cnnexp.tasks import TASKS
+
+    ck = settings.callbacks.checkpoint
+    task_monitor, task_mode = TASKS[settings.model.task].monitor
+    throughput = Throughput()
+    callbacks = [
+        throughput,                      # before EpochCSV: the row includes this epoch's timing
+        EpochCSV(run_dir / "metrics.csv"),
+        RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                      monitor=task_monitor if ck.monitor == "auto" else ck.monitor,
+                      mode=task_mode if ck.mode == "auto" else ck.mode,
+                      save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
+                      enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
+        *extra_callbacks,
+    ]
+    t = settings.trainer
+    show_bar = t.enable_progress_bar and settings.callbacks.progress_bar_refresh > 0
+    if show_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=settings.callbacks.progress_bar_refresh))
+    loggers = []
+    if settings.logger.tensorboard:
+        # name="", version="": event files land in the run folder itself, so TensorBoard names the
+        # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
+                                         default_hp_metric=False, log_graph=settings.logger.log_graph))
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
+    trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
+                        enable_checkpointing=True, plugins=[InFolderCheckpointIO()])
+    return trainer, throughput
+
+
+# ------------------------------------------------------------------ 3. the record
+HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
+
+
+def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
+    """{"model": {"blocks": [{"kernel_size": 3}]}} → {"model.blocks.0.kernel_size": 3}: the keys a user
+    types on the command line, with list items by index."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return {prefix: tree if isinstance(tree, (int, float, str, bool)) else str(tree)}
+    flat: Dict[str, Any] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def flat_hparams(config: dict) -> Dict[str, Any]:
+    """What distinguishes runs: model (blocks flattened), optimizer, schedule, batch size, seed."""
+    chosen = {k: config[k] for k in ("model", "optimizer", "scheduler") if k in config}
+    chosen["data"] = {"batch_size": config["data"]["batch_size"]}
+    chosen["trainer"] = {k: config["trainer"][k] for k in ("max_epochs", "precision")}
+    chosen["seed"] = config["seed"]
+    return flatten(chosen)
+
+
+def log_hparams(trainer, config: dict, results: Dict[str, Any]) -> None:
+    """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)."""
+    metrics = {f"hparams/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat_hparams(config), metrics=metrics)
+        logger.finalize("success")
+
+
+def _float(value) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _shape_table(settings: Settings) -> str:
+    from cnnexp.models.table import format_table
+
+    return format_table(settings.model.layers)
+
+
+def _drop_fresh_folder(run_dir: Path) -> None:
+    """A single new run rejected before it started leaves no folder (it holds only Hydra's log)."""
+    if run_dir.is_dir() and not (run_dir / "config.yaml").exists() and not (run_dir / "results.json").exists():
+        logging.shutdown()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ resources
+def share_cores(settings: Settings) -> None:
+    """Processes that run side by side split the cores: processes × torch threads ≤ cores.
+    They are parallel sweep jobs, or DDP's CPU processes."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    launcher = hc.launcher if "launcher" in hc else {}
+    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None) or 1
+    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)  # submitit (SLURM or local)
+    t = settings.trainer
+    if t.strategy.startswith("ddp") and t.accelerator == "cpu" and isinstance(t.devices, int):
+        n_jobs *= t.devices
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else cpus
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+class memory_errors_explained:
+    """Warn before training when the plan's memory estimate exceeds what the machine has free;
+    turn an allocation failure into one line naming the estimate and a smaller setting."""
+
+    def __init__(self, settings: Settings):
+        from cnnexp.models.geometry import memory_estimate
+
+        self.settings = settings
+        self.need = memory_estimate(settings.model.layers, settings.data.batch_size, settings.optimizer.name)
+        self.free = available_memory()
+        if self.free and self.need > self.free:
+            log.warning("this setting needs about %s for training but %s is free; it may fail. %s",
+                        _gb(self.need), _gb(self.free), self.smaller())
+
+    def smaller(self) -> str:
+        batch = self.settings.data.batch_size
+        return f"Try data.batch_size={max(1, batch // 4)} or fewer channels (model.blocks.N.channels)."
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None:
+            return False
+        text = str(error)
+        if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text \
+                or type(error).__name__ == "OutOfMemoryError":
+            raise RunError(f"ran out of memory while training (estimated need {_gb(self.need)}, "
+                           f"{_gb(self.free) if self.free else 'unknown'} free). {self.smaller()}") from None
+        return False
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory free for a new allocation (MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+

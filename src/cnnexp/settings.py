@@ -1,0 +1,438 @@
+"""Typed settings for a run: the schema, the ranges and choices, and the one check.
+
+Defaults live in one place, the YAML files under conf/: they are what users read, copy and
+override, and `--cfg job` prints them. The dataclasses here carry types only (no defaults), so
+merging the composed config into them rejects unknown keys, values of the wrong type and keys
+the YAML forgot; `check` then applies ranges and choices, and plans the network's shapes. Every
+error names the key as the user types it on the command line. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+
+from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
+from cnnexp.errors import SettingsError, ShapeError
+from cnnexp.models.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan
+from cnnexp.tasks import TASKS
+
+
+# ---------------------------------------------------------------- the schema, group by group
+@dataclass
+class PathsSettings:
+    project_dir: str
+    data_dir: str
+    output_dir: str
+
+
+@dataclass
+class WheelSettings:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass
+class DataSettings:
+    root: str
+    val_size: int
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    sources: List[str]
+    mirrors: List[str]
+    download_timeout: float
+    wheel: WheelSettings
+
+
+@dataclass
+class BlockSettings:
+    channels: int
+    kernel_size: int
+    stride: int
+    padding: Any  # int, "same" or "valid"
+    dilation: int
+    groups: int
+    bias: Any  # auto (off when a norm follows), true or false
+    norm: str
+    norm_groups: int
+    activation: str
+    pool: str
+    pool_kernel: int
+    pool_stride: int
+    pool_padding: int
+
+
+@dataclass
+class HeadSettings:
+    hidden: List[int]
+    dropout: float
+
+
+@dataclass
+class ModelSettings:
+    name: str
+    task: str
+    input_shape: List[int]
+    num_classes: int
+    kernel_size: Optional[int]
+    stride: Optional[int]
+    padding: Any
+    dilation: Optional[int]
+    groups: Optional[int]
+    bias: Any
+    norm: Optional[str]
+    norm_groups: Optional[int]
+    activation: Optional[str]
+    pool: Optional[str]
+    blocks: List[BlockSettings]
+    head: HeadSettings
+
+    @cached_property
+    def layers(self):
+        """The shape plan (geometry.Layer rows), worked once: the check, the table and the
+        network all read this one."""
+        return plan(self)
+
+
+@dataclass
+class OptimizerSettings:
+    name: str
+    lr: float
+    weight_decay: float
+    momentum: float
+
+
+@dataclass
+class SchedulerSettings:
+    name: str
+    max_lr: Optional[float]
+
+
+@dataclass
+class TrainerSettings:
+    """The lightning.Trainer arguments cnnexp passes through (tests keep this list in step)."""
+
+    accelerator: str
+    devices: Any
+    strategy: str
+    num_nodes: int
+    precision: str
+    max_epochs: int
+    max_steps: int
+    limit_train_batches: Any
+    limit_val_batches: Any
+    limit_test_batches: Any
+    val_check_interval: Any
+    check_val_every_n_epoch: Optional[int]
+    log_every_n_steps: int
+    num_sanity_val_steps: int
+    gradient_clip_val: Optional[float]
+    accumulate_grad_batches: int
+    deterministic: Any
+    benchmark: Optional[bool]
+    enable_progress_bar: bool
+    enable_model_summary: bool
+
+
+@dataclass
+class LoggerSettings:
+    tensorboard: bool
+    log_graph: bool
+
+
+@dataclass
+class CheckpointSettings:
+    monitor: str
+    mode: str
+    save_last: bool
+
+
+@dataclass
+class ViewSettings:
+    every_n_epochs: int
+    text: bool
+    filters: bool
+    feature_maps: bool
+    receptive_field: bool
+    mistakes: bool
+    confusion_matrix: bool
+    reconstructions: bool
+
+
+@dataclass
+class CallbackSettings:
+    checkpoint: CheckpointSettings
+    views: ViewSettings
+    progress_bar_refresh: int
+
+
+@dataclass
+class LossSettings:
+    label_smoothing: float
+
+
+@dataclass
+class PerformanceSettings:
+    channels_last: Any  # auto: on with bf16 precision; true / false
+    compile: bool  # torch.compile the network
+
+
+@dataclass
+class Settings:
+    seed: int
+    test_after_fit: bool
+    resume: Optional[str]
+    paths: PathsSettings
+    data: DataSettings
+    model: ModelSettings
+    optimizer: OptimizerSettings
+    scheduler: SchedulerSettings
+    loss: LossSettings
+    trainer: TrainerSettings
+    logger: LoggerSettings
+    callbacks: CallbackSettings
+    performance: PerformanceSettings
+
+
+# ---------------------------------------------------------------- choices and ranges
+DATA_SOURCES = ("local", "mirrors", "wheel")
+POOL_CHOICES = (*POOLS, "none")
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class
+SCHEDULERS = ("none", "one_cycle")
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+# What lightning.Trainer(precision=…) accepts (a test keeps this in step with Lightning).
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16", "16-true", "bf16-true", "64-true", "64",
+              "transformer-engine", "transformer-engine-float16")
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise SettingsError(key, value, allowed)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_limit(key: str, value: Any) -> None:
+    ok = (_is_int(value) and value >= 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
+    _require(ok, key, value, "a fraction in [0, 1] or a whole number of batches ≥ 0")
+
+
+BLOCK_RULES = {  # block key → (test, what is allowed)
+    "kernel_size": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
+    "stride": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
+    "dilation": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 (1: no gaps)"),
+    "groups": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 dividing the channels (channels: depthwise)"),
+    "norm_groups": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 dividing the channels"),
+    "padding": (lambda v: v in ("same", "valid") or (_is_int(v) and v >= 0), 'an integer ≥ 0, "same" or "valid"'),
+    "bias": (lambda v: v in ("auto", True, False), "auto (off when a norm follows), true or false"),
+    "norm": (lambda v: v in NORMS, f"one of {', '.join(NORMS)}"),
+    "activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
+    "pool": (lambda v: v in POOL_CHOICES, f"one of {', '.join(POOL_CHOICES)}"),
+}
+
+
+def _check_block_key(key: str, name: str, value: Any) -> None:
+    test, allowed = BLOCK_RULES[name]
+    _require(test(value), key, value, allowed)
+
+
+def check(s: Settings) -> Settings:
+    """Ranges and choices that types alone cannot express."""
+    _require(_is_int(s.seed) and s.seed >= 0, "seed", s.seed, "an integer ≥ 0")
+
+    d = s.data
+    _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer ≥ 1")
+    _require(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer ≥ 1")
+    _require(1 <= d.val_size < TRAIN_IMAGES, "data.val_size", d.val_size, f"an integer in [1, {TRAIN_IMAGES})")
+    train_split = TRAIN_IMAGES - d.val_size
+    _require(d.batch_size <= train_split, "data.batch_size", d.batch_size,
+             f"at most {train_split}, the training split ({TRAIN_IMAGES} − data.val_size): a bigger batch "
+             "would train no step at all (the last partial batch is dropped)")
+    _require(d.download_timeout > 0, "data.download_timeout", d.download_timeout, "a number of seconds > 0")
+    for i, src in enumerate(d.sources):
+        _require(src in DATA_SOURCES, f"data.sources.{i}", src, f"one of {', '.join(DATA_SOURCES)}")
+
+    m = s.model
+    _require(m.task in TASKS, "model.task", m.task, f"one of {', '.join(TASKS)}")
+    _require(len(m.input_shape) == 3 and all(_is_int(v) and v >= 1 for v in m.input_shape),
+             "model.input_shape", list(m.input_shape), "three integers ≥ 1: [channels, height, width]")
+    _require(tuple(m.input_shape) == IMAGE_SHAPE, "model.input_shape", list(m.input_shape),
+             f"MNIST images are {list(IMAGE_SHAPE)} (channels, height, width); the network must take them")
+    _require(m.num_classes >= 2, "model.num_classes", m.num_classes, "an integer ≥ 2")
+    _require(len(m.blocks) >= 1, "model.blocks", [], "at least one conv block")
+    for key in SHORTCUTS:  # each shortcut, when set, obeys its block key's rule
+        if getattr(m, key) is not None:
+            _check_block_key(f"model.{key}", key, getattr(m, key))
+    for i, b in enumerate(m.blocks):
+        key = f"model.blocks.{i}"
+        _require(b.channels >= 1, f"{key}.channels", b.channels, "an integer ≥ 1")
+        for name in SHORTCUTS:
+            _check_block_key(f"{key}.{name}", name, getattr(b, name))
+        _require(b.pool_kernel >= 1, f"{key}.pool_kernel", b.pool_kernel, "an integer ≥ 1")
+        _require(b.pool_stride >= 1, f"{key}.pool_stride", b.pool_stride, "an integer ≥ 1")
+        _require(b.pool_padding >= 0, f"{key}.pool_padding", b.pool_padding, "an integer ≥ 0")
+    for i, h in enumerate(m.head.hidden):
+        _require(h >= 1, f"model.head.hidden.{i}", h, "an integer ≥ 1")
+    _require(0.0 <= m.head.dropout < 1.0, "model.head.dropout", m.head.dropout, "a probability in [0, 1)")
+
+    o = s.optimizer
+    _require(o.name in OPTIMIZERS, "optimizer.name", o.name, f"one of {', '.join(OPTIMIZERS)}")
+    _require(o.lr > 0, "optimizer.lr", o.lr, "a learning rate > 0, e.g. 1e-3")
+    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number ≥ 0")
+    _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
+
+    _require(0.0 <= s.loss.label_smoothing < 1.0, "loss.label_smoothing", s.loss.label_smoothing,
+             "a number in [0, 1), e.g. 0.1")
+
+    sc = s.scheduler
+    _require(sc.name in SCHEDULERS, "scheduler.name", sc.name, f"one of {', '.join(SCHEDULERS)}")
+    if sc.name == "one_cycle":
+        _require(sc.max_lr is not None and sc.max_lr > 0, "scheduler.max_lr", sc.max_lr, "a learning rate > 0")
+
+    t = s.trainer
+    _require(t.accelerator in ACCELERATORS, "trainer.accelerator", t.accelerator, f"one of {', '.join(ACCELERATORS)}")
+    _require(t.devices == "auto" or (_is_int(t.devices) and (t.devices >= 1 or t.devices == -1)),
+             "trainer.devices", t.devices, '"auto", -1 (all) or an integer ≥ 1')
+    _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {', '.join(PRECISIONS)}")
+    _require(t.max_epochs >= 1 or t.max_epochs == -1, "trainer.max_epochs", t.max_epochs, "an integer ≥ 1 (or -1 with max_steps)")
+    _require(t.max_steps >= 1 or t.max_steps == -1, "trainer.max_steps", t.max_steps, "an integer ≥ 1, or -1 for no limit")
+    _require(not (t.max_epochs == -1 and t.max_steps == -1), "trainer.max_epochs", t.max_epochs,
+             "-1 trains forever unless trainer.max_steps is set; give a number of epochs or steps")
+    _require(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer ≥ 1")
+    _require(t.check_val_every_n_epoch is None or t.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch",
+             t.check_val_every_n_epoch, "an integer ≥ 1, or null to validate by val_check_interval alone")
+    _require(t.gradient_clip_val is None or t.gradient_clip_val >= 0, "trainer.gradient_clip_val",
+             t.gradient_clip_val, "a number ≥ 0 (0 or null: no clipping)")
+    _require(t.num_sanity_val_steps >= -1, "trainer.num_sanity_val_steps", t.num_sanity_val_steps, "an integer ≥ -1")
+    batches = train_split // d.batch_size
+    if _is_int(t.limit_train_batches):
+        batches = min(batches, t.limit_train_batches)
+    elif isinstance(t.limit_train_batches, float):
+        batches = int(batches * t.limit_train_batches)
+    v = t.val_check_interval
+    _require((_is_int(v) and 1 <= v <= max(batches, 1)) or (isinstance(v, float) and 0.0 < v <= 1.0),
+             "trainer.val_check_interval", v,
+             f"a fraction of an epoch in (0, 1], or a number of batches ≤ {batches} (the batches in an epoch)")
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        _check_limit(f"trainer.{name}", getattr(t, name))
+    _require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer ≥ 1")
+    _require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer ≥ 1")
+    _require(t.deterministic in (True, False, "warn"), "trainer.deterministic", t.deterministic, 'true, false or "warn"')
+
+    _require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
+             s.performance.channels_last, "auto, true or false")
+
+    c = s.callbacks
+    _require(c.checkpoint.mode in ("auto", "min", "max"), "callbacks.checkpoint.mode", c.checkpoint.mode, "auto, min or max")
+    logged = TASKS[m.task].metrics
+    _require(c.checkpoint.monitor == "auto" or c.checkpoint.monitor in logged, "callbacks.checkpoint.monitor",
+             c.checkpoint.monitor, f"auto, or a metric the {m.task} task logs: {', '.join(logged)}")
+    _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
+    _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
+    try:
+        m.layers  # the whole shape chain: ShapeError names the layer that cannot exist
+    except ShapeError as e:
+        tries = fixes(m, e.block) if getattr(e, "block", None) else []
+        raise ShapeError("\n".join([str(e), *(f"  try: {' '.join(t)}" for t in tries)])) from None
+    return s
+
+
+_TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def _locate(tree: Any, key: str, prefix: str = "") -> str | None:
+    """OmegaConf names a bad list item's key without its path (`channels`): find the full one."""
+    if not key or "." in key:
+        return None
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for k, v in items:
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if str(k) == key and prefix and (isinstance(tree, dict) and v is None):
+            return path
+        found = _locate(v, key, path)
+        if found:
+            return found
+    return None
+
+
+def _user_key(key: str) -> str:
+    """OmegaConf's `model.blocks[0].channels` → `model.blocks.0.channels`, as typed on the command line."""
+    return re.sub(r"\[(\d+)\]", r".\1", key)
+
+
+def _keys_at(schema: type, path: str) -> List[str]:
+    """The field names of the dataclass that `path` (dotted, list items by index) leads to."""
+    cls = schema
+    for part in filter(None, path.split(".")):
+        if part.isdigit():
+            continue  # a list item: List[X] was unwrapped below
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return []
+        cls = hints[part]
+        while typing.get_origin(cls) in (list, List, typing.Union):
+            cls = next(a for a in typing.get_args(cls) if a is not type(None))
+    return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+
+
+def unknown_key(schema: type, key: str) -> SettingsError:
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    names = _keys_at(schema, parent)
+    guess = difflib.get_close_matches(key.rsplit(".", 1)[-1], names, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{guess[0]}? " if guess else ""
+    return SettingsError(key, "<unknown key>", f"no such setting; {hint}known keys here: {', '.join(names)}")
+
+
+def suggest_key(schema: type, key: str) -> None:
+    """Raise a SettingsError with a did-you-mean unless the dotted `key` names a setting."""
+    parts = key.split(".")
+    for n, part in enumerate(parts):
+        if part.isdigit():
+            continue
+        known = _keys_at(schema, ".".join(parts[:n]))
+        if known and part not in known:
+            raise unknown_key(schema, ".".join(parts[: n + 1]))
+
+
+def describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None,
+                             typed_key: str | None = None) -> SettingsError:
+    """An OmegaConf merge error as a SettingsError naming the key the user typed."""
+    key = typed_key or _user_key(getattr(e, "full_key", None) or "?")
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, MissingMandatoryValue):
+        return SettingsError(key, "<missing>", "this setting has no value; give one (key=value)")
+    if isinstance(e, ConfigKeyError) or "not in" in msg:
+        return unknown_key(schema or Settings, key)
+    value = getattr(e, "value", None)
+    for word, phrase in _TYPE_WORDS.items():
+        if f"converted to {word}" in msg:
+            return SettingsError(key, value, f"expected {phrase}")
+    if "is not Optional" in msg or "Non optional field" in msg or "Incompatible value 'None'" in msg:
+        return SettingsError(key, value, "this setting cannot be null")
+    return SettingsError(key, value, msg)
+
+
+def load(cfg: DictConfig | dict) -> Settings:
+    """Merge a composed config into the schema, check it, and return plain dataclasses."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Settings), cfg)
+        settings = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or ""))) from None
+    return check(settings)
+

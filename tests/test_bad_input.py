@@ -1,0 +1,172 @@
+"""Bad input through the real CLI: one `cnnexp: error:` line, exit 2, no traceback, no new run
+folder — and a finished run that a failed resume leaves byte for byte as it was."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import QUICK, SHARED_DATA, cli
+
+SHORT = [*QUICK, "trainer.max_epochs=1"]
+
+# (id, overrides): `python -m cnnexp.train` must refuse each before any folder exists.
+TRAIN_CASES = [
+    ("type", ["trainer.max_epochs=abc"]),
+    ("range-batch", ["data.batch_size=0"]),
+    ("range-lr", ["optimizer.lr=-0.01"]),
+    ("added-typo", ["+trainer.max_epoch=3"]),
+    ("choice-pool", ["model.pool=median"]),
+    ("choice-precision", ["trainer.precision=8"]),
+    ("typo-without-plus", ["trainer.max_epoch=3"]),
+    ("typo-group-key", ["optimiser.lr=0.1"]),
+    ("unicode-value", ["model.pool=máx"]),
+    ("space-in-key", ["model. kernel_size=3"]),
+    ("null-channels", ["model.blocks.0.channels=null"]),
+    ("batch-above-split", ["data.batch_size=70000"]),
+    ("runs-forever", ["trainer.max_epochs=-1", "trainer.max_steps=-1"]),
+    ("input-shape-convae", ["model=convae", "model.input_shape=[1,20,20]"]),
+    ("input-shape-colour", ["model.input_shape=[3,28,28]"]),
+    ("num-nodes", ["trainer.num_nodes=0"]),
+    ("val-every-0", ["trainer.check_val_every_n_epoch=0"]),
+    ("val-interval", ["trainer.val_check_interval=100", "trainer.limit_train_batches=40"]),
+    ("monitor-typo", ["callbacks.checkpoint.monitor=val/acc_typo"]),
+    ("clip-negative", ["trainer.gradient_clip_val=-1"]),
+    ("interpolation-key", ["model.name=${model.nonexistent}"]),
+    ("interpolation-env", ["paths.output_dir=${oc.env:CNNEXP_UNSET_VARIABLE}"]),
+    ("shape", ["model.kernel_size=7", "model.stride=2"]),
+    ("kernel-zero", ["model.kernel_size=0"]),
+    ("norm", ["model.norm=bogus"]),
+    ("activation", ["model.activation=bogus"]),
+    ("dilation-zero", ["model.dilation=0"]),
+    ("groups-not-dividing", ["model.blocks.1.groups=5"]),
+    ("norm-groups-not-dividing", ["model.norm=group", "model.norm_groups=5"]),
+    ("strategy", ["trainer.strategy=bogus"]),
+    ("no-data", ["data.root=/nonexistent-cnnexp-data", "data.sources=[local]"]),
+    ("resume-missing", ["resume=/nonexistent-cnnexp-run"]),
+]
+if not torch.cuda.is_available():
+    TRAIN_CASES.append(("no-cuda", ["trainer.accelerator=cuda"]))
+
+
+def one_error_line(proc) -> str:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("cnnexp: error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.mark.parametrize("overrides", [c[1] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES])
+def test_train_refuses_with_one_line_and_no_folder(tmp_path, overrides):
+    out = tmp_path / "outputs"
+    args = [f"data.root={SHARED_DATA}", *overrides] if not any(o.startswith("data.root") for o in overrides) else overrides
+    proc = cli("train", *args, f"paths.output_dir={out}" if "paths.output_dir" not in " ".join(overrides) else "")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    one_error_line(proc)
+    assert not out.exists() or not any(out.rglob("*")), "a refused run must not leave a folder"
+
+
+def test_sweep_with_a_typo_leaves_no_sweep_folder(tmp_path):
+    out = tmp_path / "outputs"
+    proc = cli("train", "-m", "model.kernel_size=3,5", "trainer.max_epoch=1", f"paths.output_dir={out}")
+    assert proc.returncode == 2 and "did you mean trainer.max_epochs" in one_error_line(proc)
+    assert not out.exists()
+
+
+def png(path: Path, width: int, height: int, depth: int = 8, pixels: bytes | None = None) -> Path:
+    """A greyscale PNG written by hand, so that its header can claim any size."""
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    raw = pixels if pixels is not None else b"".join(b"\0" + bytes(width * depth // 8) for _ in range(min(height, 4)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_other_entry_points_refuse_with_one_line(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    truncated = tmp_path / "truncated.ckpt"
+    data = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    (tmp_path / "broken.png").write_text("not an image")
+    bomb = png(tmp_path / "bomb.png", 20000, 20000)  # 400 megapixels claimed: PIL's bomb limit
+    not_a_sweep = tmp_path / "plain"
+    not_a_sweep.mkdir()
+    cases = [
+        ("eval", [f"run={tmp_path / 'missing'}"]),
+        ("eval", [f"ckpt={truncated}"]),
+        ("eval", [f"run={run_dir}", "split=train"]),
+        ("predict", [f"run={run_dir}", f"images={tmp_path / 'broken.png'}"]),
+        ("predict", [f"run={run_dir}", f"images={bomb}"]),
+        ("predict", [f"run={run_dir}", f"images={tmp_path / 'none-*.png'}"]),
+        ("summary", [str(not_a_sweep)]),
+        ("summary", [str(tmp_path / "missing")]),
+        ("shapes", ["model.kernel_size=7", "model.stride=2"]),
+    ]
+    for module, args in cases:
+        proc = cli(module, *args)
+        assert proc.returncode == 2, (module, args, proc.stderr[-2000:])
+        one_error_line(proc)
+    assert not (not_a_sweep / "summary.csv").exists(), "summary writes nothing into a folder that is not a sweep"
+
+
+# ------------------------------------------------------------------ failed resumes change nothing
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".cnnexp.lock"}
+
+
+@pytest.fixture
+def finished_copy(quick_run, tmp_path):
+    """A copy of a finished run (so that the shared run is never touched)."""
+    copy = tmp_path / "copied-run"
+    shutil.copytree(quick_run[0], copy)
+    return copy
+
+
+def truncate_last(run: Path) -> None:
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+
+
+def foreign_last(run: Path) -> None:
+    torch.save({"weights": torch.zeros(3)}, run / "checkpoints" / "last.ckpt")
+
+
+def corrupt_config(run: Path) -> None:
+    (run / "config.yaml").write_text("model: [unclosed\n  - {")
+
+
+@pytest.mark.parametrize("spoil, extra, words", [
+    (None, ["model=convae"], "only dotted overrides"),
+    (None, ["model.blocks.0.channels=64"], "weights do not fit"),
+    (None, ["trainer.max_epochs=abc"], "trainer.max_epochs"),
+    (truncate_last, [], "not a readable cnnexp checkpoint"),
+    (foreign_last, [], "not a cnnexp checkpoint"),
+    (corrupt_config, [], "config.yaml cannot be read"),
+], ids=["group-override", "network-change", "bad-type", "truncated-ckpt", "foreign-ckpt", "corrupt-config"])
+def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra, words):
+    if spoil:
+        spoil(finished_copy)
+    before = snapshot(finished_copy)
+    proc = cli("train", f"resume={finished_copy}", *extra)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert words in one_error_line(proc)
+    assert snapshot(finished_copy) == before
+
+
+def test_a_locked_run_folder_is_refused(finished_copy):
+    from cnnexp.resume import FolderLock
+
+    before = snapshot(finished_copy)
+    held = FolderLock(finished_copy)  # as a running resume holds it
+    try:
+        proc = cli("train", f"resume={finished_copy}", "trainer.max_epochs=3")
+    finally:
+        del held
+    assert proc.returncode == 2 and "another cnnexp process" in one_error_line(proc)
+    assert snapshot(finished_copy) == before
