@@ -8,13 +8,37 @@ from tests.conftest import QUICK, cli, only_run_dir
 
 
 def test_bench_reports_every_measure_and_ratio(shared_data):
-    proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1",
-               "sweep=false", "accuracy=false", "startup=true", timeout=600)
+    """Every figure is printed; the recipes run a handful of steps here (their overrides apply)."""
+    proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1", "startup=true",
+               "sweep=false", "seeds=2", "recipes=speedrun", "trainer.limit_train_batches=4",
+               "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for words in ("a notebook loop", "b plain loop", "c cnnexp", "d cnnexp, bf16-mixed",
-                  "c/a = ", "c/b = ", "d/c = ", "startup (launch → first training step)"):
+                  "c/a = ", "c/b = ", "d/c = ", "startup (launch → first training step)",
+                  "peak memory", "time to 99.2 % test accuracy, seeds 1–2", "speedrun", "(n=2)", "0/2"):
         assert words in out, out
+
+
+def test_sweep_split_is_reported(shared_data):
+    proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
+               "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for words in ("4-run sweep: sequential", "per job of the sequential sweep", "train steps", "validation",
+                  "views", "checkpoints", "outside training steps:"):
+        assert words in proc.stdout, proc.stdout
+
+
+def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
+    out = tmp_path / "out"
+    proc = cli("train", "experiment=speedrun", *QUICK, "trainer.limit_train_batches=5", f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((only_run_dir(out) / "results.json").read_text())
+    assert results["status"] == "ok" and results["train_s"] > 0 and results["epochs"] == 2
+    assert set(results["timing"]) == {"data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"}
+    config = (only_run_dir(out) / "config.yaml").read_text()
+    assert "name: speed" in config and "label_smoothing: 0.1" in config
+    assert "batchnorm" in (only_run_dir(out) / "shapes.txt").read_text()
 
 
 def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):

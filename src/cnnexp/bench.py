@@ -166,9 +166,18 @@ def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) 
 
 
 # ------------------------------------------------------------------ startup and sweeps (subprocesses)
+PEAK_MB: Dict[str, float] = {}  # the last command's peak resident memory
+
+
 def cli(args: List[str], cwd: Path) -> tuple[int, float]:
+    """`python -m cnnexp.train args` as a user runs it: exit code and wall seconds; its peak
+    resident memory goes to PEAK_MB["last"] (wait4 reports it per child)."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cnnexp.train", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    PEAK_MB["last"] = usage.ru_maxrss / 1024
     return proc.returncode, time.perf_counter() - started
 
 
@@ -185,11 +194,29 @@ def sweep_seconds(overrides: List[str], workdir: Path, parallel: bool) -> float:
     grid = ["-m", "model.kernel_size=3,5", "model.pool=max,avg"]
     extra = ["hydra/launcher=parallel"] if parallel else []
     rc, seconds = cli([*grid, *extra, *overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=60",
-                       "trainer.limit_val_batches=5", "trainer.limit_test_batches=5", "callbacks.progress_bar_refresh=0",
+                       "callbacks.progress_bar_refresh=0",
                        f"paths.output_dir={workdir / ('parallel' if parallel else 'sequential')}"], workdir)
     if rc != 0:
         raise RuntimeError(f"the {'parallel' if parallel else 'sequential'} sweep failed (exit {rc})")
     return seconds
+
+
+def sweep_split(workdir: Path, wall: float) -> str:
+    """Where the sequential sweep's jobs spent their time, from each run's results.json."""
+    records = [json.loads(p.read_text()) for p in sorted((workdir / "sequential").glob("multirun/*/*/*/results.json"))]
+    parts = ["data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"]
+    mean = {k: statistics.mean(r["timing"][k] for r in records) for k in parts}
+    job = statistics.mean(r["seconds"] for r in records)
+    launch = wall / len(records) - job  # process start, imports, composition, checks: per job, shared
+    lines = [f"per job of the sequential sweep ({len(records)} jobs × 60 batches, full validation and test):"]
+    lines += [f"    {k.removesuffix('_s').replace('_', ' '):<14} {v:6.2f} s  {100 * v / (job + launch):5.1f} %"
+              for k, v in mean.items()]
+    other = job - sum(mean.values())
+    lines.append(f"    {'other in job':<14} {other:6.2f} s  {100 * other / (job + launch):5.1f} %   (trainer, loggers, HParams)")
+    lines.append(f"    {'launch share':<14} {launch:6.2f} s  {100 * launch / (job + launch):5.1f} %   (process start, imports, sweep set-up)")
+    outside = 1 - mean["train_steps_s"] / (job + launch)
+    lines.append(f"  outside training steps: {100 * outside:.0f} % of a job (target ≤ 25 %)")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ time to accuracy
@@ -250,7 +277,8 @@ def whole_process(overrides: List[str], workdir: Path) -> Dict[str, float]:
     out = Path(tempfile.mkdtemp(dir=workdir))
     rc, seconds = cli([*overrides, "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
     results = json.loads(next(out.glob("*/*/results.json")).read_text()) if rc == 0 else {}
-    return {"wall_s": seconds, "train_s": results.get("train_s"), "test_acc": results.get("test_acc")}
+    return {"wall_s": seconds, "train_s": results.get("train_s"), "test_acc": results.get("test_acc"),
+            "peak_mb": PEAK_MB["last"]}
 
 
 def spread(values: List[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -265,13 +293,13 @@ def recipe_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
     print(f"\ntime to {100 * args.target:.1f} % test accuracy, seeds 1–{args.seeds} "
           "(test set checked after each epoch, untimed; mean ± sd):")
     print(f"  {'recipe':<10} {'training s to target':>24} {'final test acc %':>24} {'reached':>8} "
-          f"{'whole run s':>22}   one process: wall s / cnnexp train_s / test %")
+          f"{'whole run s':>22}   one process: wall s / cnnexp train_s / test %, peak memory")
     for name in args.recipes.split(","):
         runs = [time_to_accuracy(compose_settings([*overrides, *RECIPES[name], f"seed={seed}"]), args.target, work)
                 for seed in range(1, args.seeds + 1)]
         one = whole_process([*overrides, *RECIPES[name], "seed=1"], work)
         reached = [r["to_target_s"] for r in runs if r["to_target_s"] is not None]
-        process = (f"{one['wall_s']:.1f} / {one['train_s']:.1f} / {100 * one['test_acc']:.2f}"
+        process = (f"{one['wall_s']:.1f} / {one['train_s']:.1f} / {100 * one['test_acc']:.2f}, {one['peak_mb']:,.0f} MB"
                    if one["test_acc"] is not None else "failed")
         print(f"  {name:<10} {spread(reached):>24} {spread([r['final_test_acc'] for r in runs], 100, 2):>24} "
               f"{f'{len(reached)}/{len(runs)}':>8} {spread([r['total_s'] for r in runs]):>22}   {process}", flush=True)
@@ -319,21 +347,26 @@ def main(argv: List[str] | None = None) -> None:
             "d cnnexp, bf16-mixed": lambda: lightning_run(bf16, datamodule, args.steps, args.warmup, work),
         }
         samples: Dict[str, List[float]] = {name: [] for name in measures}
-        for r in range(args.rounds):
-            for name, measure in measures.items():
-                samples[name].append(measure())
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n[0]} {v[-1]:,.0f}" for n, v in samples.items()), flush=True)
-        med = {name[0]: statistics.median(v) for name, v in samples.items()}
-        print("\nimages/s (median of rounds)")
-        for name, values in samples.items():
-            print(f"  {name:<42} {statistics.median(values):>8,.0f}   ({', '.join(f'{v:,.0f}' for v in values)})")
-        print(f"\nratios: c/a = {med['c'] / med['a']:.2f} (target ≥ 1.2)   c/b = {med['c'] / med['b']:.2f} (target ≥ 0.95)"
-              f"   d/c = {med['d'] / med['c']:.2f} (target ≥ 1.5)")
+        if args.rounds:  # rounds=0 skips the speed comparison
+            for r in range(args.rounds):
+                for name, measure in measures.items():
+                    samples[name].append(measure())
+                print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n[0]} {v[-1]:,.0f}" for n, v in samples.items()), flush=True)
+            med = {name[0]: statistics.median(v) for name, v in samples.items()}
+            print("\nimages/s (median of rounds)")
+            for name, values in samples.items():
+                print(f"  {name:<42} {statistics.median(values):>8,.0f}   ({', '.join(f'{v:,.0f}' for v in values)})")
+            print(f"\nratios: c/a = {med['c'] / med['a']:.2f} (target ≥ 1.2)   c/b = {med['c'] / med['b']:.2f} (target ≥ 0.95)"
+                  f"   d/c = {med['d'] / med['c']:.2f} (target ≥ 1.5)")
         if args.startup:
             print(f"startup (launch → first training step): {startup_seconds(overrides, work):.1f} s")
+            rc, seconds = cli([*overrides, "trainer.max_epochs=2", "callbacks.progress_bar_refresh=0",
+                               f"paths.output_dir={work / 'memory'}"], work)
+            print(f"peak memory of a 2-epoch default run: {PEAK_MB['last']:,.0f} MB ({seconds:.0f} s, exit {rc})")
         if args.sweep:
             seq, par = sweep_seconds(overrides, work, False), sweep_seconds(overrides, work, True)
             print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster")
+            print(sweep_split(work, seq))
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

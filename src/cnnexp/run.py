@@ -182,7 +182,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            OmegaConf.to_yaml(OmegaConf.create(checked.config)), table)
-    trainer, throughput = build_trainer(settings, run_dir, views)
+    trainer, timing = build_trainer(settings, run_dir, views)
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
 
@@ -209,9 +209,9 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
     results: Dict[str, Any] = {
         "params": sum(p.numel() for p in task.parameters()),
         "epochs": trainer.current_epoch,
-        "images_per_s": round(throughput.images_per_s, 1),
-        "first_step_unix": throughput.first_step_unix,
-        "train_s": _float(throughput.train_s),
+        "images_per_s": round(timing.images_per_s, 1),
+        "first_step_unix": timing.first_step_unix,
+        "train_s": _float(timing.train_s),
         f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
     }
     if settings.test_after_fit:
@@ -219,6 +219,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
         tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
+    results["timing"] = timing.split(trainer, datamodule)
     log_hparams(trainer, checked.config, results)
     return results
 
@@ -231,14 +232,14 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
 
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
-    from cnnexp.callbacks.throughput import Throughput
+    from cnnexp.callbacks.timing import Timing
     from cnnexp.tasks import TASKS
 
     ck = settings.callbacks.checkpoint
     task_monitor, task_mode = TASKS[settings.model.task].monitor
-    throughput = Throughput()
+    timing = Timing()
     callbacks = [
-        throughput,                      # before EpochCSV: the row includes this epoch's timing
+        timing,                          # before EpochCSV: the row includes this epoch's timing
         EpochCSV(run_dir / "metrics.csv"),
         RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                       monitor=task_monitor if ck.monitor == "auto" else ck.monitor,
@@ -261,7 +262,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
     trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
                         enable_checkpointing=True, plugins=[InFolderCheckpointIO()])
-    return trainer, throughput
+    return trainer, timing
 
 
 # ------------------------------------------------------------------ 3. the record

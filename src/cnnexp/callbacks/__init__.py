@@ -1,1 +1,1 @@
-"""Lightning callbacks: per-epoch CSV, throughput and timing, TensorBoard views."""
+"""Lightning callbacks: per-epoch CSV, timing, checkpoints in the run folder, TensorBoard views."""

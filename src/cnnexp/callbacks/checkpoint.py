@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,10 +18,14 @@ class InFolderCheckpointIO(TorchCheckpointIO):
     """Lightning's atomic save stages the file in $TMPDIR (fsspec), which a kill leaves behind;
     this one stages it beside the checkpoint, so nothing is ever left outside the run folder."""
 
+    seconds = 0.0  # time spent writing checkpoints (results.json's checkpoints_s)
+
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        started = time.perf_counter()
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         write_atomic(Path(path), buffer.getbuffer())
+        self.seconds += time.perf_counter() - started
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -15,6 +15,15 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
+from cnnexp.callbacks.timing import timed
+
+
+class View(L.Callback):
+    """A TensorBoard view; its hooks add their time to `seconds` (results.json's views_s)."""
+
+    is_view = True
+    seconds = 0.0
+
 
 class ViewSource(Protocol):
     class_names: Sequence[str]
@@ -43,24 +52,26 @@ def _figure():
     return plt
 
 
-class RunText(L.Callback):
+class RunText(View):
     """The resolved config and the shape table, so a run in TensorBoard says what it was."""
 
     def __init__(self, config_yaml: str, shape_table: str):
         self.config_yaml, self.shape_table = config_yaml, shape_table
 
+    @timed
     def on_fit_start(self, trainer, pl_module) -> None:
         if (tb := tensorboard(trainer)) is not None:
             tb.add_text("run/config", f"```\n{self.config_yaml}\n```", 0)
             tb.add_text("run/shapes", f"```\n{self.shape_table}\n```", 0)
 
 
-class FilterImages(L.Callback):
+class FilterImages(View):
     """The first conv layer's filters as an image grid, every N epochs: watch them form."""
 
     def __init__(self, every_n_epochs: int = 1):
         self.every = every_n_epochs
 
+    @timed
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         tb = tensorboard(trainer)
         if tb is None or trainer.current_epoch % self.every:
@@ -72,12 +83,13 @@ class FilterImages(L.Callback):
         tb.add_image("filters/block1", grid, trainer.global_step)
 
 
-class FeatureMaps(L.Callback):
+class FeatureMaps(View):
     """The output of each conv block for a few fixed validation digits, every N epochs."""
 
     def __init__(self, source: ViewSource, every_n_epochs: int = 1, digits: int = 4, channels: int = 8):
         self.source, self.every, self.digits, self.channels = source, every_n_epochs, digits, channels
 
+    @timed
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tb = tensorboard(trainer)
         if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
@@ -99,7 +111,7 @@ class FeatureMaps(L.Callback):
             tb.add_image(f"features/block{n}", grid, trainer.global_step)
 
 
-class ReceptiveFields(L.Callback):
+class ReceptiveFields(View):
     """Per conv block, the input pixels its centre output unit sees, drawn as a square over a
     validation digit (computed by the shape plan's receptive-field recursion). Logged once."""
 
@@ -107,6 +119,7 @@ class ReceptiveFields(L.Callback):
         self.source, self.scale = source, scale
         self.convs = [l for l in layers if l.kind == "conv"]
 
+    @timed
     def on_fit_start(self, trainer, pl_module) -> None:
         from torchvision.utils import draw_bounding_boxes
 
@@ -126,7 +139,7 @@ class ReceptiveFields(L.Callback):
             tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
 
 
-class TestMistakes(L.Callback):
+class TestMistakes(View):
     """After testing: a grid of misclassified digits titled 'pred p (conf) / true t', and the
     confusion matrix of the whole test set (torchmetrics computes and plots it)."""
 
@@ -135,12 +148,14 @@ class TestMistakes(L.Callback):
         self.matrix = None
         self.wrong: List[tuple] = []
 
+    @timed
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         self.matrix = MulticlassConfusionMatrix(num_classes=len(self.source.class_names))
         self.wrong = []
 
+    @timed
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         x, y = batch
         probs = outputs["probs"].cpu()
@@ -150,6 +165,7 @@ class TestMistakes(L.Callback):
             for i in torch.nonzero(pred != y.cpu()).flatten()[: self.max_images - len(self.wrong)]:
                 self.wrong.append((x[i].cpu(), int(pred[i]), int(y[i]), float(conf[i])))
 
+    @timed
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         matrix = self.matrix.compute()  # every rank: under DDP this gathers the counts of all of them
         tb = tensorboard(trainer)
@@ -175,12 +191,13 @@ class TestMistakes(L.Callback):
         plt.close("all")
 
 
-class Reconstructions(L.Callback):
+class Reconstructions(View):
     """Autoencoders: a row of fixed validation inputs above their reconstructions, each epoch."""
 
     def __init__(self, source: ViewSource, every_n_epochs: int = 1, digits: int = 8):
         self.source, self.every, self.digits = source, every_n_epochs, digits
 
+    @timed
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tb = tensorboard(trainer)
         if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:

@@ -8,7 +8,9 @@ no host-to-device copy.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from typing import Iterator, Optional, Tuple
 
 import lightning as L
@@ -21,7 +23,15 @@ MEAN, STD = 0.1307, 0.3081  # of the MNIST training pixels in [0, 1]
 
 
 def load_split(root, train: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(images uint8 N×1×28×28, labels int64 N) from verified files under root/MNIST/raw."""
+    """(images uint8 N×1×28×28, labels int64 N) from verified files under root/MNIST/raw; decoded
+    once per process (the jobs of a sweep share them), again only if the files change."""
+    raw = idx.raw_dir(root)
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(raw.glob("*")) if p.is_file())
+    return _decoded(str(root), train, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded(root: str, train: bool, stamp: tuple) -> Tuple[torch.Tensor, torch.Tensor]:
     prefix = "train" if train else "t10k"
     tensors = []
     for kind, offset in (("images-idx3-ubyte", 16), ("labels-idx1-ubyte", 8)):
@@ -109,6 +119,7 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: Optional[str] = None) -> None:
         if self.train_x is not None:
             return
+        started = time.perf_counter()
         s = self.settings
         images, labels = load_split(s.root, train=True)
         split = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
@@ -118,6 +129,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_x, self.val_y = x[val_idx], labels[val_idx]
         test_images, self.test_y = load_split(s.root, train=False)
         self.test_x = to_float(test_images, s.normalize)
+        self.setup_seconds = time.perf_counter() - started
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         # Batches drawn from tensors already on the device need no walk through the collection.
