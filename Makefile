@@ -27,6 +27,9 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
+test-all: $(STAMP)
+	$(PY) -m pytest -m "" $(ARGS)
+
 bench: $(STAMP)
 	$(PY) -m cnnexp.bench $(ARGS)
 

@@ -47,7 +47,7 @@ def wait_for_epoch(out: Path, proc: subprocess.Popen, rows: int = 2, pattern: st
 
 def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     out = tmp_path / "out"
-    proc = start([*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=80"], out)
+    proc = start([*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60"], out)
     wait_for_epoch(out, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -108,6 +108,7 @@ def test_a_moved_run_resumes_from_its_new_place(tmp_path, shared_data):
     assert not any(out.rglob("*.ckpt")), "nothing is written where the run used to be"
 
 
+@pytest.mark.slow
 def test_a_copied_run_tests_its_own_checkpoint(tmp_path, shared_data):
     out = tmp_path / "out"
     assert cli("train", *SHORT, f"paths.output_dir={out}").returncode == 0

@@ -89,6 +89,7 @@ def test_kill_mid_epoch_then_resume_ends_with_the_configured_epochs(tmp_path, sh
     assert [int(e.step) for e in acc.Scalars("val/acc")][-3:] == [79, 159, 239], "one TensorBoard run, steps continue"
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, shared_data):
     runs = []
     for n in range(2):

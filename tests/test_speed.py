@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import QUICK, cli, only_run_dir
 
 
@@ -20,6 +22,7 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
         assert words in out, out
 
 
+@pytest.mark.slow
 def test_sweep_split_is_reported(shared_data):
     proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
                "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=600)

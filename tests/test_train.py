@@ -114,7 +114,8 @@ def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
 
 
 @pytest.mark.parametrize("overrides", [["model.norm=batch", "model.activation=gelu"],
-                                       ["model.blocks.1.groups=32", "model.blocks.2.groups=64", "model.blocks.1.dilation=2"]],
+                                       pytest.param(["model.blocks.1.groups=32", "model.blocks.2.groups=64",
+                                                     "model.blocks.1.dilation=2"], marks=pytest.mark.slow)],
                          ids=["batchnorm-gelu", "depthwise-dilated"])
 def test_block_options_train(tmp_path, shared_data, overrides):
     out = tmp_path / "out"

@@ -18,6 +18,11 @@ def _run_dir(resume: Any, fresh: str) -> str:
     return str(Path(resume).expanduser().resolve()) if resume else claim_fresh(fresh)
 
 
+def _sweep_dir(resume: Any, fresh: str) -> str:
+    """`-m resume=SWEEP` continues in that sweep's folder; a new sweep claims a fresh one."""
+    return str(Path(resume).expanduser().resolve()) if resume else claim_fresh(fresh)
+
+
 def _hydra_subdir(resume: Any, stamp: str) -> str:
     return f".hydra/resume-{stamp}" if resume else ".hydra"
 
@@ -28,6 +33,7 @@ def register_resolvers() -> None:
         "cnnexp.project_dir": (lambda: str(PROJECT_DIR), True),
         "cnnexp.fresh": (claim_fresh, True),      # cached: resolved (and the folder claimed) once
         "cnnexp.run_dir": (_run_dir, True),
+        "cnnexp.sweep_dir": (_sweep_dir, True),
         "cnnexp.hydra_subdir": (_hydra_subdir, True),
         "cnnexp.run_name": (run_name, False),
     }
@@ -39,8 +45,12 @@ def register_resolvers() -> None:
 def compose_config(overrides: list) -> DictConfig:
     """conf/train.yaml composed with overrides, outside @hydra.main."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
 
     register_resolvers()
+    if GlobalHydra.instance().is_initialized():  # inside @hydra.main (a callback): its own loader
+        return GlobalHydra.instance().config_loader().load_configuration("train", list(overrides), RunMode.RUN)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.compose import task_overrides, user_config
 from cnnexp.errors import UserError, fail
@@ -15,6 +15,8 @@ from cnnexp.errors import UserError, fail
 
 class SettingsCheck(Callback):
     sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
+    lock = None
+    replicate_keys = ("seed",)
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.run import check, check_trainer
 
@@ -26,18 +28,27 @@ class SettingsCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
+        from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
-        from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys
+        from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
 
         try:
-            check_writable(str(user_config(config).paths.output_dir))
+            if OmegaConf.select(config, "resume", default=None):
+                resume_sweep(config)  # the recorded sweep, into its own folder
+            else:
+                check_writable(str(user_config(config).paths.output_dir))
+            drop_duplicate_values(config)
+            name_runs_by_swept_keys(config)
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            SettingsCheck.lock = FolderLock(sweep_dir)  # one process at a time runs a sweep folder
         except UserError as e:
             fail(e)
-        drop_duplicate_values(config)
-        name_runs_by_swept_keys(config)
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
+        SettingsCheck.replicate_keys = tuple(OmegaConf.select(config, "sweep_options.replicate_keys", default=["seed"]))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.sweeps.summary import finish_sweep
 
-        finish_sweep(Path(str(config.hydra.sweep.dir)))
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        finish_sweep(sweep_dir, SettingsCheck.replicate_keys)

@@ -9,6 +9,7 @@ checkpoint and weights, before anything in the folder changes (`resume.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -55,10 +56,10 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         settings = load(config)
         if settings.resume:
             found = resuming.prepare(settings.resume, overrides)
-            checked = Checked(found.settings, found.config, found)
+            checked = Checked(found.settings, dataclasses.asdict(found.settings), found)
         else:
             check_writable(settings.paths.output_dir)
-            checked = Checked(settings, config)
+            checked = Checked(settings, dataclasses.asdict(settings))  # effective: per-block values as built
         ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
         _checked[key] = checked
     return _checked[key]
@@ -98,15 +99,29 @@ def trainer_arguments(settings: Settings) -> Dict[str, Any]:
 # ------------------------------------------------------------------ 2. the run
 def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
     """The job: train, test the best checkpoint, and record the true outcome in results.json."""
+    checked_with = overrides  # what the check applies; results.json keeps the job's own overrides
+    earlier = read_results(run_dir) if multirun else None
+    if earlier:  # a resumed sweep (`-m resume=SWEEP`): this run's folder is already there
+        if earlier.get("status") == "ok":
+            log.info("%s: ok in an earlier launch of this sweep; skipped", run_dir.name)
+            return earlier
+        if earlier.get("status") in ("running", "interrupted") and (run_dir / "checkpoints" / "last.ckpt").is_file():
+            log.info("%s: killed in an earlier launch; continuing from its last.ckpt", run_dir.name)
+            cfg = OmegaConf.merge(cfg, {"resume": str(run_dir)})
+            checked_with = []  # its config.yaml has them
     try:
-        checked = check(cfg, overrides)
+        checked = check(cfg, checked_with)
         check_trainer(checked)
     except UserError as e:
         if not multirun:
             _drop_fresh_folder(run_dir)
             fail(e)
         log.error("invalid settings: %s", e)
-        return RunRecord(run_dir, overrides).finish("failed", reason=str(e))
+        data = RunRecord(run_dir, overrides).finish("failed", reason=str(e))
+        fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
+        if fail_fast is True:
+            raise FailFast(run_dir)
+        return data
     settings = checked.settings
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -124,7 +139,17 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
 
     try:
-        results = fit_and_test(checked, run_dir, table)
+        for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
+            try:
+                results = fit_and_test(checked, run_dir, table, overrides)
+                break
+            except (Stopped, UserError):
+                raise
+            except Exception:
+                if attempt == settings.sweep_options.retries:
+                    raise
+                log.error("attempt %d failed, retrying (sweep_options.retries=%d):\n%s", attempt + 1,
+                          settings.sweep_options.retries, traceback.format_exc())
     except Stopped as stop:
         data = record.finish(stop.status, reason=stop.reason, **stop.results)
         log.warning("%s (run folder %s)", stop.reason, run_dir)
@@ -133,12 +158,18 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         return data
     except UserError as e:
         record.finish("failed", reason=str(e))
-        return fail(e) if not multirun else record.data
+        if not multirun:
+            fail(e)
+        if settings.sweep_options.fail_fast:
+            raise FailFast(run_dir) from None
+        return record.data
     except Exception as e:
         record.finish("failed", reason=f"{type(e).__name__}: {e}")
         log.error("run failed:\n%s", traceback.format_exc())  # also in the run folder's train.log
         if not multirun:
             raise
+        if settings.sweep_options.fail_fast:
+            raise FailFast(run_dir) from None
         return record.data
     data = record.finish("ok", **results)
     if "test_acc" in data:
@@ -156,6 +187,15 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(reason)
 
 
+class FailFast(SystemExit):
+    """sweep_options.fail_fast: the first failed run stops the sweep (a SystemExit passes through
+    Hydra's launcher, which records an Exception and goes on)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        super().__init__(1)
+
+
 class Stopped(Exception):
     """Training ended early with a true status other than ok or failed."""
 
@@ -164,7 +204,7 @@ class Stopped(Exception):
         super().__init__(reason)
 
 
-def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
+def fit_and_test(checked: Checked, run_dir: Path, table: str, overrides: List[str] = ()) -> Dict[str, Any]:
     """Data → task → trainer → fit → test on the best checkpoint → the run's metrics."""
     import lightning as L
 
@@ -220,7 +260,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str) -> Dict[str, Any]:
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["timing"] = timing.split(trainer, datamodule)
-    log_hparams(trainer, checked.config, results)
+    log_hparams(trainer, checked.config, results, overrides)
     return results
 
 
@@ -284,20 +324,25 @@ def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def flat_hparams(config: dict) -> Dict[str, Any]:
-    """What distinguishes runs: model (blocks flattened), optimizer, schedule, batch size, seed."""
-    chosen = {k: config[k] for k in ("model", "optimizer", "scheduler") if k in config}
+def flat_hparams(config: dict, first: List[str] = ()) -> Dict[str, Any]:
+    """What distinguishes runs: model (blocks flattened, effective values), optimizer, schedule,
+    loss, batch size, seed — the keys in `first` (what a sweep varies) leading; integers as text,
+    so that TensorBoard shows 128, not 128.00."""
+    chosen = {k: config[k] for k in ("model", "optimizer", "scheduler", "loss") if k in config}
     chosen["data"] = {"batch_size": config["data"]["batch_size"]}
     chosen["trainer"] = {k: config["trainer"][k] for k in ("max_epochs", "precision")}
     chosen["seed"] = config["seed"]
-    return flatten(chosen)
+    flat = {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in flatten(chosen).items()}
+    lead = [k for k in first if k in flat]
+    return {**{k: flat[k] for k in lead}, **{k: v for k, v in flat.items() if k not in lead}}
 
 
-def log_hparams(trainer, config: dict, results: Dict[str, Any]) -> None:
+def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[str] = ()) -> None:
     """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)."""
     metrics = {f"hparams/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
+    first = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     for logger in trainer.loggers:
-        logger.log_hyperparams(flat_hparams(config), metrics=metrics)
+        logger.log_hyperparams(flat_hparams(config, first), metrics=metrics)
         logger.finalize("success")
 
 

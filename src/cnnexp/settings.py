@@ -22,7 +22,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 
 from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
 from cnnexp.errors import SettingsError, ShapeError
-from cnnexp.models.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan
+from cnnexp.models.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan, resolve_blocks
 from cnnexp.tasks import TASKS
 
 
@@ -177,6 +177,13 @@ class CallbackSettings:
 
 
 @dataclass
+class SweepOptions:
+    replicate_keys: List[str]
+    fail_fast: bool
+    retries: int
+
+
+@dataclass
 class LossSettings:
     label_smoothing: float
 
@@ -192,6 +199,7 @@ class Settings:
     seed: int
     test_after_fit: bool
     resume: Optional[str]
+    sweep_options: SweepOptions
     paths: PathsSettings
     data: DataSettings
     model: ModelSettings
@@ -293,6 +301,8 @@ def check(s: Settings) -> Settings:
     _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number ≥ 0")
     _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
 
+    _require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
+             s.sweep_options.retries, "an integer ≥ 0")
     _require(0.0 <= s.loss.label_smoothing < 1.0, "loss.label_smoothing", s.loss.label_smoothing,
              "a number in [0, 1), e.g. 0.1")
 
@@ -341,6 +351,7 @@ def check(s: Settings) -> Settings:
              c.checkpoint.monitor, f"auto, or a metric the {m.task} task logs: {', '.join(logged)}")
     _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
+    m.blocks = resolve_blocks(m)  # what the network is built with: the shortcuts (still set) applied
     try:
         m.layers  # the whole shape chain: ShapeError names the layer that cannot exist
     except ShapeError as e:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from cnnexp import CONF_DIR
 from cnnexp.compose import check_override_keys, register_resolvers, task_overrides
 from cnnexp.errors import UserError, fail
+from cnnexp.run import FailFast
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -43,10 +44,24 @@ def cli() -> None:
     except KeyboardInterrupt as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the summary short
         interrupted(stop)
+    except FailFast as stop:
+        stopped_early(stop)
 
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def stopped_early(stop) -> None:
+    """sweep_options.fail_fast: the summary of what ran, and which run stopped the sweep."""
+    from cnnexp.hydra_callback import SettingsCheck
+    from cnnexp.sweeps.summary import write_summary
+
+    if SettingsCheck.sweep_dir is not None:
+        write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)
+    print(f"cnnexp: the sweep stopped after its first failure ({stop.run_dir.name}; sweep_options.fail_fast=true); "
+          "summary.csv lists what ran", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def interrupted(stop: KeyboardInterrupt) -> None:
@@ -58,7 +73,7 @@ def interrupted(stop: KeyboardInterrupt) -> None:
         from cnnexp.sweeps.summary import collect, write_summary
 
         if collect(sweep):
-            write_summary(sweep)
+            write_summary(sweep, SettingsCheck.replicate_keys)
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
               f"Resume an interrupted run with: python -m cnnexp.train resume=<its folder>", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None:

@@ -17,7 +17,8 @@ import lightning as L
 
 
 def timed(hook):
-    """Adds the hook's duration to its callback's `seconds` (views report what they cost)."""
+    """Adds the hook's duration to its callback's `seconds`, by stage (views report what they cost)."""
+    stage = "validation" if "_validation_" in hook.__name__ else "test" if "_test_" in hook.__name__ else "fit"
 
     @functools.wraps(hook)
     def wrapper(self, *args, **kwargs):
@@ -25,7 +26,9 @@ def timed(hook):
         try:
             return hook(self, *args, **kwargs)
         finally:
-            self.seconds = getattr(self, "seconds", 0.0) + time.perf_counter() - started
+            if "seconds" not in self.__dict__:
+                self.seconds = {"fit": 0.0, "validation": 0.0, "test": 0.0}
+            self.seconds[stage] += time.perf_counter() - started
 
     return wrapper
 
@@ -92,14 +95,18 @@ class Timing(L.Callback):
         return self.train_images / self.train_seconds if self.train_seconds else 0.0
 
     def split(self, trainer, datamodule) -> Dict[str, float]:
-        """Seconds per part of the job (views run inside validation, test and epoch ends)."""
-        views = sum(getattr(c, "seconds", 0.0) for c in trainer.callbacks if getattr(c, "is_view", False))
+        """Seconds per part of the job; views (which run inside validation, test and epoch ends)
+        are counted apart from the stage they ran in."""
+        views = {"fit": 0.0, "validation": 0.0, "test": 0.0}
+        for callback in trainer.callbacks:
+            for stage, seconds in (callback.__dict__.get("seconds") or {}).items() if getattr(callback, "is_view", False) else ():
+                views[stage] += seconds
         checkpoints = getattr(trainer.strategy.checkpoint_io, "seconds", 0.0)
         return {k: round(v, 3) for k, v in {
             "data_s": getattr(datamodule, "setup_seconds", 0.0),
             "train_steps_s": self.steps_seconds,
-            "validation_s": self.stage_seconds["validation"],
-            "test_s": self.stage_seconds["test"],
-            "views_s": views,
+            "validation_s": self.stage_seconds["validation"] - views["validation"],
+            "test_s": self.stage_seconds["test"] - views["test"],
+            "views_s": sum(views.values()),
             "checkpoints_s": checkpoints,
         }.items()}

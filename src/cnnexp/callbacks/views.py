@@ -22,7 +22,6 @@ class View(L.Callback):
     """A TensorBoard view; its hooks add their time to `seconds` (results.json's views_s)."""
 
     is_view = True
-    seconds = 0.0
 
 
 class ViewSource(Protocol):

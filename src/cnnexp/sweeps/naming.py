@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from omegaconf import DictConfig, OmegaConf, read_write
 
 
 def run_name(override_dirname: str) -> str:
-    """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied."""
+    """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied.
+    The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
     parts = []
     for item in filter(None, override_dirname.split(",")):
         key, _, value = item.partition("=")
@@ -14,6 +17,7 @@ def run_name(override_dirname: str) -> str:
         if key.count(".") >= 1 and not key.startswith("hydra."):
             key = key.split(".", 1)[1]
         parts.append(f"{key}={value}".replace("/", "_"))
+    parts.sort(key=lambda part: part.startswith("seed="))
     return ",".join(parts) or "defaults"
 
 
@@ -56,3 +60,47 @@ def drop_duplicate_values(config: DictConfig) -> None:
         kept.append(o.input_line)
     with read_write(config.hydra.overrides):
         config.hydra.overrides.task = kept
+
+
+def resume_sweep(config: DictConfig) -> None:
+    """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
+    again into the same folder; each job then skips, continues or re-runs its own run."""
+    from pathlib import Path
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from cnnexp.compose import compose_config, task_overrides
+    from cnnexp.errors import RunError
+
+    typed = OmegaConf.select(config, "resume")
+    folder = Path(str(typed)).expanduser()
+    if not (folder / "multirun.yaml").is_file():
+        raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
+                       "outputs/multirun/, or drop -m to resume a single run")
+    try:
+        recorded = OmegaConf.load(folder / "multirun.yaml")
+        overrides = task_overrides(recorded.hydra)
+        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        first = [o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
+                 for o in parsed]
+        first += [f"{k}={str(v).split(',')[0]}" for k, v in params.items()]
+        compose_config(first)  # the recorded sweep still composes with today's config
+    except Exception as e:
+        raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
+    new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
+    with read_write(config.hydra):
+        config.hydra.overrides.task = overrides + [o for o in new if o.split("=", 1)[0] not in
+                                                  {r.split("=", 1)[0] for r in overrides}]
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder.resolve()}")
+        # this launch's Hydra records and job logs go to the sweep's .resume-<time>/, so that a
+        # finished run's folder stays exactly as it was
+        launch = folder.resolve() / f".resume-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        launch.mkdir(exist_ok=True)
+        config.hydra.overrides.hydra.append(f"hydra.output_subdir={launch}/job${{hydra.job.num}}")
+        config.hydra.overrides.hydra.append(
+            f"hydra.job_logging.handlers.file.filename={launch}/job${{hydra.job.num}}.log")
+        if params:
+            config.hydra.sweeper.params = params
+        if not any(o.startswith("hydra/launcher=") for o in config.hydra.overrides.hydra):
+            config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one

@@ -1,0 +1,157 @@
+"""Sweeps you can leave, repeat and read: a killed sweep resumed from its folder, seeds grouped as
+replicates, the plot, plain-number CSV, truthful HParams, fail-fast — real multiruns on MNIST."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import PROJECT, QUICK, cli
+
+SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_test_batches=1",
+         "trainer.limit_val_batches=1"]
+
+
+def sweep_dir(out: Path) -> Path:
+    found = list((out / "multirun").glob("*/*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def runs(folder: Path) -> dict:
+    return {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
+            if d.is_dir() and (d / "results.json").exists()}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, shared_data):
+    """2 pools × 2 seeds, kernel 5 everywhere: replicates, a plot, HParams to read back."""
+    out = tmp_path_factory.mktemp("seeded")
+    proc = cli("train", "-m", "model.pool=max,avg", "seed=1,2", "model.kernel_size=5", *SHORT, f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep_dir(out), proc
+
+
+def test_seeds_are_grouped_as_replicates_with_mean_and_sd(seeded):
+    folder, proc = seeded
+    grouped = list(csv.DictReader((folder / "summary.csv").open()))
+    per_run = list(csv.DictReader((folder / "summary_runs.csv").open()))
+    assert len(grouped) == 2 and len(per_run) == 4
+    results = runs(folder)
+    for row in grouped:
+        members = [r for name, r in results.items() if name.split(",")[0] == row["setting"]]
+        assert int(row["n"]) == len(members) == 2
+        accs = [m["best_val_acc"] for m in members]
+        assert float(row["val acc mean"]) == pytest.approx(statistics.mean(accs), abs=1e-9)
+        assert float(row["val acc sd"]) == pytest.approx(statistics.stdev(accs), abs=1e-9)
+        tests = [m["test_acc"] for m in members]
+        assert float(row["test acc mean"]) == pytest.approx(statistics.mean(tests), abs=1e-9)
+    means = [float(r["val acc mean"]) for r in grouped]
+    assert means == sorted(means, reverse=True)
+    assert "± " in proc.stdout and "mean ± sd over seed" in proc.stdout
+
+
+def test_summary_csv_holds_plain_numbers(seeded):
+    folder, _ = seeded
+    for row in csv.DictReader((folder / "summary_runs.csv").open()):
+        assert int(row["params"]) > 0 and "," not in row["params"]
+        assert 0 < float(row["val acc"]) <= 1 and float(row["images/s"]) > 0
+
+
+def test_summary_png_is_written(seeded):
+    folder, _ = seeded
+    png = (folder / "summary.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    acc = EventAccumulator(str(folder), size_guidance={"images": 0})
+    acc.Reload()
+    assert "sweep/summary" in acc.Tags()["images"]
+
+
+def test_hparams_hold_the_effective_per_block_values(seeded):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    folder, _ = seeded
+    run = next(d for d in folder.iterdir() if d.is_dir() and d.name.startswith("pool=max"))
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    for block in range(3):
+        assert hparams[f"model.blocks.{block}.kernel_size"].string_value == "5", "as the network was built"
+    assert "kernel_size: 5" in (run / "config.yaml").read_text().split("blocks:")[1]
+
+
+def test_sweep_root_declares_the_swept_values(seeded):
+    from tests.tensorboard_server import tensorboard
+
+    folder, _ = seeded
+    with tensorboard(folder) as tb:
+        experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+    infos = {h["name"]: h for h in experiment["hparamInfos"]}
+    assert sorted(infos["model.pool"]["domainDiscrete"]) == ["avg", "max"]
+    assert sorted(infos["seed"]["domainDiscrete"]) == ["1", "2"]
+    names = [h["name"] for h in experiment["hparamInfos"]]
+    assert set(names[:2]) == {"model.pool", "seed"}, "the swept keys lead"
+    assert "model.blocks.1.kernel_size" in names and "optimizer.lr" in names, "the rest follow"
+
+
+def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data):
+    out = tmp_path / "out"
+    args = ["-m", "model.pool=max,avg,l2", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=40"]
+    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args, f"paths.output_dir={out}"], cwd=PROJECT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:  # kill once the first run is done and the second has finished an epoch
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            csvs = list(out.glob("multirun/*/*/pool=avg/metrics.csv"))
+            if csvs and len(csvs[0].read_text().splitlines()) >= 2:
+                time.sleep(0.5)
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    folder = sweep_dir(out)
+    first = folder / "pool=max"
+    before = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
+    assert json.loads((first / "results.json").read_text())["status"] == "ok"
+    assert json.loads((folder / "pool=avg" / "results.json").read_text())["status"] == "running"
+
+    resumed = cli("train", "-m", f"resume={folder}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sweep_dir(out) == folder, "the same folder, no new sweep"
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == before, "not retrained"
+    results = runs(folder)
+    assert sorted(results) == ["pool=avg", "pool=l2", "pool=max"]
+    assert all(r["status"] == "ok" and r["epochs"] == 2 for r in results.values())
+    rows = list(csv.DictReader((folder / "pool=avg" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"], "the killed run continued from its checkpoint"
+    summary = list(csv.DictReader((folder / "summary.csv").open()))
+    assert sorted(r["run"] for r in summary) == ["pool=avg", "pool=l2", "pool=max"]
+
+
+def test_resuming_a_folder_that_holds_no_sweep_is_refused(tmp_path):
+    (tmp_path / "not-a-sweep").mkdir()
+    proc = cli("train", "-m", f"resume={tmp_path / 'not-a-sweep'}")
+    assert proc.returncode == 2 and "not a sweep folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data):
+    out = tmp_path / "out"
+    proc = cli("train", "-m", "model.kernel_size=9,3", "model.stride=2", "sweep_options.fail_fast=true", *SHORT,
+               f"paths.output_dir={out}")
+    assert proc.returncode == 1 and "stopped after its first failure" in proc.stderr, proc.stderr[-2000:]
+    folder = sweep_dir(out)
+    assert sorted(runs(folder)) == ["kernel_size=9"], "nothing launched after the failure"
+    assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["failed"]
