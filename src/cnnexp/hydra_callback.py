@@ -3,6 +3,7 @@ names and de-duplicates a sweep's runs, and prints the sweep's summary at its en
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ class SettingsCheck(Callback):
     sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
     lock = None
     replicate_keys = ("seed",)
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.run import check, check_trainer
 
@@ -44,6 +46,9 @@ class SettingsCheck(Callback):
             SettingsCheck.lock = FolderLock(sweep_dir)  # one process at a time runs a sweep folder
         except UserError as e:
             fail(e)
+        except Exception:  # Hydra would turn it into a warning and sweep on half set up
+            traceback.print_exc()
+            raise SystemExit(1)
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
         SettingsCheck.replicate_keys = tuple(OmegaConf.select(config, "sweep_options.replicate_keys", default=["seed"]))
 

@@ -102,5 +102,6 @@ def resume_sweep(config: DictConfig) -> None:
             f"hydra.job_logging.handlers.file.filename={launch}/job${{hydra.job.num}}.log")
         if params:
             config.hydra.sweeper.params = params
-        if not any(o.startswith("hydra/launcher=") for o in config.hydra.overrides.hydra):
+        named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)  # ${hydra.job.num} stays text
+        if not any(o.startswith("hydra/launcher=") for o in named):
             config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one
