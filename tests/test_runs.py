@@ -55,6 +55,7 @@ def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_d
     assert text.returncode == 0 and "→" in text.stdout and "%" in text.stdout
 
 
+@pytest.mark.slow  # SIGKILL then resume is also covered inside a sweep (test_sweep_records)
 def test_kill_mid_epoch_then_resume_ends_with_the_configured_epochs(tmp_path, shared_data):
     out = tmp_path / "out"
     args = [*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=80", f"paths.output_dir={out}"]
