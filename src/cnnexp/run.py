@@ -127,7 +127,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     rank_zero = rank_zero_only.rank == 0  # DDP: every rank runs this; rank 0 writes the files
-    lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None  # held until run ends
+    lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None  # noqa: F841 (held until run ends)
     previous = read_results(run_dir) if checked.resume else None
     record = RunRecord(run_dir, overrides, write=rank_zero,
                        keep_until_final=bool(previous and previous.get("status") == "ok"))
