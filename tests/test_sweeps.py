@@ -101,3 +101,9 @@ def test_launchers_complete(tmp_path, shared_data, launcher):
     names = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     assert names == ["pool=avg", "pool=max"]
     assert all(json.loads((folder / n / "results.json").read_text())["status"] == "ok" for n in names)
+
+
+def test_replicates_share_their_settings_prefix():
+    from cnnexp.sweeps.naming import run_name
+
+    assert run_name("model.kernel_size=5,seed=1,trainer.max_epochs=2") == "kernel_size=5,max_epochs=2,seed=1"
