@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,29 @@ def cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 300, en
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=cwd or PROJECT,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def start(args, out: Path, pipe: bool = False) -> subprocess.Popen:
+    """`python -m cnnexp.train args` in its own process group, so a test can signal it."""
+    stream = subprocess.PIPE if pipe else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args, f"paths.output_dir={out}"], cwd=PROJECT,
+                            stdout=stream, stderr=stream, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for_epoch(out: Path, proc: subprocess.Popen, pattern: str = "*/*/metrics.csv", rows: int = 2,
+                   pause: float = 0.7, timeout: float = 300) -> None:
+    """Until the metrics.csv matching `pattern` holds `rows` lines (header + epochs), then
+    `pause` seconds into the next epoch; fails if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(out.glob(pattern))
+        if found and len(found[0].read_text().splitlines()) >= rows:
+            time.sleep(pause)
+            assert proc.poll() is None, "the run ended before it could be signalled"
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no epoch finished before the deadline (exit {proc.poll()})")
 
 
 def only_run_dir(output_dir: Path) -> Path:

@@ -64,8 +64,12 @@ def one_error_line(proc) -> str:
 @pytest.mark.parametrize("overrides", [c[1] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES])
 def test_train_refuses_with_one_line_and_no_folder(tmp_path, overrides):
     out = tmp_path / "outputs"
-    args = [f"data.root={SHARED_DATA}", *overrides] if not any(o.startswith("data.root") for o in overrides) else overrides
-    proc = cli("train", *args, f"paths.output_dir={out}" if "paths.output_dir" not in " ".join(overrides) else "")
+    args = list(overrides)
+    if not any(o.startswith("data.root=") for o in overrides):
+        args.insert(0, f"data.root={SHARED_DATA}")
+    if not any(o.startswith("paths.output_dir=") for o in overrides):
+        args.append(f"paths.output_dir={out}")
+    proc = cli("train", *args)
     assert proc.returncode == 2, proc.stderr[-3000:]
     one_error_line(proc)
     assert not out.exists() or not any(out.rglob("*")), "a refused run must not leave a folder"

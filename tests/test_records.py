@@ -11,14 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import PROJECT, QUICK, cli, only_run_dir
+from tests.conftest import PROJECT, QUICK, cli, only_run_dir, start, wait_for_epoch
 
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
 
@@ -27,27 +26,9 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())  # strict JSON: a bare NaN would fail here
 
 
-def start(args, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args, f"paths.output_dir={out}"], cwd=PROJECT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def wait_for_epoch(out: Path, proc: subprocess.Popen, rows: int = 2, pattern: str = "*/*/metrics.csv") -> None:
-    """Until metrics.csv holds `rows` lines (header + epochs), then a little into the next epoch."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list(out.glob(pattern))
-        if found and len(found[0].read_text().splitlines()) >= rows:
-            time.sleep(0.7)
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no epoch finished before the deadline: {proc.poll()}")
-
-
 def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     out = tmp_path / "out"
-    proc = start([*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60"], out)
+    proc = start([*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60"], out, pipe=True)
     wait_for_epoch(out, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -64,7 +45,8 @@ def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
 
 def test_sigterm_on_a_sweep_records_every_run_and_writes_the_summary(tmp_path, shared_data):
     out = tmp_path / "out"
-    proc = start(["-m", "model.pool=max,avg", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60"], out)
+    proc = start(["-m", "model.pool=max,avg", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60"], out,
+                 pipe=True)
     wait_for_epoch(out, proc, pattern="multirun/*/*/*/metrics.csv")
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

@@ -7,15 +7,12 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from PIL import Image, ImageOps
 
-from tests.conftest import PROJECT, QUICK, cli, only_run_dir
+from tests.conftest import QUICK, cli, only_run_dir, start, wait_for_epoch
 
 
 def test_eval_reproduces_the_logged_test_accuracy(quick_run):
@@ -59,17 +56,9 @@ def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_d
 def test_kill_mid_epoch_then_resume_ends_with_the_configured_epochs(tmp_path, shared_data):
     out = tmp_path / "out"
     args = [*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=80", f"paths.output_dir={out}"]
-    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args], cwd=PROJECT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start(args[:-1], out)  # args end with paths.output_dir, which start() adds
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            csv_files = list(out.glob("*/*/metrics.csv"))
-            if csv_files and len(csv_files[0].read_text().splitlines()) >= 2:  # epoch 0 done
-                time.sleep(0.7)                                              # well into epoch 1
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, "the run ended before it could be killed"
+        wait_for_epoch(out, proc)  # epoch 0 done, well into epoch 1
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

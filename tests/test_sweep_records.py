@@ -8,15 +8,12 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import PROJECT, QUICK, cli
+from tests.conftest import QUICK, cli, start, wait_for_epoch
 
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_test_batches=1",
          "trainer.limit_val_batches=1"]
@@ -108,17 +105,9 @@ def test_sweep_root_declares_the_swept_values(seeded):
 def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ["-m", "model.pool=max,avg,l2", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=40"]
-    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args, f"paths.output_dir={out}"], cwd=PROJECT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start(args, out)
     try:  # kill once the first run is done and the second has finished an epoch
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            csvs = list(out.glob("multirun/*/*/pool=avg/metrics.csv"))
-            if csvs and len(csvs[0].read_text().splitlines()) >= 2:
-                time.sleep(0.5)
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, "the sweep ended before it could be killed"
+        wait_for_epoch(out, proc, "multirun/*/*/pool=avg/metrics.csv", pause=0.5)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

@@ -54,7 +54,6 @@ def lock_folder(folder: Path) -> FolderLock:
 class Resume:
     folder: Path
     settings: Settings
-    config: dict         # the effective config the resumed run records
     checkpoint: Path     # checkpoints/last.ckpt
     lock: FolderLock | None
 
@@ -86,11 +85,10 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         except Exception as e:
             raise RunError(f"{override.input_line}: cannot apply to the saved config ({str(e).splitlines()[0]})") from None
     saved.resume = str(folder)
-    config = OmegaConf.to_container(saved, resolve=True)
-    settings = load(config)
+    settings = load(saved)
     checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
     weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
-    return Resume(folder, settings, config, checkpoint, lock)
+    return Resume(folder, settings, checkpoint, lock)
 
 
 def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> None:

@@ -33,9 +33,13 @@ log = logging.getLogger("cnnexp")
 @dataclass
 class Checked:
     settings: Settings
-    config: dict                          # the effective config, as config.yaml records it
     resume: Optional[resuming.Resume] = None
     trainer_checked: bool = False
+
+    @property
+    def config(self) -> dict:
+        """The effective config, as config.yaml records it: per-block values as built."""
+        return dataclasses.asdict(self.settings)
 
 
 _checked: Dict[str, Checked] = {}
@@ -56,10 +60,10 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         settings = load(config)
         if settings.resume:
             found = resuming.prepare(settings.resume, overrides)
-            checked = Checked(found.settings, dataclasses.asdict(found.settings), found)
+            checked = Checked(found.settings, found)
         else:
             check_writable(settings.paths.output_dir)
-            checked = Checked(settings, dataclasses.asdict(settings))  # effective: per-block values as built
+            checked = Checked(settings)
         ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
         _checked[key] = checked
     return _checked[key]
@@ -93,7 +97,7 @@ def check_trainer(checked: Checked) -> None:
 
 
 def trainer_arguments(settings: Settings) -> Dict[str, Any]:
-    return {k: v for k, v in vars(settings.trainer).items()}
+    return dataclasses.asdict(settings.trainer)
 
 
 # ------------------------------------------------------------------ 2. the run
@@ -132,8 +136,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
     record = RunRecord(run_dir, overrides, write=rank_zero,
                        keep_until_final=bool(previous and previous.get("status") == "ok"))
     table = _shape_table(settings)
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
     if rank_zero:
-        config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
         (run_dir / "config.yaml").write_text(config_yaml)
         (run_dir / "shapes.txt").write_text(table + "\n")
         log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
@@ -141,7 +145,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
     try:
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
             try:
-                results = fit_and_test(checked, run_dir, table, overrides)
+                results = fit_and_test(checked, run_dir, table, config_yaml, overrides)
                 break
             except (Stopped, UserError):
                 raise
@@ -204,7 +208,8 @@ class Stopped(Exception):
         super().__init__(reason)
 
 
-def fit_and_test(checked: Checked, run_dir: Path, table: str, overrides: List[str] = ()) -> Dict[str, Any]:
+def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
+                 overrides: List[str] = ()) -> Dict[str, Any]:
     """Data → task → trainer → fit → test on the best checkpoint → the run's metrics."""
     import lightning as L
 
@@ -221,7 +226,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, overrides: List[st
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
-                           OmegaConf.to_yaml(OmegaConf.create(checked.config)), table)
+                           config_yaml, table)
     trainer, timing = build_trainer(settings, run_dir, views)
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None

@@ -22,6 +22,15 @@ class View(L.Callback):
     """A TensorBoard view; its hooks add their time to `seconds` (results.json's views_s)."""
 
     is_view = True
+    every = 1
+
+    def due(self, trainer):
+        """The run's SummaryWriter when this view should draw now (every N epochs, not in the
+        sanity check), else None."""
+        tb = tensorboard(trainer)
+        if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
+            return None
+        return tb
 
 
 class ViewSource(Protocol):
@@ -72,8 +81,8 @@ class FilterImages(View):
 
     @timed
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        tb = tensorboard(trainer)
-        if tb is None or trainer.current_epoch % self.every:
+        tb = self.due(trainer)
+        if tb is None:
             return
         conv = next(m for m in pl_module.net.features.modules() if isinstance(m, torch.nn.Conv2d))
         w = conv.weight.detach().float().cpu()          # (out, in, k, k)
@@ -90,8 +99,8 @@ class FeatureMaps(View):
 
     @timed
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        tb = tensorboard(trainer)
-        if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
+        tb = self.due(trainer)
+        if tb is None:
             return
         x = self.source.samples(self.digits).to(pl_module.device)
         maps = []
@@ -198,8 +207,8 @@ class Reconstructions(View):
 
     @timed
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        tb = tensorboard(trainer)
-        if tb is None or trainer.sanity_checking or trainer.current_epoch % self.every:
+        tb = self.due(trainer)
+        if tb is None:
             return
         x = self.source.samples(self.digits).to(pl_module.device)
         with torch.no_grad():

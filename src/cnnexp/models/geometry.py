@@ -301,9 +301,8 @@ def fixes(model: Any, block: int, limit: int = 3) -> List[List[str]]:
               if blocks[i].pool != "none" and model.pool is None]
     if model.padding is None:
         first.append(("model.padding", "same"))
-    candidates = [[c] for c in dict.fromkeys(first)]
-    candidates += [[a, b] for i, a in enumerate(dict.fromkeys(first)) for b in list(dict.fromkeys(first))[i + 1:]
-                   if a[0] != b[0]]
+    single = list(dict.fromkeys(first))  # nearest first: one change, then pairs of changes
+    candidates = [[c] for c in single] + [[a, b] for i, a in enumerate(single) for b in single[i + 1:] if a[0] != b[0]]
     found: List[List[str]] = []
     for changes in candidates:
         try:

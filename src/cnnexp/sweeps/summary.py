@@ -110,12 +110,8 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
         stats = {k: _mean_sd([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
         name = ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
         entries.append((name, len(members), len(ok), stats))
-    def score(e):  # noqa: E306
-        acc = e[3].get("best_val_acc", (None,))[0]
-        loss = e[3].get("best_val_loss", (None,))[0]
-        return acc if acc is not None else -loss if loss is not None else float("-inf")
     friendly, plain = [], []
-    for name, n, n_ok, stats in sorted(entries, key=score, reverse=True):
+    for name, n, n_ok, stats in sorted(entries, key=lambda e: _group_score(e[3]), reverse=True):
         plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
@@ -123,6 +119,12 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
             cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}"]
         friendly.append(cells)
     return header, friendly, plain
+
+
+def _group_score(stats: Dict) -> float:
+    """Mean validation accuracy, or minus the mean validation loss; settings with neither last."""
+    acc, loss = stats.get("best_val_acc", (None,))[0], stats.get("best_val_loss", (None,))[0]
+    return acc if acc is not None else -loss if loss is not None else float("-inf")
 
 
 def markdown(header: list, body: list) -> str:
