@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,17 @@ def wait_for_epoch(out: Path, proc: subprocess.Popen, pattern: str = "*/*/metric
             return
         time.sleep(0.1)
     raise AssertionError(f"no epoch finished before the deadline (exit {proc.poll()})")
+
+
+def killed_after_epoch(args, out: Path, pattern: str) -> None:
+    """Start `python -m cnnexp.train args`, SIGKILL its whole process group once the run whose
+    metrics.csv matches `pattern` has finished an epoch, as a power cut or OOM killer would."""
+    proc = start(args, out)
+    try:
+        wait_for_epoch(out, proc, pattern, pause=0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
 
 
 def only_run_dir(output_dir: Path) -> Path:

@@ -21,6 +21,7 @@ MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 def model_settings(name="cnn3", **overrides):
     cfg = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    cfg.input_shape, cfg.num_classes = [1, 28, 28], 10  # what `auto` takes from MNIST
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     # the model group alone, typed but not checked: tests build impossible ones on purpose

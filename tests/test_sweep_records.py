@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import statistics
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import QUICK, cli, start, wait_for_epoch
+from tests.conftest import QUICK, cli, killed_after_epoch
 
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_test_batches=1",
          "trainer.limit_val_batches=1"]
@@ -102,15 +100,11 @@ def test_sweep_root_declares_the_swept_values(seeded):
     assert "model.blocks.1.kernel_size" in names and "optimizer.lr" in names, "the rest follow"
 
 
+@pytest.mark.slow  # the search test kills and resumes a sweep too (tests/test_search.py)
 def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ["-m", "model.pool=max,avg,l2", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=40"]
-    proc = start(args, out)
-    try:  # kill once the first run is done and the second has finished an epoch
-        wait_for_epoch(out, proc, "multirun/*/*/pool=avg/metrics.csv", pause=0.5)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    killed_after_epoch(args, out, "multirun/*/*/pool=avg/metrics.csv")  # the first run done, the second in its epoch 2
     folder = sweep_dir(out)
     first = folder / "pool=max"
     before = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}

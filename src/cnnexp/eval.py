@@ -35,10 +35,10 @@ def evaluate(args: EvalArgs) -> dict:
     import lightning as L
 
     quiet_lightning()
-    from cnnexp.data.mnist import MNISTDataModule
+    from cnnexp.data import make_datamodule
 
     task, path = load_task(args.run, args.ckpt, args.data.root)
-    datamodule = MNISTDataModule(task.settings.data, seed=task.settings.seed)
+    datamodule = make_datamodule(task.settings)  # the run's own data, split and normalisation
     t = task.settings.trainer  # the run's own precision and evaluation limits: the same numbers again
     trainer = L.Trainer(accelerator="auto", devices=1, precision=t.precision, logger=False,
                         limit_test_batches=t.limit_test_batches, limit_val_batches=t.limit_val_batches,

@@ -33,12 +33,15 @@ class SettingsCheck(Callback):
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
+        from cnnexp.sweeps.search import check_search, is_search
 
         try:
             if OmegaConf.select(config, "resume", default=None):
                 resume_sweep(config)  # the recorded sweep, into its own folder
             else:
                 check_writable(str(user_config(config).paths.output_dir))
+            if is_search(config.hydra.sweeper):
+                check_search(config)  # its options and space, before the sweep folder exists
             drop_duplicate_values(config)
             name_runs_by_swept_keys(config)
             sweep_dir = Path(str(config.hydra.sweep.dir))

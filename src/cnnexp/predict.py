@@ -1,6 +1,8 @@
-"""`python -m cnnexp.predict run=FOLDER images='my_digits/*.png'`: classify your own digit images.
+"""`python -m cnnexp.predict run=FOLDER images='my_digits/*.png'`: classify your own images.
 
-Any PNG/JPEG, any size or colour, is turned into an MNIST-style digit first: greyscale; inverted
+A run trained on a folder of images (data=folder) reads each file as it trained: its channels,
+size and per-channel normalisation, and answers with its class names. For an MNIST run, any
+PNG/JPEG, any size or colour, is turned into an MNIST-style digit first: greyscale; inverted
 when the background is light (MNIST digits are white on black); cropped to the ink; scaled so the
 longer side is 20 px; placed in a 28×28 frame with its centre of mass at the centre.
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from cnnexp.data.images import EXTENSIONS
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.run_folder import load_task
 
@@ -88,12 +91,25 @@ def mnist_style(path: Path):
 def find_images(pattern: str) -> List[Path]:
     path = Path(pattern).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
     else:
         files = sorted(Path(p) for p in glob.glob(str(path)))
     if not files:
         raise RunError(f"images={pattern}: no image files found")
     return files
+
+
+def folder_style(path: Path, data):
+    """An image file → the tensor a data=folder run trained on: its channels, size and normalisation."""
+    import torch
+
+    from cnnexp.data.folder import read_image
+
+    read_gray(path)  # the same refusal of unreadable files (and decompression bombs) as for digits
+    x = read_image(path, data.channels, data.image_size).float().div_(255)
+    if data.normalize:
+        x = (x - torch.tensor(data.mean).view(-1, 1, 1)) / torch.tensor(data.std).view(-1, 1, 1)
+    return x
 
 
 def predict(args: PredictArgs) -> List[dict]:
@@ -105,8 +121,20 @@ def predict(args: PredictArgs) -> List[dict]:
         raise SettingsError("images", None, "a file, folder or glob, e.g. images='my_digits/*.png'")
     task, _ = load_task(args.run, args.ckpt)
     if task.settings.model.task != "classification":
-        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify digits")
+        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
     files = find_images(args.images)
+    data = task.settings.data
+    if data.name == "folder":  # the run's own resize and normalisation, and its class names
+        x = torch.stack([folder_style(f, data) for f in files])
+        with torch.no_grad():
+            probs = torch.softmax(task(x), dim=1)
+        results = []
+        for f, p in zip(files, probs):
+            top = torch.topk(p, min(args.top, len(p)))
+            results.append({"file": str(f), "class": data.classes[int(top.indices[0])],
+                            "top": [{"class": data.classes[int(i)], "probability": round(float(v), 4)}
+                                    for v, i in zip(top.values, top.indices)]})
+        return results
     digits = [mnist_style(f) for f in files]                      # all read before any is predicted
     inked = [d for d in digits if d is not None]
     probs = iter([])
@@ -142,11 +170,12 @@ def main(argv=None) -> None:
         return
     width = max(len(r["file"]) for r in results)
     for r in results:
-        if r["digit"] is None:
+        label = "class" if "class" in r else "digit"
+        if r[label] is None:
             print(f"{r['file']:<{width}}  → {r['note']}")
             continue
-        tops = "  ".join(f"{t['digit']}: {100 * t['probability']:5.1f} %" for t in r["top"])
-        print(f"{r['file']:<{width}}  → {r['digit']}   ({tops})")
+        tops = "  ".join(f"{t[label]}: {100 * t['probability']:5.1f} %" for t in r["top"])
+        print(f"{r['file']:<{width}}  → {r[label]}   ({tops})")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         else:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
-        ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
+        if checked.settings.data.name == "mnist":
+            ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
         _checked[key] = checked
     return _checked[key]
 
@@ -213,9 +214,13 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     """Data → task → trainer → fit → test on the best checkpoint → the run's metrics."""
     import lightning as L
 
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from cnnexp.callbacks.report_to_study import trial_reporter
     from cnnexp.callbacks.views import view_callbacks
     from cnnexp.console import quiet_lightning
-    from cnnexp.data.mnist import MNISTDataModule
+    from cnnexp.data import make_datamodule
+    from cnnexp.files import write_atomic
     from cnnexp.tasks import task_class
     from cnnexp.tasks.base import Diverged
 
@@ -223,11 +228,17 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     settings = checked.settings
     share_cores(settings)
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    datamodule = MNISTDataModule(settings.data, seed=settings.seed)
+    datamodule = make_datamodule(settings)
+    datamodule.setup("fit")  # before the task: a folder's normalisation is computed here, and recorded
+    if OmegaConf.to_yaml(OmegaConf.create(checked.config)) != config_yaml:
+        config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
+        if rank_zero_only.rank == 0:
+            write_atomic(run_dir / "config.yaml", config_yaml)
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            config_yaml, table)
-    trainer, timing = build_trainer(settings, run_dir, views)
+    reporter = trial_reporter(run_dir) if rank_zero_only.rank == 0 else None  # a search's trial: its pruner
+    trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter])])
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
 
@@ -249,6 +260,10 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         raise
     if trainer.interrupted:
         raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}", **so_far())
+    if reporter and reporter.pruned:  # no test: a pruned trial reports only what it trained
+        results = so_far(train_s=_float(timing.train_s))
+        log_hparams(trainer, checked.config, results, overrides, status="pruned")
+        raise Stopped("pruned", reporter.pruned, **results)
 
     metric = checkpoint.monitor
     results: Dict[str, Any] = {
@@ -342,12 +357,13 @@ def flat_hparams(config: dict, first: List[str] = ()) -> Dict[str, Any]:
     return {**{k: flat[k] for k in lead}, **{k: v for k, v in flat.items() if k not in lead}}
 
 
-def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[str] = ()) -> None:
-    """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)."""
+def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[str] = (), status: str = "ok") -> None:
+    """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)
+    and the run's status, so that a search's pruned trials can be told apart."""
     metrics = {f"hparams/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
     first = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     for logger in trainer.loggers:
-        logger.log_hyperparams(flat_hparams(config, first), metrics=metrics)
+        logger.log_hyperparams({**flat_hparams(config, first), "status": status}, metrics=metrics)
         logger.finalize("success")
 
 

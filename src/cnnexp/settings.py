@@ -43,6 +43,8 @@ class WheelSettings:
 
 @dataclass
 class DataSettings:
+    """data=mnist (the default)."""
+    name: str
     root: str
     val_size: int
     batch_size: int
@@ -52,6 +54,29 @@ class DataSettings:
     mirrors: List[str]
     download_timeout: float
     wheel: WheelSettings
+
+
+@dataclass
+class FolderSettings:
+    """data=folder: your own images, one subfolder per class (see cnnexp.data.images)."""
+    name: str
+    root: str
+    image_size: Any               # auto (the most common size), a side, or [height, width]
+    channels: Any                 # auto (3 if any image has colour, else 1), 1 or 3
+    classes: Optional[List[str]]  # filled in from the class folders; recorded with the run
+    val_fraction: float
+    test_fraction: float
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    mean: Optional[List[float]]   # per channel, of the training split: computed once, then recorded
+    std: Optional[List[float]]
+    memory_budget_mb: int
+    num_workers: int
+    strict: bool
+
+
+DATASETS = {"mnist": DataSettings, "folder": FolderSettings}  # data.name → its schema
 
 
 @dataclass
@@ -82,8 +107,8 @@ class HeadSettings:
 class ModelSettings:
     name: str
     task: str
-    input_shape: List[int]
-    num_classes: int
+    input_shape: Any  # auto (from the data) or [channels, height, width]
+    num_classes: Any  # auto (from the data) or an integer
     kernel_size: Optional[int]
     stride: Optional[int]
     padding: Any
@@ -201,7 +226,7 @@ class Settings:
     resume: Optional[str]
     sweep_options: SweepOptions
     paths: PathsSettings
-    data: DataSettings
+    data: Any  # DataSettings or FolderSettings, by data.name
     model: ModelSettings
     optimizer: OptimizerSettings
     scheduler: SchedulerSettings
@@ -263,22 +288,27 @@ def check(s: Settings) -> Settings:
     d = s.data
     _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer ≥ 1")
     _require(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer ≥ 1")
-    _require(1 <= d.val_size < TRAIN_IMAGES, "data.val_size", d.val_size, f"an integer in [1, {TRAIN_IMAGES})")
-    train_split = TRAIN_IMAGES - d.val_size
+    shape, classes, train_split, source = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed)
     _require(d.batch_size <= train_split, "data.batch_size", d.batch_size,
-             f"at most {train_split}, the training split ({TRAIN_IMAGES} − data.val_size): a bigger batch "
+             f"at most {train_split}, the training split of {source}: a bigger batch "
              "would train no step at all (the last partial batch is dropped)")
-    _require(d.download_timeout > 0, "data.download_timeout", d.download_timeout, "a number of seconds > 0")
-    for i, src in enumerate(d.sources):
-        _require(src in DATA_SOURCES, f"data.sources.{i}", src, f"one of {', '.join(DATA_SOURCES)}")
 
     m = s.model
     _require(m.task in TASKS, "model.task", m.task, f"one of {', '.join(TASKS)}")
-    _require(len(m.input_shape) == 3 and all(_is_int(v) and v >= 1 for v in m.input_shape),
-             "model.input_shape", list(m.input_shape), "three integers ≥ 1: [channels, height, width]")
-    _require(tuple(m.input_shape) == IMAGE_SHAPE, "model.input_shape", list(m.input_shape),
-             f"MNIST images are {list(IMAGE_SHAPE)} (channels, height, width); the network must take them")
-    _require(m.num_classes >= 2, "model.num_classes", m.num_classes, "an integer ≥ 2")
+    if m.input_shape == "auto":  # the network follows the data
+        m.input_shape = list(shape)
+    _require(isinstance(m.input_shape, (list, tuple)) and len(m.input_shape) == 3
+             and all(_is_int(v) and v >= 1 for v in m.input_shape),
+             "model.input_shape", m.input_shape, "auto, or three integers ≥ 1: [channels, height, width]")
+    _require(tuple(m.input_shape) == tuple(shape), "model.input_shape", list(m.input_shape),
+             f"{source} holds {'×'.join(map(str, shape))} images (channels×height×width), so the network must "
+             f"take {list(shape)}; use model.input_shape=auto")
+    if m.num_classes == "auto":
+        m.num_classes = len(classes)
+    _require(_is_int(m.num_classes) and m.num_classes >= 2, "model.num_classes", m.num_classes, "auto, or an integer ≥ 2")
+    _require(m.task != "classification" or m.num_classes == len(classes), "model.num_classes", m.num_classes,
+             f"{source} has {len(classes)} classes ({', '.join(classes[:6])}{' …' if len(classes) > 6 else ''}); "
+             "use model.num_classes=auto")
     _require(len(m.blocks) >= 1, "model.blocks", [], "at least one conv block")
     for key in SHORTCUTS:  # each shortcut, when set, obeys its block key's rule
         if getattr(m, key) is not None:
@@ -360,6 +390,44 @@ def check(s: Settings) -> Settings:
     return s
 
 
+def _check_mnist(d: DataSettings):
+    """(image shape, class names, training images, what to call the data) of data=mnist."""
+    _require(1 <= d.val_size < TRAIN_IMAGES, "data.val_size", d.val_size, f"an integer in [1, {TRAIN_IMAGES})")
+    _require(d.download_timeout > 0, "data.download_timeout", d.download_timeout, "a number of seconds > 0")
+    for i, src in enumerate(d.sources):
+        _require(src in DATA_SOURCES, f"data.sources.{i}", src, f"one of {', '.join(DATA_SOURCES)}")
+    return IMAGE_SHAPE, MNIST_CLASSES, TRAIN_IMAGES - d.val_size, "MNIST"
+
+
+def _check_folder(d: FolderSettings, seed: int):
+    """The same for data=folder: the folder is scanned (headers only), and what it holds is
+    recorded as effective values — image size, channels, classes."""
+    from cnnexp.data import images
+
+    images.check_image_size(d.image_size)
+    _require(d.channels in ("auto", 1, 3), "data.channels", d.channels, "auto, 1 (greyscale) or 3 (colour)")
+    _require(0.0 < d.val_fraction < 1.0, "data.val_fraction", d.val_fraction, "a fraction in (0, 1), e.g. 0.1")
+    _require(0.0 <= d.test_fraction < 1.0 and d.val_fraction + d.test_fraction < 1.0, "data.test_fraction",
+             d.test_fraction, "a fraction in [0, 1) that leaves images to train on with data.val_fraction")
+    _require(d.memory_budget_mb >= 0, "data.memory_budget_mb", d.memory_budget_mb, "megabytes ≥ 0 (0: always stream)")
+    _require(d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer ≥ 0")
+    _require(d.root not in (None, "", "???"), "data.root", d.root, "the folder of your images, e.g. data.root=~/datasets/leaves")
+    for key in ("mean", "std"):
+        value = getattr(d, key)
+        _require(value is None or (len(value) in (1, 3) and all(v > 0 or key == "mean" for v in value)),
+                 f"data.{key}", value, "null (computed from the training images) or one number per channel")
+    if d.classes and d.channels != "auto" and isinstance(d.image_size, list):
+        # a recorded run (resume, eval, predict): its own record; the data module checks the folder when it reads it
+        return (d.channels, *d.image_size), list(d.classes), d.batch_size, f"data.root={d.root}"
+    folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed)
+    _require(d.classes is None or list(d.classes) == folder.classes, "data.classes", d.classes,
+             f"the class folders are {folder.classes}; leave data.classes=null")
+    shape = images.shape_of(folder, d.image_size, d.channels)
+    d.channels, d.image_size, d.classes = shape[0], [shape[1], shape[2]], list(folder.classes)
+    return shape, folder.classes, len(folder.files["train"]), f"data.root={d.root}"
+
+
+MNIST_CLASSES = [str(digit) for digit in range(10)]
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
@@ -393,6 +461,8 @@ def _keys_at(schema: type, path: str) -> List[str]:
         if part not in hints:
             return []
         cls = hints[part]
+        if cls is Any and part == "data":  # every data source's keys: which one is chosen is not known here
+            return sorted({f.name for schema in DATASETS.values() for f in dataclasses.fields(schema)})
         while typing.get_origin(cls) in (list, List, typing.Union):
             cls = next(a for a in typing.get_args(cls) if a is not type(None))
     return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
@@ -440,8 +510,13 @@ def load(cfg: DictConfig | dict) -> Settings:
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    data = {"name": "mnist", **(cfg.get("data") or {})}  # runs recorded before data.name were MNIST's
+    _require(data["name"] in DATASETS, "data.name", data["name"], f"one of {', '.join(DATASETS)} (data=folder for your own images)")
+    cfg["data"] = data
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Settings), cfg)
+        schema = OmegaConf.structured(Settings)
+        schema.data = OmegaConf.structured(DATASETS[data["name"]])
+        merged = OmegaConf.merge(schema, cfg)
         settings = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or ""))) from None

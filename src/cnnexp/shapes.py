@@ -4,6 +4,7 @@ multiply-accumulates and output memory per layer.
 
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
     python -m cnnexp.shapes model=convae json=true
+    python -m cnnexp.shapes data=folder data.root=~/datasets/leaves   # the input shape the folder's images give
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"model": settings.model.name, "input_shape": list(settings.model.input_shape),
                           **table_json(layers)}, indent=2))
         return
-    print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}")
+    data = settings.data
+    source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
+    print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
     print(format_table(layers))
 
 

@@ -148,8 +148,9 @@ class ReceptiveFields(View):
 
 
 class TestMistakes(View):
-    """After testing: a grid of misclassified digits titled 'pred p (conf) / true t', and the
-    confusion matrix of the whole test set (torchmetrics computes and plots it)."""
+    """After testing: a grid of misclassified images (in colour for RGB input) titled with class
+    names, 'pred p (conf) / true t', and the confusion matrix of the whole test set, labelled
+    with the class names (torchmetrics computes and plots it)."""
 
     def __init__(self, source: ViewSource, mistakes: bool = True, confusion_matrix: bool = True, max_images: int = 36):
         self.source, self.want_mistakes, self.want_matrix, self.max_images = source, mistakes, confusion_matrix, max_images
@@ -181,7 +182,7 @@ class TestMistakes(View):
             return
         plt = _figure()
         if self.want_matrix:
-            fig, _ = self.matrix.plot(val=matrix)
+            fig, _ = self.matrix.plot(val=matrix, labels=list(self.source.class_names))
             fig.set_size_inches(7, 7)
             tb.add_figure("test/confusion_matrix", fig, trainer.global_step)
         if self.want_mistakes and self.wrong:
@@ -192,7 +193,8 @@ class TestMistakes(View):
             for ax in axes.flat:
                 ax.axis("off")
             for ax, (img, pred, true, conf) in zip(axes.flat, self.wrong):
-                ax.imshow(self.source.denormalize(img)[0], cmap="gray", vmin=0, vmax=1)
+                pixels = self.source.denormalize(img.float())
+                ax.imshow(pixels.permute(1, 2, 0).numpy() if len(pixels) == 3 else pixels[0], cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"pred {names[pred]} ({conf:.0%})\ntrue {names[true]}", fontsize=8)
             fig.tight_layout()
             tb.add_figure("test/mistakes", fig, trainer.global_step)

@@ -62,6 +62,15 @@ def drop_duplicate_values(config: DictConfig) -> None:
         config.hydra.overrides.task = kept
 
 
+def one_value(o) -> str:
+    """An override with one of its sweep's values (the start of an interval): enough to compose."""
+    if not o.is_sweep_override():
+        return o.input_line
+    if o.is_interval_sweep():
+        return f"{o.get_key_element()}={o.value().start}"
+    return f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
+
+
 def resume_sweep(config: DictConfig) -> None:
     """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
     again into the same folder; each job then skips, continues or re-runs its own run."""
@@ -82,10 +91,8 @@ def resume_sweep(config: DictConfig) -> None:
         overrides = task_overrides(recorded.hydra)
         params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
         parsed = OverridesParser.create().parse_overrides(overrides)
-        first = [o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
-                 for o in parsed]
-        first += [f"{k}={str(v).split(',')[0]}" for k, v in params.items()]
-        compose_config(first)  # the recorded sweep still composes with today's config
+        parsed += OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+        compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
     except Exception as e:
         raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
     new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
@@ -100,8 +107,13 @@ def resume_sweep(config: DictConfig) -> None:
         config.hydra.overrides.hydra.append(f"hydra.output_subdir={launch}/job${{hydra.job.num}}")
         config.hydra.overrides.hydra.append(
             f"hydra.job_logging.handlers.file.filename={launch}/job${{hydra.job.num}}.log")
-        if params:
-            config.hydra.sweeper.params = params
+        # the recorded sweeper and its space; options this command sets (hydra.sweeper.n_trials=…) win
         named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)  # ${hydra.job.num} stays text
+        sweeper = recorded.hydra.sweeper
+        for o in OverridesParser.create().parse_overrides([o for o in named if o.startswith("hydra.sweeper.")]):
+            OmegaConf.update(sweeper, o.key_or_group[len("hydra.sweeper."):], o.value(), force_add=True)
+        config.hydra.sweeper = sweeper
+        config.hydra.overrides.hydra += [o for o in recorded.hydra.overrides.hydra if o.startswith("hydra/sweeper=")
+                                         and o not in named]  # the jobs are composed with it too
         if not any(o.startswith("hydra/launcher=") for o in named):
             config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one

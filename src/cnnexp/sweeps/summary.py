@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 import statistics
 import sys
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import read_results
+from cnnexp.sweeps import search
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
@@ -157,8 +159,14 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     else:
         print(markdown(header, friendly))
         _csv(sweep_dir / "summary.csv", header, plain)
+    best = max((r for r in rows if r.get("status") == "ok"), key=_score, default=None)
+    if best is not None:
+        print(f"\nbest run: {best['run']}; on its own:\n  python -m cnnexp.train "
+              + " ".join(shlex.quote(o) for o in best.get("overrides", [])))
     figure = plot(sweep_dir, rows, replicate_keys)
     _log_to_tensorboard(sweep_dir, rows, figure)
+    if (sweep_dir / search.STUDY_FILE).is_file():
+        search.report(sweep_dir)
     return rows
 
 
@@ -257,7 +265,9 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
             plt.close(figure)
         if domains:  # swept keys first, with their values; then every other setting the runs log
             values = {**{k: d[0] for k, d in domains.items()}, **{k: v for k, v in every.items() if k not in domains}}
-            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete=domains)
+            logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
+            values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
+            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**domains, "status": logged})
             plugin = experiment.value[0].metadata.plugin_data
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             for info in data.experiment.hparam_infos:  # TensorBoard lists the keys that differ first
@@ -267,12 +277,17 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
 
 
 def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> None:
-    """When a sweep ends: print and save the tables and plot; exit 1 if any run did not end ok."""
+    """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
+    except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
     counts = Counter(r.get("status", "?") for r in rows)
     print(f"\nsweep folder: {sweep_dir} (summary.csv, summary.png) — "
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
-    not_ok = [r for r in rows if r.get("status") != "ok"]
+    not_ok = [r for r in rows if r.get("status") not in ("ok", "pruned") and not r.get("rejected")]
+    if not not_ok and not any(r.get("status") in ("ok", "pruned") for r in rows):
+        print("cnnexp: no run trained: every setting failed the shape check; widen the space to settings that fit "
+              "(python -m cnnexp.shapes shows a setting's table)", file=sys.stderr)
+        raise SystemExit(1)
     if not_ok:
         kinds = " or ".join(sorted({r.get("status", "?") for r in not_ok}))
         print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}: "

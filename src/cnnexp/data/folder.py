@@ -1,0 +1,144 @@
+"""data=folder as a LightningDataModule: your own images, decoded once by torchvision.
+
+Each image is decoded with `torchvision.io.decode_image` (PIL for BMP, which it does not read),
+converted to 8 bits and to `data.channels` (16-bit scaled, palette and alpha resolved, colour
+to grey by luminance), and resized to `data.image_size` with antialiasing. When the decoded set
+fits `data.memory_budget_mb` it is held in memory and batched by index, as MNIST is; otherwise a
+DataLoader with workers decodes batches from disk. Normalisation is per channel, with the mean
+and standard deviation of the training split, computed once and recorded with the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cnnexp.data import images
+from cnnexp.data.mnist import EpochPermutation, InMemoryLoader
+from cnnexp.errors import RunError
+
+log = logging.getLogger("cnnexp")
+STATS_SAMPLE = 2000  # images the mean and std are estimated from when the set is streamed
+
+
+def read_image(path: Path, channels: int, size: Sequence[int]) -> torch.Tensor:
+    """One file → uint8 tensor (channels, height, width)."""
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2 import functional as F
+
+    try:
+        image = decode_image(str(path), mode=ImageReadMode.RGB)
+    except RuntimeError:  # a format torchvision.io does not decode (BMP): PIL's reader
+        from PIL import Image
+
+        with Image.open(path) as im:
+            image = F.pil_to_tensor(im.convert("RGB"))
+    image = F.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs scaled, not clipped
+    if channels == 1:
+        image = F.rgb_to_grayscale(image)
+    return F.resize(image, list(size), antialias=True)
+
+
+class FolderImages(Dataset):
+    """Streaming: decode, normalise on each access (in the loader's workers)."""
+
+    def __init__(self, items: List[Tuple[Path, int]], shape, mean: torch.Tensor, std: torch.Tensor, normalize: bool):
+        self.items, self.shape, self.mean, self.std, self.normalize = items, shape, mean, std, normalize
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        path, label = self.items[i]
+        x = read_image(path, self.shape[0], self.shape[1:]).float().div_(255)
+        return (x - self.mean) / self.std if self.normalize else x, label
+
+
+class FolderDataModule(L.LightningDataModule):
+    def __init__(self, data_settings, seed: int):
+        super().__init__()
+        self.settings, self.seed = data_settings, seed
+        self.class_names: List[str] = list(data_settings.classes or [])
+        self.shape = (data_settings.channels, *data_settings.image_size)
+        self.splits = {}
+        self.streamed = False
+        self.mean = self.std = None
+
+    # what the TensorBoard views show (callbacks.views.ViewSource)
+    def samples(self, n: int) -> torch.Tensor:
+        x = self.splits["val"][0]
+        if isinstance(x, torch.Tensor):
+            return x[:n]
+        return torch.stack([x[i][0] for i in range(min(n, len(x)))])
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.settings.normalize:
+            return x.clamp(0, 1)
+        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.splits:
+            return
+        started = time.perf_counter()
+        s = self.settings
+        folder = images.scan(s.root, s.strict, s.val_fraction, s.test_fraction, self.seed)
+        if folder.classes != self.class_names:
+            raise RunError(f"data.root={s.root}: its class folders are now {folder.classes}, but this run was "
+                           f"trained on {self.class_names}; point data.root at the run's own images")
+        c, h, w = self.shape
+        total = folder.count * c * h * w * 4  # float32, as batches are drawn from it
+        self.streamed = total > s.memory_budget_mb * 2**20
+        decoded = {} if self.streamed else {k: self._decode(v) for k, v in folder.files.items()}
+        if s.mean is None or s.std is None:
+            x = decoded["train"][0] if decoded else self._decode(folder.files["train"][:STATS_SAMPLE])[0]
+            x = x.float().div_(255)
+            s.mean = [round(float(v), 6) for v in x.mean(dim=(0, 2, 3))]
+            s.std = [round(max(float(v), 1e-3), 6) for v in x.std(dim=(0, 2, 3))]
+        self.mean, self.std = (torch.tensor(v).view(-1, 1, 1) for v in (s.mean, s.std))
+        for split, items in folder.files.items():
+            if self.streamed:
+                self.splits[split] = (FolderImages(items, self.shape, self.mean, self.std, s.normalize), None)
+            else:
+                x, y = decoded[split]
+                x = x.float().div_(255)
+                self.splits[split] = ((x - self.mean) / self.std if s.normalize else x, y)
+        how = (f"streamed from disk by {s.num_workers} loader workers (decoded, {total / 2**20:,.0f} MB would exceed "
+               f"data.memory_budget_mb={s.memory_budget_mb})" if self.streamed else f"held in memory ({total / 2**20:,.1f} MB)")
+        log.info("data: %s — %d classes, %s images (train %d, val %d, test %d) as %d×%d×%d, %s", s.root,
+                 len(folder.classes), f"{folder.count:,}", *(len(folder.files[k]) for k in images.SPLITS), c, h, w, how)
+        self.setup_seconds = time.perf_counter() - started
+
+    def _decode(self, items: List[Tuple[Path, int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+        c, h, w = self.shape
+        x = torch.empty((len(items), c, h, w), dtype=torch.uint8)
+        for i, (path, _) in enumerate(items):
+            x[i] = read_image(path, c, (h, w))
+        return x, torch.tensor([label for _, label in items], dtype=torch.long)
+
+    def _rank(self) -> Tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
+    def _loader(self, split: str, train: bool):
+        x, y = self.splits[split]
+        batch = self.settings.batch_size if train else self.settings.eval_batch_size
+        if self.streamed:
+            return DataLoader(x, batch_size=batch, shuffle=train, drop_last=train, num_workers=self.settings.num_workers,
+                              persistent_workers=self.settings.num_workers > 0)
+        rank, world = self._rank()
+        sampler = EpochPermutation(len(x), shuffle=train, seed=self.seed, rank=rank, world_size=world)
+        return InMemoryLoader(x, y, batch, sampler, drop_last=train)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)

@@ -1,0 +1,175 @@
+"""A folder of your own images, read without torch: its classes, files, splits and image shape.
+
+    root/cat/001.jpg  root/dog/002.png …                  one subfolder per class (ImageFolder's layout)
+    root/train/cat/…  root/val/cat/…  root/test/cat/…     or split already: train/ (val/, test/ optional)
+
+Only headers are read here (PIL opens lazily), so the settings check knows the data's shape —
+channels, height, width — and its classes before torch is imported. Why not torchvision's
+ImageFolder: it imports torch; the class and extension rules here are the same as its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from cnnexp.errors import DataUnavailable, SettingsError
+
+log = logging.getLogger("cnnexp")
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+SPLITS = ("train", "val", "test")
+COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa")
+
+
+@dataclass
+class Folder:
+    root: Path
+    classes: List[str]
+    files: Dict[str, List[Tuple[Path, int]]]   # split → [(file, class index)]
+    size: Tuple[int, int]                      # the most common (height, width)
+    colour: bool                               # some image has colour
+    skipped: List[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.files.values())
+
+
+def scan(root: str, strict: bool, val_fraction: float, test_fraction: float, seed: int) -> Folder:
+    """The folder's classes and images, each image's header checked, split into train/val/test."""
+    path = Path(root).expanduser()
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir())) if path.is_dir() else None
+    return _scan(str(path), stamp, strict, val_fraction, test_fraction, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: float, seed: int) -> Folder:
+    path = Path(root)
+    if not path.is_dir():
+        raise DataUnavailable(f"data.root={root}: no such folder; give a folder with one subfolder of images "
+                              "per class (data.root=path/to/images)")
+    given = [s for s in SPLITS if (path / s).is_dir()]
+    if given and "train" not in given:
+        raise DataUnavailable(f"data.root={root}: has {', '.join(s + '/' for s in given)} but no train/; "
+                              "add train/<class>/… or put the class folders directly under data.root")
+    top = path / "train" if given else path
+    classes = sorted(d.name for d in top.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataUnavailable(f"data.root={root}: no class folders in {top}; put each class's images in its own "
+                              "subfolder (e.g. {top}/cats/1.jpg, {top}/dogs/2.jpg)")
+    if len(classes) < 2:
+        raise DataUnavailable(f"data.root={root}: only one class ({classes[0]}); a classifier needs at least two "
+                              "class folders")
+    index = {name: i for i, name in enumerate(classes)}
+    skipped: List[str] = []
+    sizes: Counter = Counter()
+    colour = False
+    listed: Dict[str, List[Tuple[Path, int]]] = {}
+    for split in given or ["all"]:
+        base = path / split if given else path
+        listed[split] = []
+        for name in classes:
+            folder = base / name
+            found = []
+            for f in sorted(folder.rglob("*")) if folder.is_dir() else []:
+                if f.is_dir() or f.name.startswith("."):
+                    continue
+                header = _header(f) if f.suffix.lower() in EXTENSIONS else None
+                if header is None:
+                    if strict:
+                        raise DataUnavailable(f"data.root={root}: {f} is not a readable image "
+                                              f"({', '.join(EXTENSIONS)}); remove it, or set data.strict=false to skip it")
+                    skipped.append(str(f.relative_to(path)))
+                    continue
+                (w, h), mode = header
+                sizes[(h, w)] += 1
+                colour = colour or _has_colour(f, mode)
+                found.append((f, index[name]))
+            if not found and split in ("train", "all"):
+                raise DataUnavailable(f"data.root={root}: class folder {folder} holds no images "
+                                      f"({', '.join(EXTENSIONS)}); add some or remove the folder")
+            listed[split] += found
+    if skipped:
+        log.warning("data.root=%s: skipped %d files that are not readable images: %s%s", root, len(skipped),
+                    ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
+    # a split without its own folder is carved out of the training images, seeded and per class
+    missing = [s for s in ("val", "test") if not listed.get(s)]
+    files = {s: listed.get(s, []) for s in SPLITS}
+    if given:
+        files["train"] = listed["train"]
+    carved = stratified(listed["train" if given else "all"], len(classes),
+                        val_fraction if "val" in missing else 0.0, test_fraction if "test" in missing else 0.0, seed)
+    files["train"] = carved["train"]
+    for s in missing:
+        files[s] = carved[s]
+    if not files["val"]:
+        raise SettingsError("data.val_fraction", val_fraction, f"leaves no validation image out of {len(files['train'])}; "
+                            "raise it (e.g. 0.1) or add a val/ folder")
+    return Folder(path, classes, files, sizes.most_common(1)[0][0], colour, skipped)
+
+
+def stratified(items: List[Tuple[Path, int]], n_classes: int, val_fraction: float, test_fraction: float,
+               seed: int) -> Dict[str, List[Tuple[Path, int]]]:
+    """Seeded per-class splits: each class keeps the same fractions (at least one image in each
+    split asked for), and at least one training image."""
+    out: Dict[str, List[Tuple[Path, int]]] = {s: [] for s in SPLITS}
+    rng = random.Random(seed)
+    for c in range(n_classes):
+        members = [it for it in items if it[1] == c]
+        rng.shuffle(members)
+        n_val = min(max(round(len(members) * val_fraction), int(val_fraction > 0)), max(len(members) - 1, 0))
+        n_test = min(max(round(len(members) * test_fraction), int(test_fraction > 0)), max(len(members) - 1 - n_val, 0))
+        out["val"] += members[:n_val]
+        out["test"] += members[n_val:n_val + n_test]
+        out["train"] += members[n_val + n_test:]
+    return out
+
+
+def _header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
+    """((width, height), PIL mode) from the file's header, or None if it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _has_colour(path: Path, mode: str) -> bool:
+    """RGB-like modes have colour; a palette image has it when its palette is not grey."""
+    if mode in COLOUR_MODES:
+        return True
+    if mode in ("P", "PA"):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            palette = im.getpalette() or []
+        return any(palette[i] != palette[i + 1] or palette[i] != palette[i + 2] for i in range(0, len(palette) - 2, 3))
+    return False
+
+
+def shape_of(folder: Folder, image_size, channels) -> Tuple[int, int, int]:
+    """(C, H, W) the images are converted to: data.channels and data.image_size, or the folder's own."""
+    c = (3 if folder.colour else 1) if channels == "auto" else int(channels)
+    if image_size == "auto":
+        h, w = folder.size
+    elif isinstance(image_size, int):
+        h = w = image_size
+    else:
+        h, w = image_size
+    return c, h, w
+
+
+def check_image_size(value) -> None:
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
+        isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value))
+    if not ok:
+        raise SettingsError("data.image_size", value, "auto (the most common size in the folder), a side in "
+                            "pixels ≥ 1 (e.g. 64: 64×64) or [height, width]")

@@ -1,0 +1,39 @@
+"""The Hydra side of `hydra/sweeper=optuna` (options in conf/hydra/sweeper/optuna.yaml); the
+search itself is `cnnexp.sweeps.search`. Hydra imports this module at every start: it imports
+neither optuna nor torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+
+    def sweep(self, arguments: List[str]) -> None:
+        from cnnexp.errors import UserError, fail
+        from cnnexp.sweeps.search import Search, SearchOptions
+
+        try:
+            options = SearchOptions.from_node(OmegaConf.create(self.options))
+        except UserError as e:
+            fail(e)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
+        search = Search(options, self.config,
+                        compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
+                        launch=lambda batch, first: self.launcher.launch(batch, initial_job_idx=first))
+        search.run(arguments)

@@ -1,0 +1,168 @@
+"""`hydra/sweeper=optuna`: a real Optuna study in SQLite, real trials through Hydra's launcher,
+impossible shapes rejected without training, pruning, and a search killed and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnexp.errors import SettingsError
+from cnnexp.sweeps.search import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
+from tests.conftest import QUICK, cli, killed_after_epoch
+
+SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
+
+
+def sweep_dir(out):
+    found = list((out / "multirun").glob("*/*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def runs(folder):
+    return {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
+            if d.is_dir() and not d.name.startswith(".")}
+
+
+def trials(folder):
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage_url(folder)).get_trials()
+
+
+# ------------------------------------------------------------------ the search space, no training
+def test_the_official_grammar_becomes_distributions():
+    space, fixed = search_space(["model.kernel_size=choice(3,5,7)", "model.pool=max,avg", "model.stride=range(1,4)",
+                                 "optimizer.lr=tag(log,interval(1e-4,1e-2))", "loss.label_smoothing=interval(0.0,0.2)",
+                                 "seed=1", "model.pool=l2,max"])
+    assert fixed == ["seed=1"]
+    assert space["model.kernel_size"].choices == (3, 5, 7)
+    assert space["model.pool"].choices == ("l2", "max"), "a later line for a key wins"
+    assert (space["model.stride"].low, space["model.stride"].high, space["model.stride"].step) == (1, 3, 1)
+    assert space["optimizer.lr"].log and space["optimizer.lr"].low == pytest.approx(1e-4)
+    assert not space["loss.label_smoothing"].log
+    with pytest.raises(SettingsError, match="grid sampler"):
+        grid(space)
+    with pytest.raises(SettingsError, match="low < high"):
+        search_space(["optimizer.lr=interval(0.1,0.01)"])
+
+
+def test_named_search_composes_with_its_five_keys():
+    from hydra import compose, initialize_config_dir
+
+    from cnnexp import CONF_DIR
+    from cnnexp.compose import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("train", ["sweep=search_architecture"], return_hydra_config=True)
+    options = check_search(config)
+    space, _ = search_space(param_lines(options))
+    assert set(space) == {"model.kernel_size", "model.stride", "model.padding", "model.pool", "optimizer.lr"}
+    assert space["optimizer.lr"].log and options.pruner == "median" and options.n_trials == 30
+
+
+def test_a_bad_search_option_is_one_line_and_no_folder(tmp_path):
+    out = tmp_path / "out"
+    proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=bayes", "model.kernel_size=choice(3,5)",
+               f"paths.output_dir={out}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "cnnexp: error: hydra.sweeper.sampler='bayes' is not valid: one of tpe, random, grid" in proc.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ a search that trains
+@pytest.fixture(scope="module")
+def search(tmp_path_factory, shared_data):
+    """Grid over kernel × stride: kernel 5 with stride 2 cannot fit (28 → 13 → 6 → 2 → 1 → 0)."""
+    out = tmp_path_factory.mktemp("search")
+    proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=10",
+               "model.kernel_size=choice(3,5)", "model.stride=choice(1,2)", *SHORT, f"paths.output_dir={out}")
+    return sweep_dir(out), proc
+
+
+def test_impossible_shapes_are_rejected_without_training(search):
+    folder, proc = search
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = runs(folder)
+    assert sorted(results) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
+                               "kernel_size=5,stride=1", "kernel_size=5,stride=2"], "n_trials capped at the grid's 4"
+    bad = results.pop("kernel_size=5,stride=2")
+    assert bad["status"] == "failed" and bad["rejected"] and "< 1" in bad["reason"]
+    assert sorted(p.name for p in (folder / "kernel_size=5,stride=2").iterdir()) == ["results.json"], \
+        "no process ran for it: no log, config or checkpoint"
+    assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in results.values())
+    study = {t.user_attrs["run"]: t for t in trials(folder)}
+    assert study["kernel_size=5,stride=2"].state == TrialState.FAIL and study["kernel_size=5,stride=2"].user_attrs["rejected"]
+    for name, r in results.items():
+        assert study[name].state == TrialState.COMPLETE and study[name].value == pytest.approx(r["best_val_acc"])
+    assert "search: 3 trained, 0 pruned, 1 rejected by the shape check" in proc.stdout
+
+
+def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
+    folder, proc = search
+    results = {k: v for k, v in runs(folder).items() if v["status"] == "ok"}
+    best = max(results, key=lambda k: results[k]["best_val_acc"])
+    line = proc.stdout.split(f"best run: {best}; on its own:\n", 1)[1].splitlines()[0]
+    assert shlex.split(line)[:3] == ["python", "-m", "cnnexp.train"]
+    assert shlex.split(line)[3:] == results[best]["overrides"]
+    rows = list(csv.DictReader((folder / "summary.csv").open()))
+    assert rows[0]["run"] == best and rows[-1]["status"] == "failed", "best first, the rejected last"
+    assert (folder / "search_history.png").stat().st_size > 0 and (folder / "search_importance.png").stat().st_size > 0
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert {"search/history", "search/importance", "sweep/summary"} <= set(events.Tags()["images"])
+
+
+# ------------------------------------------------------------------ pruning, a kill and a resume
+def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data):
+    """The grid's seeded order is lr 0.003, 1e-07, 0.002: the first finishes, the second trails
+    it after one epoch and is pruned, the third is killed in its second epoch and resumed."""
+    out = tmp_path / "out"
+    args = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=5",
+            "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1",
+            "optimizer.lr=choice(0.003,0.0000001,0.002)", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=15"]
+    killed_after_epoch(args, out, "multirun/*/*/lr=0.002/metrics.csv")
+    folder = sweep_dir(out)
+    first = folder / "lr=0.003"
+    before = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
+    pruned = json.loads((folder / "lr=1e-07" / "results.json").read_text())
+    assert pruned["status"] == "pruned" and pruned["epochs"] == 1 and "median pruner" in pruned["reason"]
+    assert pruned["best_val_acc"] is not None and "test_acc" not in pruned, "its last metrics, no test"
+    assert json.loads((folder / "lr=0.002" / "results.json").read_text())["status"] == "running"
+
+    resumed = cli("train", "-m", f"resume={folder}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sweep_dir(out) == folder
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == before, "not retrained"
+    results = runs(folder)
+    assert sorted(results) == ["lr=0.002", "lr=0.003", "lr=1e-07"]
+    resumed_run = results["lr=0.002"]  # it may trail lr=0.003 and be pruned in a later epoch: both are its truth
+    epochs = [r["epoch"] for r in csv.DictReader((folder / "lr=0.002" / "metrics.csv").open())]
+    assert epochs == ["0", "1", "2"][: resumed_run["epochs"]] and len(epochs) >= 2, \
+        "the killed trial continued from its checkpoint, each epoch once"
+    assert (resumed_run["status"], resumed_run["epochs"]) in (("ok", 3), ("pruned", 2))
+    done = {"ok": "COMPLETE", "pruned": "PRUNED"}[resumed_run["status"]]
+    study = trials(folder)
+    states = sorted((t.user_attrs["run"], t.state.name, bool(t.user_attrs.get("superseded"))) for t in study)
+    assert states == sorted([("lr=0.002", done, False), ("lr=0.002", "FAIL", True),
+                             ("lr=0.003", "COMPLETE", False), ("lr=1e-07", "PRUNED", False)])
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert summary == {"lr=0.002": resumed_run["status"], "lr=0.003": "ok", "lr=1e-07": "pruned"}
+    hparams = session_hparams(folder / "lr=1e-07")
+    assert hparams["status"] == "pruned" and hparams["optimizer.lr"] == pytest.approx(1e-7)
+
+
+def session_hparams(run) -> dict:
+    """The hparams a run logged for TensorBoard's HParams tab (its session start info)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {k: v.string_value or v.number_value for k, v in info.hparams.items()}
