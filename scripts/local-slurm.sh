@@ -46,7 +46,7 @@ SlurmctldPort=16817
 SlurmdPort=16818
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCKET
+AuthInfo=socket=$SOCKET,cred_expire=10  # also how long a requeued job waits to start again
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid
@@ -58,6 +58,7 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2  # a requeued job starts again within seconds
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 MpiDefault=none
@@ -72,7 +73,7 @@ EOF
 }
 
 running() {  # the pid in $1 is alive
-  [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+  [[ -f $1 ]] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null
 }
 
 start() {

@@ -71,15 +71,12 @@ def test_eval_and_predict_work_from_the_run_folder_and_name_classes(folder_run, 
     again = cli("eval", f"run={run}", "json=true")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["test/acc"] == pytest.approx(results["test_acc"], abs=1e-6)
-    picked = [sorted(d.glob("*.png"))[0] for d in sorted(tinted.iterdir()) if d.name != "1_green"] \
-        + [tinted / "1_green" / "0.jpg"]
-    proc = cli("predict", f"run={run}", f"images={picked[0].parent.parent}/*/0.jpg", "json=true")
+    proc = cli("predict", f"run={run}", f"images={tinted}/*/0.jpg", "json=true")  # one image of each class
     assert proc.returncode == 0, proc.stderr[-2000:]
     answers = json.loads(proc.stdout)
     assert len(answers) == 10 and all(a["class"] in load_recorded(run)["classes"] for a in answers)
     right = sum(a["class"] == Path(a["file"]).parent.name for a in answers)
     assert right >= 7, answers
-    assert "0_red" in cli("predict", f"run={run}", f"images={picked[0]}").stdout
 
 
 def test_filters_and_mistakes_are_drawn_in_colour(folder_run):

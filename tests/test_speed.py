@@ -44,6 +44,7 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
     assert "batchnorm" in (only_run_dir(out) / "shapes.txt").read_text()
 
 
+@pytest.mark.slow  # DDP end to end runs in tests/test_slurm.py too (ranks from srun); the shares test stays
 def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):
     out = tmp_path / "out"
     proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *QUICK,

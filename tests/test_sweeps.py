@@ -92,7 +92,8 @@ def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):
     assert first != second and second.endswith("10-31-02-2")
 
 
-@pytest.mark.parametrize("launcher", [pytest.param("parallel", marks=pytest.mark.slow), "local"])
+# submitit's local executor is the SLURM path without a scheduler; tests/test_slurm.py runs the real one
+@pytest.mark.parametrize("launcher", [pytest.param("parallel", marks=pytest.mark.slow), pytest.param("local", marks=pytest.mark.slow)])
 def test_launchers_complete(tmp_path, shared_data, launcher):
     out = tmp_path / "out"
     proc = cli("train", "-m", f"hydra/launcher={launcher}", "model.pool=max,avg", *SHORT, f"paths.output_dir={out}")

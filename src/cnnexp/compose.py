@@ -27,6 +27,11 @@ def _hydra_subdir(resume: Any, stamp: str) -> str:
     return f".hydra/resume-{stamp}" if resume else ".hydra"
 
 
+def _slurm_tasks(strategy: Any, devices: Any) -> int:
+    """SLURM tasks per node: one per DDP device (SLURM starts the ranks), else one."""
+    return devices if str(strategy).startswith("ddp") and isinstance(devices, int) and devices > 1 else 1
+
+
 def register_resolvers() -> None:
     """The `${cnnexp.…:}` resolvers conf/ uses; called before any composition."""
     resolvers = {
@@ -36,6 +41,7 @@ def register_resolvers() -> None:
         "cnnexp.sweep_dir": (_sweep_dir, True),
         "cnnexp.hydra_subdir": (_hydra_subdir, True),
         "cnnexp.run_name": (run_name, False),
+        "cnnexp.slurm_tasks": (_slurm_tasks, False),
     }
     for name, (fn, cache) in resolvers.items():
         if not OmegaConf.has_resolver(name):

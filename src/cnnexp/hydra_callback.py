@@ -3,6 +3,7 @@ names and de-duplicates a sweep's runs, and prints the sweep's summary at its en
 
 from __future__ import annotations
 
+import logging
 import traceback
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ class SettingsCheck(Callback):
         except Exception:  # Hydra would turn it into a warning and sweep on half set up
             traceback.print_exc()
             raise SystemExit(1)
+        if "submitit" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+            from cnnexp.slurm import QuietSacct
+
+            logging.getLogger("submitit").addFilter(QuietSacct())
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
         SettingsCheck.replicate_keys = tuple(OmegaConf.select(config, "sweep_options.replicate_keys", default=["seed"]))
 

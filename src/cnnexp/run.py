@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import resume as resuming
+from cnnexp import slurm
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.run_folder import RunRecord, check_writable, read_results
@@ -126,8 +127,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
         if fail_fast is True:
             raise FailFast(run_dir)
+        if slurm.in_job():
+            slurm.fail_job_at_exit()
         return data
     settings = checked.settings
+    if slurm.in_job():
+        slurm.install_handlers()  # preemption and requeue: recorded, then continued by the restarted job
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
@@ -159,28 +164,37 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         data = record.finish(stop.status, reason=stop.reason, **stop.results)
         log.warning("%s (run folder %s)", stop.reason, run_dir)
         if stop.status == "interrupted":  # the sweep stops too; cnnexp.train prints how to go on
+            if slurm.in_job():
+                slurm.after_interrupt()
             raise Interrupted(run_dir, stop.reason) from None
+        if stop.status == "diverged" and multirun and slurm.in_job():
+            slurm.fail_job_at_exit()
         return data
     except UserError as e:
         record.finish("failed", reason=str(e))
         if not multirun:
             fail(e)
-        if settings.sweep_options.fail_fast:
-            raise FailFast(run_dir) from None
-        return record.data
+        return _failed_in_sweep(settings, run_dir, record.data)
     except Exception as e:
         record.finish("failed", reason=f"{type(e).__name__}: {e}")
         log.error("run failed:\n%s", traceback.format_exc())  # also in the run folder's train.log
         if not multirun:
             raise
-        if settings.sweep_options.fail_fast:
-            raise FailFast(run_dir) from None
-        return record.data
+        return _failed_in_sweep(settings, run_dir, record.data)
     data = record.finish("ok", **results)
     if "test_acc" in data:
         log.info("test accuracy: %.2f %% (%s) — run folder %s", 100 * data["test_acc"], data["tested_checkpoint"], run_dir)
     elif "test_loss" in data:
         log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
+    return data
+
+
+def _failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
+    """A sweep's run that failed: its record goes back to the sweep, unless it is to stop there."""
+    if settings.sweep_options.fail_fast:
+        raise FailFast(run_dir) from None
+    if slurm.in_job():
+        slurm.fail_job_at_exit()
     return data
 
 
@@ -320,8 +334,13 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
                                          default_hp_metric=False, log_graph=settings.logger.log_graph))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
+    plugins = [InFolderCheckpointIO()]
+    if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
-                        enable_checkpointing=True, plugins=[InFolderCheckpointIO()])
+                        enable_checkpointing=True, plugins=plugins)
     return trainer, timing
 
 

@@ -3,6 +3,7 @@
     python -m cnnexp.train model=cnn3 trainer.max_epochs=15
     python -m cnnexp.train -m model.kernel_size=3,5,7 model.stride=1,2
     python -m cnnexp.train resume=outputs/2026-11-25/10-31-02
+    python -m cnnexp.train trainer=ddp trainer.devices=2 hydra/launcher=slurm   # one job of 2 tasks
 
 Hydra composes conf/ with the overrides; `cnnexp.run` does the rest (see its docstring).
 """
@@ -33,6 +34,8 @@ def main(cfg: DictConfig) -> dict:
 
 
 def cli() -> None:
+    if any(a.startswith("hydra/launcher=") for a in sys.argv[1:]) and not {"-m", "--multirun"} & set(sys.argv[1:]):
+        sys.argv.insert(1, "-m")  # a launcher runs jobs of a multirun: one run through SLURM is a sweep of one
     try:  # overrides Hydra would reject with a traceback or the wrong advice, named first
         check_override_keys(sys.argv[1:])
     except UserError as e:

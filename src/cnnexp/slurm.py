@@ -1,0 +1,86 @@
+"""Inside a SLURM job (`hydra/launcher=slurm`): signals, requeueing and the job's exit state.
+
+- SIGUSR1 or SIGUSR2 (sent before the time limit, `--signal=USR2@90` by submitit, or by a
+  preempting scheduler): the run stops as interrupted, the job requeues itself with `scontrol
+  requeue`, and the restarted job continues the same run folder from its last.ckpt (the resume
+  a sweep job does when it finds its own folder interrupted).
+- SIGTERM (`scontrol requeue`, `scancel`, the time limit): the run stops as interrupted; SLURM
+  decides whether the job comes back, and if it does it continues the same way.
+- A run that fails in Python still returns its record to Hydra (so the sweep goes on and its
+  summary counts it), but the job process then exits 1: SLURM shows the job FAILED, not
+  COMPLETED (Hydra's submitit launcher alone reports COMPLETED; facebookresearch/hydra#1928).
+
+Our handlers are installed before Lightning's, which then leaves them in place.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import subprocess
+from typing import Optional
+
+log = logging.getLogger("cnnexp")
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+received: Optional[int] = None  # the signal that stopped this job's run
+
+
+def in_job() -> bool:
+    """A batch job step (sbatch/srun), not an interactive shell inside an allocation."""
+    return "SLURM_JOB_ID" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+
+
+def rank() -> int:
+    return int(os.environ.get("SLURM_PROCID", "0"))
+
+
+def install_handlers() -> None:
+    """A signal ends the run as Ctrl-C does (recorded as interrupted), remembering which."""
+    def stop(signum, frame):
+        global received
+        received = signum
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name} from SLURM")
+
+    for sig in (signal.SIGTERM, *REQUEUE_SIGNALS):
+        signal.signal(sig, stop)
+
+
+def after_interrupt() -> None:
+    """A requeue signal: put the job back in the queue (once, from rank 0) before this process ends."""
+    if received not in REQUEUE_SIGNALS or rank() != 0:
+        return
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}" \
+        or os.environ["SLURM_JOB_ID"]
+    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    if done.returncode == 0:
+        log.warning("SLURM job %s requeued: it will continue this run from its last.ckpt", job)
+    else:
+        log.error("scontrol requeue %s failed: %s", job, done.stderr.strip())
+
+
+def fail_job_at_exit() -> None:
+    """Exit 1 once the job has written its result, so that SLURM records the job as FAILED."""
+    def exit_failed() -> None:
+        logging.shutdown()
+        os._exit(1)
+
+    atexit.register(exit_failed)  # registered last, so it runs first: the result is already written
+
+
+class QuietSacct(logging.Filter):
+    """Clusters without accounting (and scripts/local-slurm.sh) have no sacct: submitit then reads
+    each job's result file instead, and says so once rather than at every poll."""
+
+    told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "sacct error" not in record.getMessage():
+            return True
+        if QuietSacct.told:
+            return False
+        QuietSacct.told = True
+        record.msg, record.args = "sacct is not available (no SLURM accounting): job results are read from their files", ()
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

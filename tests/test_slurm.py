@@ -1,0 +1,112 @@
+"""Through a real SLURM scheduler: a one-node cluster (scripts/local-slurm.sh) on this machine,
+jobs submitted with sbatch by Hydra's submitit launcher, DDP ranks started by srun, and a job
+requeued mid-run that resumes its own folder. Skipped where SLURM is not installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import PROJECT, QUICK, cli, start
+
+SCRIPT = PROJECT / "scripts" / "local-slurm.sh"
+pytestmark = pytest.mark.skipif(
+    shutil.which("slurmctld") is None or os.geteuid() != 0,
+    reason="SLURM is not installed (as root: apt-get install -y slurm-wlm munge), or not root; "
+           ".ci/run installs it so CI runs these")
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The one-node cluster, started for these tests (and stopped after, unless it was running)."""
+    state = os.environ.get("CNNEXP_SLURM_STATE", str(PROJECT / ".slurm"))
+    was_running = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
+    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
+    conf = f"{state}/slurm.conf"
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf  # cli() passes the environment on to sbatch, squeue, scontrol
+    yield conf
+    os.environ.pop("SLURM_CONF") if before is None else os.environ.update(SLURM_CONF=before)
+    if not was_running:
+        subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=60)
+
+
+def scontrol_jobs(job: str) -> dict:
+    """JobId → (JobState, Restarts) for a job or job array, from the controller's memory."""
+    text = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for line in text.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        jobs[fields.get("ArrayTaskId", fields["JobId"])] = (fields["JobState"], int(fields["Restarts"]))
+    return jobs
+
+
+def only_sweep(out):
+    found = list((out / "multirun").glob("*/*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_sweep_through_sbatch_records_a_python_failure_in_slurm_too(cluster, tmp_path, shared_data):
+    proc = cli("train", "-m", *SLURM, "model.kernel_size=3,9", "model.stride=2", *QUICK, "trainer.max_epochs=1",
+               "trainer.limit_train_batches=10", f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 1 and "1 of 2 runs failed" in proc.stderr, proc.stderr[-3000:]
+    folder = only_sweep(tmp_path)
+    ok, bad = (json.loads((folder / name / "results.json").read_text()) for name in ("kernel_size=3", "kernel_size=9"))
+    assert ok["status"] == "ok" and ok["test_acc"] > 0.2 and bad["status"] == "failed" and "< 1" in bad["reason"]
+    assert any((folder / "kernel_size=3").glob("events.out.tfevents.*")) and (folder / "kernel_size=3" / "metrics.csv").is_file()
+    assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["ok", "failed"]
+    [job] = [p.name for p in (folder / ".submitit").iterdir() if p.name.isdigit()]
+    assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "submitit's logs under the sweep folder"
+    assert scontrol_jobs(job) == {"0": ("COMPLETED", 0), "1": ("FAILED", 0)}, "the job of the failed run failed"
+
+
+def test_a_ddp_job_runs_its_ranks_through_srun(cluster, tmp_path, shared_data, quick_run):
+    proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *SLURM, *QUICK,
+               f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_sweep(tmp_path) / "defaults"
+    results = json.loads((run / "results.json").read_text())
+    single = json.loads((quick_run[0] / "results.json").read_text())  # the same QUICK run, one process
+    assert results["status"] == "ok" and results["epochs"] == 2
+    assert results["test_acc"] > 0.6 and abs(results["test_acc"] - single["test_acc"]) < 0.1, (results, single)
+    log = (run / "train.log").read_text()
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log, "two ranks, from SLURM"
+    submission = next((run.parent / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --ntasks-per-node=2" in submission, "one task per device"
+    assert [r["epoch"] for r in csv.DictReader((run / "metrics.csv").open())] == ["0", "1"], "rank zero writes once"
+
+
+def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
+    proc = start(["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", *QUICK,
+                  "trainer.max_epochs=3"], tmp_path, pipe=True)
+    try:
+        metrics = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(tmp_path.glob("multirun/*/*/defaults/metrics.csv"))
+            if found and len(found[0].read_text().splitlines()) >= 2:  # one epoch done, the second under way
+                metrics = found[0]
+                break
+            time.sleep(0.2)
+        assert metrics is not None, "the job never finished an epoch"
+        [job] = [p.name for p in (metrics.parent.parent / ".submitit").iterdir() if p.name.isdigit()]
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    results = json.loads((metrics.parent / "results.json").read_text())
+    assert results["status"] == "ok" and results["epochs"] == 3
+    assert [r["epoch"] for r in csv.DictReader(metrics.open())] == ["0", "1", "2"], "continued, each epoch once"
+    assert list(scontrol_jobs(job).values()) == [("COMPLETED", 1)], "the same job, restarted once"
+    assert "continuing from its last.ckpt" in (metrics.parent / "train.log").read_text()
