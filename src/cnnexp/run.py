@@ -307,12 +307,14 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.timing import Timing
+    from cnnexp.callbacks.stop_guard import StopGuard
     from cnnexp.tasks import TASKS
 
     ck = settings.callbacks.checkpoint
     task_monitor, task_mode = TASKS[settings.model.task].monitor
     timing = Timing()
     callbacks = [
+        StopGuard(),                     # a Ctrl-C or SIGTERM that Python dropped still stops the run
         timing,                          # before EpochCSV: the row includes this epoch's timing
         EpochCSV(run_dir / "metrics.csv"),
         RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",

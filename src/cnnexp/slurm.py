@@ -20,11 +20,9 @@ import logging
 import os
 import signal
 import subprocess
-from typing import Optional
 
 log = logging.getLogger("cnnexp")
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
-received: Optional[int] = None  # the signal that stopped this job's run
 
 
 def in_job() -> bool:
@@ -38,18 +36,16 @@ def rank() -> int:
 
 def install_handlers() -> None:
     """A signal ends the run as Ctrl-C does (recorded as interrupted), remembering which."""
-    def stop(signum, frame):
-        global received
-        received = signum
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name} from SLURM")
+    from cnnexp import stopping
 
-    for sig in (signal.SIGTERM, *REQUEUE_SIGNALS):
-        signal.signal(sig, stop)
+    stopping.install((signal.SIGTERM, *REQUEUE_SIGNALS))
 
 
 def after_interrupt() -> None:
     """A requeue signal: put the job back in the queue (once, from rank 0) before this process ends."""
-    if received not in REQUEUE_SIGNALS or rank() != 0:
+    from cnnexp import stopping
+
+    if stopping.received not in REQUEUE_SIGNALS or rank() != 0:
         return
     job = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}" \
         or os.environ["SLURM_JOB_ID"]

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cnnexp import CONF_DIR
+from cnnexp import CONF_DIR, stopping
 from cnnexp.compose import check_override_keys, register_resolvers, task_overrides
 from cnnexp.errors import UserError, fail
 from cnnexp.run import FailFast
@@ -41,7 +41,7 @@ def cli() -> None:
     except UserError as e:
         fail(e)
     register_resolvers()
-    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM ends a run as Ctrl-C does: recorded
+    stopping.install((signal.SIGINT, signal.SIGTERM))  # a SIGTERM ends a run as Ctrl-C does: recorded
     try:
         main()
     except KeyboardInterrupt as stop:
@@ -49,10 +49,6 @@ def cli() -> None:
         interrupted(stop)
     except FailFast as stop:
         stopped_early(stop)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def stopped_early(stop) -> None:
