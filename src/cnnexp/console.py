@@ -29,3 +29,5 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated.*")  # logger.log_graph
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*The number of training batches.*is smaller than the logging interval.*")
+    # a machine with SLURM installed but a run started outside it: cnnexp's SLURM path is hydra/launcher=slurm
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
