@@ -93,7 +93,8 @@ def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             found = list(tmp_path.glob("multirun/*/*/defaults/metrics.csv"))
-            if found and len(found[0].read_text().splitlines()) >= 2:  # one epoch done, the second under way
+            if found and len(found[0].read_text().splitlines()) >= 2 and \
+                    (found[0].parent / "checkpoints" / "last.ckpt").is_file():  # epoch 0 done and saved
                 metrics = found[0]
                 break
             time.sleep(0.2)
