@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from cnnexp.data.images import EXTENSIONS
+from cnnexp.data.images import EXTENSIONS, header
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.run_folder import load_task
 
@@ -105,7 +105,8 @@ def folder_style(path: Path, data):
 
     from cnnexp.data.folder import read_image
 
-    read_gray(path)  # the same refusal of unreadable files (and decompression bombs) as for digits
+    if header(path) is None:  # PIL's header check: not an image, or a decompression bomb
+        raise RunError(f"{path}: not a readable image")
     x = read_image(path, data.channels, data.image_size).float().div_(255)
     if data.normalize:
         x = (x - torch.tensor(data.mean).view(-1, 1, 1)) / torch.tensor(data.std).view(-1, 1, 1)

@@ -104,7 +104,15 @@ def trainer_arguments(settings: Settings) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------ 2. the run
 def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
-    """The job: train, test the best checkpoint, and record the true outcome in results.json."""
+    """The job: train, test the best checkpoint, and record the true outcome in results.json.
+    A sweep's run that failed or diverged inside a SLURM job fails that job too (cnnexp.slurm)."""
+    data = _run(cfg, run_dir, overrides, multirun)
+    if multirun and slurm.in_job() and data.get("status") in ("failed", "diverged"):
+        slurm.fail_job_at_exit()
+    return data
+
+
+def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
     checked_with = overrides  # what the check applies; results.json keeps the job's own overrides
     earlier = read_results(run_dir) if multirun else None
     if earlier:  # a resumed sweep (`-m resume=SWEEP`): this run's folder is already there
@@ -127,8 +135,6 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
         if fail_fast is True:
             raise FailFast(run_dir)
-        if slurm.in_job():
-            slurm.fail_job_at_exit()
         return data
     settings = checked.settings
     if slurm.in_job():
@@ -167,8 +173,6 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
             if slurm.in_job():
                 slurm.after_interrupt()
             raise Interrupted(run_dir, stop.reason) from None
-        if stop.status == "diverged" and multirun and slurm.in_job():
-            slurm.fail_job_at_exit()
         return data
     except UserError as e:
         record.finish("failed", reason=str(e))
@@ -193,8 +197,6 @@ def _failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
     """A sweep's run that failed: its record goes back to the sweep, unless it is to stop there."""
     if settings.sweep_options.fail_fast:
         raise FailFast(run_dir) from None
-    if slurm.in_job():
-        slurm.fail_job_at_exit()
     return data
 
 
@@ -244,10 +246,9 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = make_datamodule(settings)
     datamodule.setup("fit")  # before the task: a folder's normalisation is computed here, and recorded
-    if OmegaConf.to_yaml(OmegaConf.create(checked.config)) != config_yaml:
-        config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
-        if rank_zero_only.rank == 0:
-            write_atomic(run_dir / "config.yaml", config_yaml)
+    recorded, config_yaml = config_yaml, OmegaConf.to_yaml(OmegaConf.create(checked.config))
+    if config_yaml != recorded and rank_zero_only.rank == 0:
+        write_atomic(run_dir / "config.yaml", config_yaml)
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            config_yaml, table)

@@ -32,6 +32,10 @@ class View(L.Callback):
             return None
         return tb
 
+    def samples_on(self, pl_module, n: int) -> torch.Tensor:
+        """n fixed validation images from the data module, on the model's device."""
+        return self.source.samples(n).to(pl_module.device)
+
 
 class ViewSource(Protocol):
     class_names: Sequence[str]
@@ -102,7 +106,7 @@ class FeatureMaps(View):
         tb = self.due(trainer)
         if tb is None:
             return
-        x = self.source.samples(self.digits).to(pl_module.device)
+        x = self.samples_on(pl_module, self.digits)
         maps = []
         hooks = [block.register_forward_hook(lambda m, i, o: maps.append(o.detach()))
                  for block in pl_module.net.features]
@@ -212,7 +216,7 @@ class Reconstructions(View):
         tb = self.due(trainer)
         if tb is None:
             return
-        x = self.source.samples(self.digits).to(pl_module.device)
+        x = self.samples_on(pl_module, self.digits)
         with torch.no_grad():
             x_hat = pl_module(x)
         pairs = torch.cat([self.source.denormalize(x), self.source.denormalize(x_hat)]).float().cpu()

@@ -14,7 +14,7 @@ import functools
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -29,12 +29,10 @@ COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa")
 
 @dataclass
 class Folder:
-    root: Path
     classes: List[str]
     files: Dict[str, List[Tuple[Path, int]]]   # split → [(file, class index)]
     size: Tuple[int, int]                      # the most common (height, width)
     colour: bool                               # some image has colour
-    skipped: List[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -80,14 +78,14 @@ def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: fl
             for f in sorted(folder.rglob("*")) if folder.is_dir() else []:
                 if f.is_dir() or f.name.startswith("."):
                     continue
-                header = _header(f) if f.suffix.lower() in EXTENSIONS else None
-                if header is None:
+                info = header(f) if f.suffix.lower() in EXTENSIONS else None
+                if info is None:
                     if strict:
                         raise DataUnavailable(f"data.root={root}: {f} is not a readable image "
                                               f"({', '.join(EXTENSIONS)}); remove it, or set data.strict=false to skip it")
                     skipped.append(str(f.relative_to(path)))
                     continue
-                (w, h), mode = header
+                (w, h), mode = info
                 sizes[(h, w)] += 1
                 colour = colour or _has_colour(f, mode)
                 found.append((f, index[name]))
@@ -111,7 +109,7 @@ def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: fl
     if not files["val"]:
         raise SettingsError("data.val_fraction", val_fraction, f"leaves no validation image out of {len(files['train'])}; "
                             "raise it (e.g. 0.1) or add a val/ folder")
-    return Folder(path, classes, files, sizes.most_common(1)[0][0], colour, skipped)
+    return Folder(classes, files, sizes.most_common(1)[0][0], colour)
 
 
 def stratified(items: List[Tuple[Path, int]], n_classes: int, val_fraction: float, test_fraction: float,
@@ -131,7 +129,7 @@ def stratified(items: List[Tuple[Path, int]], n_classes: int, val_fraction: floa
     return out
 
 
-def _header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
+def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
     """((width, height), PIL mode) from the file's header, or None if it is not an image."""
     from PIL import Image, UnidentifiedImageError
 

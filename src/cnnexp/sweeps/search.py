@@ -17,6 +17,7 @@ The job's side is `cnnexp.callbacks.report_to_study`.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -208,7 +209,7 @@ class Search:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.options, self.config, self.compose, self.launch = options, config, compose, launch
+        self.options, self.compose, self.launch = options, compose, launch
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.monitor, direction = objective(config)
         if options.direction != "auto":
@@ -245,7 +246,7 @@ class Search:
                 study.sampler = self.options.sampler_for(self.space, offset=len(study.trials))
         budget = self.options.n_trials
         if self.options.sampler == "grid":
-            budget = min(budget, _product(len(v) for v in grid(self.space).values()))
+            budget = min(budget, math.prod(len(v) for v in grid(self.space).values()))
         while trained < budget and rejected < self.options.max_rejected:
             batch: List[Tuple[Any, List[str], Path]] = []
             while len(batch) < min(self.options.n_jobs, budget - trained) and rejected < self.options.max_rejected:
@@ -355,13 +356,6 @@ def settings_problem(job: DictConfig) -> Optional[str]:
     except UserError as e:
         return str(e)
     return None
-
-
-def _product(numbers) -> int:
-    total = 1
-    for n in numbers:
-        total *= n
-    return total
 
 
 # ------------------------------------------------------------------ after the search
