@@ -17,9 +17,15 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for words in ("a notebook loop", "b plain loop", "c cnnexp", "d cnnexp, bf16-mixed",
-                  "c/a = ", "c/b = ", "d/c = ", "startup (launch → first training step)",
-                  "peak memory", "time to 99.2 % test accuracy, seeds 1–2", "speedrun", "(n=2)", "0/2"):
+                  "c/a = ", "c/b = ", "d/c = ", "startup, launch → first training step",
+                  "peak memory of a 2-epoch default run: cnnexp", "time to 99.2 % test accuracy, seeds 1–2", "speedrun", "(n=2)", "0/2"):
         assert words in out, out
+
+
+def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
+    proc = cli("bench", f"peer={tmp_path}", "rounds=0", "startup=false", "sweep=false", "accuracy=false")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("cnnexp: error: peer=") and "lightning-hydra-template" in proc.stderr
 
 
 @pytest.mark.slow

@@ -6,11 +6,14 @@ the same process, interleaved round by round (this machine is noisy: only ratios
     c  cnnexp's own training: Lightning, default config, logging and progress bar on
     d  c with trainer.precision=bf16-mixed
 
-then the startup time (launch → first training step), a small sweep run sequentially and with
-hydra/launcher=parallel, and (accuracy=true) wall time to 99.2 % test accuracy for the default
-recipe and experiment=fast. Options are key=value; other key=value pairs override the config:
+then the startup time (launch → first training step) and peak memory, side by side with
+lightning-hydra-template when `peer=` names a checkout of it; a small sweep run sequentially and
+with hydra/launcher=parallel, and where its jobs' time goes; and (accuracy=true) training time to
+99.2 % test accuracy per recipe over `seeds`. Options are key=value; other key=value pairs
+override the config:
 
     python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
+    python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class BenchArgs:
     seeds: int = 1           # replicates per recipe: mean ± sd over seeds 1..N
     recipes: str = "default,fast,speedrun"
     target: float = 0.992
+    peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
 
 
 # ------------------------------------------------------------------ helpers
@@ -129,7 +133,7 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
         nonlocal position
         idx = order[position : position + b]
         position += b
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = F.cross_entropy(model(datamodule.to_input(x[idx])), y[idx])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -169,25 +173,92 @@ def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) 
 PEAK_MB: Dict[str, float] = {}  # the last command's peak resident memory
 
 
-def cli(args: List[str], cwd: Path) -> tuple[int, float]:
-    """`python -m cnnexp.train args` as a user runs it: exit code and wall seconds; its peak
-    resident memory goes to PEAK_MB["last"] (wait4 reports it per child)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    PEAK_MB["last"] = usage.ru_maxrss / 1024
-    return proc.returncode, time.perf_counter() - started
+# Linux carries a process's peak memory across exec, so a child forked from this (large) process
+# would report at least this process's size: a small launcher forks the command and reports its peak.
+PEAK_OF_CHILD = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, status, usage = os.wait4(p.pid, 0); "
+                 "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); sys.exit(os.waitstatus_to_exitcode(status))")
+
+
+def launch(command: List[str], cwd: Path, env: Dict[str, str] | None = None, memory: bool = True) -> tuple[int, float]:
+    """A command as a user runs it: exit code and wall seconds; its peak resident memory goes to
+    PEAK_MB["last"] (memory=False: started directly, for start-up times)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak_kb"
+        started = time.perf_counter()
+        rc = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, str(peak), *command] if memory else command,
+                            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        seconds = time.perf_counter() - started
+        PEAK_MB["last"] = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
+    return rc, seconds
+
+
+def cli(args: List[str], cwd: Path, memory: bool = True) -> tuple[int, float]:
+    """`python -m cnnexp.train args`."""
+    return launch([sys.executable, "-m", "cnnexp.train", *args], cwd, memory=memory)
 
 
 def startup_seconds(overrides: List[str], workdir: Path) -> float:
-    out = workdir / "startup"
+    out = Path(tempfile.mkdtemp(dir=workdir))
     launched = time.time()
     rc, _ = cli([*overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
-                 "test_after_fit=false", "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
+                 "test_after_fit=false", "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir, memory=False)
     results = json.loads(next(out.glob("*/*/results.json")).read_text())
     return results["first_step_unix"] - launched
+
+
+def memory_mb(overrides: List[str], workdir: Path) -> float:
+    """Peak resident memory of a 2-epoch default run (no test: the peer's test stage cannot load its
+    own checkpoint under torch ≥ 2.6, so neither side tests)."""
+    rc, _ = cli([*overrides, "trainer.max_epochs=2", "test_after_fit=false", "callbacks.progress_bar_refresh=0",
+                 f"paths.output_dir={tempfile.mkdtemp(dir=workdir)}"], workdir)
+    return PEAK_MB["last"] if rc == 0 else float("nan")
+
+
+# ------------------------------------------------------------------ the peer: lightning-hydra-template
+def first_step_marker(path: str):
+    """A callback for the peer's trainer (+callbacks.first_step._target_=cnnexp.bench.first_step_marker):
+    writes the wall clock of its first training step, as cnnexp's results.json records its own."""
+    import lightning as L
+
+    class FirstStep(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if not os.path.exists(path):
+                Path(path).write_text(repr(time.time()))
+
+    return FirstStep()
+
+
+def peer_run(peer: Path, data_dir: Path, workdir: Path, args: List[str], startup: bool = False) -> tuple[int, float]:
+    """`python src/train.py args` in a lightning-hydra-template checkout, its MNIST where ours is;
+    returns exit code and launch → first training step (nan if it never trained)."""
+    marker = Path(tempfile.mkdtemp(dir=workdir)) / "first_step"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(Path(__file__).parents[1])]))}
+    launched = time.time()
+    rc, _ = launch([sys.executable, "src/train.py", f"data.data_dir={data_dir}", f"paths.log_dir={workdir / 'peer-logs'}",
+                    "test=False", "+callbacks.first_step._target_=cnnexp.bench.first_step_marker",
+                    f"+callbacks.first_step.path={marker}", *args], peer, env, memory=not startup)
+    return rc, float(marker.read_text()) - launched if marker.exists() else float("nan")
+
+
+def startup_table(args: "BenchArgs", overrides: List[str], work: Path, data_dir: Path) -> None:
+    """Launch → first training step (median of 3, interleaved) and peak memory, cnnexp and the peer;
+    beside the peer both read the same uncompressed IDX files (a .gz costs cnnexp 0.15 s to unzip)."""
+    peer = Path(args.peer).expanduser().resolve() if args.peer else None
+    if peer:
+        overrides = [o for o in overrides if not o.startswith("data.root=")] + [f"data.root={data_dir}"]
+    ours, theirs = [], []
+    for _ in range(3):
+        ours.append(startup_seconds(overrides, work))
+        if peer:
+            theirs.append(peer_run(peer, data_dir, work, ["trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                                                          "+trainer.limit_val_batches=0"], startup=True)[1])
+    print(f"startup, launch → first training step (median of 3): cnnexp {statistics.median(ours):.2f} s "
+          f"({', '.join(f'{v:.2f}' for v in ours)})")
+    print(f"peak memory of a 2-epoch default run: cnnexp {memory_mb(overrides, work):,.0f} MB")
+    if peer:
+        rc, _ = peer_run(peer, data_dir, work, ["trainer.max_epochs=2"])
+        print(f"  peer lightning-hydra-template ({peer.name}): startup {statistics.median(theirs):.2f} s "
+              f"({', '.join(f'{v:.2f}' for v in theirs)}), peak memory {PEAK_MB['last']:,.0f} MB (exit {rc})")
 
 
 def sweep_seconds(overrides: List[str], workdir: Path, parallel: bool) -> float:
@@ -251,7 +322,7 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
             correct = 0
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in settings.trainer.precision):
                 for i in range(0, len(datamodule.test_x), 1000):
-                    logits = pl_module(datamodule.test_x[i : i + 1000])
+                    logits = pl_module(datamodule.to_input(datamodule.test_x[i : i + 1000]))
                     correct += (logits.argmax(1) == datamodule.test_y[i : i + 1000]).sum().item()
             pl_module.train()
             accuracy = correct / len(datamodule.test_x)
@@ -310,7 +381,7 @@ def main(argv: List[str] | None = None) -> None:
 
     from cnnexp import cli_args
     from cnnexp.console import quiet_lightning
-    from cnnexp.errors import UserError, fail
+    from cnnexp.errors import SettingsError, UserError, fail
 
     argv = sys.argv[1:] if argv is None else argv
     ours = {f.name for f in fields(BenchArgs)}
@@ -318,6 +389,8 @@ def main(argv: List[str] | None = None) -> None:
     overrides = [a for a in argv if a not in bench_argv]
     try:
         args = cli_args.parse(BenchArgs, bench_argv)
+        if args.peer and not (Path(args.peer).expanduser() / "src" / "train.py").is_file():
+            raise SettingsError("peer", args.peer, "a checkout of lightning-hydra-template (with src/train.py)")
         settings = compose_settings(overrides)
     except UserError as e:
         fail(e)
@@ -359,10 +432,7 @@ def main(argv: List[str] | None = None) -> None:
             print(f"\nratios: c/a = {med['c'] / med['a']:.2f} (target ≥ 1.2)   c/b = {med['c'] / med['b']:.2f} (target ≥ 0.95)"
                   f"   d/c = {med['d'] / med['c']:.2f} (target ≥ 1.5)")
         if args.startup:
-            print(f"startup (launch → first training step): {startup_seconds(overrides, work):.1f} s")
-            rc, seconds = cli([*overrides, "trainer.max_epochs=2", "callbacks.progress_bar_refresh=0",
-                               f"paths.output_dir={work / 'memory'}"], work)
-            print(f"peak memory of a 2-epoch default run: {PEAK_MB['last']:,.0f} MB ({seconds:.0f} s, exit {rc})")
+            startup_table(args, overrides, work, raw_root)
         if args.sweep:
             seq, par = sweep_seconds(overrides, work, False), sweep_seconds(overrides, work, True)
             print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster")

@@ -21,11 +21,10 @@ class SettingsCheck(Callback):
     replicate_keys = ("seed",)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnexp.run import check, check_trainer
+        from cnnexp.run import check
 
         try:
-            checked = check(user_config(config), task_overrides(config.hydra))
-            check_trainer(checked)  # imports torch: only once the settings passed
+            check(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
         except UserError as e:
             fail(e)
 

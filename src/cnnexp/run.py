@@ -35,7 +35,6 @@ log = logging.getLogger("cnnexp")
 class Checked:
     settings: Settings
     resume: Optional[resuming.Resume] = None
-    trainer_checked: bool = False
 
     @property
     def config(self) -> dict:
@@ -47,9 +46,9 @@ _checked: Dict[str, Checked] = {}
 
 
 def check(cfg: DictConfig, overrides: List[str]) -> Checked:
-    """Settings, shapes and the output folder (or, for a resume, the run it continues). Pure
-    Python for a new run: a typo is answered before torch is imported. Memoised, so the Hydra
-    callback's check is the job's."""
+    """Settings, shapes, the output folder (or, for a resume, the run it continues) and the data
+    files, then what Lightning rejects. Pure Python until Lightning's check: a typo is answered
+    before torch is imported. Memoised, so the Hydra callback's check is the job's."""
     key = OmegaConf.to_yaml(cfg) + repr(overrides)
     if key not in _checked:
         try:
@@ -66,15 +65,17 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
         if checked.settings.data.name == "mnist":
-            ensure_mnist(checked.settings.data)  # verified (or fetched) before a folder exists
+            ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
+        check_trainer(checked.settings)
         _checked[key] = checked
     return _checked[key]
 
 
-def check_trainer(checked: Checked) -> None:
+def check_trainer(settings: Settings) -> None:
     """What Lightning itself rejects (strategy, accelerator, devices): built once, thrown away,
     so that a bad value is one line before any folder is written."""
-    if checked.trainer_checked:
+    kwargs = trainer_arguments(settings)
+    if repr(kwargs) in _trainers_checked:  # a sweep's jobs mostly share them: built once
         return
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     import lightning as L
@@ -82,7 +83,6 @@ def check_trainer(checked: Checked) -> None:
     from cnnexp.console import quiet_lightning
 
     quiet_lightning()
-    kwargs = trainer_arguments(checked.settings)
     quiet = logging.getLogger("lightning.pytorch")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # its device report is printed once, by the real trainer
@@ -95,7 +95,10 @@ def check_trainer(checked: Checked) -> None:
         raise SettingsError(f"trainer.{named[0]}", kwargs.get(named[0]), f"Lightning says: {message}") from None
     finally:
         quiet.setLevel(level)
-    checked.trainer_checked = True
+    _trainers_checked.add(repr(kwargs))
+
+
+_trainers_checked: set = set()  # trainer arguments Lightning accepted in this process
 
 
 def trainer_arguments(settings: Settings) -> Dict[str, Any]:
@@ -125,7 +128,6 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             checked_with = []  # its config.yaml has them
     try:
         checked = check(cfg, checked_with)
-        check_trainer(checked)
     except UserError as e:
         if not multirun:
             _drop_fresh_folder(run_dir)

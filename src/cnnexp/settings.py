@@ -215,7 +215,7 @@ class LossSettings:
 
 @dataclass
 class PerformanceSettings:
-    channels_last: Any  # auto: on with bf16 precision; true / false
+    channels_last: Any  # auto: on the CPU and with 16-bit precision; true / false
     compile: bool  # torch.compile the network
 
 

@@ -190,19 +190,29 @@ class TestMistakes(View):
             fig.set_size_inches(7, 7)
             tb.add_figure("test/confusion_matrix", fig, trainer.global_step)
         if self.want_mistakes and self.wrong:
-            cols = 6
-            rows = -(-len(self.wrong) // cols)
-            fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8))
-            names = self.source.class_names
-            for ax in axes.flat:
-                ax.axis("off")
-            for ax, (img, pred, true, conf) in zip(axes.flat, self.wrong):
-                pixels = self.source.denormalize(img.float())
-                ax.imshow(pixels.permute(1, 2, 0).numpy() if len(pixels) == 3 else pixels[0], cmap="gray", vmin=0, vmax=1)
-                ax.set_title(f"pred {names[pred]} ({conf:.0%})\ntrue {names[true]}", fontsize=8)
-            fig.tight_layout()
-            tb.add_figure("test/mistakes", fig, trainer.global_step)
+            tb.add_figure("test/mistakes", self._mistakes_figure(plt), trainer.global_step)
         plt.close("all")
+
+    def _mistakes_figure(self, plt):
+        """One image of all mistakes, each tile under its 'pred p (conf) / true t' caption: one axes
+        and a text per tile (a subplot per tile made this view cost more than the test pass)."""
+        cols, pad = 6, 2
+        tiles = torch.stack([self.source.denormalize(img.float()).clamp(0, 1) for img, *_ in self.wrong])
+        h, w = tiles.shape[-2:]
+        band = max(w // 3, 8)                                        # room for the caption, above the image
+        tiles = torch.nn.functional.pad(tiles, (0, 0, band, 0), value=1.0)  # (n, C, band + h, w)
+        grid = make_grid(tiles, nrow=cols, padding=pad, pad_value=1.0)        # (3, rows·(band+h+pad)+pad, …)
+        inch = 1.3 / (w + pad)                                      # a tile is 1.3 inches wide
+        fig = plt.figure(figsize=(grid.shape[2] * inch, grid.shape[1] * inch))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.axis("off")
+        names = self.source.class_names
+        for k, (_, pred, true, conf) in enumerate(self.wrong):
+            row, col = divmod(k, cols)
+            ax.text(pad + col * (w + pad) + w / 2, pad + row * (band + h + pad) + band - 1,
+                    f"pred {names[pred]} ({conf:.0%})\ntrue {names[true]}", ha="center", va="bottom", fontsize=8)
+        return fig
 
 
 class Reconstructions(View):

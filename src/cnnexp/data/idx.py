@@ -56,19 +56,27 @@ def local_copies(root: str | Path, name: str) -> List[Path]:
     return [p for p in (raw_dir(root) / name, raw_dir(root) / f"{name}.gz") if p.is_file()]
 
 
-def read_local(root: str | Path, name: str) -> Tuple[Path, bytes]:
+_kept: Dict[tuple, bytes] = {}  # verified by the run's check, handed to the decoder once: read and hashed once
+
+
+def read_local(root: str | Path, name: str, keep: bool = False) -> Tuple[Path, bytes]:
     """The first local copy of `name` that verifies, and its bytes; CorruptFile naming every copy
-    that does not (a corrupt plain file never hides a good .gz beside it)."""
+    that does not (a corrupt plain file never hides a good .gz beside it). keep=True holds the bytes
+    for the next read of the same unchanged file, which takes them."""
     problems = []
     for path in local_copies(root, name):
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
         try:
-            data = read_verified(path, name)
+            data = _kept.pop(key, None) or read_verified(path, name)
         except CorruptFile as e:
             problems.append(str(e))
             continue
         if problems:
             logging.getLogger(__name__).warning("corrupt MNIST file, not used (%s verified instead): %s",
                                                 path.name, "; ".join(problems))
+        if keep:
+            _kept[key] = data
         return path, data
     raise CorruptFile("; ".join(problems) or f"{raw_dir(root) / name}: missing")
 

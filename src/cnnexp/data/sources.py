@@ -163,7 +163,7 @@ def _obtain(data_settings) -> Path:
                 missing.append(name)
                 continue
             try:
-                idx.read_local(data_settings.root, name)
+                idx.read_local(data_settings.root, name, keep=True)  # the data module decodes these bytes
             except idx.CorruptFile as e:
                 report.append(f"local: {e}")
                 corrupt[name] = copies[0]

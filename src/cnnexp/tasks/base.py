@@ -39,9 +39,9 @@ class Task(L.LightningModule):
     def configure_model(self) -> None:
         """Memory format and compilation, once the device and precision are known."""
         perf = self.settings.performance
-        precision = str(self.trainer.precision) if self._trainer is not None else ""
-        channels_last = perf.channels_last is True or (perf.channels_last == "auto" and "bf16" in precision)
-        if channels_last:  # NHWC: what oneDNN/cuDNN's bf16 convolutions are fastest with
+        if perf.channels_last is True or (perf.channels_last == "auto" and self._trainer is not None and (
+                self.trainer.strategy.root_device.type == "cpu" or "16" in str(self.trainer.precision))):
+            # NHWC: what oneDNN's convolutions (any precision) and cuDNN's 16-bit ones are fastest with
             self.net = self.net.to(memory_format=torch.channels_last)
         if perf.compile and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
             self.net = torch.compile(self.net)
