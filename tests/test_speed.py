@@ -33,8 +33,8 @@ def test_sweep_split_is_reported(shared_data):
     proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
                "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for words in ("4-run sweep: sequential", "per job of the sequential sweep", "train steps", "validation",
-                  "views", "checkpoints", "outside training steps:"):
+    for words in ("4-run sweep: sequential", "per job of a sequential 4-run sweep", "evaluation as before #18",
+                  "train steps", "validation", "views", "checkpoints", "launch share", "outside training steps"):
         assert words in proc.stdout, proc.stdout
 
 

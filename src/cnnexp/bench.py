@@ -261,32 +261,42 @@ def startup_table(args: "BenchArgs", overrides: List[str], work: Path, data_dir:
               f"({', '.join(f'{v:.2f}' for v in theirs)}), peak memory {PEAK_MB['last']:,.0f} MB (exit {rc})")
 
 
-def sweep_seconds(overrides: List[str], workdir: Path, parallel: bool) -> float:
+def sweep_seconds(overrides: List[str], folder: Path, extra: List[str] = ()) -> float:
+    """Wall seconds of a 4-run sweep of 60-batch jobs into `folder`."""
     grid = ["-m", "model.kernel_size=3,5", "model.pool=max,avg"]
-    extra = ["hydra/launcher=parallel"] if parallel else []
     rc, seconds = cli([*grid, *extra, *overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=60",
-                       "callbacks.progress_bar_refresh=0",
-                       f"paths.output_dir={workdir / ('parallel' if parallel else 'sequential')}"], workdir)
+                       "callbacks.progress_bar_refresh=0", f"paths.output_dir={folder}"], folder.parent)
     if rc != 0:
-        raise RuntimeError(f"the {'parallel' if parallel else 'sequential'} sweep failed (exit {rc})")
+        raise RuntimeError(f"the sweep {' '.join(extra)} failed (exit {rc})")
     return seconds
 
 
-def sweep_split(workdir: Path, wall: float) -> str:
-    """Where the sequential sweep's jobs spent their time, from each run's results.json."""
-    records = [json.loads(p.read_text()) for p in sorted((workdir / "sequential").glob("multirun/*/*/*/results.json"))]
-    parts = ["data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"]
-    mean = {k: statistics.mean(r["timing"][k] for r in records) for k in parts}
+# The evaluation of a job as it was before issue #18 (batches of 1,000, NCHW), for the split's "before".
+EVAL_BEFORE = ["data.eval_batch_size=1000", "performance.channels_last=false"]
+PARTS = {"data_s": "data", "train_steps_s": "train steps", "validation_s": "validation", "test_s": "test",
+         "views_s": "views", "checkpoints_s": "checkpoints"}
+
+
+def sweep_split(folder: Path, wall: float) -> Dict[str, float]:
+    """Seconds per job of a sequential sweep, by part, from each run's results.json; what the
+    sweep's wall time holds beyond its jobs is shared out as the launch share."""
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("multirun/*/*/*/results.json"))]
+    split = {name: statistics.mean(r["timing"][k] for r in records) for k, name in PARTS.items()}
     job = statistics.mean(r["seconds"] for r in records)
-    launch = wall / len(records) - job  # process start, imports, composition, checks: per job, shared
-    lines = [f"per job of the sequential sweep ({len(records)} jobs × 60 batches, full validation and test):"]
-    lines += [f"    {k.removesuffix('_s').replace('_', ' '):<14} {v:6.2f} s  {100 * v / (job + launch):5.1f} %"
-              for k, v in mean.items()]
-    other = job - sum(mean.values())
-    lines.append(f"    {'other in job':<14} {other:6.2f} s  {100 * other / (job + launch):5.1f} %   (trainer, loggers, HParams)")
-    lines.append(f"    {'launch share':<14} {launch:6.2f} s  {100 * launch / (job + launch):5.1f} %   (process start, imports, sweep set-up)")
-    outside = 1 - mean["train_steps_s"] / (job + launch)
-    lines.append(f"  outside training steps: {100 * outside:.0f} % of a job (target ≤ 25 %)")
+    split["other in job"] = job - sum(split.values())                  # trainer, loggers, HParams
+    split["launch share"] = wall / len(records) - job                  # process start, imports, sweep set-up
+    return split
+
+
+def split_table(columns: Dict[str, Dict[str, float]]) -> str:
+    lines = ["per job of a sequential 4-run sweep (60 batches, full validation and test): seconds (share of the job)",
+             f"    {'':<14}" + "".join(f"{name:>28}" for name in columns)]
+    for part in next(iter(columns.values())):
+        lines.append(f"    {part:<14}" + "".join(f"{split[part]:>19.2f} ({100 * split[part] / sum(split.values()):4.1f} %)"
+                                                for split in columns.values()))
+    outside = [100 * (1 - split["train steps"] / sum(split.values())) for split in columns.values()]
+    lines.append(f"    {'outside steps':<14}" + "".join(f"{f'{v:.0f} %':>28}" for v in outside)
+                 + "   outside training steps (target ≤ 25 %)")
     return "\n".join(lines)
 
 
@@ -434,9 +444,13 @@ def main(argv: List[str] | None = None) -> None:
         if args.startup:
             startup_table(args, overrides, work, raw_root)
         if args.sweep:
-            seq, par = sweep_seconds(overrides, work, False), sweep_seconds(overrides, work, True)
-            print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster")
-            print(sweep_split(work, seq))
+            seq = sweep_seconds(overrides, work / "sequential")
+            par = sweep_seconds(overrides, work / "parallel", ["hydra/launcher=parallel"])
+            before = sweep_seconds(overrides, work / "eval-before", EVAL_BEFORE)
+            print(f"4-run sweep: sequential {seq:.1f} s, hydra/launcher=parallel {par:.1f} s  → {seq / par:.2f}× faster; "
+                  f"with {' '.join(EVAL_BEFORE)} {before:.1f} s")
+            print(split_table({"evaluation as before #18": sweep_split(work / "eval-before", before),
+                               "now": sweep_split(work / "sequential", seq)}))
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 
