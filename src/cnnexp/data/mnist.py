@@ -3,7 +3,7 @@
 The 70,000 images are decoded once into one uint8 tensor (55 MB; a sweep's jobs share it) and
 batched by indexing, each batch turned into normalised float32 as it is drawn: no per-image PIL
 conversion or collate in the training loop, and a quarter of the memory of float tensors held
-whole (the conversion costs well under 1 % of a step). On a GPU the uint8 tensors move to the
+whole (converting a batch of 128 takes 0.12 ms, 0.3 % of a cnn3 training step on 2 CPU cores). On a GPU the uint8 tensors move to the
 device once, so a step makes no host-to-device copy.
 """
 
@@ -109,11 +109,11 @@ class MNISTDataModule(L.LightningDataModule):
         self.settings, self.seed = data_settings, seed
         self.train_x = self.train_y = self.val_x = self.val_y = self.test_x = self.test_y = None
 
-    # what the TensorBoard views show (callbacks.views.ViewSource)
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (B, 1, 28, 28) → the float32 the network takes (normalised if data.normalize)."""
         return to_float(images, self.settings.normalize)
 
+    # what the TensorBoard views show (callbacks.views.ViewSource)
     def samples(self, n: int) -> torch.Tensor:
         return self.to_input(self.val_x[:n])
 
