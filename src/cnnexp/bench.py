@@ -250,8 +250,9 @@ def startup_table(args: "BenchArgs", overrides: List[str], work: Path, data_dir:
     for _ in range(3):
         ours.append(startup_seconds(overrides, work))
         if peer:
-            theirs.append(peer_run(peer, data_dir, work, ["trainer.max_epochs=1", "+trainer.limit_train_batches=2",
-                                                          "+trainer.limit_val_batches=0"], startup=True)[1])
+            # its defaults up to the first step: config tree, model summary, two sanity-validation batches
+            theirs.append(peer_run(peer, data_dir, work, ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"],
+                                   startup=True)[1])
     print(f"startup, launch → first training step (median of 3): cnnexp {statistics.median(ours):.2f} s "
           f"({', '.join(f'{v:.2f}' for v in ours)})")
     print(f"peak memory of a 2-epoch default run: cnnexp {memory_mb(overrides, work):,.0f} MB")
