@@ -27,7 +27,7 @@ class GatherEpochIndices(L.Callback):
     def on_fit_end(self, trainer, pl_module):
         if trainer.is_global_zero:
             self.out.write_text(json.dumps({"world_size": trainer.world_size, "epochs": self.epochs,
-                                            "split": len(trainer.datamodule.train_x)}))
+                                            "split": len(trainer.datamodule.train_rows)}))
 
 
 if __name__ == "__main__":

@@ -165,8 +165,9 @@ def test_datamodule_split_and_batches(shared_data):
     dm = MNISTDataModule(settings(shared_data, val_size=5000), seed=1)
     dm.prepare_data()
     dm.setup("fit")
-    assert (len(dm.train_x), len(dm.val_x), len(dm.test_x)) == (55000, 5000, 10000)
-    assert dm.train_x.dtype == torch.uint8  # held as decoded; each batch is normalised as it is drawn
+    assert (len(dm.train_rows), len(dm.val_rows), len(dm.test_x)) == (55000, 5000, 10000)
+    assert not set(dm.train_rows.tolist()) & set(dm.val_rows.tolist())  # the split's rows are disjoint
+    assert dm.images.dtype == torch.uint8  # held as decoded; each batch is normalised as it is drawn
     loader = dm.train_dataloader()
     assert len(loader) == 55000 // 128  # drop_last
     x, y = next(iter(loader))
@@ -174,7 +175,7 @@ def test_datamodule_split_and_batches(shared_data):
     assert abs(x.mean().item()) < 0.15 and 0.8 < x.std().item() < 1.2  # normalised with MNIST's mean and std
     again = MNISTDataModule(settings(shared_data, val_size=5000), seed=1)
     again.setup("fit")
-    assert torch.equal(again.val_y, dm.val_y), "the split is seeded"
+    assert torch.equal(again.val_rows, dm.val_rows), "the split is seeded"
 
 
 def test_epochs_reshuffle_and_ranks_take_disjoint_shares():
@@ -191,3 +192,6 @@ def test_epochs_reshuffle_and_ranks_take_disjoint_shares():
     assert not torch.equal(first.indices(), second.indices())
     loader = InMemoryLoader(torch.arange(n), torch.arange(n), 64, EpochPermutation(n, False, 0), drop_last=False)
     assert torch.equal(torch.cat([x for x, _ in loader]), torch.arange(n))
+    rows = torch.tensor([5, 3, 9])  # a split: its rows of the shared tensors, in the sampler's order
+    loader = InMemoryLoader(torch.arange(n), -torch.arange(n), 2, EpochPermutation(3, False, 0), drop_last=False, rows=rows)
+    assert [(x.tolist(), y.tolist()) for x, y in loader] == [([5, 3], [-5, -3]), ([9], [-9])]

@@ -125,7 +125,8 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
     torch.set_flush_denormal(False)
     model = notebook_network(settings)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.optimizer.lr)
-    x, y, b = datamodule.train_x, datamodule.train_y, settings.data.batch_size
+    rows = datamodule.train_rows  # the training split, copied out: a plain loop's own tensors
+    x, y, b = datamodule.images[rows], datamodule.labels[rows], settings.data.batch_size
     order = torch.randperm(len(x))
     position = 0
 
