@@ -101,16 +101,21 @@ def find_images(pattern: str) -> List[Path]:
 
 def folder_style(path: Path, data):
     """An image file → the tensor a data=folder run trained on: its channels, size and normalisation."""
-    import torch
-
-    from cnnexp.data.folder import read_image
+    from cnnexp.data.folder import channel_stats, read_image
+    from cnnexp.data.mnist import to_float
 
     if header(path) is None:  # PIL's header check: not an image, or a decompression bomb
         raise RunError(f"{path}: not a readable image")
-    x = read_image(path, data.channels, data.image_size).float().div_(255)
-    if data.normalize:
-        x = (x - torch.tensor(data.mean).view(-1, 1, 1)) / torch.tensor(data.std).view(-1, 1, 1)
-    return x
+    return to_float(read_image(path, data.channels, data.image_size), data.normalize, *channel_stats(data))
+
+
+def ranked(probs, k: int, label: str, name=lambda i: i) -> dict:
+    """The best class and the top k with their probabilities, under `label` ("digit" or "class")."""
+    import torch
+
+    top = torch.topk(probs, min(k, len(probs)))
+    return {label: name(int(top.indices[0])),
+            "top": [{label: name(int(i)), "probability": round(float(v), 4)} for v, i in zip(top.values, top.indices)]}
 
 
 def predict(args: PredictArgs) -> List[dict]:
@@ -129,13 +134,7 @@ def predict(args: PredictArgs) -> List[dict]:
         x = torch.stack([folder_style(f, data) for f in files])
         with torch.no_grad():
             probs = torch.softmax(task(x), dim=1)
-        results = []
-        for f, p in zip(files, probs):
-            top = torch.topk(p, min(args.top, len(p)))
-            results.append({"file": str(f), "class": data.classes[int(top.indices[0])],
-                            "top": [{"class": data.classes[int(i)], "probability": round(float(v), 4)}
-                                    for v, i in zip(top.values, top.indices)]})
-        return results
+        return [{"file": str(f), **ranked(p, args.top, "class", data.classes.__getitem__)} for f, p in zip(files, probs)]
     digits = [mnist_style(f) for f in files]                      # all read before any is predicted
     inked = [d for d in digits if d is not None]
     probs = iter([])
@@ -149,10 +148,7 @@ def predict(args: PredictArgs) -> List[dict]:
         if d is None:
             results.append({"file": str(f), "digit": None, "top": [], "note": "no digit found (blank image)"})
             continue
-        p = next(probs)
-        top = torch.topk(p, min(args.top, len(p)))
-        results.append({"file": str(f), "digit": int(top.indices[0]),
-                        "top": [{"digit": int(i), "probability": round(float(v), 4)} for v, i in zip(top.values, top.indices)]})
+        results.append({"file": str(f), **ranked(next(probs), args.top, "digit")})
     return results
 
 

@@ -3,13 +3,15 @@
 Each image is decoded with `torchvision.io.decode_image` (PIL for BMP, which it does not read),
 converted to 8 bits and to `data.channels` (16-bit scaled, palette and alpha resolved, colour
 to grey by luminance), and resized to `data.image_size` with antialiasing. When the decoded set
-fits `data.memory_budget_mb` it is held in memory and batched by index, as MNIST is; otherwise a
-DataLoader with workers decodes batches from disk. Normalisation is per channel, with the mean
-and standard deviation of the training split, computed once and recorded with the run.
+fits `data.memory_budget_mb` it is held in memory as uint8 and batched by index, as MNIST is;
+otherwise a DataLoader with workers decodes batches from disk. Either way `to_float` turns uint8
+into the float32 the network takes: per channel, with the mean and standard deviation of the
+training split, computed once and recorded with the run (predict uses the same function).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnexp.data import images
-from cnnexp.data.mnist import EpochPermutation, InMemoryLoader
+from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, to_float
 from cnnexp.errors import RunError
 
 log = logging.getLogger("cnnexp")
@@ -45,19 +47,23 @@ def read_image(path: Path, channels: int, size: Sequence[int]) -> torch.Tensor:
     return F.resize(image, list(size), antialias=True)
 
 
-class FolderImages(Dataset):
-    """Streaming: decode, normalise on each access (in the loader's workers)."""
+def channel_stats(data_settings) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The recorded per-channel mean and std, shaped (C, 1, 1) to broadcast over images."""
+    return tuple(torch.tensor(v).view(-1, 1, 1) for v in (data_settings.mean, data_settings.std))
 
-    def __init__(self, items: List[Tuple[Path, int]], shape, mean: torch.Tensor, std: torch.Tensor, normalize: bool):
-        self.items, self.shape, self.mean, self.std, self.normalize = items, shape, mean, std, normalize
+
+class FolderImages(Dataset):
+    """Streaming: decode and convert on each access (in the loader's workers)."""
+
+    def __init__(self, items: List[Tuple[Path, int]], shape, transform):
+        self.items, self.shape, self.transform = items, shape, transform
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
         path, label = self.items[i]
-        x = read_image(path, self.shape[0], self.shape[1:]).float().div_(255)
-        return (x - self.mean) / self.std if self.normalize else x, label
+        return self.transform(read_image(path, self.shape[0], self.shape[1:])), label
 
 
 class FolderDataModule(L.LightningDataModule):
@@ -68,13 +74,13 @@ class FolderDataModule(L.LightningDataModule):
         self.shape = (data_settings.channels, *data_settings.image_size)
         self.splits = {}
         self.streamed = False
-        self.mean = self.std = None
+        self.mean = self.std = self.to_input = None
 
     # what the TensorBoard views show (callbacks.views.ViewSource)
     def samples(self, n: int) -> torch.Tensor:
         x = self.splits["val"][0]
         if isinstance(x, torch.Tensor):
-            return x[:n]
+            return self.to_input(x[:n])
         return torch.stack([x[i][0] for i in range(min(n, len(x)))])
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,22 +98,19 @@ class FolderDataModule(L.LightningDataModule):
             raise RunError(f"data.root={s.root}: its class folders are now {folder.classes}, but this run was "
                            f"trained on {self.class_names}; point data.root at the run's own images")
         c, h, w = self.shape
-        total = folder.count * c * h * w * 4  # float32, as batches are drawn from it
+        total = folder.count * c * h * w  # uint8, as decoded and held
         self.streamed = total > s.memory_budget_mb * 2**20
         decoded = {} if self.streamed else {k: self._decode(v) for k, v in folder.files.items()}
         if s.mean is None or s.std is None:
             x = decoded["train"][0] if decoded else self._decode(folder.files["train"][:STATS_SAMPLE])[0]
-            x = x.float().div_(255)
+            x = to_float(x, normalize=False)
             s.mean = [round(float(v), 6) for v in x.mean(dim=(0, 2, 3))]
             s.std = [round(max(float(v), 1e-3), 6) for v in x.std(dim=(0, 2, 3))]
-        self.mean, self.std = (torch.tensor(v).view(-1, 1, 1) for v in (s.mean, s.std))
+        self.mean, self.std = channel_stats(s)
+        # a partial, not a method: the streaming workers get a copy without the trainer
+        self.to_input = functools.partial(to_float, normalize=s.normalize, mean=self.mean, std=self.std)
         for split, items in folder.files.items():
-            if self.streamed:
-                self.splits[split] = (FolderImages(items, self.shape, self.mean, self.std, s.normalize), None)
-            else:
-                x, y = decoded[split]
-                x = x.float().div_(255)
-                self.splits[split] = ((x - self.mean) / self.std if s.normalize else x, y)
+            self.splits[split] = (FolderImages(items, self.shape, self.to_input), None) if self.streamed else decoded[split]
         how = (f"streamed from disk by {s.num_workers} loader workers (decoded, {total / 2**20:,.0f} MB would exceed "
                f"data.memory_budget_mb={s.memory_budget_mb})" if self.streamed else f"held in memory ({total / 2**20:,.1f} MB)")
         log.info("data: %s — %d classes, %s images (train %d, val %d, test %d) as %d×%d×%d, %s", s.root,
@@ -132,7 +135,7 @@ class FolderDataModule(L.LightningDataModule):
                               persistent_workers=self.settings.num_workers > 0)
         rank, world = self._rank()
         sampler = EpochPermutation(len(x), shuffle=train, seed=self.seed, rank=rank, world_size=world)
-        return InMemoryLoader(x, y, batch, sampler, drop_last=train)
+        return InMemoryLoader(x, y, batch, sampler, drop_last=train, transform=self.to_input)
 
     def train_dataloader(self):
         return self._loader("train", train=True)

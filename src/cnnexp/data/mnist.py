@@ -43,9 +43,11 @@ def _decoded(root: str, train: bool, stamp: tuple) -> Tuple[torch.Tensor, torch.
     return images.view(-1, 1, 28, 28), labels.long()
 
 
-def to_float(images: torch.Tensor, normalize: bool) -> torch.Tensor:
+def to_float(images: torch.Tensor, normalize: bool, mean=MEAN, std=STD) -> torch.Tensor:
+    """uint8 images (…, C, H, W) → float32 in [0, 1], then (x − mean) / std if normalize (a number,
+    or per channel as (C, 1, 1) tensors: data=folder's)."""
     x = images.float().div_(255)
-    return x.sub_(MEAN).div_(STD) if normalize else x
+    return x.sub_(mean).div_(std) if normalize else x
 
 
 class EpochPermutation:

@@ -268,7 +268,7 @@ class Search:
                 problem = settings_problem(job)
                 if problem:
                     self.reject(study, trial, run_dir, overrides, problem)
-                    finished[self.key(trial.params)] = study.get_trials(deepcopy=False)[trial.number]
+                    finished[self.key(trial.params)] = stored(study, trial)
                     rejected += 1
                     continue
                 batch.append((trial, overrides, run_dir))
@@ -278,7 +278,7 @@ class Search:
             self.job_idx += len(batch)
             for trial, _, run_dir in batch:
                 self.tell(study, trial, run_dir)
-                finished[self.key(trial.params)] = study.get_trials(deepcopy=False)[trial.number]
+                finished[self.key(trial.params)] = stored(study, trial)
                 trained += 1
         if rejected >= self.options.max_rejected:
             log.warning("the search stopped after %d asked settings failed the shape check or had run already "
@@ -329,6 +329,11 @@ class Search:
         else:
             trial.set_user_attr("reason", str(results.get("reason", status))[:300])
             tell(study, trial, state=TrialState.FAIL)
+
+
+def stored(study, trial):
+    """The trial as the study stored it (one row read, not every trial of the study)."""
+    return study._storage.get_trial(trial._trial_id)
 
 
 def tell(study, trial, **outcome) -> None:
