@@ -21,7 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import read_results
-from cnnexp.sweeps import search
+from cnnexp.sweeps import search, stats as replicate_stats
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
@@ -36,6 +36,14 @@ def collect(sweep_dir: Path) -> List[Dict]:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
         rows.append({"run": run_dir.name, **results})
     return rows
+
+
+def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
+    """The sweep's own replicate keys, from the multirun.yaml Hydra wrote at its root."""
+    from omegaconf import OmegaConf
+
+    recorded = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    return list(OmegaConf.select(recorded, "sweep_options.replicate_keys", default=None) or ["seed"])
 
 
 def swept(rows: List[Dict]) -> Dict[str, List[str]]:
@@ -95,6 +103,16 @@ def groups(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[Tuple, List[
     return grouped
 
 
+def _setting_name(key: Tuple) -> str:
+    return ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+
+
+def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
+    """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
+    found = replicate_stats.interval(values)
+    return (None,) * 4 if found is None else (found.mean, found.sd if found.n > 1 else 0.0, found.low, found.high)
+
+
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -105,20 +123,22 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
     sorted by mean validation accuracy (or loss)."""
     present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
-    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd")]
+    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")]
     entries = []
     for key, members in groups(rows, replicate_keys).items():
         ok = [m for m in members if m.get("status") == "ok"]
-        stats = {k: _mean_sd([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
-        name = ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+        stats = {k: _mean_sd_interval([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
+        name = _setting_name(key)
         entries.append((name, len(members), len(ok), stats))
     friendly, plain = [], []
     for name, n, n_ok, stats in sorted(entries, key=lambda e: _group_score(e[3]), reverse=True):
         plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
-            mean, sd = stats[k]
-            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}"]
+            mean, sd, low, high = stats[k]
+            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
+                      "" if mean is None else "1 run — no interval" if low is None else f"{low:.4f}",
+                      "" if high is None else f"{high:.4f}"]
         friendly.append(cells)
     return header, friendly, plain
 
@@ -127,6 +147,25 @@ def _group_score(stats: Dict) -> float:
     """Mean validation accuracy, or minus the mean validation loss; settings with neither last."""
     acc, loss = stats.get("best_val_acc", (None,))[0], stats.get("best_val_loss", (None,))[0]
     return acc if acc is not None else -loss if loss is not None else float("-inf")
+
+
+def ok_by_setting(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, List[Dict]]:
+    """Setting name (as the group table names it) → its runs that ended ok."""
+    return {_setting_name(key): [m for m in members if m.get("status") == "ok"]
+            for key, members in groups(rows, replicate_keys).items()}
+
+
+def print_contrast(rows: List[Dict], replicate_keys: Sequence[str], ranked: Sequence[str]):
+    """The best setting against the runner-up (the first two of `ranked`, the group table's
+    order) on the metric that ranks them: Welch's test, and the seeds needed to tell them apart."""
+    if len(ranked) < 2:
+        return None
+    metric = "best_val_acc" if any(r.get("best_val_acc") is not None for r in rows) else "best_val_loss"
+    ok = ok_by_setting(rows, replicate_keys)
+    found = replicate_stats.welch(*([r[metric] for r in ok[name] if r.get(metric) is not None] for name in ranked[:2]))
+    print(f"best vs runner-up by {dict(GROUPED)[metric]}: {ranked[0]} − {ranked[1]} = "
+          + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"))
+    return found
 
 
 def markdown(header: list, body: list) -> str:
@@ -154,7 +193,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(markdown(g_header, g_friendly))
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; each run in summary_runs.csv)")
+        print(f"\n(mean ± sd [95 % interval] over {', '.join(replicate_keys)}; each run in summary_runs.csv)")
+        print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
         print(markdown(header, friendly))
