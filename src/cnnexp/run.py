@@ -24,6 +24,7 @@ from cnnexp import resume as resuming
 from cnnexp import slurm
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.loggers import open_run as open_tracking_run, trainer_logger
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -157,6 +158,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
 
     try:
+        open_tracking_run(settings, run_dir, record, previous, checked.config)  # logger=mlflow
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
             try:
                 results = fit_and_test(checked, run_dir, table, config_yaml, overrides)
@@ -338,6 +340,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
                                          default_hp_metric=False, log_graph=settings.logger.log_graph))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
     plugins = [InFolderCheckpointIO()]
     if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import re
 import typing
 from dataclasses import dataclass
@@ -170,9 +171,16 @@ class TrainerSettings:
 
 
 @dataclass
+class MLflowSettings:
+    experiment: str
+    tracking_uri: str  # resolved when the run starts: MLFLOW_TRACKING_URI, else a SQLite store under outputs/
+
+
+@dataclass
 class LoggerSettings:
     tensorboard: bool
     log_graph: bool
+    mlflow: Optional[MLflowSettings]  # null: off (logger=mlflow turns it on)
 
 
 @dataclass
@@ -374,6 +382,9 @@ def check(s: Settings) -> Settings:
     _require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
              s.performance.channels_last, "auto, true or false")
 
+    _require(s.logger.mlflow is None or importlib.util.find_spec("mlflow") is not None, "logger", "mlflow",
+             "MLflow is not installed: pip install 'cnnexp[mlflow]' (make setup installs it)")
+
     c = s.callbacks
     _require(c.checkpoint.mode in ("auto", "min", "max"), "callbacks.checkpoint.mode", c.checkpoint.mode, "auto, min or max")
     logged = TASKS[m.task].metrics
@@ -513,6 +524,7 @@ def load(cfg: DictConfig | dict) -> Settings:
     data = {"name": "mnist", **(cfg.get("data") or {})}  # runs recorded before data.name were MNIST's
     _require(data["name"] in DATASETS, "data.name", data["name"], f"one of {', '.join(DATASETS)} (data=folder for your own images)")
     cfg["data"] = data
+    cfg["logger"] = {"mlflow": None, **(cfg.get("logger") or {})}  # runs recorded before logger.mlflow had none
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[data["name"]])
