@@ -19,7 +19,6 @@ import pytest
 from tests.conftest import QUICK, cli, killed_after_epoch, only_run_dir
 
 pytest.importorskip("mlflow")
-pytestmark = pytest.mark.slow  # a server start and real training: longer than the default run allows
 
 
 class Server:
@@ -79,6 +78,28 @@ def _tags(run: dict) -> dict:
     return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
 
+def test_where_runs_are_tracked_and_a_server_that_does_not_answer(shared_data, tmp_path, monkeypatch):
+    from cnnexp.compose import compose_config
+    from cnnexp.errors import RunError
+    from cnnexp.loggers import check_tracking
+    from cnnexp.settings import load
+
+    base = [f"data.root={shared_data}", f"paths.output_dir={tmp_path}"]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert load(compose_config(base)).logger.mlflow is None, "off by default"
+    both = load(compose_config([*base, "logger=[tensorboard,mlflow]"])).logger
+    assert both.tensorboard and both.mlflow.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert not load(compose_config([*base, "logger=mlflow"])).logger.tensorboard
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    settings = load(compose_config([*base, "logger=mlflow"]))
+    with pytest.raises(RunError, match=f"MLflow at {dead} does not answer"):
+        check_tracking(settings)
+
+
+@pytest.mark.slow  # a server start and real training: longer than the default run allows
 def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server, tmp_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
@@ -105,6 +126,7 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server
     assert {"config.yaml", "shapes.txt", "metrics.csv", "results.json"} <= server.artifacts(results["mlflow_run_id"])
 
 
+@pytest.mark.slow
 def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path):
     out = tmp_path / "out"
     proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "model=speed", "trainer.max_epochs=1",

@@ -53,6 +53,22 @@ def _experiment(client, name: str, tracking_uri: str, output_dir: str) -> str:
 
 
 # ------------------------------------------------------------------ one run
+def check_tracking(settings) -> None:
+    """A tracking server that does not answer is bad input: one line before any folder exists
+    (MLflow's own client would retry for minutes)."""
+    cfg = settings.logger.mlflow
+    if cfg is None or not cfg.tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(cfg.tracking_uri.rstrip("/") + "/health", timeout=10).read()
+    except Exception as e:
+        reason = getattr(e, "reason", None) or e
+        raise RunError(f"MLflow at {cfg.tracking_uri} does not answer ({reason}); start the server, or unset "
+                       "MLFLOW_TRACKING_URI to track in outputs/mlflow.db") from None
+
+
 def open_run(settings, run_dir: Path, record, previous: Optional[Dict], config: dict) -> Optional[str]:
     """Start (or, on resume, reopen) this run's MLflow run; its id goes into results.json and
     the record's listeners close it with the true final status. None when MLflow is off."""

@@ -24,7 +24,7 @@ from cnnexp import resume as resuming
 from cnnexp import slurm
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.errors import RunError, SettingsError, UserError, fail
-from cnnexp.loggers import open_run as open_tracking_run, trainer_logger
+from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -68,6 +68,7 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         if checked.settings.data.name == "mnist":
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
+        check_tracking(checked.settings)
         _checked[key] = checked
     return _checked[key]
 

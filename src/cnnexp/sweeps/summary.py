@@ -193,7 +193,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(markdown(g_header, g_friendly))
-        print(f"\n(mean ± sd [95 % interval] over {', '.join(replicate_keys)}; each run in summary_runs.csv)")
+        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval; each run in summary_runs.csv)")
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
