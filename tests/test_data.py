@@ -18,7 +18,8 @@ import torch
 from cnnexp.compose import compose_config
 from cnnexp.settings import DataSettings, load
 from cnnexp.data import idx
-from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, MNISTDataModule, load_split
+from cnnexp.data.memory import EpochPermutation, InMemoryLoader
+from cnnexp.data.mnist import MNISTDataModule, load_split
 from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mnist
 
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"

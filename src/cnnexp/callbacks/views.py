@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from cnnexp.callbacks.timing import timed
+from cnnexp.tasks import TASKS
 
 
 class View(L.Callback):
@@ -243,9 +244,9 @@ def view_callbacks(views, task_name: str, source: ViewSource, layers, config_yam
         FeatureMaps(source, every) if views.feature_maps else None,
         ReceptiveFields(source, layers) if views.receptive_field else None,
     ]
-    if task_name == "classification":
-        if views.mistakes or views.confusion_matrix:
-            chosen.append(TestMistakes(source, views.mistakes, views.confusion_matrix))
-    elif views.reconstructions:
+    own = TASKS[task_name].views
+    if "mistakes" in own and (views.mistakes or views.confusion_matrix):
+        chosen.append(TestMistakes(source, views.mistakes, views.confusion_matrix))
+    if "reconstructions" in own and views.reconstructions:
         chosen.append(Reconstructions(source, every))
     return [c for c in chosen if c is not None]

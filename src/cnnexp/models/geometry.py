@@ -255,7 +255,9 @@ def _mirror(encoder: List[Layer]) -> List[Layer]:
 def plan(model: Any) -> List[Layer]:
     """The shape table of a model: encoder blocks, then the classifier head or the decoder."""
     encoder = _conv_stack(model)
-    if model.task == "reconstruction":
+    from cnnexp.tasks import TASKS
+
+    if TASKS[model.task].decoder:
         return encoder + _mirror(encoder)
     return encoder + _classifier_head(model, encoder[-1].out_shape)
 
