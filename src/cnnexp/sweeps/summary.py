@@ -1,5 +1,5 @@
 """The table of a sweep: every run's settings, metrics, time and status, best first; runs that
-differ only in replicate keys (`sweep.replicate_keys`, default [seed]) grouped with mean ±
+differ only in replicate keys (`sweep_options.replicate_keys`) grouped with mean ±
 standard deviation; a plot of validation accuracy against what the sweep varies.
 
 Printed as markdown (friendly numbers); written for machines as plain-number CSV:
@@ -26,6 +26,20 @@ from cnnexp.sweeps import search
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
 GROUPED = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"), ("test_loss", "test loss")]
+
+
+def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
+    """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them in
+    multirun.yaml (a resume that names others does not regroup it); conf/train.yaml's default for a
+    sweep recorded before the key existed."""
+    from omegaconf import OmegaConf
+
+    from cnnexp import CONF_DIR
+
+    key = "sweep_options.replicate_keys"
+    recorded = Path(sweep_dir) / "multirun.yaml"
+    keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
+    return list(keys if keys is not None else OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key))
 
 
 def collect(sweep_dir: Path) -> List[Dict]:
@@ -159,8 +173,9 @@ def _csv(path: Path, header: list, plain: list) -> None:
     write_atomic(path, text.getvalue())
 
 
-def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> List[Dict]:
+def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> List[Dict]:
     sweep_dir = Path(sweep_dir)
+    replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     header, friendly, plain = run_table(rows)
     _csv(sweep_dir / "summary_runs.csv", header, plain)
@@ -312,7 +327,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
             writer.file_writer.add_summary(experiment)
 
 
-def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> None:
+def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
     """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
     except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
