@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from cnnexp.callbacks.timing import timed
+from cnnexp.models.geometry import receptive_box
 
 
 class View(L.Callback):
@@ -143,10 +144,7 @@ class ReceptiveFields(View):
         image = image.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2)
         height, width = pixels.shape[-2:]
         for layer in self.convs:
-            (oh, ow), half = layer.out_shape[1:], (layer.rf - 1) / 2
-            cy, cx = layer.start + (oh // 2) * layer.jump, layer.start + (ow // 2) * layer.jump
-            box = [max(cx - half, 0), max(cy - half, 0), min(cx + half + 1, width), min(cy + half + 1, height)]
-            box = torch.tensor([[v * self.scale for v in box]])
+            box = torch.tensor([[v * self.scale for v in receptive_box(layer, height, width)]])
             drawn = draw_bounding_boxes(image, box, colors="red", width=2)
             tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
 
