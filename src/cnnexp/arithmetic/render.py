@@ -20,15 +20,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cnnexp.arithmetic.scene import Frame, Groups, Scatter, Slide
 
-COLOURS = {
+RGB = {
     "in": (169, 200, 232), "pad": (255, 255, 255), "zero": (235, 235, 235), "extra": (251, 221, 196),
     "edge": (120, 120, 120), "tap": (31, 78, 140), "footprint": (20, 40, 90), "previous": (230, 120, 40),
     "out": (255, 255, 255), "out_edge": (90, 160, 120), "done": (150, 215, 180), "now": (30, 132, 73),
-    "cut": (225, 225, 225), "crop": (245, 235, 200), "hidden": (242, 242, 242), "text": (0, 0, 0),
-    "background": (255, 255, 255),
+    "cut": (225, 225, 225), "crop": (245, 235, 200), "hidden": (228, 228, 228), "text": (0, 0, 0),
+    "background": (255, 255, 255), "small_pad": (215, 215, 215), "tile": (200, 200, 200),
 }
-GROUP_COLOURS = [(169, 200, 232), (150, 215, 180), (251, 205, 160), (210, 180, 225), (240, 170, 170),
-                 (200, 200, 140)]
+GROUP_RGB = [(169, 200, 232), (150, 215, 180), (251, 205, 160), (210, 180, 225), (240, 170, 170), (200, 200, 140)]
+GREYS = [(g, g, g) for g in range(0, 256, 15)]
+PALETTE = [*RGB.values(), *GROUP_RGB, *GREYS]
+COLOURS = {name: n for n, name in enumerate(RGB)}  # palette indices: a P-mode fill needs no colour lookup
+GROUP_COLOURS = list(range(len(RGB), len(RGB) + len(GROUP_RGB)))
 MARGIN, GAP, TILE_PAD = 14, 28, 5
 FRAME_MS = 450
 
@@ -46,28 +49,33 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size)
 
 
-@functools.lru_cache(maxsize=1)
-def _palette() -> Image.Image:
-    """One fixed palette for every frame: the colours above, group colours and a grey ramp (for
-    antialiased text and digits)."""
-    colours = list(dict.fromkeys([*COLOURS.values(), *GROUP_COLOURS, *((g, g, g) for g in range(0, 256, 15))]))
-    flat = [v for c in colours for v in c] + [0] * (768 - 3 * len(colours))
-    image = Image.new("P", (1, 1))
-    image.putpalette(flat)
-    return image
-
-
 def _blank(size: Tuple[int, int]) -> Image.Image:
     """A white picture on the fixed palette: frames need no quantising (text is then drawn without
     antialiasing, which at these sizes reads as well)."""
-    image = Image.new("P", size)
-    image.putpalette(_palette().getpalette())
-    ImageDraw.Draw(image).rectangle((0, 0, *size), fill=COLOURS["background"])
+    image = Image.new("P", size, COLOURS["background"])
+    image.putpalette([v for rgb in PALETTE for v in rgb])
     return image
 
 
+@functools.lru_cache(maxsize=None)
+def _glyph(char: str, size: int) -> Tuple[Image.Image, float]:
+    """One character as a 1-bit mask, and how far the pen then moves."""
+    f = font(size)
+    advance = f.getlength(char)
+    mask = Image.new("1", (int(advance) + 2, size + size // 2 + 2))
+    ImageDraw.Draw(mask).text((0, 0), char, font=f, fill=1)
+    return mask, advance
+
+
 def _text(draw: ImageDraw.ImageDraw, xy, text: str, size: int = 13, fill=COLOURS["text"]) -> None:
-    draw.text(xy, text, font=font(size), fill=fill)
+    """Text pasted glyph by glyph from a cache: a picture's many labels cost a third of drawing
+    each afresh."""
+    x, y = xy
+    for char in text:
+        mask, advance = _glyph(char, size)
+        if char != " ":
+            draw.im.paste(fill, (int(round(x)), int(y), int(round(x)) + mask.width, int(y) + mask.height), mask.im)
+        x += advance
 
 
 def _width(text: str, size: int = 13) -> int:
@@ -128,8 +136,8 @@ def _input_grid(draw, grid: Grid, rows, cols) -> None:
         for c, kc in enumerate(cols):
             kind = _cell_kind(kr, kc)
             small_pad = kind != "in" and grid.cell < 10  # too small for a dashed edge: a grey shade says it
-            colour = (215, 215, 215) if small_pad and kind == "pad" else COLOURS[kind]
-            grid.fill(draw, r, c, colour, "white" if kind == "in" else COLOURS["edge"], dashed=kind != "in")
+            colour = COLOURS["small_pad"] if small_pad and kind == "pad" else COLOURS[kind]
+            grid.fill(draw, r, c, colour, COLOURS["background"] if kind == "in" else COLOURS["edge"], dashed=kind != "in")
 
 
 def _cell_size(cells: int, target: int, smallest: int, largest: int) -> int:
@@ -160,15 +168,17 @@ class SlidePanel:
         _text(draw, (self.output.x, self.output.y - 17), label, 12)
         _input_grid(draw, self.input, s.rows, s.cols)
         (r0, r1), (c0, c1) = s.keep
-        for r in range(s.out[0]):
+        for r in range(self.shown_rows):
             for c in range(s.out[1]):
-                colour = (COLOURS["hidden"] if r >= self.shown_rows else
-                          COLOURS["out"] if r0 <= r < r1 and c0 <= c < c1 else COLOURS["crop"])
+                colour = COLOURS["out"] if r0 <= r < r1 and c0 <= c < c1 else COLOURS["crop"]
                 self.output.fill(draw, r, c, colour, COLOURS["out_edge"])
-        if s.hidden_rows and self.output.cell >= 6:
-            x, y, _, _ = self.output.box(self.shown_rows, 0)
-            _text(draw, (x + 4, y + 4), f"… {s.hidden_rows} more rows,", 12, COLOURS["edge"])
-            _text(draw, (x + 4, y + 20), "not drawn", 12, COLOURS["edge"])
+        if s.hidden_rows:  # drawn at scale, as one block: the rows of positions not drawn
+            x0, y0, _, _ = self.output.box(self.shown_rows, 0)
+            _, _, x1, y1 = self.output.box(s.out[0] - 1, s.out[1] - 1)
+            draw.rectangle((x0, y0, x1, y1), fill=COLOURS["hidden"], outline=COLOURS["out_edge"])
+            if self.output.cell >= 8 and y1 - y0 >= 40 and x1 - x0 >= 110:
+                _text(draw, (x0 + 6, y0 + 6), f"… {s.hidden_rows} more rows", 12, COLOURS["edge"])
+                _text(draw, (x0 + 6, y0 + 22), "of positions", 12, COLOURS["edge"])
 
     def frame(self, draw, n: int, frames: Sequence[Frame]) -> None:
         """Position n: the kernel's taps and footprint, the previous footprint, the output cell."""
@@ -190,8 +200,8 @@ def _pads_label(s: Slide) -> str:
     transposed convolution's direct view), the extra a."""
     (top, bottom), (left, right) = s.pads(0), s.pads(1)
     zeros, extra = s.zeros_between(0), s.rows.count("extra")
-    p = "p′" if zeros or extra else "p"
-    parts = [f"{zeros[0]} zero(s) between"] if zeros and zeros[0] else []
+    p = "p′" if any(zeros) or extra else "p"
+    parts = [f"{zeros[0]} zero(s) between"] if any(zeros) else []
     if (top, bottom) != (left, right):
         parts.append(f"{p} = {top},{bottom} rows, {left},{right} cols")
     elif top != bottom:
@@ -243,7 +253,7 @@ class ScatterPanel:
         _text(draw, (self.output.x, self.output.y - 17), f"output {'×'.join(map(str, s.out))} (grey: cut by p)", 12)
         for r in range(s.inputs[0]):
             for c in range(s.inputs[1]):
-                self.input.fill(draw, r, c, COLOURS["in"], "white")
+                self.input.fill(draw, r, c, COLOURS["in"], COLOURS["background"])
         for r, kr in enumerate(s.rows):
             for c, kc in enumerate(s.cols):
                 kind = "cut" if "cut" in (kr, kc) else "crop" if "crop" in (kr, kc) else "out"
@@ -251,7 +261,7 @@ class ScatterPanel:
 
     def stamp(self, draw, f: Frame) -> None:
         """Input cell f.cell stamps the kernel onto the output cells f.taps."""
-        self.input.fill(draw, *f.cell, COLOURS["tap"], "white")
+        self.input.fill(draw, *f.cell, COLOURS["tap"], COLOURS["background"])
         inset = max(1, self.output.cell // 5)
         for r, c in f.taps:
             draw.rectangle(self.output.box(r, c, inset), fill=COLOURS["tap"])
@@ -328,7 +338,7 @@ def animation(slide: Slide, scatter: Optional[Scatter] = None) -> List[Image.Ima
         _text(d, (MARGIN, caption_y), _caption(slide, f), 12)
         if other is not None:
             for cell_ in _inputs_read(slide, f):
-                other.input.fill(d, *cell_, COLOURS["tap"], "white")
+                other.input.fill(d, *cell_, COLOURS["tap"], COLOURS["background"])
             other.output.fill(d, f.cell[0] + origin[0], f.cell[1] + origin[1], COLOURS["now"], COLOURS["out_edge"])
         frames.append(image)
         panel.done(draw, f)
@@ -348,14 +358,14 @@ def _tiles(make, frames: Sequence[Frame], columns: int, label) -> Tuple[Image.Im
     for n, f in enumerate(frames):
         r, c = divmod(n, columns)
         x, y = c * step_x, r * step_y
-        draw.rectangle((x, y, x + tw + 2 * TILE_PAD, y + th + 2 * TILE_PAD + 18), outline=(200, 200, 200))
+        draw.rectangle((x, y, x + tw + 2 * TILE_PAD, y + th + 2 * TILE_PAD + 18), outline=COLOURS["tile"])
         _text(draw, (x + TILE_PAD, y + 3), label(f), 11)
         sheet.paste(first if n == 0 else make(f), (x + TILE_PAD, y + TILE_PAD + 18))
     return sheet, sheet.size[1]
 
 
 def _slide_tile(slide: Slide):
-    cell = _cell_size(max(len(slide.rows), len(slide.cols)), 150, 3, 16)
+    cell = _cell_size(max(len(slide.rows), len(slide.cols)), 180, 3, 16)
     panel = SlidePanel(slide, 0, -18, cell, max(2 * cell, 8))  # the tile's own label says what it is
     w, h = panel.size
     base = _blank((w, h - 18))
@@ -370,7 +380,7 @@ def _slide_tile(slide: Slide):
 
 
 def _scatter_tile(scatter: Scatter):
-    cell = _cell_size(max(len(scatter.rows), len(scatter.cols)), 150, 3, 16)
+    cell = _cell_size(max(len(scatter.rows), len(scatter.cols)), 180, 3, 16)
     panel = ScatterPanel(scatter, 0, -18, cell, max(2 * cell, 8))
     w, h = panel.size
     base = _blank((w, h - 18))
@@ -445,10 +455,10 @@ def groups(g: Groups) -> Image.Image:
                       (right_x, top + o1 * unit - 1), (left_x + box_w, top + hi * unit - 1)], fill=colour)
         for c in range(lo, hi):
             draw.rectangle((left_x, top + c * unit, left_x + box_w, top + (c + 1) * unit - 1), fill=colour,
-                           outline="white" if unit >= 4 else None)
+                           outline=COLOURS["background"] if unit >= 4 else None)
         for o in outs:
             draw.rectangle((right_x, top + o * unit, right_x + box_w, top + (o + 1) * unit - 1), fill=colour,
-                           outline="white" if unit >= 4 else None)
+                           outline=COLOURS["background"] if unit >= 4 else None)
         if (hi - lo) * unit >= 14:
             _text(draw, (left_x - 8 - _width(f"{lo}–{hi - 1}", 11), top + lo * unit), f"{lo}–{hi - 1}", 11)
         if (o1 - o0) * unit >= 14:
@@ -467,7 +477,7 @@ def receptive_fields(boxes: Sequence[Tuple[str, Tuple[float, float, float, float
         pixels = Image.new("L", (width * scale, height * scale), 0)
     legend_w = max([_width(f"{n}", 12) for n, _ in boxes] + [200]) + 30
     size = (2 * MARGIN + width * scale + 20 + legend_w, 2 * MARGIN + 24 + height * scale + (20 if note else 0))
-    image = Image.new("RGB", size, COLOURS["background"])
+    image = Image.new("RGB", size, RGB["background"])
     x0, y0 = MARGIN, MARGIN + 24
     image.paste(pixels.convert("RGB"), (x0, y0))
     draw = ImageDraw.Draw(image)
