@@ -9,10 +9,12 @@ and `receptive_field.png` over a real digit. `scene` says what is drawn (data th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from cnnexp.arithmetic import render, scene
+from cnnexp.errors import SettingsError
 from cnnexp.models.geometry import Layer, receptive_box
 from cnnexp.models.table import note
 
@@ -72,3 +74,30 @@ def first_digit(data) -> Tuple[Optional[bytes], str]:
     height, width = data.image_size
     with Image.open(path) as image:
         return image.convert("L").resize((width, height)).tobytes(), f"{path.name}"
+
+
+def folder(value: str) -> Path:
+    """draw=DIR: a folder, made if need be, that can be written to; else SettingsError."""
+    path = Path(value).expanduser()
+    what = "a folder to draw the pictures into"
+    if not value:
+        raise SettingsError("draw", value, f"{what}, e.g. draw=pictures")
+    if path.exists() and not path.is_dir():
+        raise SettingsError("draw", value, f"{what}; this is a file: give a folder's name")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".cnnexp-draw-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise SettingsError("draw", value, f"{what}; it cannot be written ({e.strerror}): give another") from None
+    return path
+
+
+def draw_network(settings, path: Path) -> str:
+    """Every picture of the configured network into `path`; what was drawn, in a line."""
+    start = time.perf_counter()
+    digit, source = first_digit(settings.data)
+    written = draw(settings.model.layers, path, digit, f"over {source}")
+    return (f"drew {len(written)} pictures into {path} in {time.perf_counter() - start:.1f} s "
+            f"(receptive fields over {source})")
