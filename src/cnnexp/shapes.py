@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> None:
         if as_json and as_json[-1] not in ("json=true", "json=false"):
             raise SettingsError("json", as_json[-1].split("=", 1)[1], "true or false")
         settings = settings_module.load(compose_config(overrides))
+        folder = None
         if draw:
             from cnnexp import arithmetic  # Pillow: only when drawing
-        folder = arithmetic.folder(draw[-1]) if draw else None
+            folder = arithmetic.folder(draw[-1])
     except (UserError, HydraException, OmegaConfBaseException) as e:
         fail(e)
     layers = settings.model.layers

@@ -149,6 +149,24 @@ class ReceptiveFields(View):
             tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
 
 
+class ArithmeticSheets(View):
+    """Per conv, pool and transposed-conv layer, the still sheet of its arithmetic (cnnexp.arithmetic),
+    logged once: a sweep over kernel, stride and padding compares picture by picture."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    @timed
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import numpy as np
+
+        from cnnexp.arithmetic import sheets
+
+        if (tb := tensorboard(trainer)) is not None:
+            for name, image in sheets(self.layers):
+                tb.add_image(f"arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
+
+
 class TestMistakes(View):
     """After testing: a grid of misclassified images (in colour for RGB input) titled with class
     names, 'pred p (conf) / true t', and the confusion matrix of the whole test set, labelled
@@ -240,6 +258,7 @@ def view_callbacks(views, task_name: str, source: ViewSource, layers, config_yam
         FilterImages(every) if views.filters else None,
         FeatureMaps(source, every) if views.feature_maps else None,
         ReceptiveFields(source, layers) if views.receptive_field else None,
+        ArithmeticSheets(layers) if views.arithmetic else None,
     ]
     if task_name == "classification":
         if views.mistakes or views.confusion_matrix:
