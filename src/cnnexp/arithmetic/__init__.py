@@ -48,7 +48,11 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
     windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
     if windows:
         _, height, width = windows[0].in_shape
-        boxes = [(f"{scene.name(l)}: rf {l.rf}, jump {l.jump}", receptive_box(l, height, width)) for l in windows]
+        boxes = []
+        for l in windows:
+            box = receptive_box(l, height, width)
+            clipped = " (past the image)" if box[2] - box[0] < l.rf or box[3] - box[1] < l.rf else ""
+            boxes.append((f"{scene.name(l)}: rf {l.rf}, jump {l.jump}{clipped}", box))
         render.receptive_fields(boxes, digit, height, width, caption).save(folder / "receptive_field.png")
         written.append(folder / "receptive_field.png")
     return written

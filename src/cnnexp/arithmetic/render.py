@@ -434,36 +434,43 @@ def sheet(slide: Slide, scatter: Optional[Scatter] = None) -> Image.Image:
 
 
 def groups(g: Groups) -> Image.Image:
-    """Input channels left, output channels right; a band joins each group's inputs to its outputs."""
-    unit = _cell_size(max(g.inputs, g.outputs), 480, 2, 14)
-    top = MARGIN + 24 + 20
-    left_x, right_x, box_w = MARGIN + 60, MARGIN + 60 + 40 + 220, 40
-    width = max(right_x + box_w + 60 + MARGIN, 2 * MARGIN + _width(g.heading, 14))
-    height = top + max(g.inputs, g.outputs) * unit + 30 + MARGIN
+    """Input channels left, output channels right, both columns as tall: a band joins each group's
+    inputs to the outputs that read them (bands run level, since each group holds the same share)."""
+    most = max(g.inputs, g.outputs)
+    column = most * _cell_size(most, 400, 1, 12)  # whole pixels per channel of the longer column
+    u_in, u_out = column / g.inputs, column / g.outputs
+    top, box_w = MARGIN + 24 + 22, 40
+    left_x = MARGIN + 70
+    right_x = left_x + box_w + 240
+    width = max(right_x + box_w + 80 + MARGIN, 2 * MARGIN + _width(g.heading, 14))
+    height = top + column + 34 + MARGIN
     image = _blank((width, height))
     draw = ImageDraw.Draw(image)
     _text(draw, (MARGIN, MARGIN), g.heading, 14)
-    _text(draw, (left_x - 20, top - 20), f"input channels ({g.inputs})", 12)
-    _text(draw, (right_x - 20, top - 20), f"output channels ({g.outputs})", 12)
+    _text(draw, (left_x - 30, top - 20), f"input channels ({g.inputs})", 12)
+    _text(draw, (right_x - 30, top - 20), f"output channels ({g.outputs})", 12)
     spans: Dict[Tuple[int, int], List[int]] = {}
     for o, span in enumerate(g.reads):
         spans.setdefault(span, []).append(o)
     for n, ((lo, hi), outs) in enumerate(spans.items()):
         colour = GROUP_COLOURS[n % len(GROUP_COLOURS)]
         o0, o1 = min(outs), max(outs) + 1
-        draw.polygon([(left_x + box_w, top + lo * unit), (right_x, top + o0 * unit),
-                      (right_x, top + o1 * unit - 1), (left_x + box_w, top + hi * unit - 1)], fill=colour)
+        y_in, y_out = (top + lo * u_in, top + hi * u_in - 1), (top + o0 * u_out, top + o1 * u_out - 1)
+        draw.polygon([(left_x + box_w, y_in[0]), (right_x, y_out[0]), (right_x, y_out[1]), (left_x + box_w, y_in[1])],
+                     fill=colour)
         for c in range(lo, hi):
-            draw.rectangle((left_x, top + c * unit, left_x + box_w, top + (c + 1) * unit - 1), fill=colour,
-                           outline=COLOURS["background"] if unit >= 4 else None)
+            draw.rectangle((left_x, top + c * u_in, left_x + box_w, top + (c + 1) * u_in - 1), fill=colour,
+                           outline=COLOURS["background"] if u_in >= 4 else None)
         for o in outs:
-            draw.rectangle((right_x, top + o * unit, right_x + box_w, top + (o + 1) * unit - 1), fill=colour,
-                           outline=COLOURS["background"] if unit >= 4 else None)
-        if (hi - lo) * unit >= 14:
-            _text(draw, (left_x - 8 - _width(f"{lo}–{hi - 1}", 11), top + lo * unit), f"{lo}–{hi - 1}", 11)
-        if (o1 - o0) * unit >= 14:
-            _text(draw, (right_x + box_w + 8, top + o0 * unit), f"{o0}–{o1 - 1}", 11)
-    _text(draw, (MARGIN, height - MARGIN - 16), f"{len(spans)} groups; lines of one colour: one group", 12)
+            draw.rectangle((right_x, top + o * u_out, right_x + box_w, top + (o + 1) * u_out - 1), fill=colour,
+                           outline=COLOURS["background"] if u_out >= 4 else None)
+        if (hi - lo) * u_in >= 14 and (o1 - o0) * u_out >= 14:
+            label_in = f"{lo}–{hi - 1}" if hi - lo > 1 else f"{lo}"
+            _text(draw, (left_x - 8 - _width(label_in, 11), y_in[0]), label_in, 11)
+            _text(draw, (right_x + box_w + 8, y_out[0]), f"{o0}–{o1 - 1}" if o1 - o0 > 1 else f"{o0}", 11)
+    per_in, per_out = g.inputs // len(spans), g.outputs // len(spans)
+    _text(draw, (MARGIN, height - MARGIN - 16),
+          f"{len(spans)} group(s), one colour each: {per_in} input → {per_out} output channel(s) per group", 12)
     return image
 
 
