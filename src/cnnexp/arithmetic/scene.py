@@ -133,7 +133,11 @@ def _describe(layer: Layer) -> str:
         return f"{layer.block} {what} pool: window {k}×{k}, stride {s}, padding {layer.pads[0][0]}   {shapes}"
     extra = f", dilation {layer.dilation}" if layer.dilation > 1 else ""
     extra += f", groups {layer.groups}" if layer.groups > 1 else ""
-    return f"{layer.block} {layer.kind}: kernel {k}×{k}, stride {s}, padding {layer.padding}{extra}   {shapes}"
+    padding = layer.padding
+    if padding in ("same", "valid"):
+        (top, bottom), (left, right) = layer.pads
+        padding += f" ({top})" if layer.symmetric else f" ({top} before, {bottom} after)" if (top, bottom) == (left, right) else f" ({top},{bottom}; {left},{right})"
+    return f"{layer.block} {layer.kind}: kernel {k}×{k}, stride {s}, padding {padding}{extra}   {shapes}"
 
 
 def window(layer: Layer) -> Slide:
