@@ -144,21 +144,28 @@ def _cell_size(cells: int, target: int, smallest: int, largest: int) -> int:
     return max(smallest, min(largest, target // max(cells, 1)))
 
 
+def _pair(x: int, y: int, inputs: Tuple[int, int], outputs: Tuple[int, int], cell: int, gap: int) -> Tuple[Grid, Grid]:
+    """An input grid and, `gap` pixels to its right, an output grid, each under an 18-px label."""
+    first = Grid(x, y + 18, *inputs, cell)
+    return first, Grid(x + first.size[0] + gap, y + 18, *outputs, cell)
+
+
+def _extent(first: Grid, second: Grid) -> Tuple[int, int]:
+    return second.x + second.size[0] - first.x, 18 + max(first.size[1], second.size[1])
+
+
 # ------------------------------------------------------------------ a sliding window
 class SlidePanel:
     """The input grid (padding, zeros, extra) and the output grid beside it, for one Slide."""
 
     def __init__(self, slide: Slide, x: int, y: int, cell: int, gap: int = GAP):
-        self.slide, self.gap = slide, gap
-        self.input = Grid(x, y + 18, len(slide.rows), len(slide.cols), cell)
-        in_w, _ = self.input.size
-        self.output = Grid(x + in_w + gap, y + 18, slide.out[0], slide.out[1], cell)
+        self.slide = slide
+        self.input, self.output = _pair(x, y, (len(slide.rows), len(slide.cols)), slide.out, cell, gap)
         self.shown_rows = slide.out[0] - slide.hidden_rows
 
     @property
     def size(self) -> Tuple[int, int]:
-        (iw, ih), (ow, oh) = self.input.size, self.output.size
-        return iw + self.gap + ow, 18 + max(ih, oh)
+        return _extent(self.input, self.output)
 
     def base(self, draw) -> None:
         s = self.slide
@@ -237,15 +244,12 @@ class ScatterPanel:
     """The transposed convolution's input and its output canvas (cut and cropped cells shaded)."""
 
     def __init__(self, scatter: Scatter, x: int, y: int, cell: int, gap: int = GAP):
-        self.scatter, self.gap = scatter, gap
-        self.input = Grid(x, y + 18, *scatter.inputs, cell)
-        iw, _ = self.input.size
-        self.output = Grid(x + iw + gap, y + 18, len(scatter.rows), len(scatter.cols), cell)
+        self.scatter = scatter
+        self.input, self.output = _pair(x, y, scatter.inputs, (len(scatter.rows), len(scatter.cols)), cell, gap)
 
     @property
     def size(self) -> Tuple[int, int]:
-        (iw, ih), (ow, oh) = self.input.size, self.output.size
-        return iw + self.gap + ow, 18 + max(ih, oh)
+        return _extent(self.input, self.output)
 
     def base(self, draw) -> None:
         s = self.scatter
