@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
+from PIL import Image
+
 from cnnexp.arithmetic import render, scene
 from cnnexp.errors import SettingsError
 from cnnexp.models.geometry import Layer, receptive_box
@@ -26,7 +28,7 @@ def scenes(layer: Layer) -> Tuple[scene.Slide, Optional[scene.Scatter]]:
     return scene.window(layer), None
 
 
-def sheets(layers: List[Layer]) -> Iterator[Tuple[str, "render.Image.Image"]]:
+def sheets(layers: List[Layer]) -> Iterator[Tuple[str, Image.Image]]:
     """(name, still sheet) per drawable layer: what TensorBoard shows as arithmetic/<name>."""
     for layer in filter(scene.drawable, layers):
         yield scene.name(layer), render.sheet(*scenes(layer))

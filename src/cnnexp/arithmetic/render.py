@@ -299,6 +299,12 @@ LEGEND_T = [("input", "in"), ("inserted zero", "zero"), ("padding p′", "pad"),
             ("kernel tap", "tap"), ("output being filled", "now"), ("cut by p", "cut"), ("cropped", "crop")]
 
 
+def _legend_of(slide: Slide, scatter: Optional[Scatter]):
+    if scatter is not None:
+        return LEGEND_T
+    return [("window" if kind == "tap" and " pool:" in slide.heading else label, kind) for label, kind in LEGEND]
+
+
 def _layout(heading: str, panels_w: int, panels_h: int, footer: Sequence[str], legend) -> Tuple[int, int, int]:
     """(width, height, y of the footer) of a picture: heading, caption line, panels, footer, legend."""
     legend_w = sum(16 + _width(label, 12) + 14 for label, _ in legend)
@@ -318,7 +324,7 @@ def animation(slide: Slide, scatter: Optional[Scatter] = None) -> List[Image.Ima
     panel = SlidePanel(slide, x, MARGIN + 44, cell)
     width, height = x - MARGIN + panel.size[0], max(panel.size[1], other.size[1] if other else 0)
     footer = [*filter(None, slide.formula), *filter(None, [_summary(slide)])]
-    legend = LEGEND_T if scatter is not None else LEGEND
+    legend = _legend_of(slide, scatter)
     heading = slide.heading if scatter is None else f"{scatter.heading}   |   {slide.heading.split(': ', 1)[1]}"
     w, h, footer_y = _layout(heading, width, height, footer, legend)
     progress = _blank((w, h))
@@ -417,7 +423,7 @@ def sheet(slide: Slide, scatter: Optional[Scatter] = None) -> Image.Image:
                       lambda f: f"output ({f.cell[0]}, {f.cell[1]})")
     sections.append((slide.heading, tiles, _summary(slide)))
     footer = [*filter(None, slide.formula)]
-    legend = LEGEND_T if scatter is not None else LEGEND
+    legend = _legend_of(slide, scatter)
     width = 2 * MARGIN + max(max(t.size[0], _width(h, 14), _width(m or "")) for h, t, m in sections)
     width = max(width, 2 * MARGIN + max([_width(l) for l in footer] + [sum(16 + _width(l, 12) + 14 for l, _ in legend)]))
     height = MARGIN + sum(24 + t.size[1] + (20 if m else 0) + 8 for _, t, m in sections) + 18 * len(footer) + 24 + MARGIN
