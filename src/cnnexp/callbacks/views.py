@@ -16,7 +16,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from cnnexp.callbacks.timing import timed
-from cnnexp.models.geometry import receptive_box
 
 
 class View(L.Callback):
@@ -135,6 +134,8 @@ class ReceptiveFields(View):
     @timed
     def on_fit_start(self, trainer, pl_module) -> None:
         from torchvision.utils import draw_bounding_boxes
+
+        from cnnexp.models.geometry import receptive_box
 
         tb = tensorboard(trainer)
         if tb is None or not self.convs:
