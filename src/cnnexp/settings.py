@@ -189,6 +189,7 @@ class ViewSettings:
     filters: bool
     feature_maps: bool
     receptive_field: bool
+    arithmetic: bool
     mistakes: bool
     confusion_matrix: bool
     reconstructions: bool
