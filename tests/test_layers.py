@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ("facts", ["cnnexp", "cnnexp.errors", "cnnexp.files", "cnnexp.console", "cnnexp.stopping", "cnnexp.tasks",
                "cnnexp.data.idx"]),
-    ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images"]),
+    ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images", "cnnexp.arithmetic",
+                    "cnnexp.arithmetic.*"]),
     ("settings", ["cnnexp.settings", "cnnexp.cli_args", "cnnexp.run_folder", "cnnexp.compose"]),
     ("data", ["cnnexp.data", "cnnexp.data.sources", "cnnexp.data.memory", "cnnexp.data.mnist", "cnnexp.data.folder"]),
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae"]),
