@@ -10,6 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Generated cases per property: 100 in `make test`; `make test-all` asks for 300 (--hypothesis-profile=thorough).
+hypothesis_settings.register_profile("default", max_examples=100)
+hypothesis_settings.register_profile("thorough", max_examples=300)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
