@@ -54,6 +54,9 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
     results = json.loads((only_run_dir(out) / "results.json").read_text())
     assert results["status"] == "ok" and results["train_s"] > 0 and results["epochs"] == 2
     assert set(results["timing"]) == {"data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"}
+    reached = [s for s in results["time_to"].values() if s is not None]  # 5 batches an epoch: maybe none
+    assert set(results["time_to"]) == {"99.0", "99.2", "99.4"} and all(0 < s <= results["train_s"] for s in reached)
+    assert results["best"] < 0.99 or results["time_to"]["99.0"] is not None, "reached 99.0 %, so it was timed"
     config = (only_run_dir(out) / "config.yaml").read_text()
     assert "name: speed" in config and "label_smoothing: 0.1" in config
     assert "batchnorm" in (only_run_dir(out) / "shapes.txt").read_text()

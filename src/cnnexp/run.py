@@ -300,6 +300,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["timing"] = timing.split(trainer, datamodule)
+    results["time_to"] = timing.time_to  # null where validation never got there
     log_hparams(trainer, checked.config, results, overrides)
     return results
 
