@@ -25,7 +25,7 @@ from cnnexp.files import write_atomic
 from cnnexp.run import flatten
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import stats
-from cnnexp.sweeps.summary import GROUPED, collect, markdown, ok_by_setting, recorded_replicate_keys
+from cnnexp.sweeps.summary import GROUPED, collect, markdown, ok_by_setting, ranking, recorded_replicate_keys
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
 
@@ -126,8 +126,8 @@ def check_same_task(entries: Sequence[Entry]) -> None:
 
 
 def ranking_metric(entries: Sequence[Entry]) -> str:
-    """The summary's: validation accuracy where recorded, else validation loss."""
-    return "best_val_acc" if any(e.values("best_val_acc") for e in entries) else "best_val_loss"
+    """The summary's: the runs' recorded monitor."""
+    return ranking([r for e in entries for r in e.results])[0]
 
 
 def metrics_table(entries: Sequence[Entry]) -> tuple:
@@ -135,7 +135,7 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
     the test against the first entry on the ranking metric."""
     present = [(k, t) for k, t in GROUPED if any(e.values(k) for e in entries)]
     metric = ranking_metric(entries)
-    title = dict(GROUPED)[metric]
+    title = dict(GROUPED).get(metric, metric)
     header = ["", "n"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")] + \
         [f"{title} − first", "95% low", "95% high", "Welch p", "seeds needed"]
     friendly, plain = [], []

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.errors import fail
-from cnnexp.sweeps.summary import collect, recorded_replicate_keys, write_summary
+from cnnexp.sweeps.summary import collect, write_summary
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -25,7 +25,7 @@ def main(argv: List[str] | None = None) -> None:
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     if not collect(folder):
         fail(f"{args[0]}: this sweep holds no runs yet")
-    write_summary(folder, recorded_replicate_keys(folder))
+    write_summary(folder)
 
 
 if __name__ == "__main__":
