@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,3 +143,10 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path):
     assert runs[parent_id]["info"]["status"] == "FINISHED"
     for child in children:  # TensorBoard too, beside MLflow
         assert list((sweep / child["info"]["run_name"]).glob("events.out.tfevents.*"))
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if browser:  # the UI itself lists the trials (rendered by its JavaScript)
+        experiment = runs[parent_id]["info"]["experiment_id"]
+        page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                               "--virtual-time-budget=20000", "--dump-dom", f"{server.url}/#/experiments/{experiment}/runs"],
+                              capture_output=True, text=True, timeout=180).stdout
+        assert "kernel_size=3" in page and "kernel_size=5" in page, page[-2000:]

@@ -14,6 +14,7 @@ recorded in config.yaml, so a resume writes where the run began. Needs `pip inst
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import numbers
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from cnnexp.errors import RunError
+from cnnexp.errors import RunError, SettingsError
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import write_results
 
@@ -54,10 +55,14 @@ def _experiment(client, name: str, tracking_uri: str, output_dir: str) -> str:
 
 # ------------------------------------------------------------------ one run
 def check_tracking(settings) -> None:
-    """A tracking server that does not answer is bad input: one line before any folder exists
-    (MLflow's own client would retry for minutes)."""
+    """MLflow missing, or a tracking server that does not answer, is bad input: one line before
+    any folder exists (MLflow's own client would retry for minutes). Only training needs it."""
     cfg = settings.logger.mlflow
-    if cfg is None or not cfg.tracking_uri.startswith(("http://", "https://")):
+    if cfg is None:
+        return
+    if importlib.util.find_spec("mlflow") is None:
+        raise SettingsError("logger", "mlflow", "MLflow is not installed: pip install 'cnnexp[mlflow]' (make setup installs it)")
+    if not cfg.tracking_uri.startswith(("http://", "https://")):
         return
     import urllib.request
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.util
 import re
 import typing
 from dataclasses import dataclass
@@ -382,9 +381,6 @@ def check(s: Settings) -> Settings:
 
     _require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
              s.performance.channels_last, "auto, true or false")
-
-    _require(s.logger.mlflow is None or importlib.util.find_spec("mlflow") is not None, "logger", "mlflow",
-             "MLflow is not installed: pip install 'cnnexp[mlflow]' (make setup installs it)")
 
     c = s.callbacks
     _require(c.checkpoint.mode in ("auto", "min", "max"), "callbacks.checkpoint.mode", c.checkpoint.mode, "auto, min or max")
