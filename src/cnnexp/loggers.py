@@ -80,9 +80,11 @@ def open_run(settings, run_dir: Path, record, previous: Optional[Dict], config: 
     cfg = settings.logger.mlflow
     if cfg is None or not record.write:  # off, or not rank 0
         return None
+    from mlflow.exceptions import MlflowException
+
     try:
         return _open_run(cfg, settings, run_dir, record, previous, config)
-    except Exception as e:  # a tracker that cannot be reached: said in one line, recorded as this run's failure
+    except (MlflowException, OSError) as e:  # a tracker that fails: one line, recorded as this run's failure
         raise RunError(f"MLflow at {cfg.tracking_uri} did not answer ({str(e).splitlines()[0][:200]}); "
                        "check MLFLOW_TRACKING_URI or logger.mlflow.tracking_uri") from None
 
