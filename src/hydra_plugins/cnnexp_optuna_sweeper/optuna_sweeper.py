@@ -24,7 +24,10 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         from cnnexp.errors import UserError, fail
+        from cnnexp.hydra_callback import SettingsCheck
         from cnnexp.sweeps.search import Search, SearchOptions
+
+        from .slots import slots_for
 
         try:
             options = SearchOptions.from_node(OmegaConf.create(self.options))
@@ -35,5 +38,5 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
         search = Search(options, self.config,
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
-                        launch=lambda batch, first: self.launcher.launch(batch, initial_job_idx=first))
+                        slots=slots_for(self.launcher, options.n_jobs), lock=SettingsCheck.lock)
         search.run(arguments)
