@@ -312,11 +312,12 @@ class WorkerLock:
 class Heartbeat:
     """A thread that stamps time.time() into each of its trials' `heartbeat` user attr every
     `every` seconds. The worker beats for the trials in its slots, a trial's job for itself; a
-    trial nobody stamps for `grace_s` has lost its worker. `ends_when_told`: the thread ends once
-    its trials are finished (a job's: its worker told the study)."""
+    trial nobody stamps for `grace_s` has lost its worker, which the worker's `watch` looks for
+    after each beat, even while its slots are busy. `ends_when_told`: the thread ends once its
+    trials are finished (a job's: its worker told the study)."""
 
-    def __init__(self, storage, every: float, ends_when_told: bool = False):
-        self.storage, self.every, self.ends_when_told = storage, every, ends_when_told
+    def __init__(self, storage, every: float, ends_when_told: bool = False, watch: Optional[Callable[[], None]] = None):
+        self.storage, self.every, self.ends_when_told, self.watch = storage, every, ends_when_told, watch
         self.trial_ids: set = set()
         self.stopped = threading.Event()
         threading.Thread(target=self.loop, daemon=True, name="cnnexp-heartbeat").start()
@@ -346,6 +347,11 @@ class Heartbeat:
                     self.trial_ids.discard(trial_id)
                     if self.ends_when_told and not self.trial_ids:
                         return
+            if self.watch is not None:
+                try:
+                    self.watch()
+                except Exception:  # the next beat looks again
+                    log.exception("looking for lost trials failed")
 
     def stop(self) -> None:
         self.stopped.set()
@@ -430,6 +436,7 @@ class Search:
         if self.options.sampler == "grid":
             budget = min(budget, math.prod(len(v) for v in grid(self.space).values()))
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
+        heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
         tick = min(1.0, self.options.heartbeat_s / 2)
         try:
@@ -437,7 +444,6 @@ class Search:
                 filling = self.options.steady or not running  # batch: the next batch once this one has ended
                 while filling and len(running) < self.slots.capacity:
                     with one_at_a_time(self.sweep_dir):
-                        self.find_lost(study, {t._trial_id for t, _ in running.values()})
                         chosen = self.next_trial(study, budget)
                         if chosen is None:
                             break
@@ -499,11 +505,14 @@ class Search:
                 tell(study, trial, values=same.value if state == TrialState.COMPLETE else None, state=state)
                 rejected += 1
                 continue
-            if retry_of is not None:  # what the lost trial reported stays, for the pruner
-                lost = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
-                    study._study_id, retry_of))
+            if retry_of is not None:  # what the lost trial reported stays, for the pruner; its grid point too
+                storage = study._storage
+                lost = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, retry_of))
                 for step, value in lost.intermediate_values.items():
-                    study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+                    storage.set_trial_intermediate_value(trial._trial_id, step, value)
+                for key in ("grid_id", "search_space"):
+                    if key in lost.system_attrs:
+                        storage.set_trial_system_attr(trial._trial_id, key, lost.system_attrs[key])
             overrides = self.fixed + [as_override(k, v) for k, v in trial.params.items()]
             job = self.compose(overrides)
             run_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
@@ -519,15 +528,16 @@ class Search:
         return None
 
     def find_lost(self, study, mine: set) -> None:
-        """Trials of other workers unheard of for grace_s: their worker was lost. Called while
-        `one_at_a_time`, so that one worker alone takes each."""
+        """Trials of other workers unheard of for grace_s: their worker was lost. One worker at a
+        time looks, so that one alone takes each."""
         from optuna.trial import TrialState
 
-        now = time.time()
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            silent = now - last_heard(t)
-            if t._trial_id not in mine and silent > self.grace:
-                self.lose(study, t, f"no heartbeat for {silent:.0f} s (hydra.sweeper.grace_s={self.grace:g})")
+        with one_at_a_time(self.sweep_dir):
+            now = time.time()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                silent = now - last_heard(t)
+                if t._trial_id not in mine and silent > self.grace:
+                    self.lose(study, t, f"no heartbeat for {silent:.0f} s (hydra.sweeper.grace_s={self.grace:g})")
 
     def lose(self, study, t, why: str) -> None:
         """A trial whose worker is gone: failed-stale, and asked again (the first in line) with the
