@@ -255,3 +255,28 @@ def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoc
     assert ranks[0] == ranks[1], "both ranks stopped in the same epoch, for the same reason"
     assert ranks[0]["epoch"] == 1 and "pruned after epoch 1 by the median pruner" in ranks[0]["pruned"]
     assert list(study._storage.get_trial(trial._trial_id).intermediate_values) == [0], "reported once, by rank 0"
+
+
+# ------------------------------------------------------------------ worker jobs
+@pytest.mark.slow
+def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
+    """hydra.sweeper.workers=2 through submitit's local executor (the SLURM launcher's code path):
+    two worker jobs join the study and train its three trials between them, each once."""
+    proc = cli("train", *SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.n_trials=3",
+               "hydra.sweeper.sampler=grid", "trainer.max_epochs=1", "optimizer.lr=choice(0.001,0.002,0.003)",
+               f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    trials = load_study(folder).get_trials()
+    assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "two worker jobs"
+    assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout
+
+
+def test_worker_jobs_need_a_submitit_launcher(tmp_path):
+    proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.workers=2", "model.kernel_size=choice(3,5)",
+               f"paths.output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "cnnexp: error: hydra.sweeper.workers=2 is not valid: worker jobs need hydra/launcher=slurm" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -69,6 +69,7 @@ class SearchOptions:
     heartbeat_s: float = 30      # a running trial's sign of life, this often
     grace_s: Optional[float] = None  # unheard of this long: its worker is lost (null: 2 × heartbeat_s)
     max_retries: int = 2         # a lost trial runs again from its last.ckpt at most this many times
+    workers: int = 0             # K > 0: K worker jobs (hydra/launcher=slurm) join the study; this process waits
     params: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -91,6 +92,7 @@ class SearchOptions:
         require(self.grace_s is None or isinstance(self.grace_s, (int, float)) and self.grace_s > self.heartbeat_s,
                 "grace_s", "seconds > hydra.sweeper.heartbeat_s, or null for twice it")
         require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries", "a whole number ≥ 0")
+        require(isinstance(self.workers, int) and self.workers >= 0, "workers", "a whole number ≥ 0")
 
     @classmethod
     def from_node(cls, node: DictConfig | dict) -> "SearchOptions":
@@ -195,6 +197,10 @@ def check_search(config: DictConfig) -> SearchOptions:
                             "nothing to search: give at least one key a choice(…), range(…) or interval(…)")
     if options.sampler == "grid":
         grid(space)
+    if options.workers and "submitit" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+        raise SettingsError("hydra.sweeper.workers", options.workers, "worker jobs need hydra/launcher=slurm "
+                            "(or hydra/launcher=local to try it here); on one machine, start more workers with "
+                            "-m resume=SWEEP")
     return options
 
 

@@ -27,7 +27,7 @@ class OptunaSweeper(Sweeper):
         from cnnexp.hydra_callback import SettingsCheck
         from cnnexp.sweeps.search import Search, SearchOptions
 
-        from .slots import slots_for
+        from .slots import slots_for, start_workers, wait_for
 
         try:
             options = SearchOptions.from_node(OmegaConf.create(self.options))
@@ -38,5 +38,10 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
         search = Search(options, self.config,
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
-                        slots=slots_for(self.launcher, options.n_jobs), lock=SettingsCheck.lock)
-        search.run(arguments)
+                        slots=None if options.workers else slots_for(self.launcher, options.n_jobs),
+                        lock=SettingsCheck.lock)
+        if options.workers:  # K worker jobs join the study; this process waits for them, then summarises
+            search.open_study(arguments)
+            wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve())))
+        else:
+            search.run(arguments)

@@ -138,6 +138,36 @@ class SubmititSlots(Slots):
         return True
 
 
+def join_as_worker(sweep_dir: str) -> int:
+    """A worker job's body (`hydra.sweeper.workers=K`): `python -m cnnexp.train -m resume=SWEEP`
+    with Hydra's basic launcher, which joins the running search and trains its trials one after
+    another in this job's allocation."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}", "hydra/launcher=basic",
+                           "hydra.sweeper.workers=0", "hydra.sweeper.n_jobs=1"]).returncode
+
+
+def start_workers(launcher, k: int, sweep_dir: str) -> List[Any]:
+    """K worker jobs through a submitit launcher (SLURM, or its local twin), each with the
+    launcher's resources; returns their submitit jobs."""
+    slots = SubmititSlots(launcher, k)
+    return [slots.executor.submit(join_as_worker, sweep_dir) for _ in range(k)]
+
+
+def wait_for(jobs: List[Any]) -> None:
+    """Until every worker job has ended (the study holds their trials; the summary follows)."""
+    log.info("%d worker jobs joined the search: %s", len(jobs), ", ".join(str(j.job_id) for j in jobs))
+    waiting = list(jobs)
+    while waiting:
+        time.sleep(2)
+        for job in [j for j in waiting if j.done()]:
+            waiting.remove(job)
+            if job.state not in ("COMPLETED", "FINISHED", "UNKNOWN"):
+                log.warning("worker job %s ended %s; see %s", job.job_id, job.state, job.paths.stderr)
+
+
 def slots_for(launcher, n_jobs: int) -> Slots:
     """The slots that start trials through this launcher (by its class, as Hydra instantiated it)."""
     names = {cls.__name__ for cls in type(launcher).__mro__}
