@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from cnnexp.errors import RunError
 from cnnexp.resume import FolderLock
-from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage
+from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
 SEARCH = ["-m", "hydra/sweeper=optuna", *QUICK, "trainer.limit_train_batches=15"]
@@ -152,7 +152,7 @@ def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data)
     folder = sweep_dir(tmp_path)
     assert json.loads((folder / "study.json").read_text())["storage"] == postgres
     assert not (folder / "study.db").exists()
-    trials = load_study(folder).get_trials()
+    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
     assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert "search: 3 trained" in proc.stdout
@@ -215,7 +215,7 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     assert b.returncode == 0, err[-3000:]
     assert len(run_folders(folder)) == 3, "no setting twice, no folder twice"
     study = load_study(folder).get_trials()
-    live = [t for t in study if not t.user_attrs.get("superseded")]
+    live = [t for t in study if not t.user_attrs.get("superseded") and not skipped(t)]  # (not asked-again settings)
     assert sorted(t.user_attrs["run"] for t in live) == run_folders(folder)
     assert all(t.state == TrialState.COMPLETE for t in live), [(t.number, t.state) for t in live]
     [stale] = [t for t in study if t.user_attrs.get("superseded")]
@@ -267,7 +267,7 @@ def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
                f"paths.output_dir={tmp_path}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
-    trials = load_study(folder).get_trials()
+    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
     assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "two worker jobs"

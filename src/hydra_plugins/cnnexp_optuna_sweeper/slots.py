@@ -50,9 +50,12 @@ class Slots:
 
     def ended(self, timeout: float) -> List[Started]:
         deadline = time.monotonic() + timeout
+        if not self.running:  # waiting on other workers' trials: look again later
+            time.sleep(timeout)
+            return []
         while True:
             done = [job for job in self.running if self.poll(job)]
-            if done or not self.running or time.monotonic() >= deadline:
+            if done or time.monotonic() >= deadline:
                 self.running = [job for job in self.running if job not in done]
                 return done
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
