@@ -120,7 +120,7 @@ def postgres():
 
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         pytest.skip("PostgreSQL is not installed (as root: apt-get install -y postgresql); .ci/run installs it")
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'cnnexp[postgres]')")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'cnnexp[postgres]')")
     was_running = subprocess.run([str(POSTGRES), "status"], capture_output=True).returncode == 0
     started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr

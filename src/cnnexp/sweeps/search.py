@@ -250,6 +250,8 @@ def open_storage(sweep_dir: Path, storage: str):
 
         path = str(Path(sweep_dir).resolve() / JOURNAL_FILE)  # the open lock also works on NFS
         return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    if storage.startswith("postgresql://"):  # the driver the `postgres` extra installs, whatever SQLAlchemy's default
+        storage = "postgresql+psycopg://" + storage[len("postgresql://"):]
     return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
 
 
