@@ -312,7 +312,7 @@ SEARCH = ["-m", "hydra/sweeper=optuna", "hydra/launcher=parallel", "hydra.sweepe
 
 def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
     """The same search (same seeded draws) launched in batches, each waited for, and in steady
-    state: wall seconds from the first launch to the last end, and the share of slot time idle."""
+    state: cnnexp.sweeps.search.slot_use of each."""
     from cnnexp.sweeps.search import load_study, slot_use
 
     measured = {}
@@ -479,9 +479,10 @@ def main(argv: List[str] | None = None) -> None:
                                "now": sweep_split(work / "sequential", seq)}))
         if args.search_modes:
             measured = search_modes(overrides, work)
-            print("search of 8 trials of 1 or 4 epochs, hydra.sweeper.n_jobs=2 (hydra/launcher=parallel): "
-                  + "; ".join(f"{mode} {wall:.1f} s, {100 * idle:.0f} % of slot time idle"
-                              for mode, (wall, idle) in measured.items()) + " (target ≤ 10 %)")
+            print("search of 8 trials of 1 or 4 epochs, hydra.sweeper.n_jobs=2 (hydra/launcher=parallel): wall s, "
+                  "share of slot time idle (while trials were still to start; target ≤ 10 %)")
+            for mode, (wall, idle, queued) in measured.items():
+                print(f"    {mode:<18} {wall:7.1f} s   idle {100 * idle:4.1f} %   ({100 * queued:4.1f} %)")
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

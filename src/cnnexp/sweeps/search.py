@@ -614,15 +614,21 @@ class Search:
             tell(study, trial, state=TrialState.FAIL)
 
 
-def slot_use(trials, n_jobs: int) -> Tuple[float, float]:
-    """(wall seconds, share of slot time left idle) of the trials that ran in slots: from the
-    first launch to the last end, n_jobs slots."""
-    ran = [t for t in trials if t.user_attrs.get("launched") and t.user_attrs.get("ended")]
+def slot_use(trials, n_jobs: int) -> Tuple[float, float, float]:
+    """(wall seconds from the first launch to the last end, share of slot time idle over it,
+    share idle while trials were still to start — before the last launch; after it, slots empty
+    as the last trials end, however they were launched)."""
+    ran = [(t.user_attrs["launched"], t.user_attrs["ended"]) for t in trials
+           if t.user_attrs.get("launched") and t.user_attrs.get("ended")]
     if not ran:
-        return 0.0, 0.0
-    wall = max(t.user_attrs["ended"] for t in ran) - min(t.user_attrs["launched"] for t in ran)
-    busy = sum(t.user_attrs["ended"] - t.user_attrs["launched"] for t in ran)
-    return wall, max(0.0, 1 - busy / (n_jobs * wall)) if wall > 0 else 0.0
+        return 0.0, 0.0, 0.0
+    first, last_launch, last_end = min(a for a, _ in ran), max(a for a, _ in ran), max(b for _, b in ran)
+
+    def idle(until: float) -> float:
+        busy = sum(max(0.0, min(b, until) - a) for a, b in ran)
+        return max(0.0, 1 - busy / (n_jobs * (until - first))) if until > first else 0.0
+
+    return last_end - first, idle(last_end), idle(last_launch)
 
 
 def stored(study, trial):
