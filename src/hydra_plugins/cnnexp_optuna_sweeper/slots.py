@@ -148,8 +148,8 @@ def join_as_worker(sweep_dir: str) -> int:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}", "hydra/launcher=basic",
-                           "hydra.sweeper.workers=0", "hydra.sweeper.n_jobs=1"]).returncode
+    return subprocess.run([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}", "hydra/sweeper=optuna",
+                           "hydra/launcher=basic", "hydra.sweeper.workers=0", "hydra.sweeper.n_jobs=1"]).returncode
 
 
 def start_workers(launcher, k: int, sweep_dir: str) -> List[Any]:
