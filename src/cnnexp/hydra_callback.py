@@ -34,7 +34,7 @@ class SettingsCheck(Callback):
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
-        from cnnexp.sweeps.search import check_search, is_search
+        from cnnexp.sweeps.search import WorkerLock, check_search, is_search
 
         try:
             if OmegaConf.select(config, "resume", default=None):
@@ -47,7 +47,8 @@ class SettingsCheck(Callback):
             name_runs_by_swept_keys(config)
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            SettingsCheck.lock = FolderLock(sweep_dir)  # one process at a time runs a sweep folder
+            # one process at a time runs a grid sweep's folder; a search's workers share it (joining a running search)
+            SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
             open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
         except UserError as e:
             fail(e)

@@ -257,7 +257,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            config_yaml, table)
-    reporter = trial_reporter(run_dir) if rank_zero_only.rank == 0 else None  # a search's trial: its pruner
+    reporter = trial_reporter(run_dir)  # a search's trial: its pruner, whose decision reaches every DDP rank
     trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter])])
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None

@@ -220,7 +220,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
     print_best(rows, replicate_keys if replicated else ())
     figure = plot(sweep_dir, rows, replicate_keys)
     _log_to_tensorboard(sweep_dir, rows, figure)
-    if (sweep_dir / search.STUDY_FILE).is_file():
+    if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
         search.report(sweep_dir)
     return rows
 
