@@ -20,10 +20,10 @@ LAYERS = [
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae"]),
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction"]),
     ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.slurm", "cnnexp.loggers", "cnnexp.resume",
-                 "cnnexp.run"]),
+                 "cnnexp.sweeps.search", "cnnexp.run"]),  # the study: a run's trial reports to it
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
-                      "cnnexp.bench", "cnnexp.compare"]),
+                      "cnnexp.bench", "cnnexp.compare", "cnnexp.dashboard"]),
 ]
 
 
