@@ -17,8 +17,8 @@ setup: $(STAMP)
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]' 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest"
+	$(PY) -m pip install --quiet -e '.[test,export]' 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest, onnx, onnxruntime"
 	touch $(STAMP)
 
 train: $(STAMP)

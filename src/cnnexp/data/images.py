@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from cnnexp.errors import DataUnavailable, SettingsError
+from cnnexp.errors import DataUnavailable, RunError, SettingsError
 
 log = logging.getLogger("cnnexp")
 
@@ -138,6 +138,33 @@ def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
             return im.size, im.mode
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def read_array(path: Path, channels: int, size) -> "numpy.ndarray":
+    """One file → uint8 array (channels, height, width) with PIL and numpy: folder.read_image's
+    pixels without torch (for predict backend=onnx) — 8 bits (16-bit by the top byte), alpha
+    dropped, grey by torchvision's weights — up to the resize: PIL's antialiased bilinear filter
+    and torch's differ by a grey level in a few pixels of a shrunk image."""
+    import numpy as np
+    from PIL import Image
+
+    if header(path) is None:  # not an image, or a decompression bomb
+        raise RunError(f"{path}: not a readable image")
+    with Image.open(path) as im:
+        if im.mode.startswith("I"):  # 16-bit: the top byte, as torchvision's to_dtype(uint8, scale=True)
+            im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8), "L")
+        rgb = np.asarray(im.convert("RGB"))
+    if channels == 1:  # torchvision's rgb_to_grayscale: float32 weights, truncated to uint8
+        f = rgb.astype(np.float32)
+        image = Image.fromarray((f[..., 0] * np.float32(0.2989) + f[..., 1] * np.float32(0.587)
+                                 + f[..., 2] * np.float32(0.114)).astype(np.uint8), "L")
+    else:
+        image = Image.fromarray(rgb, "RGB")
+    h, w = size
+    if image.size != (w, h):
+        image = image.resize((w, h), Image.BILINEAR)  # antialiased when shrinking
+    a = np.asarray(image)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()
 
 
 def _has_colour(path: Path, mode: str) -> bool:
