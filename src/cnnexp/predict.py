@@ -10,8 +10,8 @@ longer side is 20 px; placed in a 28×28 frame with its centre of mass at the ce
     python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 backend=onnx images=…   # or model=path/model.onnx
 
 backend=onnx runs the run's exported model.onnx (python -m cnnexp.export) with onnxruntime and
-never imports torch: images are read with PIL and numpy, as they are for the torch backend up to
-the resize (see images.read_array), and the answers and JSON are the same.
+never imports torch: images are read with PIL and numpy into the very pixels the torch backend
+reads (images.read_array), and the answers and JSON are the same.
 """
 
 from __future__ import annotations
