@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -84,8 +85,8 @@ def best_score(checkpoint: dict) -> Tuple[str, Optional[float]]:
     """The metric best.ckpt was chosen by and its value, as the checkpoint callback recorded them."""
     for state in checkpoint.get("callbacks", {}).values():
         if isinstance(state, dict) and "best_model_score" in state:
-            score = state["best_model_score"]
-            return state.get("monitor"), None if score is None else float(score)
+            score = None if state["best_model_score"] is None else float(state["best_model_score"])
+            return state.get("monitor"), score if score is not None and math.isfinite(score) else None
     return "", None
 
 
