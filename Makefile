@@ -17,7 +17,7 @@ setup: $(STAMP)
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,export]' 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -e '.[test,mlflow,export]' 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest, onnx, onnxruntime"
 	touch $(STAMP)
 
@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m "" $(ARGS)
+	$(PY) -m pytest -m "" --hypothesis-profile=thorough $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m cnnexp.bench $(ARGS)

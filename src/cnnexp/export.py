@@ -189,12 +189,13 @@ def export(args: ExportArgs) -> dict:
 
     from cnnexp import __version__
     from cnnexp.data.mnist import MEAN, STD
+    from cnnexp.tasks import TASKS
 
     checkpoint = load_checkpoint(ckpt)
     task = rebuild_task(checkpoint, ckpt, args.data.root)
     settings, net = task.settings, task.net.float().eval()
     x, classes = test_images(task, args.images)
-    classify = settings.model.task == "classification"
+    classify = TASKS[settings.model.task].classifies
     with torch.no_grad():
         reference = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
     example = torch.cat([x, x])[:2]  # two images: a batch of one could be specialised as a constant

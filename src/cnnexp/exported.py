@@ -27,7 +27,7 @@ class Facts:
     task: str                       # classification or reconstruction
     model: str                      # the model config's name (cnn3, speed, convae …)
     data: str                       # mnist or folder: how predict reads an image
-    classes: List[str]              # the output's class names, in order
+    classes: List[str]              # the output's class names, in order; none when it does not classify
     input_shape: List[int]          # C, H, W
     channels: int
     normalize: bool                 # (x / 255 − mean) / std per channel, else x / 255

@@ -123,8 +123,10 @@ def torch_classifier(args: PredictArgs) -> Classifier:
     from cnnexp.data.mnist import to_float
     from cnnexp.run_folder import load_task
 
+    from cnnexp.tasks import TASKS
+
     task, _ = load_task(args.run, args.ckpt)
-    if task.settings.model.task != "classification":
+    if not TASKS[task.settings.model.task].classifies:
         raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
     data = task.settings.data
     folder = data.name == "folder"
@@ -155,11 +157,11 @@ def onnx_classifier(args: PredictArgs) -> Classifier:
 
     model = exported.load(args.run, args.model)
     facts = model.facts
-    if facts.task != "classification":
+    if not facts.classes:  # only a classifier's file names classes
         raise RunError(f"{model.path}: a {facts.model} model does not classify images")
     mean, std = (np.asarray(v, np.float32).reshape(-1, 1, 1) for v in (facts.mean, facts.std))
 
-    def probabilities(pixels):  # mnist.to_float's arithmetic, in numpy
+    def probabilities(pixels):  # memory.to_float's arithmetic, in numpy
         x = pixels.astype(np.float32) / np.float32(255)
         return exported.softmax(model((x - mean) / std if facts.normalize else x))
 

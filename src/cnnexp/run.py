@@ -24,6 +24,7 @@ from cnnexp import resume as resuming
 from cnnexp import slurm
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -67,6 +68,7 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         if checked.settings.data.name == "mnist":
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
+        check_tracking(checked.settings)
         _checked[key] = checked
     return _checked[key]
 
@@ -157,6 +159,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
 
     try:
+        open_tracking_run(settings, run_dir, record, previous, checked.config)  # logger=mlflow
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
             try:
                 results = fit_and_test(checked, run_dir, table, config_yaml, overrides)
@@ -259,10 +262,14 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
 
+    def best() -> Dict[str, Any]:
+        """What "best" meant and where it was: the one record the summary, search and eval read."""
+        value = _float(checkpoint.best_model_score)
+        return {"monitor": checkpoint.monitor, "mode": checkpoint.mode, "best": value,
+                "best_epoch": checkpoint.best_epoch, f"best_{checkpoint.monitor.replace('/', '_')}": value}
+
     def so_far(**extra) -> Dict[str, Any]:
-        metric = checkpoint.monitor.replace("/", "_")
-        return {"epochs": trainer.current_epoch, "step": trainer.global_step,
-                f"best_{metric}": _float(checkpoint.best_model_score),
+        return {"epochs": trainer.current_epoch, "step": trainer.global_step, **best(),
                 **{k.replace("/", "_"): _float(v) for k, v in trainer.callback_metrics.items()
                    if k.endswith("_epoch") or k.startswith("val/")}, **extra}
 
@@ -282,14 +289,13 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         log_hparams(trainer, checked.config, results, overrides, status="pruned")
         raise Stopped("pruned", reporter.pruned, **results)
 
-    metric = checkpoint.monitor
     results: Dict[str, Any] = {
         "params": sum(p.numel() for p in task.parameters()),
         "epochs": trainer.current_epoch,
         "images_per_s": round(timing.images_per_s, 1),
         "first_step_unix": timing.first_step_unix,
         "train_s": _float(timing.train_s),
-        f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
+        **best(),
     }
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
@@ -297,6 +303,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["timing"] = timing.split(trainer, datamodule)
+    results["time_to"] = timing.time_to  # null where validation never got there
     log_hparams(trainer, checked.config, results, overrides)
     return results
 
@@ -311,18 +318,14 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.timing import Timing
     from cnnexp.callbacks.stop_guard import StopGuard
-    from cnnexp.tasks import TASKS
-
     ck = settings.callbacks.checkpoint
-    task_monitor, task_mode = TASKS[settings.model.task].monitor
     timing = Timing()
     callbacks = [
         StopGuard(),                     # a Ctrl-C or SIGTERM that Python dropped still stops the run
         timing,                          # before EpochCSV: the row includes this epoch's timing
         EpochCSV(run_dir / "metrics.csv"),
         RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                      monitor=task_monitor if ck.monitor == "auto" else ck.monitor,
-                      mode=task_mode if ck.mode == "auto" else ck.mode,
+                      monitor=ck.monitor, mode=ck.mode,  # resolved once, in the settings check
                       save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
                       enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
         *extra_callbacks,
@@ -338,6 +341,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
                                          default_hp_metric=False, log_graph=settings.logger.log_graph))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
     plugins = [InFolderCheckpointIO()]
     if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder

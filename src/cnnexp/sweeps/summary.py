@@ -1,5 +1,5 @@
 """The table of a sweep: every run's settings, metrics, time and status, best first; runs that
-differ only in replicate keys (`sweep.replicate_keys`, default [seed]) grouped with mean ±
+differ only in replicate keys (`sweep_options.replicate_keys`) grouped with mean ±
 standard deviation; a plot of validation accuracy against what the sweep varies.
 
 Printed as markdown (friendly numbers); written for machines as plain-number CSV:
@@ -21,11 +21,25 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import read_results
-from cnnexp.sweeps import search
+from cnnexp.sweeps import search, stats as replicate_stats
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
 GROUPED = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"), ("test_loss", "test loss")]
+
+
+def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
+    """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them in
+    multirun.yaml (a resume that names others does not regroup it); conf/train.yaml's default for a
+    sweep recorded before the key existed."""
+    from omegaconf import OmegaConf
+
+    from cnnexp import CONF_DIR
+
+    key = "sweep_options.replicate_keys"
+    recorded = Path(sweep_dir) / "multirun.yaml"
+    keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
+    return list(keys if keys is not None else OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key))
 
 
 def collect(sweep_dir: Path) -> List[Dict]:
@@ -55,12 +69,26 @@ def setting(row: Dict, keys: Sequence[str]) -> Dict[str, str]:
     return {k: found.get(k, "") for k in keys}
 
 
-def _score(row: Dict) -> float:
-    if row.get("status") != "ok":
+def ranking(rows: List[Dict]) -> Tuple[str, str]:
+    """(results key, "max" | "min"): the runs' own record of what "best" means (their monitor and
+    mode, resolved once by the settings check); records from before it had none: val acc, up."""
+    recorded = next((r for r in rows if r.get("status") == "ok" and r.get("monitor")), None)
+    if recorded:
+        return f"best_{recorded['monitor'].replace('/', '_')}", recorded["mode"]
+    if any(r.get("best_val_acc") is not None for r in rows):
+        return "best_val_acc", "max"
+    return "best_val_loss", "min"
+
+
+def _better_first(value, mode: str) -> float:
+    """A sort key, largest first, for a value ranked by `mode`; missing values last."""
+    if value is None:
         return float("-inf")
-    if row.get("best_val_acc") is not None:
-        return row["best_val_acc"]
-    return -(row.get("best_val_loss") or float("inf"))
+    return value if mode == "max" else -value
+
+
+def _score(row: Dict, rank: Tuple[str, str]) -> float:
+    return _better_first(row.get(rank[0]) if row.get("status") == "ok" else None, rank[1])
 
 
 def _cell(key: str, value) -> str:
@@ -80,7 +108,8 @@ def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
     present = [(key, title) for key, title in METRICS if any(r.get(key) is not None for r in rows)]
     header = ["run", "status"] + [title for _, title in present] + ["reason"]
     friendly, plain = [], []
-    for r in sorted(rows, key=_score, reverse=True):
+    rank = ranking(rows)
+    for r in sorted(rows, key=lambda r: _score(r, rank), reverse=True):
         friendly.append([r["run"], r.get("status", "?"), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
         plain.append([r["run"], r.get("status", "?"), *(r.get(k) for k, _ in present), _reason(r)])
     return header, friendly, plain
@@ -95,6 +124,16 @@ def groups(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[Tuple, List[
     return grouped
 
 
+def _setting_name(key: Tuple) -> str:
+    return ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+
+
+def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
+    """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
+    found = replicate_stats.interval(values)
+    return (None,) * 4 if found is None else (found.mean, found.sd if found.n > 1 else 0.0, found.low, found.high)
+
+
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -103,30 +142,47 @@ def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
 
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
-    sorted by mean validation accuracy (or loss)."""
+    best mean first, by the runs' monitor."""
     present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
-    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd")]
+    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")]
     entries = []
     for key, members in groups(rows, replicate_keys).items():
         ok = [m for m in members if m.get("status") == "ok"]
-        stats = {k: _mean_sd([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
-        name = ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+        stats = {k: _mean_sd_interval([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
+        name = _setting_name(key)
         entries.append((name, len(members), len(ok), stats))
     friendly, plain = [], []
-    for name, n, n_ok, stats in sorted(entries, key=lambda e: _group_score(e[3]), reverse=True):
+    key, mode = ranking(rows)
+    for name, n, n_ok, stats in sorted(entries, key=lambda e: _better_first(e[3].get(key, (None,))[0], mode),
+                                      reverse=True):
         plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
-            mean, sd = stats[k]
-            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}"]
+            mean, sd, low, high = stats[k]
+            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
+                      "" if mean is None else "1 run — no interval" if low is None else f"{low:.4f}",
+                      "" if high is None else f"{high:.4f}"]
         friendly.append(cells)
     return header, friendly, plain
 
 
-def _group_score(stats: Dict) -> float:
-    """Mean validation accuracy, or minus the mean validation loss; settings with neither last."""
-    acc, loss = stats.get("best_val_acc", (None,))[0], stats.get("best_val_loss", (None,))[0]
-    return acc if acc is not None else -loss if loss is not None else float("-inf")
+def ok_by_setting(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, List[Dict]]:
+    """Setting name (as the group table names it) → its runs that ended ok."""
+    return {_setting_name(key): [m for m in members if m.get("status") == "ok"]
+            for key, members in groups(rows, replicate_keys).items()}
+
+
+def print_contrast(rows: List[Dict], replicate_keys: Sequence[str], ranked: Sequence[str]):
+    """The best setting against the runner-up (the first two of `ranked`, the group table's
+    order) on the metric that ranks them: Welch's test, and the seeds needed to tell them apart."""
+    if len(ranked) < 2:
+        return None
+    metric = ranking(rows)[0]
+    ok = ok_by_setting(rows, replicate_keys)
+    found = replicate_stats.welch(*([r[metric] for r in ok[name] if r.get(metric) is not None] for name in ranked[:2]))
+    print(f"best vs runner-up by {dict(GROUPED).get(metric, metric)}: {ranked[0]} − {ranked[1]} = "
+          + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"))
+    return found
 
 
 def markdown(header: list, body: list) -> str:
@@ -144,8 +200,9 @@ def _csv(path: Path, header: list, plain: list) -> None:
     write_atomic(path, text.getvalue())
 
 
-def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> List[Dict]:
+def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> List[Dict]:
     sweep_dir = Path(sweep_dir)
+    replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     header, friendly, plain = run_table(rows)
     _csv(sweep_dir / "summary_runs.csv", header, plain)
@@ -154,20 +211,42 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(markdown(g_header, g_friendly))
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; each run in summary_runs.csv)")
+        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval; each run in summary_runs.csv)")
+        print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
         print(markdown(header, friendly))
         _csv(sweep_dir / "summary.csv", header, plain)
-    best = max((r for r in rows if r.get("status") == "ok"), key=_score, default=None)
-    if best is not None:
-        print(f"\nbest run: {best['run']}; on its own:\n  python -m cnnexp.train "
-              + " ".join(shlex.quote(o) for o in best.get("overrides", [])))
+    print_best(rows, replicate_keys if replicated else ())
     figure = plot(sweep_dir, rows, replicate_keys)
     _log_to_tensorboard(sweep_dir, rows, figure)
     if (sweep_dir / search.STUDY_FILE).is_file():
         search.report(sweep_dir)
     return rows
+
+
+def best_setting(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> Tuple[str, List[str]] | None:
+    """(name, overrides) of the best setting: by its mean over the replicates when there are
+    replicate keys (the command then leaves them out), else the best run. None if nothing ended ok."""
+    key, mode = ranking(rows)
+    ok = [r for r in rows if r.get("status") == "ok" and r.get(key) is not None]
+    if not ok:
+        return None
+    if not replicate_keys:
+        best = max(ok, key=lambda r: _score(r, (key, mode)))
+        return best["run"], list(best.get("overrides", []))
+    name, chosen = max(groups(ok, replicate_keys).items(),
+                       key=lambda g: _better_first(statistics.mean(r[key] for r in g[1]), mode))
+    kept = [o for o in chosen[0].get("overrides", []) if o.lstrip("+~").partition("=")[0] not in replicate_keys]
+    return f"{_setting_name(name)} (mean of {len(chosen)})", kept
+
+
+def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
+    found = best_setting(rows, replicate_keys)
+    if found is not None:
+        label = "best setting" if replicate_keys else "best run"
+        print(f"\n{label}: {found[0]}, by {ranking(rows)[0]} ({ranking(rows)[1]}); on its own:\n"
+              "  python -m cnnexp.train " + " ".join(shlex.quote(o) for o in found[1]))
 
 
 def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Path | None:
@@ -276,7 +355,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
             writer.file_writer.add_summary(experiment)
 
 
-def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> None:
+def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
     """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
     except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
