@@ -122,7 +122,6 @@ def torch_classifier(args: PredictArgs) -> Classifier:
 
     from cnnexp.data.mnist import to_float
     from cnnexp.run_folder import load_task
-
     from cnnexp.tasks import TASKS
 
     task, _ = load_task(args.run, args.ckpt)
