@@ -17,8 +17,7 @@ setup: $(STAMP)
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,mlflow,dashboard,postgres]' 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest"
+	$(PY) -m pip install --quiet -e '.[test,mlflow,export,dashboard,postgres]' 2>&1 | $(QUIET_PIP)
 	touch $(STAMP)
 
 train: $(STAMP)

@@ -7,6 +7,11 @@ when the background is light (MNIST digits are white on black); cropped to the i
 longer side is 20 px; placed in a 28×28 frame with its centre of mass at the centre.
 
     python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 images='digits/*.png' [top=3] [json=true]
+    python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 backend=onnx images=…   # or model=path/model.onnx
+
+backend=onnx runs the run's exported model.onnx (python -m cnnexp.export) with onnxruntime and
+never imports torch: images are read with PIL and numpy into the very pixels the torch backend
+reads (images.read_array), and the answers and JSON are the same.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-from cnnexp.data.images import EXTENSIONS, header
+from cnnexp.data import images
+from cnnexp.data.images import EXTENSIONS
 from cnnexp.errors import RunError, SettingsError, UserError, fail
-from cnnexp.run_folder import load_task
-from cnnexp.tasks import TASKS
+
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -30,6 +36,8 @@ class PredictArgs:
     images: Optional[str] = None  # a file, a folder, or a glob pattern
     top: int = 3
     json: bool = False
+    backend: str = "torch"        # or onnx: the exported model.onnx, run by onnxruntime without torch
+    model: Optional[str] = None   # an exported .onnx file (implies backend=onnx)
 
 
 def read_gray(path: Path):
@@ -59,10 +67,9 @@ def read_gray(path: Path):
 
 
 def mnist_style(path: Path):
-    """An image file → 28×28 float tensor in [0, 1], white digit on black, centred like MNIST;
-    None when the image holds no ink (blank, or a single shade)."""
+    """An image file → 28×28 uint8 array, white digit on black, centred like MNIST; None when the
+    image holds no ink (blank, or a single shade)."""
     import numpy as np
-    import torch
     from PIL import Image, ImageOps
 
     gray = read_gray(path)
@@ -86,7 +93,7 @@ def mnist_style(path: Path):
     top, left = int(round(14 - cy)), int(round(14 - cx))
     top, left = min(max(top, 0), 28 - d.shape[0]), min(max(left, 0), 28 - d.shape[1])
     canvas[top:top + d.shape[0], left:left + d.shape[1]] = d
-    return torch.from_numpy(canvas / 255.0)
+    return canvas.astype(np.uint8)  # the resized digit's 8-bit values, exactly
 
 
 def find_images(pattern: str) -> List[Path]:
@@ -100,50 +107,94 @@ def find_images(pattern: str) -> List[Path]:
     return files
 
 
-def folder_style(path: Path, data):
-    """An image file → the tensor a data=folder run trained on: its channels, size and normalisation."""
-    from cnnexp.data.folder import channel_stats, read_image
-    from cnnexp.data.mnist import to_float
+@dataclass
+class Classifier:
+    """What predict needs of a trained network, whichever backend runs it."""
 
-    if header(path) is None:  # PIL's header check: not an image, or a decompression bomb
-        raise RunError(f"{path}: not a readable image")
-    return to_float(read_image(path, data.channels, data.image_size), data.normalize, *channel_stats(data))
+    folder: bool                                 # data=folder: read as it trained; else MNIST-style digits
+    classes: List[str]
+    read: Callable[[Path], object]               # a data=folder image → uint8 array (C, H, W)
+    probabilities: Callable[[object], object]    # uint8 array (N, C, H, W) → float array (N, classes)
+
+
+def torch_classifier(args: PredictArgs) -> Classifier:
+    import torch
+
+    from cnnexp.data.mnist import to_float
+    from cnnexp.run_folder import load_task
+    from cnnexp.tasks import TASKS
+
+    task, _ = load_task(args.run, args.ckpt)
+    if not TASKS[task.settings.model.task].classifies:
+        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
+    data = task.settings.data
+    folder = data.name == "folder"
+    if folder:  # the run's own resize and normalisation, and its class names
+        from cnnexp.data.folder import channel_stats, read_image
+
+        stats = channel_stats(data)
+    else:
+        read_image, stats = None, ()
+
+    def read(path: Path):
+        if images.header(path) is None:  # PIL's header check: not an image, or a decompression bomb
+            raise RunError(f"{path}: not a readable image")
+        return read_image(path, data.channels, data.image_size).numpy()
+
+    def probabilities(pixels):
+        with torch.no_grad():
+            return torch.softmax(task(to_float(torch.from_numpy(pixels), data.normalize, *stats)), dim=1).numpy()
+
+    return Classifier(folder, list(data.classes or []) if folder else [], read, probabilities)
+
+
+def onnx_classifier(args: PredictArgs) -> Classifier:
+    """The exported model and the facts it carries: numpy and onnxruntime only."""
+    import numpy as np
+
+    from cnnexp import exported
+
+    model = exported.load(args.run, args.model)
+    facts = model.facts
+    if not facts.classes:  # only a classifier's file names classes
+        raise RunError(f"{model.path}: a {facts.model} model does not classify images")
+    mean, std = (np.asarray(v, np.float32).reshape(-1, 1, 1) for v in (facts.mean, facts.std))
+
+    def probabilities(pixels):  # memory.to_float's arithmetic, in numpy
+        x = pixels.astype(np.float32) / np.float32(255)
+        return exported.softmax(model((x - mean) / std if facts.normalize else x))
+
+    read = lambda path: images.read_array(path, facts.channels, facts.input_shape[1:])  # noqa: E731
+    return Classifier(facts.data == "folder", facts.classes, read, probabilities)
 
 
 def ranked(probs, k: int, label: str, name=lambda i: i) -> dict:
     """The best class and the top k with their probabilities, under `label` ("digit" or "class")."""
-    import torch
+    import numpy as np
 
-    top = torch.topk(probs, min(k, len(probs)))
-    return {label: name(int(top.indices[0])),
-            "top": [{label: name(int(i)), "probability": round(float(v), 4)} for v, i in zip(top.values, top.indices)]}
+    top = np.argsort(-probs, kind="stable")[:k]
+    return {label: name(int(top[0])),
+            "top": [{label: name(int(i)), "probability": round(float(probs[i]), 4)} for i in top]}
 
 
 def predict(args: PredictArgs) -> List[dict]:
-    import torch
-
-    from cnnexp.data.mnist import to_float
+    import numpy as np
 
     if not args.images:
         raise SettingsError("images", None, "a file, folder or glob, e.g. images='my_digits/*.png'")
-    task, _ = load_task(args.run, args.ckpt)
-    if not TASKS[task.settings.model.task].classifies:
-        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
+    if args.backend not in BACKENDS:
+        raise SettingsError("backend", args.backend, " or ".join(BACKENDS))
+    onnx = args.backend == "onnx" or args.model is not None
+    if onnx and args.ckpt:
+        raise SettingsError("ckpt", args.ckpt, "a checkpoint runs with backend=torch; for onnx give run= or model=")
+    model = onnx_classifier(args) if onnx else torch_classifier(args)
     files = find_images(args.images)
-    data = task.settings.data
-    if data.name == "folder":  # the run's own resize and normalisation, and its class names
-        x = torch.stack([folder_style(f, data) for f in files])
-        with torch.no_grad():
-            probs = torch.softmax(task(x), dim=1)
-        return [{"file": str(f), **ranked(p, args.top, "class", data.classes.__getitem__)} for f, p in zip(files, probs)]
+    if model.folder:
+        probs = model.probabilities(np.stack([model.read(f) for f in files]))
+        return [{"file": str(f), **ranked(p, args.top, "class", model.classes.__getitem__)} for f, p in zip(files, probs)]
     digits = [mnist_style(f) for f in files]                      # all read before any is predicted
     inked = [d for d in digits if d is not None]
-    probs = iter([])
-    if inked:
-        pixels = torch.stack(inked)
-        x = to_float((pixels * 255).round().to(torch.uint8)[:, None], task.settings.data.normalize)
-        with torch.no_grad():
-            probs = iter(torch.softmax(task(x), dim=1))
+    probs = iter(model.probabilities(np.stack(inked)[:, None]) if inked else [])
     results = []
     for f, d in zip(files, digits):
         if d is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from cnnexp.errors import DataUnavailable, SettingsError
+from cnnexp.errors import DataUnavailable, RunError, SettingsError
 
 log = logging.getLogger("cnnexp")
 
@@ -138,6 +138,52 @@ def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
             return im.size, im.mode
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def read_array(path: Path, channels: int, size) -> "numpy.ndarray":
+    """One file → uint8 array (channels, height, width): folder.read_image's pixels, read with PIL
+    and numpy instead of torch (predict backend=onnx) — 8 bits (16-bit by the top byte), alpha
+    dropped, grey by torchvision's weights, and torch's resize (`resize`)."""
+    import numpy as np
+    from PIL import Image
+
+    if header(path) is None:  # not an image, or a decompression bomb
+        raise RunError(f"{path}: not a readable image")
+    with Image.open(path) as im:
+        if im.mode.startswith("I"):  # 16-bit: the top byte, as torchvision's to_dtype(uint8, scale=True)
+            im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8), "L")
+        rgb = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+    if channels == 1:  # torchvision's rgb_to_grayscale: float32 weights, truncated to uint8
+        f = rgb.astype(np.float32)
+        rgb = (f[0] * np.float32(0.2989) + f[1] * np.float32(0.587) + f[2] * np.float32(0.114)).astype(np.uint8)[None]
+    return resize(resize(rgb, size[1], axis=2), size[0], axis=1)  # width first, as torch
+
+
+def resize(a, n_out: int, axis: int):
+    """torch's antialiased bilinear resize of uint8 images along one axis, in numpy: the same
+    float64 filter weights rescaled to int16 with the same precision, the same rounding — so
+    the pixels are torch's to the bit (PIL's 22-bit weights differ by a grey level here and there)."""
+    import numpy as np
+
+    n_in = a.shape[axis]
+    if n_in == n_out:
+        return a
+    scale = n_in / n_out
+    support, inverse = (scale, 1 / scale) if scale >= 1 else (1.0, 1.0)
+    rows = []
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), n_in)
+        w = np.maximum(0.0, 1 - np.abs((np.arange(lo, hi) - center + 0.5) * inverse))
+        rows.append((lo, w / w.sum() if w.sum() else w))
+    largest = max(w.max() for _, w in rows)
+    bits = next((b for b in range(22) if int(0.5 + largest * (1 << (b + 1))) >= 1 << 15), 22)
+    x = np.moveaxis(a, axis, 0).astype(np.int64)
+    out = np.empty((n_out, *x.shape[1:]), np.uint8)
+    for i, (lo, w) in enumerate(rows):
+        weights = (w * (1 << bits) + 0.5).astype(np.int64)  # weights are ≥ 0: round half up
+        out[i] = np.clip(((1 << (bits - 1)) + np.tensordot(weights, x[lo:lo + len(w)], axes=(0, 0))) >> bits, 0, 255)
+    return np.moveaxis(out, 0, axis)
 
 
 def _has_colour(path: Path, mode: str) -> bool:
