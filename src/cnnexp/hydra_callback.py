@@ -4,6 +4,7 @@ names and de-duplicates a sweep's runs, and prints the sweep's summary at its en
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.compose import task_overrides, user_config
+from cnnexp.console import SWEEP_SIZE, count_jobs
 from cnnexp.errors import UserError, fail
 
 
@@ -44,6 +46,7 @@ class SettingsCheck(Callback):
                 check_search(config)  # its options and space, before the sweep folder exists
             drop_duplicate_values(config)
             name_runs_by_swept_keys(config)
+            os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
             SettingsCheck.lock = FolderLock(sweep_dir)  # one process at a time runs a sweep folder

@@ -379,6 +379,7 @@ def report(sweep_dir: Path) -> None:
     from optuna.visualization import matplotlib as plots
     from torch.utils.tensorboard import SummaryWriter
 
+    from cnnexp.board import SWEEP_RUN
     from cnnexp.files import write_atomic
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -404,7 +405,7 @@ def report(sweep_dir: Path) -> None:
                 figures["importance"] = plots.plot_param_importances(study, target_name=monitor).figure
             except (ValueError, RuntimeError) as e:  # e.g. no parameter varied among finished trials
                 log.info("no parameter importances: %s", e)
-    with SummaryWriter(str(sweep_dir)) as writer:
+    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:
         for name, figure in figures.items():
             figure.set_size_inches(7, 4.5)
             figure.tight_layout()

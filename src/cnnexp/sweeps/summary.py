@@ -30,7 +30,7 @@ GROUPED = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_los
 
 def collect(sweep_dir: Path) -> List[Dict]:
     rows = []
-    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         results = read_results(run_dir)
         if results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
@@ -72,7 +72,13 @@ def _cell(key: str, value) -> str:
 
 
 def _reason(r: Dict) -> str:
-    return str(r.get("reason", "")).splitlines()[0][:160] if r.get("reason") else ""
+    return str(r.get("reason", "")).splitlines()[0] if r.get("reason") else ""
+
+
+def shown_status(r: Dict) -> str:
+    """`rejected` for a search's setting that never trained (its shapes cannot work), apart from
+    runs that failed; results.json keeps `failed` with `rejected: true`."""
+    return "rejected" if r.get("rejected") else r.get("status", "?")
 
 
 def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
@@ -81,8 +87,8 @@ def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
     header = ["run", "status"] + [title for _, title in present] + ["reason"]
     friendly, plain = [], []
     for r in sorted(rows, key=_score, reverse=True):
-        friendly.append([r["run"], r.get("status", "?"), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
-        plain.append([r["run"], r.get("status", "?"), *(r.get(k) for k, _ in present), _reason(r)])
+        friendly.append([r["run"], shown_status(r), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
+        plain.append([r["run"], shown_status(r), *(r.get(k) for k, _ in present), _reason(r)])
     return header, friendly, plain
 
 
@@ -231,33 +237,34 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Pa
 
 
 def _typed(text: str):
-    """An override's value as the runs log it in HParams: integers as text, floats as numbers."""
+    """An override's value as the runs log it in HParams: a number where it reads as one."""
     for kind in (int, float):
         try:
-            value = kind(text)
+            return kind(text)
         except ValueError:
             continue
-        return str(value) if kind is int else value
     return text
 
 
 def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
-    """At the sweep's root: the summary figure, and the HParams experiment config — the swept keys
-    with their discrete values first, and the metrics — so parallel coordinates show categories."""
+    """The sweep's own TensorBoard run, SWEEP/_sweep: the summary figure, and the HParams experiment —
+    the swept keys first, with their values in the sweep's order, then what every run logs, and the
+    metrics by name — the one experiment in the folder (cnnexp.board)."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
     from omegaconf import OmegaConf
     from tensorboard.plugins.hparams import plugin_data_pb2
 
+    from cnnexp.board import SWEEP_RUN
     from cnnexp.run import HPARAM_METRICS, flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
-    metrics = {f"hparams/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
+    metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
     configs = [Path(sweep_dir) / r["run"] / "config.yaml" for r in rows]
     first = next((p for p in configs if p.is_file()), None)
     every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
-    with SummaryWriter(str(sweep_dir)) as writer:
+    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:
         if figure is not None:
             import matplotlib.pyplot as plt
 
@@ -267,11 +274,14 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
             values = {**{k: d[0] for k, d in domains.items()}, **{k: v for k, v in every.items() if k not in domains}}
             logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
             values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
-            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**domains, "status": logged})
+            discrete = {k: d for k, d in domains.items() if len({type(v) for v in d}) == 1}  # 0,same: no domain
+            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**discrete, "status": logged})
             plugin = experiment.value[0].metadata.plugin_data
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             for info in data.experiment.hparam_infos:  # TensorBoard lists the keys that differ first
                 info.differs = info.name in domains
+            for info in data.experiment.metric_infos:
+                info.display_name = info.name.tag.split("/", 1)[1].replace("_", " ")
             plugin.content = data.SerializeToString()
             writer.file_writer.add_summary(experiment)
 
@@ -280,7 +290,7 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> 
     """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
     except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
-    counts = Counter(r.get("status", "?") for r in rows)
+    counts = Counter(shown_status(r) for r in rows)
     print(f"\nsweep folder: {sweep_dir} (summary.csv, summary.png) — "
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
     not_ok = [r for r in rows if r.get("status") not in ("ok", "pruned") and not r.get("rejected")]
@@ -290,6 +300,6 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> 
         raise SystemExit(1)
     if not_ok:
         kinds = " or ".join(sorted({r.get("status", "?") for r in not_ok}))
-        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}: "
-              + "; ".join(f"{r['run']}: {str(r.get('reason', r.get('status')))[:120]}" for r in not_ok), file=sys.stderr)
+        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole
+              + "\n".join(f"  {r['run']}: {_reason(r) or r.get('status')}" for r in not_ok), file=sys.stderr)
         raise SystemExit(1)
