@@ -24,6 +24,7 @@ from cnnexp import resume as resuming
 from cnnexp import slurm
 from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
+from cnnexp.models.table import cost_warning
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
@@ -157,6 +158,9 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         (run_dir / "shapes.txt").write_text(table + "\n")
         shown = f"{config_yaml}\n{table}" if settings.print_config else table  # config.yaml has it
         log.info("%s\n%s", job_header(run_dir, multirun), shown)
+        costly = cost_warning(settings.model)  # before a setting that takes many times the reference's time
+        if costly:
+            log.warning(costly)
 
     try:
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
