@@ -104,7 +104,7 @@ def groups(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[Tuple, List[
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None  # no spread from one
 
 
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
@@ -176,10 +176,36 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     return rows
 
 
+def declared_order(sweep_dir: Path) -> Dict[str, List[str]]:
+    """key → its values in the order the sweep gave them (multirun.yaml: `model.stride=2,1`,
+    `choice(…)`), so that a categorical axis reads as the user wrote it; {} where unknown."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    try:
+        recorded = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
+        lines = list(recorded.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception:  # an older or hand-made folder: the runs' own order
+        return {}
+    return {o.get_key_element().lstrip("+~"): list(o.sweep_string_iterator()) for o in parsed
+            if o.is_sweep_override() and not o.is_interval_sweep()}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Path | None:
-    """summary.png: validation accuracy (or loss) against the swept keys, with replicate error
-    bars; a heatmap for two keys; one panel per key (mean over the others) for more. Settings
-    that did not end ok are marked. Also logged to TensorBoard at the sweep's root."""
+    """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
+    numbers (logarithmic where they span decades), the sweep's own order for categories — as the
+    mean of a setting's ok runs, with ± sd where it has more than one (n beside the point).
+    Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
+    along the bottom. Two keys of a small grid: a heatmap. Also logged to TensorBoard."""
     keys = [k for k in swept(rows) if k not in replicate_keys]
     if not keys:
         return None
@@ -191,49 +217,95 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Pa
 
     metric, label = ("best_val_acc", "validation accuracy") if any(r.get("best_val_acc") is not None for r in rows) \
         else ("best_val_loss", "validation loss")
-    values = swept(rows)
+    order = declared_order(sweep_dir)
+    values = {k: [v for v in order.get(k, []) if v in vs] + [v for v in vs if v not in order.get(k, [])]
+              for k, vs in swept(rows).items()}
+    replicated = [k for k in replicate_keys if k in swept(rows)]
 
-    def stats(select) -> Tuple[float, float, bool]:
+    def stats(select) -> Dict:
         picked = [r for r in rows if select(setting(r, keys))]
         ok = [r[metric] for r in picked if r.get("status") == "ok" and r.get(metric) is not None]
         mean, sd = _mean_sd(ok)
-        return (np.nan if mean is None else mean), (0.0 if sd is None else sd), bool(picked) and not ok
+        return {"mean": np.nan if mean is None else mean, "sd": sd, "n": len(ok),
+                "failed": sum(1 for r in picked if shown_status(r) not in ("ok", "rejected", "pruned")),
+                "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
-    if len(keys) == 2:
+    plt.rcParams.update({"font.size": 11})
+    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and not (
+        Path(sweep_dir) / search.STUDY_FILE).is_file()
+    if small_grid:
         (ka, va), (kb, vb) = (keys[0], values[keys[0]]), (keys[1], values[keys[1]])
-        fig, ax = plt.subplots(figsize=(1.3 * len(vb) + 3, 1.0 * len(va) + 2.5))
+        fig, ax = plt.subplots(figsize=(1.6 * len(vb) + 3, 1.1 * len(va) + 2.2))
         grid = np.full((len(va), len(vb)), np.nan)
         for i, a in enumerate(va):
             for j, b in enumerate(vb):
-                mean, sd, failed = stats(lambda s, a=a, b=b: s[ka] == a and s[kb] == b)
-                grid[i, j] = mean
-                ax.text(j, i, "failed" if failed else "" if np.isnan(mean) else f"{mean:.4f}\n±{sd:.4f}",
-                        ha="center", va="center", fontsize=8, color="red" if failed else "black")
-        image = ax.imshow(grid, cmap="viridis", aspect="auto")
+                p = stats(lambda s, a=a, b=b: s[ka] == a and s[kb] == b)
+                grid[i, j] = p["mean"]
+                text = "rejected" if p["rejected"] and not p["n"] else "failed" if p["failed"] and not p["n"] \
+                    else "" if np.isnan(p["mean"]) else f"{p['mean']:.4f}" + (
+                        f"\n± {p['sd']:.4f} (n={p['n']})" if p["n"] > 1 else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                        color={"failed": "red", "rejected": "dimgray"}.get(text, "black"))
+        image = ax.imshow(grid, cmap="viridis", aspect="auto", alpha=0.85)
         fig.colorbar(image, ax=ax, label=label)
         ax.set_xticks(range(len(vb)), vb)
         ax.set_yticks(range(len(va)), va)
         ax.set_xlabel(kb)
         ax.set_ylabel(ka)
     else:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            points = [stats(lambda s, v=v: s[key] == v) for v in values[key]]
-            x = np.arange(len(values[key]))
-            ax.errorbar(x, [p[0] for p in points], yerr=[p[1] for p in points], fmt="o-", capsize=4)
-            for xi, p in zip(x, points):
-                if p[2]:
-                    ax.annotate("failed", (xi, np.nanmin([q[0] for q in points] or [0])), color="red",
-                                ha="center", fontsize=8)
-            ax.set_xticks(x, values[key])
-            ax.set_xlabel(key)
-            ax.set_ylabel(label + ("" if len(keys) == 1 else " (mean over the others)"))
-    fig.suptitle(f"{Path(sweep_dir).name}: {label}, mean ± sd over {', '.join(replicate_keys)}", fontsize=9)
+        columns = min(len(keys), 2)
+        lines = -(-len(keys) // columns)
+        fig, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.8 * lines), squeeze=False)
+        for ax in axes.flat[len(keys):]:
+            ax.set_visible(False)
+        for ax, key in zip(axes.flat, keys):
+            _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+            ax.set_ylabel(label if len(keys) == 1 else f"{label}\n(mean over the other keys)", fontsize=10)
+    n_ok = [stats(lambda s, r=r: all(s[k] == v for k, v in setting(r, keys).items()))["n"] for r in rows]
+    what = f"mean ± sd over {', '.join(replicated)}" if replicated else "one run per setting"
+    if replicated and max(n_ok, default=0) > 1:
+        what += f" (n = {min(n_ok)}–{max(n_ok)} ok runs)" if min(n_ok) != max(n_ok) else f" (n = {max(n_ok)} each)"
+    fig.suptitle(f"{Path(sweep_dir).name}: best {label} — {what}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=100)
     write_atomic(Path(sweep_dir) / "summary.png", buffer.getvalue())
     return fig
+
+
+def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np) -> None:
+    """One key: numbers on a numeric axis, categories in their order; failures marked below."""
+    numbers = [_number(v) for v in values]
+    numeric = all(n is not None for n in numbers) and len(values) > 1
+    x = np.array(numbers, dtype=float) if numeric else np.arange(len(values), dtype=float)
+    if numeric and min(x) > 0 and max(x) / min(x) >= 100:
+        ax.set_xscale("log")
+    mean = np.array([p["mean"] for p in points])
+    order = [i for i in np.argsort(x) if not np.isnan(mean[i])]
+    joined = not numeric or len(values) <= 8  # a grid's values: a line; a search's many draws: points
+    ax.plot(x[order], mean[order], "o-" if joined else "o", color="tab:blue", markersize=5, label="mean of ok runs")
+    spread = [(i, p) for i, p in enumerate(points) if p["n"] > 1 and p["sd"] is not None]
+    if spread:
+        top = 1.0 if metric.endswith("acc") else np.inf  # an accuracy's error bar stops at 1
+        below = [p["sd"] for _, p in spread]
+        above = [min(p["sd"], top - p["mean"]) for _, p in spread]
+        ax.errorbar(x[[i for i, _ in spread]], [p["mean"] for _, p in spread], yerr=[below, above], fmt="none",
+                    ecolor="tab:blue", capsize=4, label="± sd of its n runs")
+        for i, p in spread:
+            ax.annotate(f"n={p['n']}", (x[i], p["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for kind, marker, color in (("failed", "x", "red"), ("rejected", "v", "dimgray")):
+        hit = [i for i, p in enumerate(points) if p[kind]]
+        if hit:
+            ax.plot(x[hit], [0.02] * len(hit), marker, color=color, markersize=8, linestyle="none",
+                    transform=ax.get_xaxis_transform(), clip_on=False,
+                    label=f"{kind} ({sum(points[i][kind] for i in hit)})")
+    if not numeric or len(values) <= 8:
+        ax.set_xticks(x, values if not numeric else [f"{n:g}" for n in x])
+        ax.minorticks_off()
+    ax.set_xlabel(key)
+    ax.grid(alpha=0.3)
+    if any(p["failed"] or p["rejected"] for p in points) or spread:
+        ax.legend(fontsize=8, loc="best")
 
 
 def _typed(text: str):
