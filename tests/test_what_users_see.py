@@ -106,7 +106,7 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
         (tmp_path / f"stride={stride}" / "results.json").write_text(
             json.dumps({**record, "overrides": [f"model.stride={stride}"]}))
     rows = write_summary(tmp_path)
-    figure = plot(tmp_path, rows, ["seed"])
+    figure = plot(tmp_path, rows, ["seed"])["sweep/summary"]
     ax = figure.axes[0]
     ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
     assert ticks == {1: "1", 2: "2", 4: "4", 8: "8"}, "a numeric axis: each value at its place"

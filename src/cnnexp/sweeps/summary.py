@@ -169,8 +169,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     if best is not None:
         print(f"\nbest run: {best['run']}; on its own:\n  python -m cnnexp.train "
               + " ".join(shlex.quote(o) for o in best.get("overrides", [])))
-    figure = plot(sweep_dir, rows, replicate_keys)
-    _log_to_tensorboard(sweep_dir, rows, figure)
+    figures = plot(sweep_dir, rows, replicate_keys)
+    _log_to_tensorboard(sweep_dir, rows, figures)
     if (sweep_dir / search.STUDY_FILE).is_file():
         search.report(sweep_dir)
     return rows
@@ -200,15 +200,16 @@ def _number(text: str) -> float | None:
         return None
 
 
-def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Path | None:
+def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, object]:
     """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
     numbers (logarithmic where they span decades), the sweep's own order for categories — as the
     mean of a setting's ok runs, with ± sd where it has more than one (n beside the point).
     Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
-    along the bottom. Two keys of a small grid: a heatmap. Also logged to TensorBoard."""
+    along the bottom. Two keys of a small grid: a heatmap. Returns the figures for TensorBoard,
+    whose image cards are a few hundred pixels wide: the whole one, or one per key."""
     keys = [k for k in swept(rows) if k not in replicate_keys]
     if not keys:
-        return None
+        return {}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,7 +271,17 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Pa
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     write_atomic(Path(sweep_dir) / "summary.png", buffer.getvalue())
-    return fig
+    if small_grid or len(keys) == 1:
+        return {"sweep/summary": fig}
+    plt.close(fig)
+    figures = {}
+    for key in keys:
+        figures[f"sweep/summary_{key}"], ax = plt.subplots(figsize=(5.5, 4))
+        _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+        ax.set_ylabel(f"{label}\n(mean over the other keys)", fontsize=10)
+        ax.set_title(f"best {label} — {what}", fontsize=10)
+        figures[f"sweep/summary_{key}"].tight_layout()
+    return figures
 
 
 def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np) -> None:
@@ -318,7 +329,7 @@ def _typed(text: str):
     return text
 
 
-def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
+def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, object]) -> None:
     """The sweep's own TensorBoard run, SWEEP/_sweep: the summary figure, and the HParams experiment —
     the swept keys first, with their values in the sweep's order, then what every run logs, and the
     metrics by name — the one experiment in the folder (cnnexp.board)."""
@@ -337,11 +348,8 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
     first = next((p for p in configs if p.is_file()), None)
     every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
     with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:
-        if figure is not None:
-            import matplotlib.pyplot as plt
-
-            writer.add_figure("sweep/summary", figure, 0)
-            plt.close(figure)
+        for name, figure in figures.items():  # add_figure closes each
+            writer.add_figure(name, figure, 0)
         if domains:  # swept keys first, with their values; then every other setting the runs log
             values = {**{k: d[0] for k, d in domains.items()}, **{k: v for k, v in every.items() if k not in domains}}
             logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
