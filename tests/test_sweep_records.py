@@ -95,7 +95,7 @@ def test_sweep_root_declares_the_swept_values(seeded):
         experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
     infos = {h["name"]: h for h in experiment["hparamInfos"]}
     assert sorted(infos["model.pool"]["domainDiscrete"]) == ["avg", "max"]
-    assert sorted(infos["seed"]["domainDiscrete"]) == ["1", "2"]
+    assert sorted(infos["seed"]["domainDiscrete"]) == [1, 2] and infos["seed"]["type"] == "DATA_TYPE_FLOAT64"
     names = [h["name"] for h in experiment["hparamInfos"]]
     assert set(names[:2]) == {"model.pool", "seed"}, "the swept keys lead"
     assert "model.kernel_size" in names and "optimizer.lr" in names, "the rest follow"

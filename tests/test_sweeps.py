@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -39,6 +40,17 @@ def test_failed_setting_is_recorded_and_the_rest_finish(grid):
     bad = statuses.pop("kernel_size=5,stride=2")
     assert bad["status"] == "failed" and "< 1" in bad["reason"] and "block" in bad["reason"]
     assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in statuses.values())
+
+
+def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
+    folder, proc = grid
+    assert re.search(r"^\[[\d:]+\] \[1/4\] kernel_size=3,stride=1$", proc.stdout, re.M), "a one-line header per job"
+    assert re.search(r"\] \[1/4\] kernel_size=3,stride=1: test accuracy: [\d.]+ %", proc.stdout)
+    assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
+    failed = re.search(r"\] error: \[4/4\] kernel_size=5,stride=2: invalid settings: (.+)\n  try: (.+)\n", proc.stdout)
+    assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
+    reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]
+    assert f"  kernel_size=5,stride=2: {reason.splitlines()[0]}\n" in proc.stderr, "the closing list: whole lines"
 
 
 def test_summary_csv_matches_the_runs_and_is_rebuilt(grid):
