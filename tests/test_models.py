@@ -88,7 +88,7 @@ def test_impossible_settings_name_the_layer_and_formula():
 sizes, kernels, strides = st.integers(1, 40), st.integers(1, 9), st.integers(1, 5)
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(deadline=None)  # examples: the profile (conftest.py)
 @given(i=sizes, k=kernels, s=strides, p=st.integers(0, 4))
 def test_conv_formula_matches_pytorch(i, k, s, p):
     expected = conv_out(i, k, s, p)
@@ -98,7 +98,7 @@ def test_conv_formula_matches_pytorch(i, k, s, p):
     assert y.shape[-2:] == (expected, conv_out(i + 1, k, s, p))
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(deadline=None)  # examples: the profile (conftest.py)
 @given(i=sizes, k=kernels, s=strides, data=st.data())
 def test_pool_formulas_match_pytorch(i, k, s, data):
     p = data.draw(st.integers(0, k // 2))
@@ -110,7 +110,7 @@ def test_pool_formulas_match_pytorch(i, k, s, data):
         assert pool(x).shape[-1] == expected, pool
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(deadline=None)  # examples: the profile (conftest.py)
 @given(i=sizes, k=kernels, s=strides)
 def test_same_padding_gives_ceil_i_over_s(i, k, s):
     before, after = same_pads(i, k, s)
@@ -118,7 +118,7 @@ def test_same_padding_gives_ceil_i_over_s(i, k, s):
     assert y.shape[-1] == -(-i // s) and 0 <= after - before <= 1
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(deadline=None)  # examples: the profile (conftest.py)
 @given(i=st.integers(1, 20), k=kernels, s=strides, data=st.data())
 def test_transposed_formula_matches_pytorch(i, k, s, data):
     p = data.draw(st.integers(0, k - 1))
@@ -130,7 +130,7 @@ def test_transposed_formula_matches_pytorch(i, k, s, data):
     assert y.shape[-1] == expected
 
 
-@hsettings(max_examples=60, deadline=None)
+@hsettings(max_examples=30, deadline=None)  # whole networks built and run: fewer
 @given(k=st.integers(1, 7), s=st.integers(1, 3), padding=st.sampled_from([0, 1, 2, "same", "valid"]),
        pool=st.sampled_from(["max", "avg", "l2", "none"]), blocks=st.integers(1, 3), h=st.integers(8, 32))
 def test_whole_networks_match_their_plan(k, s, padding, pool, blocks, h):
@@ -215,7 +215,7 @@ def test_depthwise_and_dilation_shapes_follow_the_formulas():
     assert conv.out_shape[1] == conv_out(14, 3, 1, 0, 3) == 14 - 2 * 3
 
 
-@hsettings(max_examples=200, deadline=None)
+@hsettings(deadline=None)  # examples: the profile (conftest.py)
 @given(i=sizes, k=kernels, s=strides, p=st.integers(0, 4), d=st.integers(1, 4), g=st.sampled_from([1, 2, 4]))
 def test_dilated_grouped_conv_formula_matches_pytorch(i, k, s, p, d, g):
     expected = conv_out(i, k, s, p, d)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,10 +17,18 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
                "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for words in ("a notebook loop", "b plain loop", "c cnnexp", "d cnnexp, bf16-mixed",
-                  "c/a = ", "c/b = ", "d/c = ", "startup, launch → first training step",
-                  "peak memory of a 2-epoch default run: cnnexp", "time to 99.2 % test accuracy, seeds 1–2", "speedrun", "(n=2)", "0/2"):
-        assert words in out, out
+    measured = {  # each figure's label with its number: a measure that printed no number fails
+        "images/s": r"^  (a notebook loop|b plain loop|c cnnexp|d cnnexp, bf16-mixed)\b.*?\s([\d,]+)\s+\(",
+        "ratio": r"(c/a|c/b|d/c) = (\d+\.\d+)",
+        "startup": r"launch → first training step .*?: cnnexp (\d+\.\d+) s",
+        "memory": r"peak memory of a 2-epoch default run: cnnexp ([\d,]+) MB",
+    }
+    for what, pattern in measured.items():
+        found = re.findall(pattern, out, flags=re.M)
+        numbers = [float(str(f[-1] if isinstance(f, tuple) else f).replace(",", "")) for f in found]
+        assert numbers and all(n > 0 for n in numbers), (what, out)
+    assert len(re.findall(measured["images/s"], out, flags=re.M)) == 4 and len(re.findall(measured["ratio"], out)) == 3
+    assert "time to 99.2 % test accuracy, seeds 1–2" in out and re.search(r"speedrun .*\(n=2\).*0/2", out), out
 
 
 def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
@@ -45,6 +54,9 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
     results = json.loads((only_run_dir(out) / "results.json").read_text())
     assert results["status"] == "ok" and results["train_s"] > 0 and results["epochs"] == 2
     assert set(results["timing"]) == {"data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"}
+    reached = [s for s in results["time_to"].values() if s is not None]  # 5 batches an epoch: maybe none
+    assert set(results["time_to"]) == {"99.0", "99.2", "99.4"} and all(0 < s <= results["train_s"] for s in reached)
+    assert results["best"] < 0.99 or results["time_to"]["99.0"] is not None, "reached 99.0 %, so it was timed"
     config = (only_run_dir(out) / "config.yaml").read_text()
     assert "name: speed" in config and "label_smoothing: 0.1" in config
     assert "batchnorm" in (only_run_dir(out) / "shapes.txt").read_text()

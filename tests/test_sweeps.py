@@ -118,6 +118,6 @@ def test_launchers_complete(tmp_path, shared_data, launcher):
 
 
 def test_replicates_share_their_settings_prefix():
-    from cnnexp.sweeps.naming import run_name
+    from cnnexp.compose import run_name
 
     assert run_name("model.kernel_size=5,seed=1,trainer.max_epochs=2") == "kernel_size=5,max_epochs=2,seed=1"

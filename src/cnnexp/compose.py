@@ -10,7 +10,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import CONF_DIR, PROJECT_DIR
 from cnnexp.run_folder import claim_fresh
-from cnnexp.sweeps.naming import run_name
+
+
+def run_name(override_dirname: str) -> str:
+    """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied.
+    The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
+    parts = []
+    for item in filter(None, override_dirname.split(",")):
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key.count(".") >= 1 and not key.startswith("hydra."):
+            key = key.split(".", 1)[1]
+        parts.append(f"{key}={value}".replace("/", "_"))
+    parts.sort(key=lambda part: part.startswith("seed="))
+    return ",".join(parts) or "defaults"
 
 
 def _run_dir(resume: Any, fresh: str) -> str:

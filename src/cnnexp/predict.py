@@ -20,6 +20,7 @@ from typing import List, Optional
 from cnnexp.data.images import EXTENSIONS, header
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.run_folder import load_task
+from cnnexp.tasks import TASKS
 
 
 @dataclass
@@ -135,7 +136,7 @@ def predict(args: PredictArgs) -> List[dict]:
     if not args.images:
         raise SettingsError("images", None, "a file, folder or glob, e.g. images='my_digits/*.png'")
     task, _ = load_task(args.run, args.ckpt)
-    if task.settings.model.task != "classification":
+    if not TASKS[task.settings.model.task].classifies:
         raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
     files = find_images(args.images)
     data = task.settings.data

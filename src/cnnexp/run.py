@@ -267,10 +267,14 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
 
+    def best() -> Dict[str, Any]:
+        """What "best" meant and where it was: the one record the summary, search and eval read."""
+        value = _float(checkpoint.best_model_score)
+        return {"monitor": checkpoint.monitor, "mode": checkpoint.mode, "best": value,
+                "best_epoch": checkpoint.best_epoch, f"best_{checkpoint.monitor.replace('/', '_')}": value}
+
     def so_far(**extra) -> Dict[str, Any]:
-        metric = checkpoint.monitor.replace("/", "_")
-        return {"epochs": trainer.current_epoch, "step": trainer.global_step,
-                f"best_{metric}": _float(checkpoint.best_model_score),
+        return {"epochs": trainer.current_epoch, "step": trainer.global_step, **best(),
                 **{k.replace("/", "_"): _float(v) for k, v in trainer.callback_metrics.items()
                    if k.endswith("_epoch") or k.startswith("val/")}, **extra}
 
@@ -290,14 +294,13 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         log_hparams(trainer, checked.config, results, overrides, status="pruned")
         raise Stopped("pruned", reporter.pruned, **results)
 
-    metric = checkpoint.monitor
     results: Dict[str, Any] = {
         "params": sum(p.numel() for p in task.parameters()),
         "epochs": trainer.current_epoch,
         "images_per_s": round(timing.images_per_s, 1),
         "first_step_unix": timing.first_step_unix,
         "train_s": _float(timing.train_s),
-        f"best_{metric.replace('/', '_')}": _float(checkpoint.best_model_score),
+        **best(),
     }
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
@@ -305,6 +308,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["timing"] = timing.split(trainer, datamodule)
+    results["time_to"] = timing.time_to  # null where validation never got there
     log_hparams(trainer, checked.config, results, overrides)
     return results
 
@@ -319,18 +323,14 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.timing import Timing
     from cnnexp.callbacks.stop_guard import StopGuard
-    from cnnexp.tasks import TASKS
-
     ck = settings.callbacks.checkpoint
-    task_monitor, task_mode = TASKS[settings.model.task].monitor
     timing = Timing()
     callbacks = [
         StopGuard(),                     # a Ctrl-C or SIGTERM that Python dropped still stops the run
         timing,                          # before EpochCSV: the row includes this epoch's timing
         EpochCSV(run_dir / "metrics.csv"),
         RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                      monitor=task_monitor if ck.monitor == "auto" else ck.monitor,
-                      mode=task_mode if ck.mode == "auto" else ck.mode,
+                      monitor=ck.monitor, mode=ck.mode,  # resolved once, in the settings check
                       save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
                       enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
         *extra_callbacks,

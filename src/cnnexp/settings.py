@@ -23,7 +23,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
 from cnnexp.errors import SettingsError, ShapeError
 from cnnexp.models.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan, resolve_blocks
-from cnnexp.tasks import TASKS
+from cnnexp.tasks import TASKS, monitor_and_mode
 
 
 # ---------------------------------------------------------------- the schema, group by group
@@ -189,6 +189,7 @@ class ViewSettings:
     filters: bool
     feature_maps: bool
     receptive_field: bool
+    arithmetic: bool
     mistakes: bool
     confusion_matrix: bool
     reconstructions: bool
@@ -307,7 +308,7 @@ def check(s: Settings) -> Settings:
     if m.num_classes == "auto":
         m.num_classes = len(classes)
     _require(_is_int(m.num_classes) and m.num_classes >= 2, "model.num_classes", m.num_classes, "auto, or an integer ≥ 2")
-    _require(m.task != "classification" or m.num_classes == len(classes), "model.num_classes", m.num_classes,
+    _require(not TASKS[m.task].classifies or m.num_classes == len(classes), "model.num_classes", m.num_classes,
              f"{source} has {len(classes)} classes ({', '.join(classes[:6])}{' …' if len(classes) > 6 else ''}); "
              "use model.num_classes=auto")
     _require(len(m.blocks) >= 1, "model.blocks", [], "at least one conv block")
@@ -380,6 +381,7 @@ def check(s: Settings) -> Settings:
     logged = TASKS[m.task].metrics
     _require(c.checkpoint.monitor == "auto" or c.checkpoint.monitor in logged, "callbacks.checkpoint.monitor",
              c.checkpoint.monitor, f"auto, or a metric the {m.task} task logs: {', '.join(logged)}")
+    c.checkpoint.monitor, c.checkpoint.mode = monitor_and_mode(m.task, c.checkpoint.monitor, c.checkpoint.mode)
     _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
     m.blocks = resolve_blocks(m)  # what the network is built with: the shortcuts (still set) applied

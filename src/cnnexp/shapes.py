@@ -1,12 +1,14 @@
-"""`python -m cnnexp.shapes [overrides] [json=true]`: the shape table of a model, worked by the
-textbook formulas, without loading data or torch: shapes, parameters, receptive field and jump,
-multiply-accumulates and output memory per layer. Takes the training's keys (model.*, data.*,
-groups such as model=convae; `python -m cnnexp.train --help` lists them) and json=true for
-the rows as JSON. A setting far costlier than the reference network is named with its factor.
+"""`python -m cnnexp.shapes [overrides] [json=true] [draw=DIR]`: the shape table of a model, worked by
+the textbook formulas, without loading data or torch: shapes, parameters, receptive field and jump,
+multiply-accumulates and output memory per layer. draw=DIR also draws each conv, pool and
+transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md). Takes the
+training's keys (model.*, data.*, groups such as model=convae; `python -m cnnexp.train --help`
+lists them). A setting far costlier than the reference network is named with its factor.
 
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
     python -m cnnexp.shapes model=convae json=true
     python -m cnnexp.shapes data=folder data.root=~/datasets/leaves   # the input shape the folder's images give
+    python -m cnnexp.shapes model=convae draw=pictures                 # GIFs and sheets into pictures/
 """
 
 from __future__ import annotations
@@ -29,25 +31,35 @@ def main(argv: list[str] | None = None) -> None:
 
     exit_on_help(__doc__, args)
     as_json = [a for a in args if a.startswith("json=")]
-    overrides = [a for a in args if not a.startswith("json=")]
+    draw = [a.split("=", 1)[1] for a in args if a.startswith("draw=")]
+    overrides = [a for a in args if not a.startswith(("json=", "draw="))]
     try:
         if as_json and as_json[-1] not in ("json=true", "json=false"):
             raise SettingsError("json", as_json[-1].split("=", 1)[1], "true or false")
         settings = settings_module.load(compose_config(overrides))
+        folder = None
+        if draw:
+            from cnnexp import arithmetic  # Pillow: only when drawing
+            folder = arithmetic.folder(draw[-1])
     except (UserError, HydraException, OmegaConfBaseException) as e:
         fail(e)
     layers = settings.model.layers
     if as_json and as_json[-1] == "json=true":
         print(json.dumps({"model": settings.model.name, "input_shape": list(settings.model.input_shape),
                           **table_json(layers)}, indent=2))
-        return
-    data = settings.data
-    source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
-    print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
-    print(format_table(layers))
-    costly = cost_warning(settings.model)
-    if costly:
-        print(f"warning: {costly}")
+    else:
+        data = settings.data
+        source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
+        print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
+        print(format_table(layers))
+        costly = cost_warning(settings.model)
+        if costly:
+            print(f"warning: {costly}")
+    if folder is not None:
+        try:
+            print(arithmetic.draw_network(settings, folder), file=sys.stderr)
+        except OSError as e:
+            fail(SettingsError("draw", str(folder), f"the pictures could not be written ({e}); give another folder"))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import List
 
-from omegaconf import OmegaConf
-
 from cnnexp.errors import fail
 from cnnexp.sweeps.summary import collect, write_summary
 
@@ -33,8 +31,7 @@ def main(argv: List[str] | None = None) -> None:
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     if not collect(folder):
         fail(f"{args[0]}: this sweep holds no runs yet")
-    recorded = OmegaConf.load(folder / "multirun.yaml")
-    write_summary(folder, OmegaConf.select(recorded, "sweep_options.replicate_keys", default=None) or ["seed"])
+    write_summary(folder)
 
 
 if __name__ == "__main__":

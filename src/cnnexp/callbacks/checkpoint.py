@@ -43,3 +43,14 @@ class RunCheckpoint(ModelCheckpoint):
                           "last_model_path": here(state_dict.get("last_model_path")),
                           "best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
         super().load_state_dict(state_dict)
+        self.best_epoch = state_dict.get("best_epoch")
+
+    best_epoch: Optional[int] = None  # the epoch best.ckpt holds (results.json's best_epoch)
+
+    def _update_best_and_save(self, current, trainer, monitor_candidates) -> None:
+        # Called only for a new best (save_top_k=1); set before the save so best.ckpt carries it too.
+        self.best_epoch = trainer.current_epoch
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "best_epoch": self.best_epoch}

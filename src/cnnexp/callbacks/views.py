@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from cnnexp.callbacks.timing import timed
+from cnnexp.tasks import TASKS
 
 
 class View(L.Callback):
@@ -135,6 +136,8 @@ class ReceptiveFields(View):
     def on_fit_start(self, trainer, pl_module) -> None:
         from torchvision.utils import draw_bounding_boxes
 
+        from cnnexp.models.geometry import receptive_box
+
         tb = tensorboard(trainer)
         if tb is None or not self.convs:
             return
@@ -143,12 +146,27 @@ class ReceptiveFields(View):
         image = image.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2)
         height, width = pixels.shape[-2:]
         for layer in self.convs:
-            (oh, ow), half = layer.out_shape[1:], (layer.rf - 1) / 2
-            cy, cx = layer.start + (oh // 2) * layer.jump, layer.start + (ow // 2) * layer.jump
-            box = [max(cx - half, 0), max(cy - half, 0), min(cx + half + 1, width), min(cy + half + 1, height)]
-            box = torch.tensor([[v * self.scale for v in box]])
+            box = torch.tensor([[v * self.scale for v in receptive_box(layer, height, width)]])
             drawn = draw_bounding_boxes(image, box, colors="red", width=2)
             tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
+
+
+class ArithmeticSheets(View):
+    """Per conv, pool and transposed-conv layer, the still sheet of its arithmetic (cnnexp.arithmetic),
+    logged once: a sweep over kernel, stride and padding compares picture by picture."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    @timed
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import numpy as np
+
+        from cnnexp.arithmetic import sheets
+
+        if (tb := tensorboard(trainer)) is not None:
+            for name, image in sheets(self.layers):
+                tb.add_image(f"arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
 
 
 class TestMistakes(View):
@@ -242,10 +260,11 @@ def view_callbacks(views, task_name: str, source: ViewSource, layers, config_yam
         FilterImages(every) if views.filters else None,
         FeatureMaps(source, every) if views.feature_maps else None,
         ReceptiveFields(source, layers) if views.receptive_field else None,
+        ArithmeticSheets(layers) if views.arithmetic else None,
     ]
-    if task_name == "classification":
-        if views.mistakes or views.confusion_matrix:
-            chosen.append(TestMistakes(source, views.mistakes, views.confusion_matrix))
-    elif views.reconstructions:
+    own = TASKS[task_name].views
+    if "mistakes" in own and (views.mistakes or views.confusion_matrix):
+        chosen.append(TestMistakes(source, views.mistakes, views.confusion_matrix))
+    if "reconstructions" in own and views.reconstructions:
         chosen.append(Reconstructions(source, every))
     return [c for c in chosen if c is not None]

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnexp.data import images
-from cnnexp.data.mnist import EpochPermutation, InMemoryLoader, to_float
+from cnnexp.data.memory import InMemoryData, to_float
 from cnnexp.errors import RunError
 
 log = logging.getLogger("cnnexp")
@@ -66,15 +65,14 @@ class FolderImages(Dataset):
         return self.transform(read_image(path, self.shape[0], self.shape[1:])), label
 
 
-class FolderDataModule(L.LightningDataModule):
+class FolderDataModule(InMemoryData):
     def __init__(self, data_settings, seed: int):
-        super().__init__()
-        self.settings, self.seed = data_settings, seed
+        super().__init__(data_settings, seed)
         self.class_names: List[str] = list(data_settings.classes or [])
         self.shape = (data_settings.channels, *data_settings.image_size)
         self.splits = {}
         self.streamed = False
-        self.mean = self.std = self.to_input = None
+        self.transform = None  # uint8 → the network's input, for a batch or a streamed image
 
     # what the TensorBoard views show (callbacks.views.ViewSource)
     def samples(self, n: int) -> torch.Tensor:
@@ -82,11 +80,6 @@ class FolderDataModule(L.LightningDataModule):
         if isinstance(x, torch.Tensor):
             return self.to_input(x[:n])
         return torch.stack([x[i][0] for i in range(min(n, len(x)))])
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.settings.normalize:
-            return x.clamp(0, 1)
-        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
@@ -108,9 +101,9 @@ class FolderDataModule(L.LightningDataModule):
             s.std = [round(max(float(v), 1e-3), 6) for v in x.std(dim=(0, 2, 3))]
         self.mean, self.std = channel_stats(s)
         # a partial, not a method: the streaming workers get a copy without the trainer
-        self.to_input = functools.partial(to_float, normalize=s.normalize, mean=self.mean, std=self.std)
+        self.transform = functools.partial(to_float, normalize=s.normalize, mean=self.mean, std=self.std)
         for split, items in folder.files.items():
-            self.splits[split] = (FolderImages(items, self.shape, self.to_input), None) if self.streamed else decoded[split]
+            self.splits[split] = (FolderImages(items, self.shape, self.transform), None) if self.streamed else decoded[split]
         how = (f"streamed from disk by {s.num_workers} loader workers (decoded, {total / 2**20:,.0f} MB would exceed "
                f"data.memory_budget_mb={s.memory_budget_mb})" if self.streamed else f"held in memory ({total / 2**20:,.1f} MB)")
         log.info("data: %s — %d classes, %s images (train %d, val %d, test %d) as %d×%d×%d, %s", s.root,
@@ -124,18 +117,13 @@ class FolderDataModule(L.LightningDataModule):
             x[i] = read_image(path, c, (h, w))
         return x, torch.tensor([label for _, label in items], dtype=torch.long)
 
-    def _rank(self) -> Tuple[int, int]:
-        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-
     def _loader(self, split: str, train: bool):
         x, y = self.splits[split]
-        batch = self.settings.batch_size if train else self.settings.eval_batch_size
         if self.streamed:
-            return DataLoader(x, batch_size=batch, shuffle=train, drop_last=train, num_workers=self.settings.num_workers,
+            return DataLoader(x, batch_size=self.settings.batch_size if train else self.settings.eval_batch_size,
+                              shuffle=train, drop_last=train, num_workers=self.settings.num_workers,
                               persistent_workers=self.settings.num_workers > 0)
-        rank, world = self._rank()
-        sampler = EpochPermutation(len(x), shuffle=train, seed=self.seed, rank=rank, world_size=world)
-        return InMemoryLoader(x, y, batch, sampler, drop_last=train, transform=self.to_input)
+        return self.loader(x, y, None, train, transform=self.transform)
 
     def train_dataloader(self):
         return self._loader("train", train=True)

@@ -255,9 +255,19 @@ def _mirror(encoder: List[Layer]) -> List[Layer]:
 def plan(model: Any) -> List[Layer]:
     """The shape table of a model: encoder blocks, then the classifier head or the decoder."""
     encoder = _conv_stack(model)
-    if model.task == "reconstruction":
+    from cnnexp.tasks import TASKS
+
+    if TASKS[model.task].decoder:
         return encoder + _mirror(encoder)
     return encoder + _classifier_head(model, encoder[-1].out_shape)
+
+
+def receptive_box(layer: Layer, height: int, width: int) -> Tuple[float, float, float, float]:
+    """The input pixels (x0, y0, x1, y1), clipped to the image, that the centre output unit of
+    `layer` sees: its rf pixels around the centre the start/jump recursion gives."""
+    (oh, ow), half = layer.out_shape[1:], (layer.rf - 1) / 2
+    cy, cx = layer.start + (oh // 2) * layer.jump, layer.start + (ow // 2) * layer.jump
+    return max(cx - half, 0), max(cy - half, 0), min(cx + half + 1, width), min(cy + half + 1, height)
 
 
 def total_params(layers: List[Layer]) -> int:

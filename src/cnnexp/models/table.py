@@ -38,11 +38,12 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KB" if n < 2**20 else f"{n / 2**20:,.1f} MB"
 
 
-def _note(layer: Layer) -> str:
+def note(layer: Layer) -> str:
+    """The last column: a transposed convolution's direct view, or an odd pool's worked formula."""
     if layer.kind == "convT":
         zeros, (before, after), a = layer.zeros_padding_extra
-        note = f"zeros {zeros}, p'={before}+{after}, a={a}"
-        return note + (f", crop from {layer.crop[0]}" if layer.crop is not None else "")
+        text = f"zeros {zeros}, p'={before}+{after}, a={a}"
+        return text + (f", crop from {layer.crop[0]}" if layer.crop is not None else "")
     if layer.kind.endswith("pool") and layer.formula and _odd(layer):
         return layer.formula
     return ""
@@ -64,7 +65,7 @@ def format_table(layers: List[Layer]) -> str:
             "" if layer.jump is None else str(layer.jump),
             f"{layer.macs:,}" if layer.macs else "",
             _kb(layer.memory),
-            _note(layer),
+            note(layer),
         ))
     memory = sum(layer.memory for layer in layers)
     rows.append(("total", "", "", "", "", "", "", "", f"{total_params(layers):,}", "", "",

@@ -1,24 +1,12 @@
-"""Sweep run folders (and so TensorBoard run names) are named by what the sweep varies."""
+"""What a sweep does to its config before launching: only swept keys name its runs (the name
+itself is `compose.run_name`), duplicate values run once, and `-m resume=SWEEP` relaunches the
+recorded sweep."""
 
 from __future__ import annotations
 
 import time
 
 from omegaconf import DictConfig, OmegaConf, read_write
-
-
-def run_name(override_dirname: str) -> str:
-    """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied.
-    The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
-    parts = []
-    for item in filter(None, override_dirname.split(",")):
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
-        if key.count(".") >= 1 and not key.startswith("hydra."):
-            key = key.split(".", 1)[1]
-        parts.append(f"{key}={value}".replace("/", "_"))
-    parts.sort(key=lambda part: part.startswith("seed="))
-    return ",".join(parts) or "defaults"
 
 
 def name_runs_by_swept_keys(config: DictConfig) -> None:

@@ -190,14 +190,13 @@ def storage_url(sweep_dir: Path) -> str:
 
 
 def objective(config: DictConfig) -> Tuple[str, str]:
-    """(metric, direction): what the runs' best checkpoint is chosen by — val/acc up for the
-    classifier, val/loss down for the autoencoder, or callbacks.checkpoint.monitor."""
-    from cnnexp.tasks import TASKS
+    """(metric, direction): what the runs' best checkpoint is chosen by, as the settings check
+    resolves it (cnnexp.tasks.monitor_and_mode) — the study optimises the same "best"."""
+    from cnnexp.tasks import monitor_and_mode
 
-    monitor, mode = TASKS[str(config.model.task)].monitor
-    chosen = OmegaConf.select(config, "callbacks.checkpoint.monitor", default="auto")
-    if chosen != "auto":
-        monitor, mode = chosen, OmegaConf.select(config, "callbacks.checkpoint.mode", default="max")
+    monitor, mode = monitor_and_mode(str(config.model.task),
+                                     OmegaConf.select(config, "callbacks.checkpoint.monitor", default="auto"),
+                                     OmegaConf.select(config, "callbacks.checkpoint.mode", default="auto"))
     return monitor, "maximize" if mode == "max" else "minimize"
 
 

@@ -1,5 +1,5 @@
 """The table of a sweep: every run's settings, metrics, time and status, best first; runs that
-differ only in replicate keys (`sweep.replicate_keys`, default [seed]) grouped with mean ±
+differ only in replicate keys (`sweep_options.replicate_keys`) grouped with mean ±
 standard deviation; a plot of validation accuracy against what the sweep varies.
 
 Printed as markdown (friendly numbers); written for machines as plain-number CSV:
@@ -26,6 +26,20 @@ from cnnexp.sweeps import search
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
 GROUPED = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"), ("test_loss", "test loss")]
+
+
+def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
+    """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them in
+    multirun.yaml (a resume that names others does not regroup it); conf/train.yaml's default for a
+    sweep recorded before the key existed."""
+    from omegaconf import OmegaConf
+
+    from cnnexp import CONF_DIR
+
+    key = "sweep_options.replicate_keys"
+    recorded = Path(sweep_dir) / "multirun.yaml"
+    keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
+    return list(keys if keys is not None else OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key))
 
 
 def collect(sweep_dir: Path) -> List[Dict]:
@@ -55,12 +69,26 @@ def setting(row: Dict, keys: Sequence[str]) -> Dict[str, str]:
     return {k: found.get(k, "") for k in keys}
 
 
-def _score(row: Dict) -> float:
-    if row.get("status") != "ok":
+def ranking(rows: List[Dict]) -> Tuple[str, str]:
+    """(results key, "max" | "min"): the runs' own record of what "best" means (their monitor and
+    mode, resolved once by the settings check); records from before it had none: val acc, up."""
+    recorded = next((r for r in rows if r.get("status") == "ok" and r.get("monitor")), None)
+    if recorded:
+        return f"best_{recorded['monitor'].replace('/', '_')}", recorded["mode"]
+    if any(r.get("best_val_acc") is not None for r in rows):
+        return "best_val_acc", "max"
+    return "best_val_loss", "min"
+
+
+def _better_first(value, mode: str) -> float:
+    """A sort key, largest first, for a value ranked by `mode`; missing values last."""
+    if value is None:
         return float("-inf")
-    if row.get("best_val_acc") is not None:
-        return row["best_val_acc"]
-    return -(row.get("best_val_loss") or float("inf"))
+    return value if mode == "max" else -value
+
+
+def _score(row: Dict, rank: Tuple[str, str]) -> float:
+    return _better_first(row.get(rank[0]) if row.get("status") == "ok" else None, rank[1])
 
 
 def _cell(key: str, value) -> str:
@@ -86,7 +114,8 @@ def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
     present = [(key, title) for key, title in METRICS if any(r.get(key) is not None for r in rows)]
     header = ["run", "status"] + [title for _, title in present] + ["reason"]
     friendly, plain = [], []
-    for r in sorted(rows, key=_score, reverse=True):
+    rank = ranking(rows)
+    for r in sorted(rows, key=lambda r: _score(r, rank), reverse=True):
         friendly.append([r["run"], shown_status(r), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
         plain.append([r["run"], shown_status(r), *(r.get(k) for k, _ in present), _reason(r)])
     return header, friendly, plain
@@ -101,6 +130,10 @@ def groups(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[Tuple, List[
     return grouped
 
 
+def _setting_name(key: Tuple) -> str:
+    return ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+
+
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -109,17 +142,19 @@ def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
 
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
-    sorted by mean validation accuracy (or loss)."""
+    best mean first, by the runs' monitor."""
     present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
     header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd")]
     entries = []
     for key, members in groups(rows, replicate_keys).items():
         ok = [m for m in members if m.get("status") == "ok"]
         stats = {k: _mean_sd([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
-        name = ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
+        name = _setting_name(key)
         entries.append((name, len(members), len(ok), stats))
     friendly, plain = [], []
-    for name, n, n_ok, stats in sorted(entries, key=lambda e: _group_score(e[3]), reverse=True):
+    key, mode = ranking(rows)
+    for name, n, n_ok, stats in sorted(entries, key=lambda e: _better_first(e[3].get(key, (None,))[0], mode),
+                                      reverse=True):
         plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
@@ -127,12 +162,6 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
             cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}"]
         friendly.append(cells)
     return header, friendly, plain
-
-
-def _group_score(stats: Dict) -> float:
-    """Mean validation accuracy, or minus the mean validation loss; settings with neither last."""
-    acc, loss = stats.get("best_val_acc", (None,))[0], stats.get("best_val_loss", (None,))[0]
-    return acc if acc is not None else -loss if loss is not None else float("-inf")
 
 
 def markdown(header: list, body: list) -> str:
@@ -150,8 +179,9 @@ def _csv(path: Path, header: list, plain: list) -> None:
     write_atomic(path, text.getvalue())
 
 
-def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> List[Dict]:
+def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> List[Dict]:
     sweep_dir = Path(sweep_dir)
+    replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     header, friendly, plain = run_table(rows)
     _csv(sweep_dir / "summary_runs.csv", header, plain)
@@ -165,15 +195,36 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) ->
     else:
         print(markdown(header, friendly))
         _csv(sweep_dir / "summary.csv", header, plain)
-    best = max((r for r in rows if r.get("status") == "ok"), key=_score, default=None)
-    if best is not None:
-        print(f"\nbest run: {best['run']}; on its own:\n  python -m cnnexp.train "
-              + " ".join(shlex.quote(o) for o in best.get("overrides", [])))
+    print_best(rows, replicate_keys if replicated else ())
     figures = plot(sweep_dir, rows, replicate_keys)
     _log_to_tensorboard(sweep_dir, rows, figures)
     if (sweep_dir / search.STUDY_FILE).is_file():
         search.report(sweep_dir)
     return rows
+
+
+def best_setting(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> Tuple[str, List[str]] | None:
+    """(name, overrides) of the best setting: by its mean over the replicates when there are
+    replicate keys (the command then leaves them out), else the best run. None if nothing ended ok."""
+    key, mode = ranking(rows)
+    ok = [r for r in rows if r.get("status") == "ok" and r.get(key) is not None]
+    if not ok:
+        return None
+    if not replicate_keys:
+        best = max(ok, key=lambda r: _score(r, (key, mode)))
+        return best["run"], list(best.get("overrides", []))
+    name, chosen = max(groups(ok, replicate_keys).items(),
+                       key=lambda g: _better_first(statistics.mean(r[key] for r in g[1]), mode))
+    kept = [o for o in chosen[0].get("overrides", []) if o.lstrip("+~").partition("=")[0] not in replicate_keys]
+    return f"{_setting_name(name)} (mean of {len(chosen)})", kept
+
+
+def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
+    found = best_setting(rows, replicate_keys)
+    if found is not None:
+        label = "best setting" if replicate_keys else "best run"
+        print(f"\n{label}: {found[0]}, by {ranking(rows)[0]} ({ranking(rows)[1]}); on its own:\n"
+              "  python -m cnnexp.train " + " ".join(shlex.quote(o) for o in found[1]))
 
 
 def declared_order(sweep_dir: Path) -> Dict[str, List[str]]:
@@ -216,8 +267,9 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
     import matplotlib.pyplot as plt
     import numpy as np
 
-    metric, label = ("best_val_acc", "validation accuracy") if any(r.get("best_val_acc") is not None for r in rows) \
-        else ("best_val_loss", "validation loss")
+    metric, _ = ranking(rows)
+    label = {"best_val_acc": "validation accuracy", "best_val_loss": "validation loss"}.get(
+        metric, metric.replace("best_", "").replace("_", "/"))
     order = declared_order(sweep_dir)
     values = {k: [v for v in order.get(k, []) if v in vs] + [v for v in vs if v not in order.get(k, [])]
               for k, vs in swept(rows).items()}
@@ -366,7 +418,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
             writer.file_writer.add_summary(experiment)
 
 
-def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] = ("seed",)) -> None:
+def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
     """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
     except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
