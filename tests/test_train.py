@@ -64,7 +64,7 @@ def test_tensorboard_views_are_written(quick_run):
     acc = EventAccumulator(str(run_dir), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
     acc.Reload()
     tags = acc.Tags()
-    for tag in ("test/mistakes", "test/confusion_matrix", "filters/block1", "arithmetic/block1_conv", "arithmetic/block3_maxpool",
+    for tag in ("test/mistakes", "test/confusion_matrix", "filters/block1", "layer_arithmetic/block1_conv", "layer_arithmetic/block3_maxpool",
                 "features/block1", "features/block2", "features/block3"):
         assert tag in tags["images"], f"{tag} missing from {tags['images']}"
     filters = acc.Images("filters/block1")
