@@ -80,7 +80,7 @@ def count_jobs(config) -> int:
     if is_search(config.hydra.sweeper):
         return int(config.hydra.sweeper.n_trials)
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    lines = task_overrides(config.hydra) + [f"{k}={v}" for k, v in params.items()]
+    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)  # as Hydra: the command line wins
     return sum(len(batch) for batch in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None))
 
 
