@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.compose import task_overrides, user_config
-from cnnexp.console import SWEEP_SIZE, count_jobs
+from cnnexp.console import SWEEP_SIZE
 from cnnexp.errors import UserError, fail
 
 
@@ -34,7 +34,7 @@ class SettingsCheck(Callback):
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
-        from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
+        from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
         from cnnexp.sweeps.search import check_search, is_search
 
         try:

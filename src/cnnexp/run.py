@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import resume as resuming
 from cnnexp import slurm
+from cnnexp.compose import reference_model
 from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.models.table import cost_warning
@@ -158,7 +159,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         (run_dir / "shapes.txt").write_text(table + "\n")
         shown = f"{config_yaml}\n{table}" if settings.print_config else table  # config.yaml has it
         log.info("%s\n%s", job_header(run_dir, multirun), shown)
-        costly = cost_warning(settings.model)  # before a setting that takes many times the reference's time
+        costly = cost_warning(settings.model, reference_model(settings.model))  # before a setting that takes many times the reference's time
         if costly:
             log.warning(costly)
 

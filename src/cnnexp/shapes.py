@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp import settings as settings_module
-from cnnexp.compose import compose_config
+from cnnexp.compose import compose_config, reference_model
 from cnnexp.errors import SettingsError, UserError, fail
 from cnnexp.models.table import cost_warning, format_table, table_json
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
         print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
         print(format_table(layers))
-        costly = cost_warning(settings.model)
+        costly = cost_warning(settings.model, reference_model(settings.model))
         if costly:
             print(f"warning: {costly}")
     if folder is not None:

@@ -102,14 +102,12 @@ def _odd(layer: Layer) -> bool:
     return layer.stride is not None and i % layer.stride != 0 or o * (layer.stride or 1) != i
 
 
-REFERENCE = {"classification": "cnn3", "reconstruction": "convae"}  # conf/model/<name>.yaml
 COSTLY = 10  # × the reference's parameters or MACs per image
 
 
-def cost_warning(model) -> Optional[str]:
-    """One line when the network is COSTLY× its task's reference network or more, for the same
-    input: parameters and MACs per image, each with its factor. None otherwise."""
-    reference = _reference(model)
+def cost_warning(model, reference) -> Optional[str]:
+    """One line when the network is COSTLY× its task's reference network (compose.reference_model)
+    or more: parameters and MACs per image, each with its factor. None otherwise."""
     if reference is None:
         return None
     params, macs = total_params(model.layers), total_macs(model.layers)
@@ -120,21 +118,6 @@ def cost_warning(model) -> Optional[str]:
     return (f"a costly network: {_millions(params)} parameters ({factors[0]:.1f}× the reference {reference.name}'s "
             f"{_millions(ref_params)}) and {_millions(macs)} MACs per image ({factors[1]:.1f}× its "
             f"{_millions(ref_macs)}): each training image costs about {factors[1]:.0f}× as much time")
-
-
-def _reference(model):
-    """The task's reference network from conf/model/, on this model's input and classes."""
-    from omegaconf import OmegaConf
-
-    from cnnexp import CONF_DIR
-    from cnnexp.settings import ModelSettings
-
-    name = REFERENCE.get(model.task)
-    if name is None:
-        return None
-    recorded = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
-    recorded.update(input_shape=list(model.input_shape), num_classes=model.num_classes)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelSettings), recorded))
 
 
 def _millions(n: int) -> str:
