@@ -93,10 +93,10 @@ def test_probabilities_keep_four_digits_away_from_0_and_1():
 
 
 def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
-    """A hand-made sweep record: one key, values given 2,1,4 (4 failed, 8 rejected), one run each."""
+    """A hand-made sweep record: one key, values given 2,1,4,8 (4 failed, 8 rejected), one run each."""
     import json
 
-    from cnnexp.sweeps.summary import plot, write_summary
+    from cnnexp.sweeps.summary import collect, group_table, plot, run_table
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.stride=2,1,4,8']\n")
     for stride, record in {2: {"status": "ok", "best_val_acc": 0.9}, 1: {"status": "ok", "best_val_acc": 0.95},
@@ -105,7 +105,7 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
         (tmp_path / f"stride={stride}").mkdir()
         (tmp_path / f"stride={stride}" / "results.json").write_text(
             json.dumps({**record, "overrides": [f"model.stride={stride}"]}))
-    rows = write_summary(tmp_path)
+    rows = collect(tmp_path)
     figure = plot(tmp_path, rows, ["seed"])["sweep/summary"]
     ax = figure.axes[0]
     ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
@@ -113,8 +113,9 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"failed (1)", "rejected (1)"}
     assert "one run per setting" in figure._suptitle.get_text() and "over seed" not in figure._suptitle.get_text()
     assert not any(c.__class__.__name__ == "ErrorbarContainer" for c in ax.containers), "no error bar for n = 1"
-    table = (tmp_path / "summary.csv").read_text()
-    assert "rejected" in table and "±" not in table
+    assert [r[1] for r in run_table(rows)[2]] == ["ok", "ok", "failed", "rejected"]
+    _, friendly, _ = group_table([{**r, "overrides": [*r["overrides"], "seed=1"]} for r in rows], ["seed"])
+    assert not any("± 0.0000" in cell for row in friendly for cell in row), "no spread from one run"
 
 
 # ------------------------------------------------------------------ TensorBoard, as a user opens it
