@@ -17,7 +17,7 @@ setup: $(STAMP)
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]' 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -e '.[test,mlflow,dashboard,postgres]' 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import cnnexp, torch, lightning, hydra, torchvision, tensorboard, pytest"
 	touch $(STAMP)
 

@@ -19,10 +19,11 @@ LAYERS = [
     ("data", ["cnnexp.data", "cnnexp.data.sources", "cnnexp.data.memory", "cnnexp.data.mnist", "cnnexp.data.folder"]),
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae"]),
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction"]),
-    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.resume", "cnnexp.run"]),
+    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.loggers",
+                 "cnnexp.resume", "cnnexp.run"]),
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
-                      "cnnexp.bench"]),
+                      "cnnexp.bench", "cnnexp.compare"]),
 ]
 
 

@@ -8,7 +8,8 @@ the same process, interleaved round by round (this machine is noisy: only ratios
 
 then the startup time (launch → first training step) and peak memory, side by side with
 lightning-hydra-template when `peer=` names a checkout of it; a small sweep run sequentially and
-with hydra/launcher=parallel, and where its jobs' time goes; and (accuracy=true) training time to
+with hydra/launcher=parallel, and where its jobs' time goes; a search whose trials differ in length,
+in batches and in steady state (search_modes=true); and (accuracy=true) training time to
 99.2 % test accuracy per recipe over `seeds`. Options are key=value; other key=value pairs
 override the config:
 
@@ -46,6 +47,7 @@ class BenchArgs:
     recipes: str = "default,fast,speedrun"  # experiments timed to the target (default: conf/ as it is)
     target: float = 0.992    # the test accuracy the accuracy part trains to
     peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
+    search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
 
 
 # ------------------------------------------------------------------ helpers
@@ -302,6 +304,28 @@ def split_table(columns: Dict[str, Dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+# A search whose trials differ in length (1 or 4 epochs), two at a time through hydra/launcher=parallel.
+SEARCH = ["-m", "hydra/sweeper=optuna", "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=8",
+          "hydra.sweeper.sampler=random", "hydra.sweeper.seed=3", "trainer.max_epochs=choice(1,4)",
+          "optimizer.lr=tag(log,interval(1e-4,1e-2))", "trainer.limit_train_batches=30"]
+
+
+def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
+    """The same search (same seeded draws) launched in batches, each waited for, and in steady
+    state: cnnexp.sweeps.search.slot_use of each."""
+    from cnnexp.sweeps.search import load_study, slot_use
+
+    measured = {}
+    for mode, steady in (("batches of n_jobs", "false"), ("steady state", "true")):
+        folder = work / f"search-{steady}"
+        rc, _ = cli([*SEARCH, f"hydra.sweeper.steady={steady}", *overrides, "callbacks.progress_bar_refresh=0",
+                     f"paths.output_dir={folder}"], work, memory=False)
+        if rc != 0:
+            raise RuntimeError(f"the search with hydra.sweeper.steady={steady} failed (exit {rc})")
+        measured[mode] = slot_use(load_study(next(folder.glob("multirun/*/*"))).get_trials(), 2)
+    return measured
+
+
 # ------------------------------------------------------------------ time to accuracy
 RECIPES = {"default": [], "fast": ["experiment=fast"], "speedrun": ["experiment=speedrun"]}
 
@@ -454,6 +478,12 @@ def main(argv: List[str] | None = None) -> None:
                   f"with {' '.join(EVAL_BEFORE)} {before:.1f} s")
             print(split_table({"evaluation as before #18": sweep_split(work / "eval-before", before),
                                "now": sweep_split(work / "sequential", seq)}))
+        if args.search_modes:
+            measured = search_modes(overrides, work)
+            print("search of 8 trials of 1 or 4 epochs, hydra.sweeper.n_jobs=2 (hydra/launcher=parallel): wall s, "
+                  "share of slot time idle (while trials were still to start; target ≤ 10 %)")
+            for mode, (wall, idle, queued) in measured.items():
+                print(f"    {mode:<18} {wall:7.1f} s   idle {100 * idle:4.1f} %   ({100 * queued:4.1f} %)")
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

@@ -32,10 +32,11 @@ class SettingsCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
+        from cnnexp.loggers import open_sweep
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
-        from cnnexp.sweeps.search import check_search, is_search
+        from cnnexp.sweeps.search import WorkerLock, check_search, is_search
 
         try:
             if OmegaConf.select(config, "resume", default=None):
@@ -49,7 +50,9 @@ class SettingsCheck(Callback):
             os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            SettingsCheck.lock = FolderLock(sweep_dir)  # one process at a time runs a sweep folder
+            # one process at a time runs a grid sweep's folder; a search's workers share it (joining a running search)
+            SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
+            open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
         except UserError as e:
             fail(e)
         except Exception:  # Hydra would turn it into a warning and sweep on half set up
@@ -63,7 +66,11 @@ class SettingsCheck(Callback):
         SettingsCheck.replicate_keys = tuple(OmegaConf.select(config, "sweep_options.replicate_keys", default=["seed"]))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.loggers import close_sweep
         from cnnexp.sweeps.summary import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
+        try:
+            finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
+        finally:
+            close_sweep(sweep_dir)

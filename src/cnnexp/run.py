@@ -27,6 +27,7 @@ from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.models.table import cost_warning
 from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -70,6 +71,7 @@ def check(cfg: DictConfig, overrides: List[str]) -> Checked:
         if checked.settings.data.name == "mnist":
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
+        check_tracking(checked.settings)
         _checked[key] = checked
     return _checked[key]
 
@@ -164,6 +166,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             log.warning(costly)
 
     try:
+        open_tracking_run(settings, run_dir, record, previous, checked.config)  # logger=mlflow
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
             try:
                 results = fit_and_test(checked, run_dir, table, config_yaml, overrides)
@@ -263,7 +266,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            config_yaml, table)
-    reporter = trial_reporter(run_dir) if rank_zero_only.rank == 0 else None  # a search's trial: its pruner
+    reporter = trial_reporter(run_dir)  # a search's trial: its pruner, whose decision reaches every DDP rank
     trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter])])
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
@@ -347,6 +350,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
     plugins = [InFolderCheckpointIO()]
     if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder

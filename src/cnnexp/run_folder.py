@@ -84,6 +84,7 @@ class RunRecord:
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.t0 = time.perf_counter()
         self.write, self.keep = write, keep_until_final
+        self.listeners: list = []  # called with the final record (cnnexp.loggers: MLflow)
         if write and not self.keep:
             write_results(self.run_dir, self.data)
 
@@ -93,6 +94,8 @@ class RunRecord:
             self.data["reason"] = reason
         if self.write and (status == "ok" or not self.keep):
             write_results(self.run_dir, self.data)
+        for listener in self.listeners:
+            listener(self.data)
         return self.data
 
 

@@ -170,9 +170,16 @@ class TrainerSettings:
 
 
 @dataclass
+class MLflowSettings:
+    experiment: str
+    tracking_uri: str  # resolved when the run starts: MLFLOW_TRACKING_URI, else a SQLite store under outputs/
+
+
+@dataclass
 class LoggerSettings:
     tensorboard: bool
     log_graph: bool
+    mlflow: Optional[MLflowSettings]  # null: off (logger=mlflow turns it on)
 
 
 @dataclass
@@ -516,6 +523,7 @@ def load(cfg: DictConfig | dict) -> Settings:
     data = {"name": "mnist", **(cfg.get("data") or {})}  # runs recorded before data.name were MNIST's
     _require(data["name"] in DATASETS, "data.name", data["name"], f"one of {', '.join(DATASETS)} (data=folder for your own images)")
     cfg["data"] = data
+    cfg["logger"] = {"mlflow": None, **(cfg.get("logger") or {})}  # runs recorded before logger.mlflow had none
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[data["name"]])

@@ -1,8 +1,11 @@
-"""A search trial's job reports its monitored metric to the study after each validation and
-stops when the pruner says so (`hydra/sweeper=optuna`, see `cnnexp.sweeps.search`).
+"""A search trial's job reports its monitored metric to the study after each validation, stops
+when the pruner says so, and stamps the trial's heartbeat while it runs (`hydra/sweeper=optuna`,
+see `cnnexp.sweeps.search`).
 
 Optuna's own `PyTorchLightningPruningCallback` (optuna-integration) needs the Trial object in the
-training process; this one re-opens the trial from the study's SQLite file, so every launcher works.
+training process; this one re-opens the trial from the storage the sweep folder records, so every
+launcher works. Under DDP rank 0 holds the trial and decides; the decision is broadcast, so that
+every rank stops in the same epoch (a rank that stopped alone would leave the others waiting).
 """
 
 from __future__ import annotations
@@ -12,42 +15,58 @@ from typing import Optional, Set
 
 from lightning.pytorch.callbacks import Callback
 
-from cnnexp.sweeps.search import STUDY_FILE, STUDY_NAME, SearchOptions, storage_url
+from cnnexp.sweeps.search import Heartbeat, SearchOptions, load_study, study_record
 
 
 class ReportToStudy(Callback):
-    def __init__(self, trial, monitor: str, pruner: str):
-        self.trial, self.monitor, self.pruner = trial, monitor, pruner
+    def __init__(self, trial=None, monitor: str = "", pruner: str = "none", heartbeat: Optional[Heartbeat] = None):
+        self.trial, self.monitor, self.pruner, self.heartbeat = trial, monitor, pruner, heartbeat  # trial: rank 0's
         self.reported: Set[int] = set()
         self.pruned: Optional[str] = None  # why, once the pruner stopped the run
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        decision = self.decide(trainer) if self.trial is not None else None
+        if trainer.world_size > 1:
+            decision = trainer.strategy.broadcast(decision, src=0)
+        if decision:
+            self.pruned = decision
+            trainer.should_stop = True
+
+    def decide(self, trainer) -> Optional[str]:
         value = trainer.callback_metrics.get(self.monitor)
         epoch = trainer.current_epoch
-        if trainer.sanity_checking or value is None or epoch in self.reported:
-            return
+        if value is None or epoch in self.reported:
+            return None
         self.reported.add(epoch)
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
-            self.pruned = (f"pruned after epoch {epoch + 1} by the {self.pruner} pruner "
-                           f"({self.monitor} {float(value):.4f} trails the other trials at that epoch)")
-            trainer.should_stop = True
+            return (f"pruned after epoch {epoch + 1} by the {self.pruner} pruner "
+                    f"({self.monitor} {float(value):.4f} trails the other trials at that epoch)")
+        return None
 
 
 def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
-    """The callback for a run that is one of a search's trials (its sweep folder holds the study)."""
-    db = Path(run_dir).parent / STUDY_FILE
-    if not db.is_file():
+    """The callback for a run that is one of a search's trials (its sweep folder records the
+    study), on every rank; rank 0 finds the trial and beats its heartbeat."""
+    if study_record(Path(run_dir).parent) is None:
         return None
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return ReportToStudy()
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(db.parent))
+    study = load_study(Path(run_dir).parent)
     options = SearchOptions(**study.user_attrs["options"])
     study.pruner = options.make_pruner()
     trial = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                   if t.user_attrs.get("run") == Path(run_dir).name), None)
     if trial is None:
-        return None
-    return ReportToStudy(optuna.trial.Trial(study, trial._trial_id), study.user_attrs["monitor"], options.pruner)
+        return ReportToStudy()
+    heartbeat = Heartbeat(study._storage, options.heartbeat_s, ends_when_told=True)
+    heartbeat.add(trial._trial_id)
+    return ReportToStudy(optuna.trial.Trial(study, trial._trial_id), study.user_attrs["monitor"], options.pruner,
+                         heartbeat)

@@ -3,29 +3,44 @@
     python -m cnnexp.train -m hydra/sweeper=optuna hydra.sweeper.n_trials=30 \
         'model.kernel_size=choice(3,5,7,9)' 'model.stride=choice(1,2)' 'optimizer.lr=tag(log,interval(1e-4,1e-2))'
 
-The study lives in SWEEP/study.db (Optuna's SQLite storage), beside the run folders. Each trial
-the study asks for is composed and checked here, in the sweeper process: settings whose shapes
-cannot work are told to the study as failed at once and recorded in their own folder — no
-process, no data, no training ("rejected"). The others launch through `hydra/launcher` in
-batches of `n_jobs`; a job finds its trial by its folder's name and reports the monitored
-metric after every validation, so the pruner can stop it. `-m resume=SWEEP` reopens the study:
-finished trials stay; trials a killed launch left running run again in their own folders.
+The study lives in the sweep folder (SWEEP/study.db, Optuna's SQLite storage; or its journal
+file, or a database: `hydra.sweeper.storage`; SWEEP/study.json says which). Each trial the study
+asks for is composed and checked here, in the worker: settings whose shapes cannot work are told
+to the study as failed at once and recorded in their own folder — no process, no data, no
+training ("rejected"). The others start through `hydra/launcher`, one the moment a slot of
+`n_jobs` frees (`hydra_plugins.cnnexp_optuna_sweeper.slots`); a job finds its trial by its
+folder's name and reports the monitored metric after every validation, so the pruner can stop it.
+
+`-m resume=SWEEP` reopens the study: finished trials stay. On a search that is running it joins
+as one more worker: workers take turns to ask, so that together they train n_trials, none twice.
+Every running trial is stamped with a heartbeat (by its worker and by its job); a trial silent for
+`grace_s` lost its worker, and the first worker to notice runs it again in its own folder from
+its last.ckpt, with the values it had reported — as it does at once for trials a killed launch
+left running, when no other worker is there.
 
 The job's side is `cnnexp.callbacks.report_to_study`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import math
+import os
 import re
+import threading
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnexp.errors import SettingsError, UserError
+from cnnexp.errors import RunError, SettingsError, UserError
+from cnnexp.files import write_atomic
 
 log = logging.getLogger("cnnexp")
 
@@ -35,6 +50,7 @@ PLUGIN = "hydra_plugins.cnnexp_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "hyperband")
 DIRECTIONS = ("auto", "maximize", "minimize")
+STORAGES = ("sqlite", "journal")
 
 
 # ------------------------------------------------------------------ options (conf/hydra/sweeper/optuna.yaml)
@@ -48,6 +64,12 @@ class SearchOptions:
     pruner: str
     pruner_startup_trials: int   # median: trials that finish before any is pruned
     max_rejected: int            # stop once this many asked settings could not train (shapes) or had run
+    steady: bool = True          # start the next trial the moment one ends; false: batches of n_jobs, each waited for
+    storage: str = "sqlite"      # sqlite (SWEEP/study.db) | journal (SWEEP/study.journal) | a database URL
+    heartbeat_s: float = 30      # a running trial's sign of life, this often
+    grace_s: Optional[float] = None  # unheard of this long: its worker is lost (null: 2 × heartbeat_s)
+    max_retries: int = 2         # a lost trial runs again from its last.ckpt at most this many times
+    workers: int = 0             # K > 0: K worker jobs (hydra/launcher=slurm) join the study; this process waits
     params: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -63,6 +85,14 @@ class SearchOptions:
         require(self.pruner in PRUNERS, "pruner", f"one of {', '.join(PRUNERS)}")
         require(self.direction in DIRECTIONS, "direction", f"one of {', '.join(DIRECTIONS)}")
         require(self.seed is None or isinstance(self.seed, int), "seed", "a whole number, or null")
+        require(isinstance(self.steady, bool), "steady", "true or false")
+        require(isinstance(self.storage, str) and (self.storage in STORAGES or "://" in self.storage), "storage",
+                "sqlite, journal, or a database URL such as postgresql://user@host/db")
+        require(isinstance(self.heartbeat_s, (int, float)) and self.heartbeat_s > 0, "heartbeat_s", "seconds > 0")
+        require(self.grace_s is None or isinstance(self.grace_s, (int, float)) and self.grace_s > self.heartbeat_s,
+                "grace_s", "seconds > hydra.sweeper.heartbeat_s, or null for twice it")
+        require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries", "a whole number ≥ 0")
+        require(isinstance(self.workers, int) and self.workers >= 0, "workers", "a whole number ≥ 0")
 
     @classmethod
     def from_node(cls, node: DictConfig | dict) -> "SearchOptions":
@@ -167,6 +197,10 @@ def check_search(config: DictConfig) -> SearchOptions:
                             "nothing to search: give at least one key a choice(…), range(…) or interval(…)")
     if options.sampler == "grid":
         grid(space)
+    if options.workers and "submitit" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+        raise SettingsError("hydra.sweeper.workers", options.workers, "worker jobs need hydra/launcher=slurm "
+                            "(or hydra/launcher=local to try it here); on one machine, start more workers with "
+                            "-m resume=SWEEP")
     return options
 
 
@@ -184,9 +218,156 @@ def as_override(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
-# ------------------------------------------------------------------ the study
+# ------------------------------------------------------------------ the study and where it is stored
+STUDY_RECORD = "study.json"      # which storage holds the sweep's study: read by its jobs and by joining workers
+JOURNAL_FILE = "study.journal"
+SEARCH_LOCK = ".search.lock"     # workers decide their next trial one at a time
+HEARTBEAT = "heartbeat"          # a trial's user attr: time.time() of its last sign of life
+
+
 def storage_url(sweep_dir: Path) -> str:
     return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+
+
+def study_record(sweep_dir: Path) -> Optional[Dict[str, str]]:
+    """{"storage": sqlite | journal | URL, "study_name": …} of a search's sweep folder, or None
+    (a sweep folder from before the record, with its study.db, is sqlite)."""
+    path = Path(sweep_dir) / STUDY_RECORD
+    if path.is_file():
+        return json.loads(path.read_text())
+    if (Path(sweep_dir) / STUDY_FILE).is_file():
+        return {"storage": "sqlite", "study_name": STUDY_NAME}
+    return None
+
+
+def open_storage(sweep_dir: Path, storage: str):
+    import optuna
+
+    if storage == "sqlite":  # many processes write it: wait for the file's lock rather than fail
+        return optuna.storages.RDBStorage(storage_url(sweep_dir), engine_kwargs={"connect_args": {"timeout": 120}})
+    if storage == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        path = str(Path(sweep_dir).resolve() / JOURNAL_FILE)  # the open lock also works on NFS
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    if storage.startswith("postgresql://"):  # the driver the `postgres` extra installs, whatever SQLAlchemy's default
+        storage = "postgresql+psycopg://" + storage[len("postgresql://"):]
+    return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
+
+
+def load_study(sweep_dir: Path):
+    """The study of a search's sweep folder, wherever its record says it is stored."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    record = study_record(sweep_dir)
+    if record is None:
+        raise RunError(f"{sweep_dir}: not a search's sweep folder (no {STUDY_RECORD} or {STUDY_FILE})")
+    return optuna.load_study(study_name=record["study_name"], storage=open_storage(sweep_dir, record["storage"]))
+
+
+@contextmanager
+def one_at_a_time(sweep_dir: Path):
+    """The workers of a search take turns to count, ask, check and start (a file lock in the sweep
+    folder, which all of them share)."""
+    fd = os.open(Path(sweep_dir) / SEARCH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class WorkerLock:
+    """The sweep folder's lock, shared by a search's workers: a grid sweep holds the same lock
+    alone (cnnexp.resume.FolderLock), so `-m resume=SWEEP` joins a running search as one more
+    worker, and is refused on a grid sweep in use."""
+
+    def __init__(self, folder: Path):
+        from cnnexp.resume import LOCK
+
+        self.fd = os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(20):  # a worker checking whether it is alone holds it alone for an instant
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.1)
+        else:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise RunError(f"{folder}: another cnnexp process (pid {holder}) runs this sweep, and it is not a search "
+                           "that workers can join; wait for it to finish or stop it, then resume")
+        os.pwrite(self.fd, f"{os.getpid():<31}".encode(), 0)
+
+    def alone(self) -> bool:
+        """No other worker holds the lock (asked while `one_at_a_time`)."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        fcntl.flock(self.fd, fcntl.LOCK_SH)  # back to shared (a refused upgrade gives the lock up)
+        return alone
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
+class Heartbeat:
+    """A thread that stamps time.time() into each of its trials' `heartbeat` user attr every
+    `every` seconds. The worker beats for the trials in its slots, a trial's job for itself; a
+    trial nobody stamps for `grace_s` has lost its worker, which the worker's `watch` looks for
+    after each beat, even while its slots are busy. `ends_when_told`: the thread ends once its
+    trials are finished (a job's: its worker told the study)."""
+
+    def __init__(self, storage, every: float, ends_when_told: bool = False, watch: Optional[Callable[[], None]] = None):
+        self.storage, self.every, self.ends_when_told, self.watch = storage, every, ends_when_told, watch
+        self.trial_ids: set = set()
+        self.stopped = threading.Event()
+        threading.Thread(target=self.loop, daemon=True, name="cnnexp-heartbeat").start()
+
+    def add(self, trial_id: int) -> None:
+        self.beat(trial_id)
+        self.trial_ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        self.trial_ids.discard(trial_id)
+
+    def beat(self, trial_id: int) -> bool:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
+        except UpdateFinishedTrialError:
+            return False
+        except Exception as e:  # a busy or unreachable database: the next beat may pass
+            log.debug("heartbeat of trial id %d not recorded: %s", trial_id, e)
+        return True
+
+    def loop(self) -> None:
+        while not self.stopped.wait(self.every):
+            for trial_id in list(self.trial_ids):
+                if not self.beat(trial_id):
+                    self.trial_ids.discard(trial_id)
+                    if self.ends_when_told and not self.trial_ids:
+                        return
+            if self.watch is not None:
+                try:
+                    self.watch()
+                except Exception:  # the next beat looks again
+                    log.exception("looking for lost trials failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def last_heard(trial) -> float:
+    beat = trial.user_attrs.get(HEARTBEAT)
+    return float(beat) if beat is not None else trial.datetime_start.timestamp()
 
 
 def objective(config: DictConfig) -> Tuple[str, str]:
@@ -201,14 +382,15 @@ def objective(config: DictConfig) -> Tuple[str, str]:
 
 
 class Search:
-    """The ask → check → launch → tell loop, until n_trials trials have trained."""
+    """One worker's loop: keep its slots full (ask → check → start), tell each trial as it ends,
+    re-run trials whose worker was lost; until the study holds n_trials trials that trained."""
 
     def __init__(self, options: SearchOptions, config: DictConfig, compose: Callable[[List[str]], DictConfig],
-                 launch: Callable[[List[List[str]], int], Sequence[Any]]):
+                 slots, lock: Optional[WorkerLock] = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.options, self.compose, self.launch = options, compose, launch
+        self.options, self.compose, self.slots, self.lock = options, compose, slots, lock
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.monitor, direction = objective(config)
         if options.direction != "auto":
@@ -216,88 +398,180 @@ class Search:
         self.space: Dict[str, Any] = {}
         self.fixed: List[str] = []
         self.direction = direction
+        self.grace = options.grace_s if options.grace_s is not None else 2 * options.heartbeat_s
         self.job_idx = 0
 
     def open_study(self, arguments: List[str]):
         import optuna
 
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
-        study = optuna.create_study(storage=storage_url(self.sweep_dir), study_name=STUDY_NAME, load_if_exists=True,
-                                    sampler=self.options.sampler_for(self.space), pruner=self.options.make_pruner(),
-                                    direction=self.direction)
-        study.set_user_attr("monitor", self.monitor)
-        study.set_user_attr("options", asdict(self.options))
+        with one_at_a_time(self.sweep_dir):
+            record = study_record(self.sweep_dir)
+            if record is None:  # the first worker: where the study lives, for the jobs and the workers to come
+                storage = self.options.storage
+                name = STUDY_NAME if storage in ("sqlite", "journal") else \
+                    f"{STUDY_NAME}-{self.sweep_dir.parent.name}-{self.sweep_dir.name}-{uuid.uuid4().hex[:8]}"
+                record = {"storage": storage, "study_name": name}
+                write_atomic(self.sweep_dir / STUDY_RECORD, json.dumps(record, indent=2) + "\n")
+            elif record["storage"] != self.options.storage:
+                log.info("the study stays in %s storage, as the sweep's %s records", record["storage"], STUDY_RECORD)
+            study = optuna.create_study(storage=open_storage(self.sweep_dir, record["storage"]),
+                                        study_name=record["study_name"], load_if_exists=True,
+                                        sampler=self.options.sampler_for(self.space), pruner=self.options.make_pruner(),
+                                        direction=self.direction)
+            study.set_user_attr("monitor", self.monitor)
+            study.set_user_attr("options", asdict(self.options))
         return study
 
     def run(self, arguments: List[str]) -> None:
         from optuna.trial import TrialState
 
         study = self.open_study(arguments)
-        self.rerun_killed(study)
-        earlier = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get("superseded")]
-        finished = {self.key(t.params): t for t in earlier}
-        trained = sum(1 for t in earlier if not skipped(t))
-        rejected = sum(1 for t in earlier if skipped(t))  # asked, but could not or need not train
+        with one_at_a_time(self.sweep_dir):
+            if self.lock is None or self.lock.alone():  # no other worker: its running trials were left by a kill
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    self.lose(study, t, "it did not finish in an earlier launch")
+            earlier = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+                       and not t.user_attrs.get("superseded")]
         if earlier:
-            log.info("study %s: %d trials trained, %d rejected in earlier launches", storage_url(self.sweep_dir),
-                     trained, rejected)
-            if self.options.seed is not None:  # a seeded sampler would replay its first launch's draws
+            log.info("study %s: %d trials trained or training, %d rejected, before this worker",
+                     self.sweep_dir / STUDY_RECORD, sum(1 for t in earlier if not skipped(t)),
+                     sum(1 for t in earlier if skipped(t)))
+            if self.options.seed is not None:  # a seeded sampler would replay the first worker's draws
                 study.sampler = self.options.sampler_for(self.space, offset=len(study.trials))
         budget = self.options.n_trials
         if self.options.sampler == "grid":
             budget = min(budget, math.prod(len(v) for v in grid(self.space).values()))
-        while trained < budget and rejected < self.options.max_rejected:
-            batch: List[Tuple[Any, List[str], Path]] = []
-            while len(batch) < min(self.options.n_jobs, budget - trained) and rejected < self.options.max_rejected:
-                trial = study.ask(self.space)
-                same = finished.get(self.key(trial.params))
-                if same is not None:  # the sampler asked again for settings already run: their result stands
-                    trial.set_user_attr("duplicate_of", same.number)
-                    for k, v in same.user_attrs.items():
-                        if k in ("rejected", "reason", "run"):
-                            trial.set_user_attr(k, v)
-                    state = same.state if same.state != TrialState.RUNNING else TrialState.FAIL
-                    tell(study, trial, values=same.value if state == TrialState.COMPLETE else None, state=state)
-                    rejected += 1
-                    continue
-                overrides = self.fixed + [as_override(k, v) for k, v in trial.params.items()]
-                job = self.compose(overrides)
-                run_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
-                trial.set_user_attr("run", run_dir.name)
-                problem = settings_problem(job)
-                if problem:
-                    self.reject(study, trial, run_dir, overrides, problem)
-                    finished[self.key(trial.params)] = stored(study, trial)
-                    rejected += 1
-                    continue
-                batch.append((trial, overrides, run_dir))
-            if not batch:
-                break
-            self.launch([b[1] for b in batch], self.job_idx)
-            self.job_idx += len(batch)
-            for trial, _, run_dir in batch:
-                self.tell(study, trial, run_dir)
-                finished[self.key(trial.params)] = stored(study, trial)
-                trained += 1
-        if rejected >= self.options.max_rejected:
+        heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
+        heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
+        running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
+        tick = min(1.0, self.options.heartbeat_s / 2)
+        try:
+            while True:
+                filling = self.options.steady or not running  # batch: the next batch once this one has ended
+                while filling and len(running) < self.slots.capacity:
+                    with one_at_a_time(self.sweep_dir):
+                        chosen = self.next_trial(study, budget)
+                        if chosen is None:
+                            break
+                        trial, overrides, run_dir = chosen
+                        heartbeat.add(trial._trial_id)  # before another worker can look for lost trials
+                    running[self.job_idx] = (trial, run_dir)
+                    self.slots.start(self.job_idx, overrides)
+                    self.job_idx += 1
+                if not running and not self.others_running(study):
+                    break
+                for job in self.slots.ended(timeout=tick):
+                    trial, run_dir = running.pop(job.idx)
+                    heartbeat.discard(trial._trial_id)
+                    self.finish(study, trial, run_dir, job)
+        finally:
+            heartbeat.stop()
+            self.slots.close()
+        if self.rejected(study) >= self.options.max_rejected:
             log.warning("the search stopped after %d asked settings failed the shape check or had run already "
                         "(hydra.sweeper.max_rejected=%d): narrow the space to settings that fit, or ask for fewer "
-                        "trials than it holds", rejected, self.options.max_rejected)
+                        "trials than it holds", self.rejected(study), self.options.max_rejected)
 
     @staticmethod
     def key(params: Dict[str, Any]) -> Tuple:
         return tuple(sorted((k, as_override(k, v)) for k, v in params.items()))
 
-    def rerun_killed(self, study) -> None:
-        """Trials a killed launch left running are asked again, with the same settings, so each
-        lands in its own folder and continues from its last.ckpt."""
+    def rejected(self, study) -> int:
+        return sum(1 for t in study.get_trials(deepcopy=False) if skipped(t))
+
+    def others_running(self, study) -> bool:
+        """Trials of other workers still running or waiting to: this worker stays, to re-run them if
+        their worker is lost."""
         from optuna.trial import TrialState
 
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            log.info("trial %d (%s) did not finish in an earlier launch; running it again", t.number, t.user_attrs.get("run"))
-            study.enqueue_trial(t.params)
-            study._storage.set_trial_user_attr(t._trial_id, "superseded", True)
-            tell(study, t.number, state=TrialState.FAIL)
+        return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
+
+    def next_trial(self, study, budget: int) -> Optional[Tuple[Any, List[str], Path]]:
+        """The next trial to start (asked, not run before, shapes checked), or None once the study
+        holds `budget` trials that trained or are training. Called while `one_at_a_time`."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        live = [t for t in trials if not t.user_attrs.get("superseded")]
+        taken = {self.key(t.params): t for t in live if t.state != TrialState.WAITING}
+        counted = sum(1 for t in live if not skipped(t))  # trained, training, or waiting to re-run
+        waiting = any(t.state == TrialState.WAITING for t in live)
+        rejected = sum(1 for t in live if skipped(t))
+        while (waiting or counted < budget) and rejected < self.options.max_rejected:
+            trial = study.ask(self.space)  # a trial waiting to re-run comes first
+            waiting = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            retry_of = trial.user_attrs.get("retry_of")
+            same = taken.get(self.key(trial.params))
+            if same is not None and retry_of is None:  # asked again for settings already run: their result stands
+                trial.set_user_attr("duplicate_of", same.number)
+                for k, v in same.user_attrs.items():
+                    if k in ("rejected", "reason", "run"):
+                        trial.set_user_attr(k, v)
+                state = same.state if same.state not in (TrialState.RUNNING, TrialState.WAITING) else TrialState.FAIL
+                tell(study, trial, values=same.value if state == TrialState.COMPLETE else None, state=state)
+                rejected += 1
+                continue
+            if retry_of is not None:  # what the lost trial reported stays, for the pruner; its grid point too
+                storage = study._storage
+                lost = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, retry_of))
+                for step, value in lost.intermediate_values.items():
+                    storage.set_trial_intermediate_value(trial._trial_id, step, value)
+                for key in ("grid_id", "search_space"):
+                    if key in lost.system_attrs:
+                        storage.set_trial_system_attr(trial._trial_id, key, lost.system_attrs[key])
+            overrides = self.fixed + [as_override(k, v) for k, v in trial.params.items()]
+            job = self.compose(overrides)
+            run_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+            trial.set_user_attr("run", run_dir.name)
+            problem = settings_problem(job)
+            if problem:
+                self.reject(study, trial, run_dir, overrides, problem)
+                taken[self.key(trial.params)] = stored(study, trial)
+                rejected += 1
+                continue
+            trial.set_user_attr("launched", time.time())
+            return trial, overrides, run_dir
+        return None
+
+    def find_lost(self, study, mine: set) -> None:
+        """Trials of other workers unheard of for grace_s: their worker was lost. One worker at a
+        time looks, so that one alone takes each."""
+        from optuna.trial import TrialState
+
+        with one_at_a_time(self.sweep_dir):
+            now = time.time()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                silent = now - last_heard(t)
+                if t._trial_id not in mine and silent > self.grace:
+                    self.lose(study, t, f"no heartbeat for {silent:.0f} s (hydra.sweeper.grace_s={self.grace:g})")
+
+    def lose(self, study, t, why: str) -> None:
+        """A trial whose worker is gone: failed-stale, and asked again (the first in line) with the
+        same settings, so that it continues in its own folder from its last.ckpt — at most
+        max_retries times, then failed for good."""
+        from optuna.trial import TrialState
+
+        from cnnexp.run_folder import read_results, write_results
+
+        retries = int(t.user_attrs.get("retries", 0))
+        storage = study._storage
+        storage.set_trial_user_attr(t._trial_id, "lost", why)
+        name = t.user_attrs.get("run", f"trial {t.number}")
+        if retries < self.options.max_retries:
+            log.warning("trial %d (%s) lost: %s; running it again from its last.ckpt (retry %d of %d)",
+                        t.number, name, why, retries + 1, self.options.max_retries)
+            storage.set_trial_user_attr(t._trial_id, "superseded", True)
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, "retries": retries + 1})
+        else:
+            reason = f"lost {retries + 1} times (hydra.sweeper.max_retries={self.options.max_retries}): {why}"
+            log.error("trial %d (%s) %s", t.number, name, reason)
+            storage.set_trial_user_attr(t._trial_id, "reason", reason)
+            run_dir = self.sweep_dir / name
+            data = read_results(run_dir)
+            if data is not None and data.get("status") in ("running", "interrupted"):
+                write_results(run_dir, {**data, "status": "failed", "reason": reason})
+        tell(study, t.number, state=TrialState.FAIL)
 
     def reject(self, study, trial, run_dir: Path, overrides: List[str], problem: str) -> None:
         from optuna.trial import TrialState
@@ -311,14 +585,23 @@ class Search:
         trial.set_user_attr("reason", problem)
         tell(study, trial, state=TrialState.FAIL)
 
-    def tell(self, study, trial, run_dir: Path) -> None:
-        """The run's results.json is the truth, whichever launcher ran it."""
+    def finish(self, study, trial, run_dir: Path, job) -> None:
+        """The run's results.json is the truth, whichever launcher ran it; a job that ended
+        without recording a result (its process killed) lost its trial."""
         from optuna.trial import TrialState
 
         from cnnexp.run_folder import read_results
 
-        results = read_results(run_dir) or {"status": "failed", "reason": "no results.json"}
-        status = results.get("status")
+        if stored(study, trial).state.is_finished():  # taken for lost meanwhile (silent past grace_s): its retry tells
+            log.warning("trial %d (%s) ended after it was taken for lost", trial.number, run_dir.name)
+            return
+        trial.set_user_attr("ended", job.ended)
+        results = read_results(run_dir)
+        status = (results or {}).get("status")
+        if status in (None, "running"):
+            with one_at_a_time(self.sweep_dir):
+                self.lose(study, stored(study, trial), f"its job ended without a result ({job.error or 'no results.json'})")
+            return
         value = results.get(f"best_{self.monitor.replace('/', '_')}")
         trial.set_user_attr("status", status)
         if status == "ok" and value is not None:
@@ -328,6 +611,23 @@ class Search:
         else:
             trial.set_user_attr("reason", str(results.get("reason", status))[:300])
             tell(study, trial, state=TrialState.FAIL)
+
+
+def slot_use(trials, n_jobs: int) -> Tuple[float, float, float]:
+    """(wall seconds from the first launch to the last end, share of slot time idle over it,
+    share idle while trials were still to start — before the last launch; after it, slots empty
+    as the last trials end, however they were launched)."""
+    ran = [(t.user_attrs["launched"], t.user_attrs["ended"]) for t in trials
+           if t.user_attrs.get("launched") and t.user_attrs.get("ended")]
+    if not ran:
+        return 0.0, 0.0, 0.0
+    first, last_launch, last_end = min(a for a, _ in ran), max(a for a, _ in ran), max(b for _, b in ran)
+
+    def idle(until: float) -> float:
+        busy = sum(max(0.0, min(b, until) - a) for a, b in ran)
+        return max(0.0, 1 - busy / (n_jobs * (until - first))) if until > first else 0.0
+
+    return last_end - first, idle(last_end), idle(last_launch)
 
 
 def stored(study, trial):
@@ -381,8 +681,7 @@ def report(sweep_dir: Path) -> None:
     from cnnexp.board import SWEEP_RUN
     from cnnexp.files import write_atomic
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(sweep_dir))
+    study = load_study(sweep_dir)
     monitor = study.user_attrs.get("monitor", "objective")
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -392,7 +691,12 @@ def report(sweep_dir: Path) -> None:
               "rejected by the shape check": sum(1 for t in trials if t.user_attrs.get("rejected")
                                                  and "duplicate_of" not in t.user_attrs),
               "asked again for settings already run": sum(1 for t in trials if "duplicate_of" in t.user_attrs)}
-    print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts.items())}; study {sweep_dir / STUDY_FILE}")
+    retried = sum(1 for t in trials if "retry_of" in t.user_attrs)
+    if retried:
+        counts["re-run after their worker was lost"] = retried
+    storage = study_record(sweep_dir)["storage"]
+    where = sweep_dir / {"sqlite": STUDY_FILE, "journal": JOURNAL_FILE}.get(storage, STUDY_RECORD)
+    print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts.items())}; study {where}")
     if not complete:
         return
     figures = {}

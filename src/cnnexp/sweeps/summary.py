@@ -21,7 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import read_results
-from cnnexp.sweeps import search
+from cnnexp.sweeps import search, stats as replicate_stats
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
@@ -134,6 +134,12 @@ def _setting_name(key: Tuple) -> str:
     return ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
 
 
+def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
+    """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
+    found = replicate_stats.interval(values)
+    return (None,) * 4 if found is None else (found.mean, found.sd if found.n > 1 else 0.0, found.low, found.high)
+
+
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -144,11 +150,11 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
     best mean first, by the runs' monitor."""
     present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
-    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd")]
+    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")]
     entries = []
     for key, members in groups(rows, replicate_keys).items():
         ok = [m for m in members if m.get("status") == "ok"]
-        stats = {k: _mean_sd([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
+        stats = {k: _mean_sd_interval([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
         name = _setting_name(key)
         entries.append((name, len(members), len(ok), stats))
     friendly, plain = [], []
@@ -158,10 +164,31 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
         plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
-            mean, sd = stats[k]
-            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}"]
+            mean, sd, low, high = stats[k]
+            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
+                      "" if mean is None else "1 run — no interval" if low is None else f"{low:.4f}",
+                      "" if high is None else f"{high:.4f}"]
         friendly.append(cells)
     return header, friendly, plain
+
+
+def ok_by_setting(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, List[Dict]]:
+    """Setting name (as the group table names it) → its runs that ended ok."""
+    return {_setting_name(key): [m for m in members if m.get("status") == "ok"]
+            for key, members in groups(rows, replicate_keys).items()}
+
+
+def print_contrast(rows: List[Dict], replicate_keys: Sequence[str], ranked: Sequence[str]):
+    """The best setting against the runner-up (the first two of `ranked`, the group table's
+    order) on the metric that ranks them: Welch's test, and the seeds needed to tell them apart."""
+    if len(ranked) < 2:
+        return None
+    metric = ranking(rows)[0]
+    ok = ok_by_setting(rows, replicate_keys)
+    found = replicate_stats.welch(*([r[metric] for r in ok[name] if r.get(metric) is not None] for name in ranked[:2]))
+    print(f"best vs runner-up by {dict(GROUPED).get(metric, metric)}: {ranked[0]} − {ranked[1]} = "
+          + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"))
+    return found
 
 
 def markdown(header: list, body: list) -> str:
@@ -190,7 +217,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(markdown(g_header, g_friendly))
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; each run in summary_runs.csv)")
+        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval; each run in summary_runs.csv)")
+        print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
         print(markdown(header, friendly))
@@ -198,7 +226,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
     print_best(rows, replicate_keys if replicated else ())
     figures = plot(sweep_dir, rows, replicate_keys)
     _log_to_tensorboard(sweep_dir, rows, figures)
-    if (sweep_dir / search.STUDY_FILE).is_file():
+    if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
         search.report(sweep_dir)
     return rows
 
@@ -284,8 +312,7 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
                 "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
     plt.rcParams.update({"font.size": 11})
-    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and not (
-        Path(sweep_dir) / search.STUDY_FILE).is_file()
+    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and search.study_record(sweep_dir) is None
     if small_grid:
         (ka, va), (kb, vb) = (keys[0], values[keys[0]]), (keys[1], values[keys[1]])
         fig, ax = plt.subplots(figsize=(1.6 * len(vb) + 3, 1.1 * len(va) + 2.2))

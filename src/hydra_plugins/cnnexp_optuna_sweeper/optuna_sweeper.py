@@ -24,7 +24,10 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         from cnnexp.errors import UserError, fail
+        from cnnexp.hydra_callback import SettingsCheck
         from cnnexp.sweeps.search import Search, SearchOptions
+
+        from .slots import slots_for, start_workers, wait_for
 
         try:
             options = SearchOptions.from_node(OmegaConf.create(self.options))
@@ -35,5 +38,10 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
         search = Search(options, self.config,
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
-                        launch=lambda batch, first: self.launcher.launch(batch, initial_job_idx=first))
-        search.run(arguments)
+                        slots=None if options.workers else slots_for(self.launcher, options.n_jobs),
+                        lock=SettingsCheck.lock)
+        if options.workers:  # K worker jobs join the study; this process waits for them, then summarises
+            search.open_study(arguments)
+            wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve())))
+        else:
+            search.run(arguments)

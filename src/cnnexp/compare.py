@@ -1,0 +1,242 @@
+"""`python -m cnnexp.compare A B [C …] [out=DIR]`: runs, sweeps and sweep settings side by side.
+
+Each of A, B, … is a run folder, a sweep folder (every setting in it, replicates grouped as
+the summary groups them), or one setting of a sweep, `SWEEP:kernel_size=5`. Printed: the
+config keys whose effective values differ (config.yaml), the metrics (mean, sd and 95 %
+interval where replicated), and Welch's test of each against the first on the metric that
+ranks runs. Written to DIR (default: the current folder): compare.csv (those numbers) and
+compare.png (the validation curves from metrics.csv, overlaid, 95 % bands where replicated).
+The numbers are the summary's own: the same functions, on the same runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from omegaconf import OmegaConf
+
+from cnnexp.errors import RunError, UserError, fail
+from cnnexp.files import write_atomic
+from cnnexp.run import flatten
+from cnnexp.run_folder import read_results
+from cnnexp.sweeps import stats
+from cnnexp.sweeps.summary import GROUPED, collect, markdown, ok_by_setting, ranking, recorded_replicate_keys
+
+USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
+
+  A, B, …  a run folder (outputs/<date>/<time>), a sweep folder (outputs/multirun/<date>/<time>:
+           each of its settings, replicates grouped), or one setting of a sweep
+           (outputs/multirun/<date>/<time>:kernel_size=5, named as the sweep's summary names it)
+  out=DIR  where compare.csv and compare.png are written (default: the current folder)
+
+Prints the config keys that differ, the metrics (mean ± sd [95 % interval] where replicated) and
+Welch's test of each against the first."""
+
+IGNORED = ("paths.", "resume")  # where a run was written or continued from: not what it trained
+
+
+@dataclass
+class Entry:
+    """One side of the comparison: a label and its runs that ended ok."""
+    label: str
+    runs: List[Path]
+    results: List[dict] = field(default_factory=list)
+
+    def values(self, metric: str) -> List[float]:
+        return [r[metric] for r in self.results if r.get(metric) is not None]
+
+
+def entries_of(arg: str) -> List[Entry]:
+    """What one argument stands for: a run, every setting of a sweep, or one setting."""
+    path, spec = Path(arg).expanduser(), None
+    if not path.is_dir() and ":" in arg:
+        folder, _, spec = arg.rpartition(":")
+        path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise RunError(f"{arg}: no such folder")
+    if (path / "multirun.yaml").is_file():
+        rows = collect(path)
+        settings = ok_by_setting(rows, recorded_replicate_keys(path))
+        if spec is not None:
+            settings = {name: runs for name, runs in settings.items() if _matches(name, spec)}
+            if len(settings) != 1:
+                known = "; ".join(ok_by_setting(rows, recorded_replicate_keys(path)))
+                raise RunError(f"{arg}: {'no' if not settings else len(settings)} settings match {spec!r}; "
+                               f"name one of: {known}")
+        found = [Entry(arg if spec is not None else f"{arg}:{name}", [path / r["run"] for r in runs], runs)
+                 for name, runs in settings.items()]
+    elif spec is None and (path / "config.yaml").is_file():
+        results = read_results(path) or {}
+        found = [Entry(arg, [path], [results])] if results.get("status") == "ok" else []
+        if not found:
+            raise RunError(f"{arg}: this run did not end ok (status {results.get('status', 'unknown')}); "
+                           "compare runs that finished")
+    else:
+        raise RunError(f"{arg}: not a run folder (no config.yaml) or a sweep folder (no multirun.yaml); "
+                       "pass a folder under outputs/ or outputs/multirun/")
+    empty = [e.label for e in found if not e.runs]
+    if empty:
+        raise RunError(f"{', '.join(empty)}: no run here ended ok; compare runs that finished")
+    return found
+
+
+def _matches(name: str, spec: str) -> bool:
+    """kernel_size=5 names a setting whose own name says so (keys as the summary shortens them)."""
+    have = dict(part.partition("=")[::2] for part in name.split(","))
+    want = dict(part.partition("=")[::2] for part in spec.split(","))
+    return all(have.get(k.split(".", 1)[-1] if k not in have else k) == v for k, v in want.items())
+
+
+def configs(entry: Entry) -> List[Dict]:
+    return [flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))) for run in entry.runs]
+
+
+def differing(entries: Sequence[Entry]) -> tuple:
+    """(header, rows): the config keys whose effective values are not the same everywhere; a
+    value that differs within an entry (its replicate keys) lists each."""
+    per_entry = []
+    for entry in entries:
+        merged: Dict[str, List] = {}
+        for flat in configs(entry):
+            for key, value in flat.items():
+                if not key.startswith(IGNORED):
+                    merged.setdefault(key, [])
+                    if value not in merged[key]:
+                        merged[key].append(value)
+        per_entry.append(merged)
+    keys = [k for k in dict.fromkeys(k for m in per_entry for k in m)
+            if len({repr(m.get(k)) for m in per_entry}) > 1 or any(len(m.get(k, [])) > 1 for m in per_entry)]
+    rows = [[e.label, *(",".join(map(str, m.get(k, ["—"]))) for k in keys)] for e, m in zip(entries, per_entry)]
+    return ["", *keys], rows
+
+
+def check_same_task(entries: Sequence[Entry]) -> None:
+    tasks = {}
+    for entry in entries:
+        for flat in configs(entry):
+            tasks.setdefault(flat.get("model.task"), entry.label)
+    if len(tasks) > 1:
+        raise RunError("these trained different tasks (" + "; ".join(f"{label}: {task}" for task, label in tasks.items())
+                       + "); compare runs of one task")
+
+
+def ranking_metric(entries: Sequence[Entry]) -> str:
+    """The summary's: the runs' recorded monitor."""
+    return ranking([r for e in entries for r in e.results])[0]
+
+
+def metrics_table(entries: Sequence[Entry]) -> tuple:
+    """(header, friendly, plain): per entry n, then mean, sd, 95 % interval of each metric; then
+    the test against the first entry on the ranking metric."""
+    present = [(k, t) for k, t in GROUPED if any(e.values(k) for e in entries)]
+    metric = ranking_metric(entries)
+    title = dict(GROUPED).get(metric, metric)
+    header = ["", "n"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")] + \
+        [f"{title} − first", "95% low", "95% high", "Welch p", "seeds needed"]
+    friendly, plain = [], []
+    for i, entry in enumerate(entries):
+        cells, numbers = [entry.label, str(len(entry.runs))], [entry.label, len(entry.runs)]
+        for key, _ in present:
+            found = stats.interval(entry.values(key))
+            row = [None] * 4 if found is None else [found.mean, found.sd, found.low, found.high]
+            numbers += row
+            cells += ["" if found is None else found.text() if found.n == 1 else f"{found.mean:.4f}",
+                      *("" if v is None else f"{v:.4f}" for v in row[1:])]
+        test = stats.welch(entry.values(metric), entries[0].values(metric)) if i else None
+        if test is None:
+            numbers += [None] * 5
+            cells += ["" if not i else "no test (each needs 2 or more runs)", "", "", "", ""]
+        else:
+            numbers += [test.difference, test.low, test.high, test.p, test.seeds_needed]
+            cells += [f"{test.difference:+.4f}", f"{test.low:+.4f}", f"{test.high:+.4f}", f"{test.p:.3g}",
+                      "—" if test.seeds_needed is None else str(test.seeds_needed)]
+        friendly.append(cells)
+        plain.append(numbers)
+    return header, friendly, plain
+
+
+def curves(entries: Sequence[Entry], out: Path) -> Path:
+    """compare.png: validation accuracy and loss per epoch, one line per entry (the mean over
+    its runs, with the 95 % interval as a band where it has two or more)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    read = {e.label: [_epochs(run / "metrics.csv") for run in e.runs] for e in entries}
+    shown = [(k, t) for k, t in (("val/acc", "validation accuracy"), ("val/loss", "validation loss"))
+             if any(k in rows for runs in read.values() for rows in runs)]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(5 * max(1, len(shown)), 3.8), squeeze=False)
+    for ax, (key, title) in zip(axes[0], shown):
+        for entry in entries:
+            runs = [rows[key] for rows in read[entry.label] if key in rows]
+            epochs = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
+            found = [stats.interval([r[x] for r in runs]) for x in epochs]
+            line, = ax.plot(epochs, [f.mean for f in found], "o-", label=f"{entry.label} (n={len(runs)})", markersize=3)
+            if len(runs) > 1:
+                ax.fill_between(epochs, [f.low for f in found], [f.high for f in found], alpha=0.2, color=line.get_color())
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title)
+        ax.legend(fontsize=7)
+    fig.suptitle("mean over replicates, 95 % interval as a band", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(out / "compare.png", buffer.getvalue())
+    return out / "compare.png"
+
+
+def _epochs(path: Path) -> Dict[str, Dict[int, float]]:
+    """metrics.csv → column → {epoch: value}, for the columns a run logged each epoch."""
+    by_column: Dict[str, Dict[int, float]] = {}
+    if path.is_file():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                for key, value in row.items():
+                    if key != "epoch" and value not in ("", None):
+                        by_column.setdefault(key, {})[int(row["epoch"])] = float(value)
+    return by_column
+
+
+def compare(args: Sequence[str], out: Path) -> List[Entry]:
+    entries = [e for arg in args for e in entries_of(arg)]
+    if len(entries) < 2:
+        raise RunError(f"{' '.join(args)}: only one setting to compare; name two or more (or a sweep with two settings)")
+    check_same_task(entries)
+    header, rows = differing(entries)
+    print("config keys that differ:\n" + (markdown(header, rows) if len(header) > 1 else "(none)") + "\n")
+    header, friendly, plain = metrics_table(entries)
+    print(markdown(header, friendly))
+    text = io.StringIO()
+    csv.writer(text).writerows([header, *[["" if v is None else v for v in row] for row in plain]])
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "compare.csv", text.getvalue())
+    figure = curves(entries, out)
+    print(f"\n(mean ± sd, 95 % Student-t interval; Welch's test against {entries[0].label}) — "
+          f"written: {out / 'compare.csv'}, {figure}")
+    return entries
+
+
+def main(argv: List[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE)
+        raise SystemExit(0)
+    if not args:
+        fail("usage: python -m cnnexp.compare A B [C …] [out=DIR] (run folders, sweep folders, or SWEEP:key=value; --help)")
+    out = Path(next((a.split("=", 1)[1] for a in args if a.startswith("out=")), ".")).expanduser()
+    try:
+        compare([a for a in args if not a.startswith("out=")], out)
+    except UserError as e:
+        fail(e)
+
+
+if __name__ == "__main__":
+    main()

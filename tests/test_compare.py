@@ -1,0 +1,148 @@
+"""Honest comparisons: the statistics against scipy on fixed inputs, a real 2 settings × 3 seeds
+sweep's summary (intervals, Welch p, seeds needed), and `cnnexp.compare` giving the same figures."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import pytest
+from scipy import stats as scipy_stats
+
+from cnnexp.compare import main as compare_main
+from cnnexp.sweeps import stats
+from tests.conftest import QUICK, cli
+
+# the small network, few batches: six runs in one process
+TINY = [*QUICK, "model=speed", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        *(f"callbacks.views.{view}=false" for view in ("text", "filters", "feature_maps", "receptive_field",
+                                                        "mistakes", "confusion_matrix"))]
+
+
+# ------------------------------------------------------------------ the numbers, against scipy
+@pytest.mark.parametrize("df", [1, 2, 3.7, 10, 250])
+def test_t_distribution_matches_scipy(df):
+    for t in (-6.0, -1.3, 0.0, 0.4, 2.1, 9.0):
+        assert stats.t_cdf(t, df) == pytest.approx(scipy_stats.t.cdf(t, df), abs=1e-11)
+    for p in (0.001, 0.025, 0.3, 0.5, 0.9, 0.975):
+        assert stats.t_ppf(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-9, abs=1e-12)
+
+
+def test_noncentral_t_and_seeds_needed_match_scipy():
+    for df, nc, t in [(2, 0.0, 1.0), (4, 1.5, 2.0), (10, 3.0, 2.2), (58, 2.8, -2.0), (4000, 0.5, 1.96)]:
+        assert stats.nct_cdf(t, df, nc) == pytest.approx(scipy_stats.nct.cdf(t, df, nc), abs=1e-8)
+
+    def scipy_power(difference, sd, n):
+        df, nc = 2 * n - 2, difference / (sd * (2 / n) ** 0.5)
+        critical = scipy_stats.t.ppf(0.975, df)
+        return 1 - scipy_stats.nct.cdf(critical, df, nc) + scipy_stats.nct.cdf(-critical, df, nc)
+
+    for difference, sd, expected in [(0.01, 0.02, 64), (0.04, 0.02, 6), (1.0, 0.1, 2), (0.003, 0.004, 29)]:
+        n = stats.seeds_needed(difference, sd)
+        assert scipy_power(difference, sd, n) >= 0.8 > (scipy_power(difference, sd, n - 1) if n > 2 else 0)
+        assert n == expected  # the smallest n at 80 % power, as scipy's noncentral t says
+    assert stats.seeds_needed(0.0, 0.02) is None and stats.seeds_needed(0.01, 0.0) is None
+
+
+def test_interval_and_welch_match_scipy():
+    a, b = [0.912, 0.931, 0.925, 0.918], [0.884, 0.902, 0.861]
+    found = stats.interval(a)
+    low, high = scipy_stats.t.interval(0.95, len(a) - 1, loc=sum(a) / len(a), scale=scipy_stats.sem(a))
+    assert (found.low, found.high) == (pytest.approx(low, abs=1e-10), pytest.approx(high, abs=1e-10))
+    test = stats.welch(a, b)
+    reference = scipy_stats.ttest_ind(a, b, equal_var=False)
+    interval = reference.confidence_interval(0.95)
+    assert test.p == pytest.approx(reference.pvalue, rel=1e-8)
+    assert test.df == pytest.approx(reference.df, rel=1e-12)
+    assert (test.low, test.high) == (pytest.approx(interval.low, abs=1e-10), pytest.approx(interval.high, abs=1e-10))
+    assert test.difference == pytest.approx(sum(a) / 4 - sum(b) / 3)
+
+
+def test_one_run_has_no_interval_and_no_test():
+    assert stats.interval([0.9]).text() == "0.9000 (1 run — no interval)"
+    assert stats.welch([0.9], [0.8, 0.85]) is None and stats.interval([]) is None
+
+
+# ------------------------------------------------------------------ a real sweep
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory, shared_data):
+    """2 settings × 3 seeds of real, tiny training."""
+    out = tmp_path_factory.mktemp("replicated")
+    proc = cli("train", "-m", "model.kernel_size=3,5", "seed=1,2,3", *TINY, f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (folder,) = (out / "multirun").glob("*/*")
+    return folder, proc.stdout
+
+
+def _rows(path):
+    return {r[""] if "" in r else r["setting"]: r for r in csv.DictReader(path.open())}
+
+
+def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
+    folder, stdout = replicated
+    summary = _rows(folder / "summary.csv")
+    assert set(summary) == {"kernel_size=3", "kernel_size=5"}
+    for name, row in summary.items():
+        values = [float(r["val acc"]) for r in csv.DictReader((folder / "summary_runs.csv").open())
+                  if r["run"].startswith(name + ",")]
+        expected = stats.interval(values)
+        assert row["n"] == row["ok"] == "3" and expected.n == 3
+        assert float(row["val acc 95% low"]) == pytest.approx(expected.low, abs=1e-6)
+        assert float(row["val acc 95% high"]) == pytest.approx(expected.high, abs=1e-6)
+        assert f"| {expected.low:.4f} | {expected.high:.4f} |" in stdout
+    line = next(x for x in stdout.splitlines() if x.startswith("best vs runner-up by val acc: "))
+    assert re.search(r"Welch p = [0-9.e-]+; (\d+ seeds per setting to tell it apart at 80% power|no spread)", line), line
+
+
+def test_compare_gives_the_summary_figures(replicated, tmp_path):
+    folder, stdout = replicated
+    proc = cli("compare", f"{folder}:kernel_size=5", f"{folder}:model.kernel_size=3", f"out={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    assert "model.blocks.0.kernel_size" in proc.stdout and "| 1,2,3 |" in proc.stdout  # keys that differ, seeds listed
+    compared = list(csv.DictReader((tmp_path / "compare.csv").open()))
+    summary = _rows(folder / "summary.csv")
+    for row in compared:
+        setting = summary[row[""].rpartition(":")[2].removeprefix("model.")]
+        for column in ("val acc mean", "val acc sd", "val acc 95% low", "val acc 95% high", "test acc mean"):
+            assert float(row[column]) == pytest.approx(float(setting[column]), abs=1e-12), column
+    p = float(compared[1]["Welch p"])
+    line = next(x for x in stdout.splitlines() if x.startswith("best vs runner-up"))
+    assert f"Welch p = {p:.3g};" in line, "the summary's test is the compare's"
+    assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _compare(capsys, *args):
+    """cnnexp.compare in this process: (exit code, stdout, stderr)."""
+    try:
+        compare_main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_compare_runs_and_refusals(replicated, tmp_path, capsys):
+    folder, _ = replicated
+    one, other = folder / "kernel_size=3,seed=1", folder / "kernel_size=5,seed=2"
+    code, out, _ = _compare(capsys, str(one), str(other), f"out={tmp_path}")
+    assert code == 0 and "1 run — no interval" in out and "no test" in out
+    code, out, _ = _compare(capsys, str(folder), f"out={tmp_path}")  # a sweep: each of its settings
+    assert code == 0 and f"{folder}:kernel_size=3 " in out and f"{folder}:kernel_size=5 " in out
+    code, out, _ = _compare(capsys, "--help")
+    assert code == 0 and out.startswith("usage: python -m cnnexp.compare")
+
+    recon = tmp_path / "recon"
+    shutil.copytree(one, recon, ignore=shutil.ignore_patterns("checkpoints", "events*"))
+    config = recon / "config.yaml"
+    config.write_text(config.read_text().replace("task: classification", "task: reconstruction"))
+    for args, says in [((str(one), str(recon)), "trained different tasks"),
+                       ((str(one), str(tmp_path)), "not a run folder"),
+                       ((f"{folder}:kernel_size=7", str(one)), "no settings match"),
+                       ((str(one),), "only one setting"),
+                       ((), "usage:")]:
+        code, _, err = _compare(capsys, *args, f"out={tmp_path / 'bad'}") if args else _compare(capsys)
+        assert code == 2 and says in err and err.count("\n") == 1 and err.startswith("cnnexp: error: "), err
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,282 @@
+"""A search that never waits and survives lost workers: trials started the moment a slot frees,
+workers joining one study, heartbeats, a SIGKILLed worker's trial finished by another from its
+last.ckpt, the study in a journal file or a real PostgreSQL, pruning under DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cnnexp.errors import RunError
+from cnnexp.resume import FolderLock
+from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage, skipped
+from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
+
+SEARCH = ["-m", "hydra/sweeper=optuna", *QUICK, "trainer.limit_train_batches=15"]
+
+
+def sweep_dir(out):
+    found = list((out / "multirun").glob("*/*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def run_folders(folder):
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+# ------------------------------------------------------------------ locks and heartbeats, no training
+def test_search_workers_share_the_folder_lock_that_a_grid_sweep_holds_alone(tmp_path):
+    first = WorkerLock(tmp_path)
+    assert first.alone()
+    second = WorkerLock(tmp_path)  # a second worker joins
+    assert not first.alone() and not second.alone()
+    with pytest.raises(RunError, match="another cnnexp process"):
+        FolderLock(tmp_path)  # a grid sweep (or its resume) is refused while workers run
+    del first, second
+    grid = FolderLock(tmp_path)
+    with pytest.raises(RunError, match="not a search that workers can join"):
+        WorkerLock(tmp_path)
+    del grid
+    assert WorkerLock(tmp_path).alone()
+
+
+def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
+    study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp")
+    trial = study.ask()
+    beat = Heartbeat(study._storage, every=0.2, ends_when_told=True)
+    beat.add(trial._trial_id)
+    first = study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]
+    time.sleep(0.7)
+    later = study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]
+    assert later > first, "stamped again while running"
+    study.tell(trial, 1.0)
+    time.sleep(0.5)
+    assert not beat.trial_ids, "a finished trial is dropped (and the job's thread ends)"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_dashboard_serves_the_studys_trials(tmp_path):
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed (pip install 'cnnexp[dashboard]')")
+    import urllib.request
+
+    study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp")
+    for lr in (0.001, 0.003):
+        study.enqueue_trial({"optimizer.lr": lr})
+        trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+        study.tell(trial, 0.9 + lr)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cnnexp.dashboard", str(tmp_path), f"port={port}"], cwd=PROJECT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, studies = time.monotonic() + 120, None
+        while studies is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+            except OSError:
+                time.sleep(0.3)
+        assert studies is not None, f"no dashboard on port {port} (exit {server.poll()})"
+        [listed] = studies
+        assert listed["study_name"] == "cnnexp"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{listed['study_id']}", timeout=30) as r:
+            trials = json.loads(r.read())["trials"]
+        assert sorted(t["params"][0]["param_internal_value"] for t in trials) == [0.001, 0.003]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_dashboard_of_a_folder_without_a_study_is_one_line(tmp_path):
+    proc = cli("dashboard", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a search's sweep folder" in proc.stderr
+
+
+# ------------------------------------------------------------------ PostgreSQL, for real
+POSTGRES = PROJECT / "scripts" / "local-postgres.sh"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """The throw-away local cluster (scripts/local-postgres.sh), started for these tests."""
+    import glob
+
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        pytest.skip("PostgreSQL is not installed (as root: apt-get install -y postgresql); .ci/run installs it")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'cnnexp[postgres]')")
+    was_running = subprocess.run([str(POSTGRES), "status"], capture_output=True).returncode == 0
+    started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield subprocess.run([str(POSTGRES), "url"], capture_output=True, text=True, check=True).stdout.strip()
+    if not was_running:
+        subprocess.run([str(POSTGRES), "stop"], capture_output=True, timeout=60)
+
+
+def test_a_study_in_postgresql_is_found_through_the_sweep_folders_record(tmp_path, postgres):
+    import uuid
+
+    from cnnexp.sweeps.search import STUDY_RECORD
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    (tmp_path / STUDY_RECORD).write_text(json.dumps({"storage": postgres, "study_name": name}))
+    study = optuna.create_study(storage=open_storage(tmp_path, postgres), study_name=name)
+    trial = study.ask()
+    Heartbeat(study._storage, every=60).add(trial._trial_id)
+    [found] = load_study(tmp_path).get_trials()  # as a job or a joining worker finds it
+    assert found.state == TrialState.RUNNING and found.user_attrs[HEARTBEAT] > 0
+
+
+@pytest.mark.slow
+def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data):
+    proc = cli("train", *SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3",
+               f"hydra.sweeper.storage={postgres}", "hydra.sweeper.sampler=grid", "trainer.max_epochs=1",
+               "optimizer.lr=choice(0.001,0.002,0.003)", f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    assert json.loads((folder / "study.json").read_text())["storage"] == postgres
+    assert not (folder / "study.db").exists()
+    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
+    assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert "search: 3 trained" in proc.stdout
+
+
+# ------------------------------------------------------------------ steady state against batches
+def launches(folder):
+    """(launched, ended) of each trial that ran, in launch order."""
+    trials = [t for t in load_study(folder).get_trials() if "launched" in t.user_attrs]
+    return sorted((t.user_attrs["launched"], t.user_attrs["ended"]) for t in trials)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("steady", [True, False])
+def test_a_trial_starts_the_moment_a_slot_frees_or_waits_for_its_batch(tmp_path, shared_data, steady):
+    """Two slots, trials of 1 and 5 epochs (grid, seeded: 5, 1, 1, 5): in steady state the third
+    starts while the first still runs; in batches not before both of the first batch have ended."""
+    proc = cli("train", *SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler=grid",
+               "hydra.sweeper.seed=1", f"hydra.sweeper.steady={str(steady).lower()}", "trainer.max_epochs=choice(1,5)",
+               "optimizer.lr=choice(0.001,0.002)", f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = launches(sweep_dir(tmp_path))
+    assert len(runs) == 4
+    for i, (launched, _) in enumerate(runs[2:], start=2):
+        assert sum(1 for _, end in runs[:i] if end > launched) < 2, "started only into a free slot"
+    # the seeded grid starts with 5 and 1 epochs: steady state starts the third while the 5-epoch one runs
+    overlapped = any(end > launched for launched, _ in runs[2:] for _, end in runs[:2])
+    assert overlapped == steady
+
+
+# ------------------------------------------------------------------ a worker lost, another finishes
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["journal"])
+def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp_path, shared_data, storage):
+    """Worker A starts a grid of three; B joins with `-m resume=SWEEP`; A is SIGKILLed in its
+    trial's second epoch. B notices the silent trial (heartbeat 1 s, grace 4 s), re-runs it from
+    its last.ckpt in its own folder, and the study ends with three trials, each epoch once."""
+    args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=2", f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4", "trainer.max_epochs=3",
+            "optimizer.lr=choice(0.001,0.002,0.003)"]
+    a = start(args, tmp_path)
+    b = None
+    try:
+        wait_for_epoch(tmp_path, a, "multirun/*/*/*/metrics.csv", pause=0)
+        folder = sweep_dir(tmp_path)
+        [lost] = run_folders(folder)
+        b = start(["-m", f"resume={folder}"], tmp_path, pipe=True)
+        deadline = time.monotonic() + 300
+        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
+            time.sleep(0.2)  # B has joined and started a trial of its own
+        assert len(run_folders(folder)) == 2, "B joined while A ran"
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait()
+        out, err = b.communicate(timeout=900)
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert b.returncode == 0, err[-3000:]
+    assert len(run_folders(folder)) == 3, "no setting twice, no folder twice"
+    study = load_study(folder).get_trials()
+    live = [t for t in study if not t.user_attrs.get("superseded") and not skipped(t)]  # (not asked-again settings)
+    assert sorted(t.user_attrs["run"] for t in live) == run_folders(folder)
+    assert all(t.state == TrialState.COMPLETE for t in live), [(t.number, t.state) for t in live]
+    [stale] = [t for t in study if t.user_attrs.get("superseded")]
+    assert stale.user_attrs["run"] == lost and "no heartbeat" in stale.user_attrs["lost"]
+    [retry] = [t for t in live if t.user_attrs.get("retry_of") == stale.number]
+    assert set(stale.intermediate_values.items()) <= set(retry.intermediate_values.items()), "what it reported stays"
+    assert sorted(retry.intermediate_values) == [0, 1, 2]
+    epochs = [r["epoch"] for r in csv.DictReader((folder / lost / "metrics.csv").open())]
+    assert epochs == ["0", "1", "2"], "continued from its last.ckpt: each epoch once"
+    assert json.loads((folder / lost / "results.json").read_text())["status"] == "ok"
+    assert "re-run after their worker was lost" in out and "3 trained" in out, out[-2000:]
+
+
+# ------------------------------------------------------------------ pruning under DDP
+@pytest.mark.slow
+def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoch(tmp_path, shared_data):
+    from dataclasses import asdict
+
+    from cnnexp.sweeps.search import SearchOptions
+
+    study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp", direction="maximize")
+    options = SearchOptions(n_trials=2, n_jobs=1, sampler="random", seed=None, direction="maximize", pruner="median",
+                            pruner_startup_trials=1, max_rejected=10)
+    study.set_user_attr("options", asdict(options))
+    study.set_user_attr("monitor", "val/acc")
+    best = study.ask()
+    for epoch in range(4):
+        best.report(0.99, epoch)
+    study.tell(best, 0.99)
+    trial = study.ask()
+    trial.set_user_attr("run", "trial")
+    (tmp_path / "trial").mkdir()
+    proc = subprocess.run([sys.executable, str(PROJECT / "tests" / "ddp_pruned_trial.py"), str(shared_data), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "trial" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1], "both ranks stopped in the same epoch, for the same reason"
+    assert ranks[0]["epoch"] == 1 and "pruned after epoch 1 by the median pruner" in ranks[0]["pruned"]
+    assert list(study._storage.get_trial(trial._trial_id).intermediate_values) == [0], "reported once, by rank 0"
+
+
+# ------------------------------------------------------------------ worker jobs
+@pytest.mark.slow
+def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
+    """hydra.sweeper.workers=2 through submitit's local executor (the SLURM launcher's code path):
+    two worker jobs join the study and train its three trials between them, each once."""
+    proc = cli("train", *SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.n_trials=3",
+               "hydra.sweeper.sampler=grid", "trainer.max_epochs=1", "optimizer.lr=choice(0.001,0.002,0.003)",
+               f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
+    assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "two worker jobs"
+    assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout
+
+
+def test_worker_jobs_need_a_submitit_launcher(tmp_path):
+    proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.workers=2", "model.kernel_size=choice(3,5)",
+               f"paths.output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "cnnexp: error: hydra.sweeper.workers=2 is not valid: worker jobs need hydra/launcher=slurm" in proc.stderr
+    assert not (tmp_path / "out").exists()
