@@ -137,7 +137,7 @@ def _setting_name(key: Tuple) -> str:
 def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
     """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
     found = replicate_stats.interval(values)
-    return (None,) * 4 if found is None else (found.mean, found.sd if found.n > 1 else 0.0, found.low, found.high)
+    return (None,) * 4 if found is None else (found.mean, found.sd, found.low, found.high)  # sd None for one run
 
 
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
