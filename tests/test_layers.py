@@ -20,8 +20,8 @@ LAYERS = [
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae",
                "cnnexp.exported"]),  # exported: a network as an ONNX file, run without torch
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction"]),
-    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.slurm", "cnnexp.loggers", "cnnexp.resume",
-                 "cnnexp.sweeps.search", "cnnexp.run"]),  # the study: a run's trial reports to it
+    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.loggers",
+                 "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
                       "cnnexp.bench", "cnnexp.compare", "cnnexp.dashboard", "cnnexp.export"]),

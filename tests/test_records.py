@@ -71,7 +71,7 @@ def test_duplicate_sweep_values_run_once(tmp_path, shared_data):
                "test_after_fit=false", f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = next((out / "multirun").glob("*/*"))
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == \
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) == \
         ["kernel_size=3", "kernel_size=5"]
     assert "duplicate values dropped" in proc.stderr + proc.stdout
 

@@ -76,7 +76,7 @@ def test_kill_mid_epoch_then_resume_ends_with_the_configured_epochs(tmp_path, sh
 
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    assert [int(e.step) for e in acc.Scalars("val/acc")][-3:] == [79, 159, 239], "one TensorBoard run, steps continue"
+    assert [int(e.step) for e in acc.Scalars("epoch/val_acc")][-3:] == [79, 159, 239], "one TensorBoard run, steps continue"
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def sweep_dir(out):
 
 def runs(folder):
     return {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
-            if d.is_dir() and not d.name.startswith(".")}
+            if d.is_dir() and not d.name.startswith((".", "_"))}  # _sweep: the sweep's own TensorBoard run
 
 
 def trials(folder):
@@ -111,11 +111,12 @@ def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
     assert shlex.split(line)[:3] == ["python", "-m", "cnnexp.train"]
     assert shlex.split(line)[3:] == results[best]["overrides"]
     rows = list(csv.DictReader((folder / "summary.csv").open()))
-    assert rows[0]["run"] == best and rows[-1]["status"] == "failed", "best first, the rejected last"
+    assert rows[0]["run"] == best and rows[-1]["status"] == "rejected", "best first, the rejected last"
     assert (folder / "search_history.png").stat().st_size > 0 and (folder / "search_importance.png").stat().st_size > 0
-    events = EventAccumulator(str(folder))
+    events = EventAccumulator(str(folder / "_sweep"))
     events.Reload()
-    assert {"search/history", "search/importance", "sweep/summary"} <= set(events.Tags()["images"])
+    images = set(events.Tags()["images"])
+    assert {"search/history", "search/importance"} <= images and any(t.startswith("sweep/summary") for t in images)
 
 
 # ------------------------------------------------------------------ pruning, a kill and a resume

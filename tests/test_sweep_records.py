@@ -67,12 +67,12 @@ def test_summary_png_is_written(seeded):
     folder, _ = seeded
     png = (folder / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    acc = EventAccumulator(str(folder), size_guidance={"images": 0})
+    acc = EventAccumulator(str(folder / "_sweep"), size_guidance={"images": 0})
     acc.Reload()
     assert "sweep/summary" in acc.Tags()["images"]
 
 
-def test_hparams_hold_the_effective_per_block_values(seeded):
+def test_hparams_hold_the_set_keys_as_numbers_and_no_unset_ones(seeded):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     folder, _ = seeded
@@ -81,8 +81,9 @@ def test_hparams_hold_the_effective_per_block_values(seeded):
     acc.Reload()
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
-    for block in range(3):
-        assert hparams[f"model.blocks.{block}.kernel_size"].string_value == "5", "as the network was built"
+    assert hparams["model.kernel_size"].number_value == 5 and hparams["data.batch_size"].number_value == 128
+    assert hparams["model.pool"].string_value == "max" and "model.norm" not in hparams, "unset shortcuts left out"
+    assert len(hparams) <= 16, sorted(hparams)
     assert "kernel_size: 5" in (run / "config.yaml").read_text().split("blocks:")[1]
 
 
@@ -94,10 +95,10 @@ def test_sweep_root_declares_the_swept_values(seeded):
         experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
     infos = {h["name"]: h for h in experiment["hparamInfos"]}
     assert sorted(infos["model.pool"]["domainDiscrete"]) == ["avg", "max"]
-    assert sorted(infos["seed"]["domainDiscrete"]) == ["1", "2"]
+    assert sorted(infos["seed"]["domainDiscrete"]) == [1, 2] and infos["seed"]["type"] == "DATA_TYPE_FLOAT64"
     names = [h["name"] for h in experiment["hparamInfos"]]
     assert set(names[:2]) == {"model.pool", "seed"}, "the swept keys lead"
-    assert "model.blocks.1.kernel_size" in names and "optimizer.lr" in names, "the rest follow"
+    assert "model.kernel_size" in names and "optimizer.lr" in names, "the rest follow"
 
 
 @pytest.mark.slow  # the search test kills and resumes a sweep too (tests/test_search.py)

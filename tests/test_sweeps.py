@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -32,12 +33,24 @@ def test_failed_setting_is_recorded_and_the_rest_finish(grid):
     folder, proc = grid
     assert proc.returncode == 1
     assert "1 of 4 runs failed" in proc.stderr
-    statuses = {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir() if d.is_dir()}
+    statuses = {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
+                if d.is_dir() and d.name != "_sweep"}
     assert sorted(statuses) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
                                 "kernel_size=5,stride=1", "kernel_size=5,stride=2"]
     bad = statuses.pop("kernel_size=5,stride=2")
     assert bad["status"] == "failed" and "< 1" in bad["reason"] and "block" in bad["reason"]
     assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in statuses.values())
+
+
+def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
+    folder, proc = grid
+    assert re.search(r"^\[[\d:]+\] \[1/4\] kernel_size=3,stride=1$", proc.stdout, re.M), "a one-line header per job"
+    assert re.search(r"\] \[1/4\] kernel_size=3,stride=1: test accuracy: [\d.]+ %", proc.stdout)
+    assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
+    failed = re.search(r"\] error: \[4/4\] kernel_size=5,stride=2: invalid settings: (.+)\n  try: (.+)\n", proc.stdout)
+    assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
+    reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]
+    assert f"  kernel_size=5,stride=2: {reason.splitlines()[0]}\n" in proc.stderr, "the closing list: whole lines"
 
 
 def test_summary_csv_matches_the_runs_and_is_rebuilt(grid):
@@ -63,8 +76,8 @@ def test_hparams_hold_real_metrics(grid):
     results = json.loads((run / "results.json").read_text())
     tags = acc.Tags()["scalars"]
     for key in ("best_val_acc", "test_acc", "params", "images_per_s"):
-        assert f"hparams/{key}" in tags
-        value = acc.Scalars(f"hparams/{key}")[-1].value
+        assert f"run/{key}" in tags
+        value = acc.Scalars(f"run/{key}")[-1].value
         assert value == pytest.approx(results[key], rel=1e-4) and value > 0
 
 
@@ -77,7 +90,7 @@ def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
         hparam_names = {h["name"] for h in experiment["hparamInfos"]}
         assert {"model.kernel_size", "model.stride", "optimizer.lr"} <= hparam_names
         metric_tags = {m["name"]["tag"] for m in experiment["metricInfos"]}
-        assert {"hparams/test_acc", "hparams/best_val_acc"} <= metric_tags
+        assert {"run/test_acc", "run/best_val_acc"} <= metric_tags
         groups = tb.post("/data/plugin/hparams/session_groups",
                          {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
                           "colParams": [], "startIndex": 0, "sliceSize": 100})
@@ -99,7 +112,7 @@ def test_launchers_complete(tmp_path, shared_data, launcher):
     proc = cli("train", "-m", f"hydra/launcher={launcher}", "model.pool=max,avg", *SHORT, f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(out)
-    names = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    names = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
     assert names == ["pool=avg", "pool=max"]
     assert all(json.loads((folder / n / "results.json").read_text())["status"] == "ok" for n in names)
 

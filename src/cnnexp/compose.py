@@ -114,3 +114,19 @@ def check_override_keys(argv: list) -> None:
 def task_overrides(hydra_node) -> list:
     """The command line's overrides as typed: `key=${…}` is text here, not an interpolation."""
     return OmegaConf.to_container(hydra_node.overrides.task, resolve=False)
+
+
+REFERENCE = {"classification": "cnn3", "reconstruction": "convae"}  # conf/model/<name>.yaml
+
+
+def reference_model(model):
+    """The task's reference network (conf/model/cnn3.yaml, convae.yaml) on this model's input and
+    classes, as ModelSettings: what a costly setting is measured against (models.table)."""
+    from cnnexp.settings import ModelSettings
+
+    name = REFERENCE.get(model.task)
+    if name is None:
+        return None
+    recorded = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
+    recorded.update(input_shape=list(model.input_shape), num_classes=model.num_classes)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelSettings), recorded))

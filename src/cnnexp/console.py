@@ -1,17 +1,88 @@
-"""Quieter consoles: drop Lightning's advertising tips and warnings that do not apply here."""
+"""What a person reads: one log format for Hydra's lines and cnnexp's, log lines that do not land
+on a progress bar, a sweep job's one-line header, and Lightning's tips, warnings and device
+report cut to what applies here. conf/hydra/default.yaml names the formatter, handler and filter."""
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
+SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
 
-class _DropTips(logging.Filter):
-    """Lightning's advertising, and its echo of limit_* settings the user typed themselves."""
+
+class Formatter(logging.Formatter):
+    """`[14:34:31] message`; warnings and errors say so: `[14:34:31] warning: message`."""
+
+    def __init__(self, **_):  # Hydra's own `format` keys are merged in: this format replaces them
+        super().__init__("[%(asctime)s] %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            stamp, _, message = text.partition("] ")
+            text = f"{stamp}] {record.levelname.lower()}: {message}"
+        return text
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """A StreamHandler that writes through tqdm while a progress bar is open: the bar is cleared,
+    the line written whole, the bar drawn again below it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm = _open_bars()
+        if tqdm is None:
+            return super().emit(record)
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _open_bars():
+    import sys
+
+    module = sys.modules.get("tqdm")  # imported only where a bar exists
+    if module is None or not getattr(module.tqdm, "_instances", None):
+        return None
+    return module.tqdm
+
+
+class HydraLines(logging.Filter):
+    """Hydra's launchers list every job (`#3 : model.kernel_size=5 …`); each job prints its own
+    header instead (`job_header`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).lstrip().startswith("#")
+
+
+def job_header(run_dir, multirun: bool) -> str:
+    """`run folder: …` for one run; `[3/12] kernel_size=5,stride=2` for a sweep's job."""
+    if not multirun:
+        return f"run folder: {run_dir}"
+    from hydra.core.hydra_config import HydraConfig
+
+    number = HydraConfig.get().job.num + 1
+    size = os.environ.get(SWEEP_SIZE)
+    return f"[{number}/{size}] {run_dir.name}" if size else f"[{number}] {run_dir.name}"
+
+
+class _Quiet(logging.Filter):
+    """Lightning's advertising, its echo of limit_* settings the user typed themselves, device
+    lines for hardware this machine does not have (the GPU line becomes `accelerator: cpu`), and
+    the checkpoint it restores for the test (the result line names it)."""
+
+    DROP = ("Tip:", "was configured so", "TPU available: False", "HPU available: False",
+            "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        return "Tip:" not in message and "was configured so" not in message
+        if any(text in message for text in self.DROP):
+            return False
+        if message.startswith("GPU available: False"):
+            record.msg, record.args = "accelerator: cpu", ()
+        return True
 
 
 def quiet_lightning() -> None:
@@ -21,7 +92,9 @@ def quiet_lightning() -> None:
         logging.getLogger(name).propagate = True
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning_utilities.core.rank_zero"):
-        logging.getLogger(name).addFilter(_DropTips())
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Quiet) for f in logger.filters):
+            logger.addFilter(_Quiet())
     # in-memory loaders need no worker processes; Lightning suggests them for DataLoaders
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")

@@ -17,15 +17,15 @@ from cnnexp.run_folder import load_task
 
 @dataclass
 class EvalData:
-    root: Optional[str] = None  # where MNIST is, if not where the run found it
+    root: Optional[str] = None  # where the data is, if not where the run found it
 
 
 @dataclass
 class EvalArgs:
-    run: Optional[str] = None
-    ckpt: Optional[str] = None
-    split: str = "test"
-    json: bool = False
+    run: Optional[str] = None   # a run folder: its best.ckpt (else last.ckpt)
+    ckpt: Optional[str] = None  # or a checkpoint file
+    split: str = "test"         # test or val
+    json: bool = False          # the metrics as JSON
     data: EvalData = field(default_factory=EvalData)
 
 
@@ -51,6 +51,7 @@ def evaluate(args: EvalArgs) -> dict:
 def main(argv=None) -> None:
     from cnnexp import cli_args
 
+    cli_args.exit_on_help(__doc__, argv, EvalArgs)
     try:
         args = cli_args.parse(EvalArgs, argv)
         if args.split not in ("test", "val"):

@@ -4,6 +4,7 @@ names and de-duplicates a sweep's runs, and prints the sweep's summary at its en
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.compose import task_overrides, user_config
+from cnnexp.console import SWEEP_SIZE
 from cnnexp.errors import UserError, fail
 
 
@@ -33,7 +35,7 @@ class SettingsCheck(Callback):
         from cnnexp.loggers import open_sweep
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
-        from cnnexp.sweeps.naming import drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
+        from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
         from cnnexp.sweeps.search import WorkerLock, check_search, is_search
 
         try:
@@ -45,6 +47,7 @@ class SettingsCheck(Callback):
                 check_search(config)  # its options and space, before the sweep folder exists
             drop_duplicate_values(config)
             name_runs_by_swept_keys(config)
+            os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
             # one process at a time runs a grid sweep's folder; a search's workers share it (joining a running search)

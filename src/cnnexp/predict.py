@@ -31,11 +31,11 @@ BACKENDS = ("torch", "onnx")
 
 @dataclass
 class PredictArgs:
-    run: Optional[str] = None
-    ckpt: Optional[str] = None
-    images: Optional[str] = None  # a file, a folder, or a glob pattern
-    top: int = 3
-    json: bool = False
+    run: Optional[str] = None     # a run folder: its best.ckpt (else last.ckpt)
+    ckpt: Optional[str] = None    # or a checkpoint file
+    images: Optional[str] = None  # a file, a folder, or a glob pattern (quoted)
+    top: int = 3                  # classes listed per image, most probable first
+    json: bool = False            # the answers as JSON, probabilities to 4 decimals
     backend: str = "torch"        # or onnx: the exported model.onnx, run by onnxruntime without torch
     model: Optional[str] = None   # an exported .onnx file (implies backend=onnx)
 
@@ -174,7 +174,16 @@ def ranked(probs, k: int, label: str, name=lambda i: i) -> dict:
 
     top = np.argsort(-probs, kind="stable")[:k]
     return {label: name(int(top[0])),
-            "top": [{label: name(int(i)), "probability": round(float(probs[i]), 4)} for i in top]}
+            "top": [{label: name(int(i)), "probability": four_digits(float(probs[i]))} for i in top]}
+
+
+def four_digits(p: float) -> float:
+    """4 decimals, and more where p is near 0 or 1, so that 0.999996 and 2.3e-05 stay themselves:
+    4 significant digits of its distance to the nearer end. Only an exact 0 or 1 reads as one."""
+    import math
+
+    near = min(p, 1 - p)
+    return round(p, 4 if near <= 0 else min(12, max(4, 3 - math.floor(math.log10(near)))))
 
 
 def predict(args: PredictArgs) -> List[dict]:
@@ -207,6 +216,7 @@ def predict(args: PredictArgs) -> List[dict]:
 def main(argv=None) -> None:
     from cnnexp import cli_args
 
+    cli_args.exit_on_help(__doc__, argv, PredictArgs)
     try:
         args = cli_args.parse(PredictArgs, argv)
         if args.top < 1:

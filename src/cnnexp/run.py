@@ -22,7 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import resume as resuming
 from cnnexp import slurm
+from cnnexp.compose import reference_model
+from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
+from cnnexp.models.table import cost_warning
 from cnnexp.errors import RunError, SettingsError, UserError, fail
 from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
 from cnnexp.run_folder import RunRecord, check_writable, read_results
@@ -134,7 +137,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         if not multirun:
             _drop_fresh_folder(run_dir)
             fail(e)
-        log.error("invalid settings: %s", e)
+        log.error("%s: invalid settings: %s", job_header(run_dir, multirun), e)
         data = RunRecord(run_dir, overrides).finish("failed", reason=str(e))
         fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
         if fail_fast is True:
@@ -156,7 +159,11 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
     if rank_zero:
         (run_dir / "config.yaml").write_text(config_yaml)
         (run_dir / "shapes.txt").write_text(table + "\n")
-        log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
+        shown = f"{config_yaml}\n{table}" if settings.print_config else table  # config.yaml has it
+        log.info("%s\n%s", job_header(run_dir, multirun), shown)
+        costly = cost_warning(settings.model, reference_model(settings.model))  # before a setting that takes many times the reference's time
+        if costly:
+            log.warning(costly)
 
     try:
         open_tracking_run(settings, run_dir, record, previous, checked.config)  # logger=mlflow
@@ -191,10 +198,12 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             raise
         return _failed_in_sweep(settings, run_dir, record.data)
     data = record.finish("ok", **results)
+    done = f"{job_header(run_dir, multirun)}: " if multirun else ""
+    where = "" if multirun else f" — run folder {run_dir}"
     if "test_acc" in data:
-        log.info("test accuracy: %.2f %% (%s) — run folder %s", 100 * data["test_acc"], data["tested_checkpoint"], run_dir)
+        log.info("%stest accuracy: %.2f %% (%s)%s", done, 100 * data["test_acc"], data["tested_checkpoint"], where)
     elif "test_loss" in data:
-        log.info("test loss: %.4f (%s) — run folder %s", data["test_loss"], data["tested_checkpoint"], run_dir)
+        log.info("%stest loss: %.4f (%s)%s", done, data["test_loss"], data["tested_checkpoint"], where)
     return data
 
 
@@ -312,8 +321,8 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     """lightning.Trainer with the run folder's loggers, checkpoints and per-epoch CSV."""
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
-    from lightning.pytorch.loggers import TensorBoardLogger
 
+    from cnnexp.board import Board
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.timing import Timing
@@ -338,8 +347,8 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     if settings.logger.tensorboard:
         # name="", version="": event files land in the run folder itself, so TensorBoard names the
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="",
-                                         default_hp_metric=False, log_graph=settings.logger.log_graph))
+        loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.board: tags, HParams
+                             default_hp_metric=False, log_graph=settings.logger.log_graph))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
@@ -355,6 +364,9 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
 
 # ------------------------------------------------------------------ 3. the record
 HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
+# What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).
+HPARAM_KEYS = ("model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
+NOT_HPARAMS = ("paths.", "data.root", "resume", "hydra", "sweep", "experiment", "print_config")
 
 
 def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
@@ -365,7 +377,7 @@ def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
     elif isinstance(tree, (list, tuple)):
         items = enumerate(tree)
     else:
-        return {prefix: tree if isinstance(tree, (int, float, str, bool)) else str(tree)}
+        return {prefix: tree if isinstance(tree, (int, float, str, bool)) or tree is None else str(tree)}
     flat: Dict[str, Any] = {}
     for key, value in items:
         flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
@@ -373,22 +385,22 @@ def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
 
 
 def flat_hparams(config: dict, first: List[str] = ()) -> Dict[str, Any]:
-    """What distinguishes runs: model (blocks flattened, effective values), optimizer, schedule,
-    loss, batch size, seed — the keys in `first` (what a sweep varies) leading; integers as text,
-    so that TensorBoard shows 128, not 128.00."""
-    chosen = {k: config[k] for k in ("model", "optimizer", "scheduler", "loss") if k in config}
-    chosen["data"] = {"batch_size": config["data"]["batch_size"]}
-    chosen["trainer"] = {k: config["trainer"][k] for k in ("max_epochs", "precision")}
-    chosen["seed"] = config["seed"]
-    flat = {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in flatten(chosen).items()}
-    lead = [k for k in first if k in flat]
-    return {**{k: flat[k] for k in lead}, **{k: v for k, v in flat.items() if k not in lead}}
+    """What distinguishes runs, as TensorBoard's HParams shows it: the keys in `first` (what the
+    user set or a sweep varies) with their effective values, then HPARAM_KEYS and the model's
+    shortcuts that are set. Numbers stay numbers; booleans as typed; unset (None) keys left out."""
+    flat = flatten(config)
+    chosen = [k for k in first if k in flat and not k.startswith(NOT_HPARAMS)]
+    chosen += [k for k in HPARAM_KEYS if k in flat]
+    blocks = (config.get("model") or {}).get("blocks") or [{}]
+    chosen += [f"model.{k}" for k in blocks[0] if f"model.{k}" in flat]  # shortcuts: set for every block
+    shown = {k: flat[k] for k in dict.fromkeys(chosen) if flat[k] is not None}
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in shown.items()}
 
 
 def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[str] = (), status: str = "ok") -> None:
-    """HParams once, with real metric values (TensorBoard's HParams tab and parallel coordinates)
-    and the run's status, so that a search's pruned trials can be told apart."""
-    metrics = {f"hparams/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
+    """HParams once, with real metric values (`run/…`: TensorBoard's HParams tab and parallel
+    coordinates) and the run's status, so that a search's pruned trials can be told apart."""
+    metrics = {f"run/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
     first = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     for logger in trainer.loggers:
         logger.log_hyperparams({**flat_hparams(config, first), "status": status}, metrics=metrics)

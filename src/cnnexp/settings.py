@@ -243,6 +243,7 @@ class Settings:
     logger: LoggerSettings
     callbacks: CallbackSettings
     performance: PerformanceSettings
+    print_config: bool = False  # the resolved config on the console (config.yaml always has it)
 
 
 # ---------------------------------------------------------------- choices and ranges

@@ -1,7 +1,9 @@
 """`python -m cnnexp.shapes [overrides] [json=true] [draw=DIR]`: the shape table of a model, worked by
 the textbook formulas, without loading data or torch: shapes, parameters, receptive field and jump,
 multiply-accumulates and output memory per layer. draw=DIR also draws each conv, pool and
-transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md).
+transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md). Takes the
+training's keys (model.*, data.*, groups such as model=convae; `python -m cnnexp.train --help`
+lists them). A setting far costlier than the reference network is named with its factor.
 
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
     python -m cnnexp.shapes model=convae json=true
@@ -18,13 +20,16 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp import settings as settings_module
-from cnnexp.compose import compose_config
+from cnnexp.compose import compose_config, reference_model
 from cnnexp.errors import SettingsError, UserError, fail
-from cnnexp.models.table import format_table, table_json
+from cnnexp.models.table import cost_warning, format_table, table_json
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    from cnnexp.cli_args import exit_on_help
+
+    exit_on_help(__doc__, args)
     as_json = [a for a in args if a.startswith("json=")]
     draw = [a.split("=", 1)[1] for a in args if a.startswith("draw=")]
     overrides = [a for a in args if not a.startswith(("json=", "draw="))]
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
         print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
         print(format_table(layers))
+        costly = cost_warning(settings.model, reference_model(settings.model))
+        if costly:
+            print(f"warning: {costly}")
     if folder is not None:
         try:
             print(arithmetic.draw_network(settings, folder), file=sys.stderr)

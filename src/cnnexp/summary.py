@@ -1,4 +1,7 @@
-"""`python -m cnnexp.summary SWEEP_FOLDER`: the table of a sweep again, from its runs' results.json.
+"""`python -m cnnexp.summary SWEEP_FOLDER`: the table of a sweep again, from its runs' results.json,
+with summary.csv, summary_runs.csv and summary.png rewritten (and a search's history and
+importance figures). Takes one argument, a sweep folder (it holds multirun.yaml); the replicate
+keys are the sweep's own (sweep_options.replicate_keys).
 
     python -m cnnexp.summary outputs/multirun/2026-11-25/10-31-02
 """
@@ -15,6 +18,9 @@ from cnnexp.sweeps.summary import collect, write_summary
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    from cnnexp.cli_args import exit_on_help
+
+    exit_on_help(__doc__, args)
     if len(args) != 1:
         fail("usage: python -m cnnexp.summary SWEEP_FOLDER (a folder under outputs/multirun/)")
     folder = Path(args[0]).expanduser()

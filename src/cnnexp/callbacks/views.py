@@ -166,7 +166,7 @@ class ArithmeticSheets(View):
 
         if (tb := tensorboard(trainer)) is not None:
             for name, image in sheets(self.layers):
-                tb.add_image(f"arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
+                tb.add_image(f"layer_arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
 
 
 class TestMistakes(View):

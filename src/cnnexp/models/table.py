@@ -3,12 +3,13 @@
 Beside each layer's shapes and parameters: its receptive field (input pixels one output unit
 sees) and jump (input pixels between neighbouring units), multiply-accumulates per image, and
 the memory of its output per image. Transposed convolutions show the tutorial's view of them:
-zeros inserted between the inputs, the equivalent padding p' and the extra a.
+zeros inserted between the inputs, the equivalent padding p' and the extra a. A network far
+costlier than its task's reference (cnn3, convae) gets a warning with the factor.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from cnnexp.models.geometry import Layer, total_macs, total_params
 
@@ -99,3 +100,25 @@ def _odd(layer: Layer) -> bool:
     """Show the worked formula where the result is not the obvious i/s."""
     i, o = layer.in_shape[1], layer.out_shape[1]
     return layer.stride is not None and i % layer.stride != 0 or o * (layer.stride or 1) != i
+
+
+COSTLY = 10  # × the reference's parameters or MACs per image
+
+
+def cost_warning(model, reference) -> Optional[str]:
+    """One line when the network is COSTLY× its task's reference network (compose.reference_model)
+    or more: parameters and MACs per image, each with its factor. None otherwise."""
+    if reference is None:
+        return None
+    params, macs = total_params(model.layers), total_macs(model.layers)
+    ref_params, ref_macs = total_params(reference.layers), total_macs(reference.layers)
+    factors = params / max(ref_params, 1), macs / max(ref_macs, 1)
+    if max(factors) < COSTLY:
+        return None
+    return (f"a costly network: {_millions(params)} parameters ({factors[0]:.1f}× the reference {reference.name}'s "
+            f"{_millions(ref_params)}) and {_millions(macs)} MACs per image ({factors[1]:.1f}× its "
+            f"{_millions(ref_macs)}): each training image costs about {factors[1]:.0f}× as much time")
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:,.1f} M" if n >= 1e5 else f"{n:,}"

@@ -105,3 +105,19 @@ def resume_sweep(config: DictConfig) -> None:
                                          and o not in named]  # the jobs are composed with it too
         if not any(o.startswith("hydra/launcher=") for o in named):
             config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one
+
+
+def count_jobs(config) -> int:
+    """The jobs a sweep launches: its grid's size, or a search's trials (rejected ones do not count)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from cnnexp.compose import task_overrides
+    from cnnexp.sweeps.search import is_search
+
+    if is_search(config.hydra.sweeper):
+        return int(config.hydra.sweeper.n_trials)
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)  # as Hydra: the command line wins
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None))

@@ -678,6 +678,7 @@ def report(sweep_dir: Path) -> None:
     from optuna.visualization import matplotlib as plots
     from torch.utils.tensorboard import SummaryWriter
 
+    from cnnexp.board import SWEEP_RUN
     from cnnexp.files import write_atomic
 
     study = load_study(sweep_dir)
@@ -701,13 +702,13 @@ def report(sweep_dir: Path) -> None:
     figures = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib figures experimental
-        figures["history"] = plots.plot_optimization_history(study, target_name=monitor).figure
+        figures["history"] = history_figure(trials, monitor, study.direction.name.lower(), plt)
         if len(complete) >= 2:
             try:
                 figures["importance"] = plots.plot_param_importances(study, target_name=monitor).figure
             except (ValueError, RuntimeError) as e:  # e.g. no parameter varied among finished trials
                 log.info("no parameter importances: %s", e)
-    with SummaryWriter(str(sweep_dir)) as writer:
+    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:  # the sweep's own run (cnnexp.board)
         for name, figure in figures.items():
             figure.set_size_inches(7, 4.5)
             figure.tight_layout()
@@ -716,3 +717,36 @@ def report(sweep_dir: Path) -> None:
             write_atomic(Path(sweep_dir) / f"search_{name}.png", buffer.getvalue())
             writer.add_figure(f"search/{name}", figure, 0)
             plt.close(figure)
+
+
+def history_figure(trials, monitor: str, direction: str, plt):
+    """Each trial's value by its (whole) trial number, the best so far as a step line, pruned
+    trials at their last reported value, rejected ones (never trained) marked along the bottom."""
+    from matplotlib.ticker import MaxNLocator
+    from optuna.trial import TrialState
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    done = [t for t in trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+    rejected = [t for t in trials if t.user_attrs.get("rejected") and "duplicate_of" not in t.user_attrs]
+    ax.plot([t.number for t in done], [t.value for t in done], "o", color="tab:blue", label=f"{monitor} (trained)")
+    best, line = None, []
+    for t in done:
+        if best is None or (t.value > best if direction == "maximize" else t.value < best):
+            best = t.value
+        line.append((t.number, best))
+    if line:
+        ax.step(*zip(*line), where="post", color="tab:red", alpha=0.7, label="best so far")
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned], "o",
+                color="lightgray", markeredgecolor="gray", label=f"pruned ({len(pruned)})")
+    if rejected:
+        ax.plot([t.number for t in rejected], [0.02] * len(rejected), "v", color="dimgray", linestyle="none",
+                transform=ax.get_xaxis_transform(), clip_on=False, label=f"rejected by the shape check ({len(rejected)})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(monitor)
+    ax.set_title(f"search history: {len(done)} trained, {len(pruned)} pruned, {len(rejected)} rejected", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

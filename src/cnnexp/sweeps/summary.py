@@ -44,7 +44,7 @@ def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
 
 def collect(sweep_dir: Path) -> List[Dict]:
     rows = []
-    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         results = read_results(run_dir)
         if results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
@@ -100,7 +100,13 @@ def _cell(key: str, value) -> str:
 
 
 def _reason(r: Dict) -> str:
-    return str(r.get("reason", "")).splitlines()[0][:160] if r.get("reason") else ""
+    return str(r.get("reason", "")).splitlines()[0] if r.get("reason") else ""
+
+
+def shown_status(r: Dict) -> str:
+    """`rejected` for a search's setting that never trained (its shapes cannot work), apart from
+    runs that failed; results.json keeps `failed` with `rejected: true`."""
+    return "rejected" if r.get("rejected") else r.get("status", "?")
 
 
 def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
@@ -110,8 +116,8 @@ def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
     friendly, plain = [], []
     rank = ranking(rows)
     for r in sorted(rows, key=lambda r: _score(r, rank), reverse=True):
-        friendly.append([r["run"], r.get("status", "?"), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
-        plain.append([r["run"], r.get("status", "?"), *(r.get(k) for k, _ in present), _reason(r)])
+        friendly.append([r["run"], shown_status(r), *(_cell(k, r.get(k)) for k, _ in present), _reason(r)])
+        plain.append([r["run"], shown_status(r), *(r.get(k) for k, _ in present), _reason(r)])
     return header, friendly, plain
 
 
@@ -131,13 +137,13 @@ def _setting_name(key: Tuple) -> str:
 def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
     """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
     found = replicate_stats.interval(values)
-    return (None,) * 4 if found is None else (found.mean, found.sd if found.n > 1 else 0.0, found.low, found.high)
+    return (None,) * 4 if found is None else (found.mean, found.sd, found.low, found.high)  # sd None for one run
 
 
 def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
     if not values:
         return None, None
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None  # no spread from one
 
 
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
@@ -218,8 +224,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
         print(markdown(header, friendly))
         _csv(sweep_dir / "summary.csv", header, plain)
     print_best(rows, replicate_keys if replicated else ())
-    figure = plot(sweep_dir, rows, replicate_keys)
-    _log_to_tensorboard(sweep_dir, rows, figure)
+    figures = plot(sweep_dir, rows, replicate_keys)
+    _log_to_tensorboard(sweep_dir, rows, figures)
     if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
         search.report(sweep_dir)
     return rows
@@ -249,108 +255,192 @@ def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
               "  python -m cnnexp.train " + " ".join(shlex.quote(o) for o in found[1]))
 
 
-def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Path | None:
-    """summary.png: validation accuracy (or loss) against the swept keys, with replicate error
-    bars; a heatmap for two keys; one panel per key (mean over the others) for more. Settings
-    that did not end ok are marked. Also logged to TensorBoard at the sweep's root."""
+def declared_order(sweep_dir: Path) -> Dict[str, List[str]]:
+    """key → its values in the order the sweep gave them (multirun.yaml: `model.stride=2,1`,
+    `choice(…)`), so that a categorical axis reads as the user wrote it; {} where unknown."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    try:
+        recorded = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
+        lines = list(recorded.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception:  # an older or hand-made folder: the runs' own order
+        return {}
+    return {o.get_key_element().lstrip("+~"): list(o.sweep_string_iterator()) for o in parsed
+            if o.is_sweep_override() and not o.is_interval_sweep()}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, object]:
+    """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
+    numbers (logarithmic where they span decades), the sweep's own order for categories — as the
+    mean of a setting's ok runs, with ± sd where it has more than one (n beside the point).
+    Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
+    along the bottom. Two keys of a small grid: a heatmap. Returns the figures for TensorBoard,
+    whose image cards are a few hundred pixels wide: the whole one, or one per key."""
     keys = [k for k in swept(rows) if k not in replicate_keys]
     if not keys:
-        return None
+        return {}
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    metric, label = ("best_val_acc", "validation accuracy") if any(r.get("best_val_acc") is not None for r in rows) \
-        else ("best_val_loss", "validation loss")
-    values = swept(rows)
+    metric, _ = ranking(rows)
+    label = {"best_val_acc": "validation accuracy", "best_val_loss": "validation loss"}.get(
+        metric, metric.replace("best_", "").replace("_", "/"))
+    order = declared_order(sweep_dir)
+    values = {k: [v for v in order.get(k, []) if v in vs] + [v for v in vs if v not in order.get(k, [])]
+              for k, vs in swept(rows).items()}
+    replicated = [k for k in replicate_keys if k in swept(rows)]
 
-    def stats(select) -> Tuple[float, float, bool]:
+    def stats(select) -> Dict:
         picked = [r for r in rows if select(setting(r, keys))]
         ok = [r[metric] for r in picked if r.get("status") == "ok" and r.get(metric) is not None]
         mean, sd = _mean_sd(ok)
-        return (np.nan if mean is None else mean), (0.0 if sd is None else sd), bool(picked) and not ok
+        return {"mean": np.nan if mean is None else mean, "sd": sd, "n": len(ok),
+                "failed": sum(1 for r in picked if shown_status(r) not in ("ok", "rejected", "pruned")),
+                "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
-    if len(keys) == 2:
+    plt.rcParams.update({"font.size": 11})
+    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and search.study_record(sweep_dir) is None
+    if small_grid:
         (ka, va), (kb, vb) = (keys[0], values[keys[0]]), (keys[1], values[keys[1]])
-        fig, ax = plt.subplots(figsize=(1.3 * len(vb) + 3, 1.0 * len(va) + 2.5))
+        fig, ax = plt.subplots(figsize=(1.6 * len(vb) + 3, 1.1 * len(va) + 2.2))
         grid = np.full((len(va), len(vb)), np.nan)
         for i, a in enumerate(va):
             for j, b in enumerate(vb):
-                mean, sd, failed = stats(lambda s, a=a, b=b: s[ka] == a and s[kb] == b)
-                grid[i, j] = mean
-                ax.text(j, i, "failed" if failed else "" if np.isnan(mean) else f"{mean:.4f}\n±{sd:.4f}",
-                        ha="center", va="center", fontsize=8, color="red" if failed else "black")
-        image = ax.imshow(grid, cmap="viridis", aspect="auto")
+                p = stats(lambda s, a=a, b=b: s[ka] == a and s[kb] == b)
+                grid[i, j] = p["mean"]
+                text = "rejected" if p["rejected"] and not p["n"] else "failed" if p["failed"] and not p["n"] \
+                    else "" if np.isnan(p["mean"]) else f"{p['mean']:.4f}" + (
+                        f"\n± {p['sd']:.4f} (n={p['n']})" if p["n"] > 1 else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                        color={"failed": "red", "rejected": "dimgray"}.get(text, "black"))
+        image = ax.imshow(grid, cmap="viridis", aspect="auto", alpha=0.85)
         fig.colorbar(image, ax=ax, label=label)
         ax.set_xticks(range(len(vb)), vb)
         ax.set_yticks(range(len(va)), va)
         ax.set_xlabel(kb)
         ax.set_ylabel(ka)
     else:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            points = [stats(lambda s, v=v: s[key] == v) for v in values[key]]
-            x = np.arange(len(values[key]))
-            ax.errorbar(x, [p[0] for p in points], yerr=[p[1] for p in points], fmt="o-", capsize=4)
-            for xi, p in zip(x, points):
-                if p[2]:
-                    ax.annotate("failed", (xi, np.nanmin([q[0] for q in points] or [0])), color="red",
-                                ha="center", fontsize=8)
-            ax.set_xticks(x, values[key])
-            ax.set_xlabel(key)
-            ax.set_ylabel(label + ("" if len(keys) == 1 else " (mean over the others)"))
-    fig.suptitle(f"{Path(sweep_dir).name}: {label}, mean ± sd over {', '.join(replicate_keys)}", fontsize=9)
+        columns = min(len(keys), 2)
+        lines = -(-len(keys) // columns)
+        fig, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.8 * lines), squeeze=False)
+        for ax in axes.flat[len(keys):]:
+            ax.set_visible(False)
+        for ax, key in zip(axes.flat, keys):
+            _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+            ax.set_ylabel(label if len(keys) == 1 else f"{label}\n(mean over the other keys)", fontsize=10)
+    n_ok = [stats(lambda s, r=r: all(s[k] == v for k, v in setting(r, keys).items()))["n"] for r in rows]
+    what = f"mean ± sd over {', '.join(replicated)}" if replicated else "one run per setting"
+    if replicated and max(n_ok, default=0) > 1:
+        what += f" (n = {min(n_ok)}–{max(n_ok)} ok runs)" if min(n_ok) != max(n_ok) else f" (n = {max(n_ok)} each)"
+    fig.suptitle(f"{Path(sweep_dir).name}: best {label} — {what}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=100)
     write_atomic(Path(sweep_dir) / "summary.png", buffer.getvalue())
-    return fig
+    if small_grid or len(keys) == 1:
+        return {"sweep/summary": fig}
+    plt.close(fig)
+    figures = {}
+    for key in keys:
+        figures[f"sweep/summary_{key}"], ax = plt.subplots(figsize=(5.5, 4))
+        _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+        ax.set_ylabel(f"{label}\n(mean over the other keys)", fontsize=10)
+        ax.set_title(f"best {label} — {what}", fontsize=10)
+        figures[f"sweep/summary_{key}"].tight_layout()
+    return figures
+
+
+def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np) -> None:
+    """One key: numbers on a numeric axis, categories in their order; failures marked below."""
+    numbers = [_number(v) for v in values]
+    numeric = all(n is not None for n in numbers) and len(values) > 1
+    x = np.array(numbers, dtype=float) if numeric else np.arange(len(values), dtype=float)
+    if numeric and min(x) > 0 and max(x) / min(x) >= 100:
+        ax.set_xscale("log")
+    mean = np.array([p["mean"] for p in points])
+    order = [i for i in np.argsort(x) if not np.isnan(mean[i])]
+    joined = not numeric or len(values) <= 8  # a grid's values: a line; a search's many draws: points
+    ax.plot(x[order], mean[order], "o-" if joined else "o", color="tab:blue", markersize=5, label="mean of ok runs")
+    spread = [(i, p) for i, p in enumerate(points) if p["n"] > 1 and p["sd"] is not None]
+    if spread:
+        top = 1.0 if metric.endswith("acc") else np.inf  # an accuracy's error bar stops at 1
+        below = [p["sd"] for _, p in spread]
+        above = [min(p["sd"], top - p["mean"]) for _, p in spread]
+        ax.errorbar(x[[i for i, _ in spread]], [p["mean"] for _, p in spread], yerr=[below, above], fmt="none",
+                    ecolor="tab:blue", capsize=4, label="± sd of its n runs")
+        for i, p in spread:
+            ax.annotate(f"n={p['n']}", (x[i], p["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for kind, marker, color in (("failed", "x", "red"), ("rejected", "v", "dimgray")):
+        hit = [i for i, p in enumerate(points) if p[kind]]
+        if hit:
+            ax.plot(x[hit], [0.02] * len(hit), marker, color=color, markersize=8, linestyle="none",
+                    transform=ax.get_xaxis_transform(), clip_on=False,
+                    label=f"{kind} ({sum(points[i][kind] for i in hit)})")
+    if not numeric or len(values) <= 8:
+        ax.set_xticks(x, values if not numeric else [f"{n:g}" for n in x])
+        ax.minorticks_off()
+    ax.set_xlabel(key)
+    ax.grid(alpha=0.3)
+    if any(p["failed"] or p["rejected"] for p in points) or spread:
+        ax.legend(fontsize=8, loc="best")
 
 
 def _typed(text: str):
-    """An override's value as the runs log it in HParams: integers as text, floats as numbers."""
+    """An override's value as the runs log it in HParams: a number where it reads as one."""
     for kind in (int, float):
         try:
-            value = kind(text)
+            return kind(text)
         except ValueError:
             continue
-        return str(value) if kind is int else value
     return text
 
 
-def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figure) -> None:
-    """At the sweep's root: the summary figure, and the HParams experiment config — the swept keys
-    with their discrete values first, and the metrics — so parallel coordinates show categories."""
+def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, object]) -> None:
+    """The sweep's own TensorBoard run, SWEEP/_sweep: the summary figure, and the HParams experiment —
+    the swept keys first, with their values in the sweep's order, then what every run logs, and the
+    metrics by name — the one experiment in the folder (cnnexp.board)."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
     from omegaconf import OmegaConf
     from tensorboard.plugins.hparams import plugin_data_pb2
 
+    from cnnexp.board import SWEEP_RUN
     from cnnexp.run import HPARAM_METRICS, flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
-    metrics = {f"hparams/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
+    metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
     configs = [Path(sweep_dir) / r["run"] / "config.yaml" for r in rows]
     first = next((p for p in configs if p.is_file()), None)
     every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
-    with SummaryWriter(str(sweep_dir)) as writer:
-        if figure is not None:
-            import matplotlib.pyplot as plt
-
-            writer.add_figure("sweep/summary", figure, 0)
-            plt.close(figure)
+    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:
+        for name, figure in figures.items():  # add_figure closes each
+            writer.add_figure(name, figure, 0)
         if domains:  # swept keys first, with their values; then every other setting the runs log
             values = {**{k: d[0] for k, d in domains.items()}, **{k: v for k, v in every.items() if k not in domains}}
             logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
             values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
-            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**domains, "status": logged})
+            discrete = {k: d for k, d in domains.items() if len({type(v) for v in d}) == 1}  # 0,same: no domain
+            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**discrete, "status": logged})
             plugin = experiment.value[0].metadata.plugin_data
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             for info in data.experiment.hparam_infos:  # TensorBoard lists the keys that differ first
                 info.differs = info.name in domains
+            for info in data.experiment.metric_infos:
+                info.display_name = info.name.tag.split("/", 1)[1].replace("_", " ")
             plugin.content = data.SerializeToString()
             writer.file_writer.add_summary(experiment)
 
@@ -359,7 +449,7 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -
     """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
     except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
     rows = write_summary(sweep_dir, replicate_keys)
-    counts = Counter(r.get("status", "?") for r in rows)
+    counts = Counter(shown_status(r) for r in rows)
     print(f"\nsweep folder: {sweep_dir} (summary.csv, summary.png) — "
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
     not_ok = [r for r in rows if r.get("status") not in ("ok", "pruned") and not r.get("rejected")]
@@ -369,6 +459,6 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -
         raise SystemExit(1)
     if not_ok:
         kinds = " or ".join(sorted({r.get("status", "?") for r in not_ok}))
-        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}: "
-              + "; ".join(f"{r['run']}: {str(r.get('reason', r.get('status')))[:120]}" for r in not_ok), file=sys.stderr)
+        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole
+              + "\n".join(f"  {r['run']}: {_reason(r) or r.get('status')}" for r in not_ok), file=sys.stderr)
         raise SystemExit(1)

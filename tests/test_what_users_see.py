@@ -1,0 +1,165 @@
+"""What a person sees: the console of a real run, `--help` on every entry point, the costly-network
+warning, predict's probabilities, summary.png's marks, and (slow) TensorBoard as a user opens it:
+default flags, its data API and a headless Chromium's screenshots."""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+
+import pytest
+
+from tests.conftest import QUICK, cli, only_run_dir
+
+BAR = re.compile(r"\d+/\d+ \[[\d:]+<")  # tqdm's "20/40 [00:03<00:03"
+
+
+def shown(console: str) -> list:
+    """The lines a terminal shows: a carriage return starts the line again."""
+    return [line.split("\r")[-1] for line in console.split("\n")]
+
+
+# ------------------------------------------------------------------ the console of a real run
+@pytest.fixture(scope="module")
+def console_run(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("console")
+    proc = cli("train", *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=4", "callbacks.progress_bar_refresh=1",
+               f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, only_run_dir(out)
+
+
+def test_a_run_reaches_its_first_progress_bar_within_25_lines(console_run):
+    proc, run_dir = console_run
+    lines = shown(proc.stdout + proc.stderr)
+    first_bar = next(i for i, line in enumerate(lines) if BAR.search(line))
+    before = [line for line in lines[:first_bar] if line.strip()]
+    assert len(before) <= 25, "\n".join(before)
+    assert "seed: 42" not in proc.stdout and "seed: 42" in (run_dir / "config.yaml").read_text(), \
+        "the resolved config is in config.yaml, printed only with print_config=true"
+    assert f"run folder: {run_dir}" in proc.stdout and "block3  conv" in proc.stdout
+
+
+def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run):
+    proc, _ = console_run
+    logged = [line for line in shown(proc.stdout) if line.startswith("[")]
+    assert logged and all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in logged), logged
+    assert "[HYDRA]" not in proc.stdout and "][INFO]" not in proc.stdout
+    assert "TPU available" not in proc.stdout and "HPU available" not in proc.stdout
+    assert "GPU available: False" not in proc.stdout and "accelerator: cpu" in proc.stdout
+    assert not [line for line in shown(proc.stdout) if BAR.search(line) and re.search(r"\[\d\d:\d\d:\d\d\]", line)]
+    assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
+
+
+# ------------------------------------------------------------------ --help
+@pytest.mark.parametrize("module, expected", [
+    ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
+    ("bench", "rounds=3")])
+def test_help_shows_usage_keys_and_an_example(module, expected, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as ended:
+        importlib.import_module(f"cnnexp.{module}").main(["--help"])
+    assert ended.value.code in (0, None)
+    text = capsys.readouterr().out
+    assert f"python -m cnnexp.{module}" in text and expected in text, text
+
+
+def test_train_help_is_hydras_with_the_keys_and_examples():
+    proc = cli("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "python -m cnnexp.train -m model.kernel_size=3,5,7" in proc.stdout and "print_config=true" in proc.stdout
+    assert "model: cnn3, convae" in proc.stdout and "shell-completion" not in proc.stdout
+
+
+# ------------------------------------------------------------------ warnings and numbers
+def test_a_network_far_beyond_the_reference_is_named_with_its_factors(capsys):
+    from cnnexp.shapes import main
+
+    main(["model.pool=none"])
+    out = capsys.readouterr().out
+    assert "warning: a costly network: 62.8 M parameters (45.5× the reference cnn3's 1.4 M)" in out, out
+    main(["model.kernel_size=5"])
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_probabilities_keep_four_digits_away_from_0_and_1():
+    from cnnexp.predict import four_digits
+
+    assert four_digits(0.87654) == 0.8765
+    assert four_digits(0.99999632123) == 0.999996321 and four_digits(2.34567e-5) == 2.346e-05
+    assert four_digits(1.0) == 1.0 and four_digits(0.0) == 0.0
+
+
+def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
+    """A hand-made sweep record: one key, values given 2,1,4,8 (4 failed, 8 rejected), one run each."""
+    import json
+
+    from cnnexp.sweeps.summary import collect, group_table, plot, run_table
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.stride=2,1,4,8']\n")
+    for stride, record in {2: {"status": "ok", "best_val_acc": 0.9}, 1: {"status": "ok", "best_val_acc": 0.95},
+                           4: {"status": "failed", "reason": "RuntimeError: boom"},
+                           8: {"status": "failed", "rejected": True, "reason": "block2 conv: 0 < 1"}}.items():
+        (tmp_path / f"stride={stride}").mkdir()
+        (tmp_path / f"stride={stride}" / "results.json").write_text(
+            json.dumps({**record, "overrides": [f"model.stride={stride}"]}))
+    rows = collect(tmp_path)
+    figure = plot(tmp_path, rows, ["seed"])["sweep/summary"]
+    ax = figure.axes[0]
+    ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
+    assert ticks == {1: "1", 2: "2", 4: "4", 8: "8"}, "a numeric axis: each value at its place"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"failed (1)", "rejected (1)"}
+    assert "one run per setting" in figure._suptitle.get_text() and "over seed" not in figure._suptitle.get_text()
+    assert not any(c.__class__.__name__ == "ErrorbarContainer" for c in ax.containers), "no error bar for n = 1"
+    assert [r[1] for r in run_table(rows)[2]] == ["ok", "ok", "failed", "rejected"]
+    _, friendly, _ = group_table([{**r, "overrides": [*r["overrides"], "seed=1"]} for r in rows], ["seed"])
+    assert not any("± 0.0000" in cell for row in friendly for cell in row), "no spread from one run"
+
+
+# ------------------------------------------------------------------ TensorBoard, as a user opens it
+@pytest.fixture(scope="module")
+def board(tmp_path_factory, shared_data):
+    """A 2-run sweep over kernel 3,5 (slow tests only)."""
+    out = tmp_path_factory.mktemp("board")
+    proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=5",
+               f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next((out / "multirun").glob("*/*")), proc
+
+
+@pytest.mark.slow
+def test_plain_tensorboard_shows_swept_keys_first_and_epoch_charts_first(board):
+    from tests.tensorboard_server import tensorboard
+
+    folder, _ = board
+    with tensorboard(folder, runs=3) as tb:
+        runs = tb.runs()
+        assert sorted(runs) == ["_sweep", "kernel_size=3", "kernel_size=5"], "no run named ."
+        experiment = tb.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+        infos = experiment["hparamInfos"]
+        assert infos[0]["name"] == "model.kernel_size" and infos[0]["type"] == "DATA_TYPE_FLOAT64"
+        assert len(infos) <= 12 and not [h for h in infos if ".blocks." in h["name"]], [h["name"] for h in infos]
+        scalars = tb.get("/data/plugin/scalars/tags")["kernel_size=3"]
+        assert sorted(scalars)[:4] == ["epoch/lr", "epoch/train_loss", "epoch/val_acc", "epoch/val_loss"]
+        assert "epoch" not in scalars and not [t for t in scalars if t.startswith("hparams/")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(subprocess.run(["which", "chromium"], capture_output=True).returncode != 0,
+                    reason="no Chromium (apt-get install chromium; .ci/run installs it)")
+def test_chromium_shows_time_series_and_hparams(board, tmp_path):
+    from tests.tensorboard_server import CHROMIUM, screenshot, tensorboard
+
+    folder, _ = board
+    with tensorboard(folder, runs=3) as tb:
+        dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                              "--dump-dom", tb.url + "/#timeseries"], capture_output=True, text=True, timeout=120).stdout
+        shots = [screenshot(tb.url + f"/#{tab}", tmp_path / f"{tab}.png") for tab in ("timeseries", "hparams")]
+    titles = re.findall(r"(epoch/\w+|features/\w+|filters/\w+|test/\w+|train/\w+|run/\w+)", dom)
+    assert titles and titles[0].startswith("epoch/"), titles[:10]
+    assert "hparams/" not in dom
+    for shot in shots:
+        width, height = struct.unpack(">II", shot.read_bytes()[16:24])
+        assert (width, height) == (1400, 1000) and shot.stat().st_size > 20_000, "a page was drawn"
