@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from cnnexp.errors import RunError, UserError, fail
 from cnnexp.files import write_atomic
-from cnnexp.run import flatten
+from cnnexp.hparams import flatten
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import stats
 from cnnexp.sweeps.summary import GROUPED, collect, markdown, ok_by_setting, ranking, recorded_replicate_keys

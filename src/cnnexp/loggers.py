@@ -92,7 +92,7 @@ def open_run(settings, run_dir: Path, record, previous: Optional[Dict], config: 
 def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], config: dict) -> str:
     from mlflow.entities import Param, RunTag
 
-    from cnnexp.run import flatten
+    from cnnexp.hparams import flatten
 
     client = _client(cfg.tracking_uri)
     run_id = (previous or {}).get("mlflow_run_id")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import traceback
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ from cnnexp.compose import reference_model
 from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.models.table import cost_warning
-from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.errors import SettingsError, UserError, fail
+from cnnexp.hparams import log_hparams
 from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
+from cnnexp.resources import memory_errors_explained, share_cores
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -362,51 +363,6 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     return trainer, timing
 
 
-# ------------------------------------------------------------------ 3. the record
-HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
-# What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).
-HPARAM_KEYS = ("model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
-NOT_HPARAMS = ("paths.", "data.root", "resume", "hydra", "sweep", "experiment", "print_config")
-
-
-def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
-    """{"model": {"blocks": [{"kernel_size": 3}]}} → {"model.blocks.0.kernel_size": 3}: the keys a user
-    types on the command line, with list items by index."""
-    if isinstance(tree, dict):
-        items = tree.items()
-    elif isinstance(tree, (list, tuple)):
-        items = enumerate(tree)
-    else:
-        return {prefix: tree if isinstance(tree, (int, float, str, bool)) or tree is None else str(tree)}
-    flat: Dict[str, Any] = {}
-    for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
-def flat_hparams(config: dict, first: List[str] = ()) -> Dict[str, Any]:
-    """What distinguishes runs, as TensorBoard's HParams shows it: the keys in `first` (what the
-    user set or a sweep varies) with their effective values, then HPARAM_KEYS and the model's
-    shortcuts that are set. Numbers stay numbers; booleans as typed; unset (None) keys left out."""
-    flat = flatten(config)
-    chosen = [k for k in first if k in flat and not k.startswith(NOT_HPARAMS)]
-    chosen += [k for k in HPARAM_KEYS if k in flat]
-    blocks = (config.get("model") or {}).get("blocks") or [{}]
-    chosen += [f"model.{k}" for k in blocks[0] if f"model.{k}" in flat]  # shortcuts: set for every block
-    shown = {k: flat[k] for k in dict.fromkeys(chosen) if flat[k] is not None}
-    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in shown.items()}
-
-
-def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[str] = (), status: str = "ok") -> None:
-    """HParams once, with real metric values (`run/…`: TensorBoard's HParams tab and parallel
-    coordinates) and the run's status, so that a search's pruned trials can be told apart."""
-    metrics = {f"run/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
-    first = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    for logger in trainer.loggers:
-        logger.log_hyperparams({**flat_hparams(config, first), "status": status}, metrics=metrics)
-        logger.finalize("success")
-
-
 def _float(value) -> float | None:
     return None if value is None else round(float(value), 6)
 
@@ -422,71 +378,3 @@ def _drop_fresh_folder(run_dir: Path) -> None:
     if run_dir.is_dir() and not (run_dir / "config.yaml").exists() and not (run_dir / "results.json").exists():
         logging.shutdown()
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------ resources
-def share_cores(settings: Settings) -> None:
-    """Processes that run side by side split the cores: processes × torch threads ≤ cores.
-    They are parallel sweep jobs, or DDP's CPU processes."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hc = HydraConfig.get()
-    launcher = hc.launcher if "launcher" in hc else {}
-    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None) or 1
-    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)  # submitit (SLURM or local)
-    t = settings.trainer
-    if t.strategy.startswith("ddp") and t.accelerator == "cpu" and isinstance(t.devices, int):
-        n_jobs *= t.devices
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else cpus
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-
-
-class memory_errors_explained:
-    """Warn before training when the plan's memory estimate exceeds what the machine has free;
-    turn an allocation failure into one line naming the estimate and a smaller setting."""
-
-    def __init__(self, settings: Settings):
-        from cnnexp.models.geometry import memory_estimate
-
-        self.settings = settings
-        self.need = memory_estimate(settings.model.layers, settings.data.batch_size, settings.optimizer.name)
-        self.free = available_memory()
-        if self.free and self.need > self.free:
-            log.warning("this setting needs about %s for training but %s is free; it may fail. %s",
-                        _gb(self.need), _gb(self.free), self.smaller())
-
-    def smaller(self) -> str:
-        batch = self.settings.data.batch_size
-        return f"Try data.batch_size={max(1, batch // 4)} or fewer channels (model.blocks.N.channels)."
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb) -> bool:
-        if error is None:
-            return False
-        text = str(error)
-        if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text \
-                or type(error).__name__ == "OutOfMemoryError":
-            raise RunError(f"ran out of memory while training (estimated need {_gb(self.need)}, "
-                           f"{_gb(self.free) if self.free else 'unknown'} free). {self.smaller()}") from None
-        return False
-
-
-def available_memory() -> Optional[int]:
-    """Bytes of memory free for a new allocation (MemAvailable), or None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
-

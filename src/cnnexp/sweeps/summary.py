@@ -419,7 +419,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     from cnnexp.board import SWEEP_RUN
-    from cnnexp.run import HPARAM_METRICS, flat_hparams
+    from cnnexp.hparams import HPARAM_METRICS, flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
     metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
