@@ -27,8 +27,15 @@ def main(argv: List[str] | None = None) -> None:
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     if not collect(folder):
         fail(f"{args[0]}: this sweep holds no runs yet")
-    recorded = OmegaConf.load(folder / "multirun.yaml")
-    write_summary(folder, OmegaConf.select(recorded, "sweep_options.replicate_keys", default=None) or ["seed"])
+    from cnnexp.sweeps.naming import recorded_sweep
+
+    try:
+        recorded = OmegaConf.load(recorded_sweep(folder))
+        keys = OmegaConf.select(recorded, "sweep_options.replicate_keys", default=None) or ["seed"]
+    except Exception as e:
+        fail(f"{args[0]}/multirun.yaml: not readable ({str(e).splitlines()[0][:160]}); "
+             "`python -m cnnexp.check` says what else is wrong in this folder")
+    write_summary(folder, keys)
 
 
 if __name__ == "__main__":

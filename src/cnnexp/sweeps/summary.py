@@ -34,6 +34,12 @@ def collect(sweep_dir: Path) -> List[Dict]:
         results = read_results(run_dir)
         if results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
+        elif not isinstance(results, dict) or not isinstance(results.get("overrides", []), list):
+            results = {"status": "failed", "reason": "results.json is not a run record"}
+        elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
+            from cnnexp.check import state
+
+            results = {**results, "status": state(run_dir, results)}
         rows.append({"run": run_dir.name, **results})
     return rows
 
