@@ -17,6 +17,7 @@ from typing import List
 from omegaconf import OmegaConf
 
 from cnnexp.errors import RunError
+from cnnexp.files import os_error_line
 from cnnexp.run_folder import choose_checkpoint, load_checkpoint, open_run
 from cnnexp.settings import Settings, load
 
@@ -34,7 +35,10 @@ class FolderLock:
     def __init__(self, folder: Path):
         self.path, self.pid = Path(folder) / LOCK, os.getpid()
         while True:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:  # read-only, full, not a folder: nothing can be written there
+                raise RunError(os_error_line(e)) from None
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

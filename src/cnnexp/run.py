@@ -24,7 +24,7 @@ from cnnexp import resume as resuming
 from cnnexp import slurm
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.errors import RunError, SettingsError, UserError, fail
-from cnnexp.files import os_error_line
+from cnnexp.files import os_error_line, write_atomic
 from cnnexp.run_folder import RunRecord, check_writable, read_results
 from cnnexp.settings import Settings, load
 
@@ -173,15 +173,13 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     table = _shape_table(settings)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
     if rank_zero and not checked.resume:
-        (run_dir / "config.yaml").write_text(config_yaml)
-        (run_dir / "shapes.txt").write_text(table + "\n")
+        write_atomic(run_dir / "config.yaml", config_yaml)
+        write_atomic(run_dir / "shapes.txt", table + "\n")
     if rank_zero:
         log.info("run folder: %s\n%s\n%s", run_dir, config_yaml, table)
 
     def began(config_yaml: str) -> None:
-        """A resume's first write, once training has started: its config (atomically), its record."""
-        from cnnexp.files import write_atomic
-
+        """A resume's first write, once training has started: its config, its record."""
         if rank_zero:
             write_atomic(run_dir / "config.yaml", config_yaml)
             write_atomic(run_dir / "shapes.txt", table + "\n")
@@ -287,7 +285,6 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     from cnnexp.callbacks.views import view_callbacks
     from cnnexp.console import quiet_lightning
     from cnnexp.data import make_datamodule
-    from cnnexp.files import write_atomic
     from cnnexp.tasks import task_class
     from cnnexp.tasks.base import Diverged
 

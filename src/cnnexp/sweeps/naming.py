@@ -126,8 +126,8 @@ def resume_sweep(config: DictConfig) -> Path:
         recorded = OmegaConf.load(recorded_sweep(folder))
         overrides = task_overrides(recorded.hydra)
         recorded_hydra = OmegaConf.to_container(recorded.hydra.overrides.hydra, resolve=False)
-        params = OmegaConf.to_container(OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {},
-                                        resolve=False)
+        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None)
+        params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
         parsed = OverridesParser.create().parse_overrides(overrides)
         parsed += OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
         compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
