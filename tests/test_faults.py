@@ -129,6 +129,7 @@ def test_sigterm_while_testing_is_recorded_interrupted(stopped_in_test):
     assert "test_acc" in final
 
 
+@pytest.mark.slow  # three processes that train: the matrix's extension cells ride on it
 def test_an_interrupted_extension_leaves_a_record_of_what_is_on_disk(stopped_in_test, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_in_test[0], run_dir)
