@@ -133,6 +133,7 @@ def resume_sweep(config: DictConfig) -> Path:
         compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
     except Exception as e:
         raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
+    study_is_optunas(folder, typed)
     new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
     changed = [o for o in new if o not in overrides]
     if changed:  # applied to some runs and not to those already done, they would make the table lie
@@ -161,6 +162,27 @@ def resume_sweep(config: DictConfig) -> Path:
         if not any(o.startswith("hydra/launcher=") for o in named):
             config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one
     return launch
+
+
+def study_is_optunas(folder: Path, typed) -> None:
+    """A search's study.db is opened read-only first: a corrupt or foreign file is refused, never
+    handed to Optuna (which would add its tables to it)."""
+    import sqlite3
+
+    from cnnexp.errors import RunError
+
+    db = Path(folder) / "study.db"
+    if not db.exists():
+        return
+    try:
+        with sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True) as con:
+            tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
+    except sqlite3.Error as e:
+        raise RunError(f"resume={typed}: {db} is not a readable study ({e}); move it away to start the search "
+                       "afresh in a new folder, or restore it from a copy") from None
+    if not {"studies", "trials"} <= tables:
+        raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
+                       "move it away or restore the study from a copy") from None
 
 
 def recorded_sweeper(folder: Path) -> str | None:
