@@ -96,6 +96,25 @@ def check_override_keys(argv: list) -> None:
         if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
             continue  # +/~ and group choices: the schema merge and Hydra name those
         suggest_key(Settings, key)
+        block_exists(key, text, args.overrides)
+
+
+def block_exists(key: str, text: str, overrides: list) -> None:
+    """`model.blocks.5.kernel_size=3` on a network of 3 blocks: named here, not by Hydra's merge error."""
+    from cnnexp.errors import SettingsError
+
+    parts = key.split(".")
+    if parts[:2] != ["model", "blocks"] or len(parts) < 3 or not parts[2].isdigit():
+        return
+    groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith(("hydra", "-"))]
+    try:
+        blocks = len(compose_config(groups).model.blocks)
+    except Exception:  # the groups themselves are wrong: Hydra names that
+        return
+    if int(parts[2]) >= blocks:
+        raise SettingsError(key, text.split("=", 1)[1], f"this network has {blocks} blocks (model.blocks.0 … "
+                            f"model.blocks.{blocks - 1}); to change their number give the whole list, "
+                            "model.blocks=[{…},{…}]")
 
 
 def task_overrides(hydra_node) -> list:

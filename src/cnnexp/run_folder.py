@@ -38,7 +38,10 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     path = Path(output_dir).expanduser().resolve()
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     problem = None
-    if existing is None or not existing.is_dir():
+    long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    if long:  # the file system refuses it at mkdir, deep inside Hydra
+        problem = f"the name {long[:40]}… is {len(long.encode())} bytes, more than the 255 a file system allows"
+    elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
     else:
         try:

@@ -175,8 +175,11 @@ def study_is_optunas(folder: Path, typed) -> None:
     if not db.exists():
         return
     try:
-        with sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True) as con:
+        con = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True)
+        try:
             tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
+        finally:
+            con.close()
     except sqlite3.Error as e:
         raise RunError(f"resume={typed}: {db} is not a readable study ({e}); move it away to start the search "
                        "afresh in a new folder, or restore it from a copy") from None

@@ -128,6 +128,9 @@ def search_space(lines: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
             chosen[key] = IntDistribution(low, high, log=on_log) if ints else FloatDistribution(float(low), float(high), log=on_log)
         else:
             values = list(o.sweep_iterator())
+            if not values:  # range(3,3), choice(): Optuna would raise mid-launch
+                raise SettingsError(key, line.partition("=")[2], "no values to search: a range(a,b) needs a < b, "
+                                                                 "a choice at least one value")
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             if o.is_range_sweep() and numeric and len(values) > 1 and not o.value().shuffle:
                 step = values[1] - values[0]
