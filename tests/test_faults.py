@@ -197,7 +197,7 @@ def test_training_into_another_runs_folder_is_refused(stopped_in_test, tmp_path)
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     proc = cli("train", *QUICK, f"hydra.run.dir={a_file}")
-    assert proc.returncode == 2 and "is a file" in one_cnnexp_line(proc.stderr)
+    assert proc.returncode == 2 and "is not a folder" in one_cnnexp_line(proc.stderr)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 

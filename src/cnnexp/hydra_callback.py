@@ -30,6 +30,10 @@ class SettingsCheck(Callback):
             check(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
         except UserError as e:
             fail(e)
+        except OSError as e:  # Hydra would make it a warning, then a traceback
+            from cnnexp.files import os_error_line
+
+            fail(os_error_line(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
@@ -134,8 +138,7 @@ def claimable(config: DictConfig, kind: str) -> None:
     if f"cnnexp.{kind}_dir" in raw:
         return
     path = Path(str(OmegaConf.select(config, key))).expanduser()
-    if path.exists() and not path.is_dir():
-        raise SettingsError(key, str(path), "it is a file, not a folder; name a new folder")
+    check_writable(str(path), key)  # first: a name too long, a file where a folder goes
     if kind == "sweep" and (path / "multirun.yaml").is_file():
         raise SettingsError(key, str(path), f"it holds a sweep already; continue it with -m resume={path}, "
                                             "or name a new folder for a new sweep")
@@ -143,4 +146,3 @@ def claimable(config: DictConfig, kind: str) -> None:
     if found:
         raise SettingsError(key, str(path), f"it holds another run's record ({found[0]}); name a new folder, "
                                             f"or continue that run with resume={path}")
-    check_writable(str(path), key)

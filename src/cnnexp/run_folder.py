@@ -35,10 +35,10 @@ def claim_fresh(path: str) -> str:
 def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     """Probe the nearest existing folder on the way to output_dir with a real (removed) temp dir:
     permission bits say nothing for root, read-only mounts or /proc."""
-    path = Path(output_dir).expanduser().resolve()
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    problem = None
+    path = Path(output_dir).expanduser().absolute()
     long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    existing = None if long else next((p for p in (path.resolve(), *path.resolve().parents) if p.exists()), None)
+    problem = None
     if long:  # the file system refuses it at mkdir, deep inside Hydra
         problem = f"the name {long[:40]}… is {len(long.encode())} bytes, more than the 255 a file system allows"
     elif existing is None or not existing.is_dir():
