@@ -66,12 +66,14 @@ def in_phase(out: Path, proc: subprocess.Popen, phase: str, pattern: str, epoch_
         start_rows = rows()
         time.sleep(0.8)  # 30 batches of training, then the validation batches
         assert rows() == start_rows and proc.poll() is None
-    elif phase == "checkpoint":  # a checkpoint's staging file exists
-        wait_for(lambda: folder() is not None and any((folder() / "checkpoints").glob(".*.part")), proc,
-                 "a checkpoint write", poll=0.002)
-    elif phase == "test":  # the best checkpoint is being tested
-        wait_for(lambda: folder() is not None and (folder() / "train.log").is_file()
-                 and "best.ckpt" in (folder() / "train.log").read_text(), proc, "the test")
+    elif phase == "checkpoint":  # a checkpoint's staging file exists, after a first whole one to resume from
+        wait_for_epoch(out, proc, f"{pattern}/metrics.csv", rows=epoch_rows, pause=0.0)
+        wait_for(lambda: any((folder() / "checkpoints").glob(".*.part")), proc, "a checkpoint write", poll=0.002)
+    elif phase == "test":  # the best checkpoint is being tested (a resumed run's log holds earlier tests)
+        tests = lambda: (folder() / "train.log").read_text().count("best.ckpt") \
+            if folder() is not None and (folder() / "train.log").is_file() else 0  # noqa: E731
+        before = tests()
+        wait_for(lambda: tests() > before, proc, "the test")
     else:
         raise ValueError(phase)
 
@@ -235,7 +237,7 @@ def test_a_faulted_extension_resumes_to_its_record(tmp_path, shared_data, phase,
     first = cli("train", *BASE, "trainer.max_epochs=1", f"paths.output_dir={out}")
     assert first.returncode == 0, first.stderr[-3000:]
     run_dir = only_run_dir(out)
-    code, err = faulted([f"resume={run_dir}", "trainer.max_epochs=3"], out, phase, sig, pattern="*/*", epoch_rows=2)
+    code, err = faulted([f"resume={run_dir}", "trainer.max_epochs=3"], out, phase, sig, epoch_rows=3)  # its own epoch
     told(code, err, sig)
     checked(run_dir)
     record = results(run_dir)
