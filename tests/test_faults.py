@@ -117,7 +117,7 @@ def resumed_to_the_end(run_dir: Path, epochs: int) -> dict:
 def stopped_in_test(tmp_path_factory, shared_data):
     """One run stopped with SIGTERM while its best checkpoint is tested, then resumed: shared below."""
     out = tmp_path_factory.mktemp("stopped_in_test")
-    code, err = faulted([*BASE, "trainer.max_epochs=1"], out, "test", "SIGTERM")
+    code, err = faulted([*BASE, "trainer.max_epochs=1", "trainer.limit_train_batches=10"], out, "test", "SIGTERM")
     run_dir = only_run_dir(out)
     return run_dir, code, err, results(run_dir), cli("check", str(run_dir)).stdout
 
