@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -139,3 +140,39 @@ def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data):
     folder = sweep_dir(out)
     assert sorted(runs(folder)) == ["kernel_size=9"], "nothing launched after the failure"
     assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["failed"]
+
+
+def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path):
+    from cnnexp.resume import LOCK
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(seeded[0], folder)
+    first = (folder / "multirun.yaml").read_bytes()
+    before = runs(folder)
+    again = cli("train", "-m", "model.pool=max", *SHORT, f"hydra.sweep.dir={folder}")
+    assert again.returncode == 2 and f"-m resume={folder}" in again.stderr and "Traceback" not in again.stderr
+    more = cli("train", "-m", f"resume={folder}", "model.pool=max,avg,l2")
+    assert more.returncode == 2 and "would change the recorded sweep" in more.stderr, more.stderr[-2000:]
+    # multirun.yaml stays as the first launch wrote it, so a resumed sweep resumes again
+    # (twice, after faults, in tests/test_faults.py's slow sweep cells)
+    resumed = cli("train", "-m", f"resume={folder}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (folder / "multirun.yaml").read_bytes() == first
+    assert runs(folder) == before and not (folder / LOCK).exists()
+    assert len(list(folder.glob(".resume-*/multirun.yaml"))) >= 1, "each resume keeps its own record"
+    assert cli("check", str(folder)).returncode == 0
+
+
+def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path):
+    folder = tmp_path / "sweep"
+    shutil.copytree(seeded[0], folder)
+    run = next(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    record = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**record, "status": "running"}))  # as SIGKILL leaves it
+    proc = cli("summary", str(folder))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {r["run"]: r["status"] for r in csv.DictReader((folder / "summary_runs.csv").open())}[run.name] == "dead"
+    (run / "results.json").write_text("[1, 2]")
+    (folder / "multirun.yaml").write_text("hydra: [unclosed")
+    proc = cli("summary", str(folder))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "multirun.yaml" in proc.stderr

@@ -426,6 +426,10 @@ def main(argv: List[str] | None = None) -> None:
     overrides = [a for a in argv if a not in bench_argv]
     try:
         args = cli_args.parse(BenchArgs, bench_argv)
+        unknown = [name for name in args.recipes.split(",") if name not in RECIPES]
+        if unknown:  # found before minutes of measuring, not after
+            raise SettingsError("recipes", args.recipes, f"{unknown[0]} is not a recipe; use a comma list of "
+                                f"{', '.join(RECIPES)}")
         if args.peer and not (Path(args.peer).expanduser() / "src" / "train.py").is_file():
             raise SettingsError("peer", args.peer, "a checkout of lightning-hydra-template (with src/train.py)")
         settings = compose_settings(overrides)

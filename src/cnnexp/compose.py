@@ -3,6 +3,7 @@ outside `@hydra.main` (shapes, bench, tests). Imports no torch."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import CONF_DIR, PROJECT_DIR
 from cnnexp.run_folder import claim_fresh
+
+
+NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
 
 
 def run_name(override_dirname: str) -> str:
@@ -23,7 +27,11 @@ def run_name(override_dirname: str) -> str:
             key = key.split(".", 1)[1]
         parts.append(f"{key}={value}".replace("/", "_"))
     parts.sort(key=lambda part: part.startswith("seed="))
-    return ",".join(parts) or "defaults"
+    name = ",".join(parts) or "defaults"
+    if len(name.encode()) > NAME_BYTES:  # a long swept value: a name the disk accepts, still one per setting
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[:NAME_BYTES - 12].decode(errors="ignore") + "~" + digest
+    return name
 
 
 def _run_dir(resume: Any, fresh: str) -> str:
@@ -109,6 +117,25 @@ def check_override_keys(argv: list) -> None:
         if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
             continue  # +/~ and group choices: the schema merge and Hydra name those
         suggest_key(Settings, key)
+        block_exists(key, text, args.overrides)
+
+
+def block_exists(key: str, text: str, overrides: list) -> None:
+    """`model.blocks.5.kernel_size=3` on a network of 3 blocks: named here, not by Hydra's merge error."""
+    from cnnexp.errors import SettingsError
+
+    parts = key.split(".")
+    if parts[:2] != ["model", "blocks"] or len(parts) < 3 or not parts[2].isdigit():
+        return
+    groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith(("hydra", "-"))]
+    try:
+        blocks = len(compose_config(groups).model.blocks)
+    except Exception:  # the groups themselves are wrong: Hydra names that
+        return
+    if int(parts[2]) >= blocks:
+        raise SettingsError(key, text.split("=", 1)[1], f"this network has {blocks} blocks (model.blocks.0 … "
+                            f"model.blocks.{blocks - 1}); to change their number give the whole list, "
+                            "model.blocks=[{…},{…}]")
 
 
 def task_overrides(hydra_node) -> list:

@@ -20,28 +20,43 @@ from cnnexp.errors import UserError, fail
 class SettingsCheck(Callback):
     sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
     lock = None
+    launch = None     # a resumed sweep's .resume-<time>/, where this launch's own records go
     replicate_keys = ("seed",)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.run import check
 
         try:
+            if not OmegaConf.select(config, "resume", default=None):
+                claimable(config, "run")
             check(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
         except UserError as e:
             fail(e)
+        except OSError as e:  # Hydra would make it a warning, then a traceback
+            from cnnexp.files import os_error_line
+
+            fail(os_error_line(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
         from cnnexp.loggers import open_sweep
         from cnnexp.resume import FolderLock
         from cnnexp.run_folder import check_writable
-        from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys, resume_sweep
+        from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
+                                          recorded_sweeper, resume_sweep)
         from cnnexp.sweeps.search import WorkerLock, check_search, is_search
 
+        recorded = None
         try:
             if OmegaConf.select(config, "resume", default=None):
-                resume_sweep(config)  # the recorded sweep, into its own folder
+                folder = Path(str(config.resume)).expanduser()
+                if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;
+                    # a search's resumes join it as workers, sharing its lock
+                    SettingsCheck.lock = (WorkerLock if recorded_sweeper(folder) == "optuna" else FolderLock)(folder)
+                SettingsCheck.launch = resume_sweep(config)  # the recorded sweep, into its own folder
+                recorded = OmegaConf.load(recorded_sweep(Path(str(config.hydra.sweep.dir))))
             else:
+                claimable(config, "sweep")
                 check_writable(str(user_config(config).paths.output_dir))
             if is_search(config.hydra.sweeper):
                 check_search(config)  # its options and space, before the sweep folder exists
@@ -50,12 +65,19 @@ class SettingsCheck(Callback):
             os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            # one process at a time runs a grid sweep's folder; a search's workers share it (joining a running search)
-            SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
+            if SettingsCheck.lock is None:  # a grid sweep's folder: one process; a search's: its workers
+                SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
             open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
         except UserError as e:
+            SettingsCheck.abandon()
             fail(e)
+        except OSError as e:
+            from cnnexp.files import os_error_line
+
+            SettingsCheck.abandon()
+            fail(os_error_line(e))
         except Exception:  # Hydra would turn it into a warning and sweep on half set up
+            SettingsCheck.abandon()
             traceback.print_exc()
             raise SystemExit(1)
         if "submitit" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
@@ -63,14 +85,75 @@ class SettingsCheck(Callback):
 
             logging.getLogger("submitit").addFilter(QuietSacct())
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
-        SettingsCheck.replicate_keys = tuple(OmegaConf.select(config, "sweep_options.replicate_keys", default=["seed"]))
+        keys = OmegaConf.select(recorded if recorded is not None else config, "sweep_options.replicate_keys",
+                                default=None)  # a resume groups as the first launch did
+        SettingsCheck.replicate_keys = tuple(keys or ["seed"])
+        self.sweep_dir, self.launch = SettingsCheck.sweep_dir, SettingsCheck.launch  # travel with the callback to job processes
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        restore_record(getattr(self, "sweep_dir", None), getattr(self, "launch", None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.loggers import close_sweep
         from cnnexp.sweeps.summary import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        restore_record(sweep_dir, SettingsCheck.launch)
         try:
             finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
         finally:
             close_sweep(sweep_dir)
+            SettingsCheck.release()
+
+    @classmethod
+    def release(cls) -> None:
+        """The sweep is over (or stopped): multirun.yaml as first written, the folder's lock gone."""
+        if cls.sweep_dir is not None:
+            restore_record(cls.sweep_dir, cls.launch)
+        if cls.lock is not None:
+            cls.lock.release()
+            cls.lock = None
+
+    @classmethod
+    def abandon(cls) -> None:
+        """A launch refused before it ran: no empty .resume-<time>/ left behind, no lock."""
+        if cls.launch is not None:
+            try:
+                cls.launch.rmdir()  # only if empty
+            except OSError:
+                pass
+            cls.launch = None
+        cls.release()
+
+
+def restore_record(sweep_dir, launch) -> None:
+    if sweep_dir is None:
+        return
+    from cnnexp.sweeps.naming import restore_first_record
+
+    try:
+        restore_first_record(Path(sweep_dir), launch)
+    except OSError as e:
+        logging.getLogger("cnnexp").error("multirun.yaml could not be restored: %s", e)
+
+
+def claimable(config: DictConfig, kind: str) -> None:
+    """A folder the user named (hydra.run.dir=…, hydra.sweep.dir=…) is claimed only if it holds no
+    other run's or sweep's record: nothing trains into another record unless it resumes it. The
+    default names claim a fresh folder themselves (cnnexp.compose)."""
+    from cnnexp.errors import SettingsError
+    from cnnexp.run_folder import check_writable
+
+    key = f"hydra.{kind}.dir"
+    raw = str(OmegaConf.to_container(config.hydra[kind], resolve=False)["dir"])
+    if f"cnnexp.{kind}_dir" in raw:
+        return
+    path = Path(str(OmegaConf.select(config, key))).expanduser()
+    check_writable(str(path), key)  # first: a name too long, a file where a folder goes
+    if kind == "sweep" and (path / "multirun.yaml").is_file():
+        raise SettingsError(key, str(path), f"it holds a sweep already; continue it with -m resume={path}, "
+                                            "or name a new folder for a new sweep")
+    found = [n for n in ("results.json", "config.yaml", "multirun.yaml", "checkpoints") if (path / n).exists()]
+    if found:
+        raise SettingsError(key, str(path), f"it holds another run's record ({found[0]}); name a new folder, "
+                                            f"or continue that run with resume={path}")

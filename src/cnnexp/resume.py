@@ -17,6 +17,7 @@ from typing import List
 from omegaconf import OmegaConf
 
 from cnnexp.errors import RunError
+from cnnexp.files import os_error_line
 from cnnexp.run_folder import choose_checkpoint, load_checkpoint, open_run
 from cnnexp.settings import Settings, load
 
@@ -24,26 +25,67 @@ LOCK = ".cnnexp.lock"
 
 
 class FolderLock:
-    """An exclusive lock on a run folder for as long as this object lives (one process at a time)."""
+    """An exclusive lock on a run folder for as long as this object lives (one process at a time).
+
+    The lock is a `flock` on `.cnnexp.lock`, so the kernel drops it when the process dies, however
+    it dies: a `running` record whose lock nobody holds is a killed run (`holder`). The file is
+    removed when the lock is released; a lock taken on a file that was removed meanwhile is taken
+    again on the new one, so two processes can never both hold the folder."""
 
     def __init__(self, folder: Path):
-        self.path = Path(folder) / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise RunError(f"{folder}: another cnnexp process (pid {holder}) is using this run folder; "
-                           "wait for it to finish or stop it, then resume") from None
+        self.path, self.pid = Path(folder) / LOCK, os.getpid()
+        while True:
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:  # read-only, full, not a folder: nothing can be written there
+                raise RunError(os_error_line(e)) from None
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(self.fd)
+                raise RunError(f"{folder}: another cnnexp process (pid {pid}) is using this folder; "
+                               "wait for it to finish or stop it, then resume") from None
+            try:
+                if os.fstat(self.fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)  # its holder released and removed it as we opened it: take the new one
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
-    def __del__(self):
+    def release(self) -> None:
+        if getattr(self, "fd", None) is None:
+            return
+        if os.getpid() == self.pid:  # a forked child closes its copy; only the holder removes the file
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only folder keeps it; the lock itself goes with the descriptor
         try:
-            os.close(self.fd)  # closing releases the lock
-        except (OSError, AttributeError):
+            os.close(self.fd)
+        except OSError:
             pass
+        self.fd = None
+
+    __del__ = release
+
+
+def holder(folder: Path) -> str | None:
+    """The pid (as text) of the live process holding `folder`'s lock, or None where none does.
+    Probed with a non-blocking shared lock, dropped at once."""
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    finally:
+        os.close(fd)  # releases the probe's lock, if it got one
 
 
 def lock_folder(folder: Path) -> FolderLock:
@@ -70,9 +112,13 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         saved = OmegaConf.load(folder / "config.yaml")
         if not isinstance(saved, dict) and not OmegaConf.is_dict(saved):
             raise ValueError("not a mapping")
+        found = interpolations(OmegaConf.to_container(saved, resolve=False))
     except Exception as e:
         raise RunError(f"resume={folder_arg}: its config.yaml cannot be read ({str(e).splitlines()[0][:160]}); "
                        "the run cannot be resumed, but eval and predict still read its checkpoints") from None
+    if found:  # a record is data: resolving it would run what it names (${oc.env:…}, resolvers)
+        raise RunError(f"resume={folder_arg}: its config.yaml holds an interpolation ({found[0]}); a run's config "
+                       "records values, not expressions — it was edited by hand; write the value there instead")
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key == "resume":
@@ -89,6 +135,15 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
     weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
     return Resume(folder, settings, checkpoint, lock)
+
+
+def interpolations(tree, prefix: str = "") -> List[str]:
+    """`key=${…}` for every value of a plain (unresolved) config that is an interpolation."""
+    if isinstance(tree, dict):
+        return [f for k, v in tree.items() for f in interpolations(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [f for i, v in enumerate(tree) for f in interpolations(v, f"{prefix}{i}.")]
+    return [f"{prefix[:-1]}={tree}"] if isinstance(tree, str) and "${" in tree else []
 
 
 def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> None:

@@ -25,7 +25,8 @@ from cnnexp.compose import reference_model
 from cnnexp.console import job_header
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.models.table import cost_warning
-from cnnexp.errors import SettingsError, UserError, fail
+from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.files import os_error_line, write_atomic
 from cnnexp.hparams import log_hparams
 from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
 from cnnexp.resources import memory_errors_explained, share_cores
@@ -132,6 +133,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             log.info("%s: killed in an earlier launch; continuing from its last.ckpt", run_dir.name)
             cfg = OmegaConf.merge(cfg, {"resume": str(run_dir)})
             checked_with = []  # its config.yaml has them
+    continuing = checked_with is not overrides
     try:
         checked = check(cfg, checked_with)
     except UserError as e:
@@ -139,7 +141,8 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             _drop_fresh_folder(run_dir)
             fail(e)
         log.error("%s: invalid settings: %s", job_header(run_dir, multirun), e)
-        data = RunRecord(run_dir, overrides).finish("failed", reason=str(e))
+        # a run continued from an earlier launch keeps its record: nothing of it has changed
+        data = (earlier if continuing else RunRecord(run_dir, overrides).finish("failed", reason=str(e)))
         fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
         if fail_fast is True:
             raise FailFast(run_dir)
@@ -151,61 +154,103 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     rank_zero = rank_zero_only.rank == 0  # DDP: every rank runs this; rank 0 writes the files
-    lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None  # noqa: F841 (held until run ends)
+    lock = None
+    try:
+        lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None
+        return _recorded(checked, run_dir, overrides, multirun, rank_zero)
+    except OSError as e:  # a read-only or full disk, a name too long: one line naming the path
+        error = RunError(os_error_line(e))
+        if not multirun:
+            fail(error)
+        log.error("run failed: %s", error)
+        return _failed_in_sweep(settings, run_dir, {"status": "failed", "reason": str(error)})
+    finally:  # the lock file goes with the run (a killed run's stays, unheld: a dead run)
+        for held in (lock, checked.resume and checked.resume.lock):
+            if held:
+                held.release()
+
+
+def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: bool, rank_zero: bool) -> dict:
+    """Train and test under a record that says at every moment what is on disk (docs/records.md)."""
+    settings = checked.settings
     previous = read_results(run_dir) if checked.resume else None
-    record = RunRecord(run_dir, overrides, write=rank_zero,
-                       keep_until_final=bool(previous and previous.get("status") == "ok"))
+    extends = previous if previous and previous.get("status") == "ok" else (previous or {}).get("extends")
+    record = RunRecord(run_dir, overrides, write=rank_zero, start=not checked.resume, extends=extends)
     table = _shape_table(settings)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
+    if rank_zero and not checked.resume:
+        write_atomic(run_dir / "config.yaml", config_yaml)
+        write_atomic(run_dir / "shapes.txt", table + "\n")
     if rank_zero:
-        (run_dir / "config.yaml").write_text(config_yaml)
-        (run_dir / "shapes.txt").write_text(table + "\n")
         shown = f"{config_yaml}\n{table}" if settings.print_config else table  # config.yaml has it
         log.info("%s\n%s", job_header(run_dir, multirun), shown)
         costly = cost_warning(settings.model, reference_model(settings.model))  # before a setting that takes many times the reference's time
         if costly:
             log.warning(costly)
 
+    def began(config_yaml: str) -> None:
+        """A resume's first write, once training has started: its config, its record."""
+        if rank_zero:
+            write_atomic(run_dir / "config.yaml", config_yaml)
+            write_atomic(run_dir / "shapes.txt", table + "\n")
+        record.start()
+
     try:
         open_tracking_run(settings, run_dir, record, previous, checked.config)  # logger=mlflow
         for attempt in range(settings.sweep_options.retries + 1):  # an error, not bad input, may pass
             try:
-                results = fit_and_test(checked, run_dir, table, config_yaml, overrides)
+                results = fit_and_test(checked, run_dir, table, config_yaml, overrides,
+                                       began=began if checked.resume else None)
                 break
-            except (Stopped, UserError):
+            except (Stopped, UserError, OSError):
                 raise
             except Exception:
                 if attempt == settings.sweep_options.retries:
                     raise
                 log.error("attempt %d failed, retrying (sweep_options.retries=%d):\n%s", attempt + 1,
                           settings.sweep_options.retries, traceback.format_exc())
-    except Stopped as stop:
-        data = record.finish(stop.status, reason=stop.reason, **stop.results)
-        log.warning("%s (run folder %s)", stop.reason, run_dir)
-        if stop.status == "interrupted":  # the sweep stops too; cnnexp.train prints how to go on
-            if slurm.in_job():
-                slurm.after_interrupt()
-            raise Interrupted(run_dir, stop.reason) from None
-        return data
-    except UserError as e:
-        record.finish("failed", reason=str(e))
+    except KeyboardInterrupt as k:  # a stop outside Lightning's loops (before fit, between fit and test)
+        stop = Stopped("interrupted", f"interrupted ({k or 'Ctrl-C'}) outside training")
+    except Stopped as caught:
+        stop = caught
+    except (UserError, OSError) as e:
+        error = e if isinstance(e, UserError) else RunError(os_error_line(e))
+        _finish_if_possible(record, "failed", reason=str(error))
         if not multirun:
-            fail(e)
+            fail(error)
+        log.error("run failed: %s", error)
         return _failed_in_sweep(settings, run_dir, record.data)
     except Exception as e:
-        record.finish("failed", reason=f"{type(e).__name__}: {e}")
+        _finish_if_possible(record, "failed", reason=f"{type(e).__name__}: {e}")
         log.error("run failed:\n%s", traceback.format_exc())  # also in the run folder's train.log
         if not multirun:
             raise
         return _failed_in_sweep(settings, run_dir, record.data)
-    data = record.finish("ok", **results)
-    done = f"{job_header(run_dir, multirun)}: " if multirun else ""
-    where = "" if multirun else f" — run folder {run_dir}"
-    if "test_acc" in data:
-        log.info("%stest accuracy: %.2f %% (%s)%s", done, 100 * data["test_acc"], data["tested_checkpoint"], where)
-    elif "test_loss" in data:
-        log.info("%stest loss: %.4f (%s)%s", done, data["test_loss"], data["tested_checkpoint"], where)
+    else:
+        data = record.finish("ok", **results)
+        done = f"{job_header(run_dir, multirun)}: " if multirun else ""
+        where = "" if multirun else f" — run folder {run_dir}"
+        if "test_acc" in data:
+            log.info("%stest accuracy: %.2f %% (%s)%s", done, 100 * data["test_acc"], data["tested_checkpoint"], where)
+        elif "test_loss" in data:
+            log.info("%stest loss: %.4f (%s)%s", done, data["test_loss"], data["tested_checkpoint"], where)
+        return data
+    data = _finish_if_possible(record, stop.status, reason=stop.reason, **stop.results)
+    log.warning("%s (run folder %s)", stop.reason, run_dir)
+    if stop.status == "interrupted":  # the sweep stops too; cnnexp.train prints how to go on
+        if slurm.in_job():
+            slurm.after_interrupt()
+        raise Interrupted(run_dir, stop.reason, record.started or not checked.resume)
     return data
+
+
+def _finish_if_possible(record: RunRecord, status: str, reason: str = "", **metrics) -> dict:
+    """The final record, unless the disk refuses it (full, read-only): the console then says why."""
+    try:
+        return record.finish(status, reason=reason, **metrics)
+    except OSError as e:
+        log.error("results.json could not be written: %s", os_error_line(e))
+        return record.data
 
 
 def _failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
@@ -216,10 +261,11 @@ def _failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM, recorded as `interrupted` in the run's results.json."""
+    """Ctrl-C or SIGTERM, recorded as `interrupted` in the run's results.json — or, for a resume
+    stopped before training started, not recorded at all (`recorded`): the folder is as it was."""
 
-    def __init__(self, run_dir: Path, reason: str):
-        self.run_dir, self.reason = run_dir, reason
+    def __init__(self, run_dir: Path, reason: str, recorded: bool = True):
+        self.run_dir, self.reason, self.recorded = run_dir, reason, recorded
         super().__init__(reason)
 
 
@@ -241,8 +287,9 @@ class Stopped(Exception):
 
 
 def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
-                 overrides: List[str] = ()) -> Dict[str, Any]:
-    """Data → task → trainer → fit → test on the best checkpoint → the run's metrics."""
+                 overrides: List[str] = (), began=None) -> Dict[str, Any]:
+    """Data → task → trainer → fit → test on the best checkpoint → the run's metrics.
+    began(config_yaml): called once training has started (a resume's first write)."""
     import lightning as L
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -251,7 +298,6 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     from cnnexp.callbacks.views import view_callbacks
     from cnnexp.console import quiet_lightning
     from cnnexp.data import make_datamodule
-    from cnnexp.files import write_atomic
     from cnnexp.tasks import task_class
     from cnnexp.tasks.base import Diverged
 
@@ -262,13 +308,14 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     datamodule = make_datamodule(settings)
     datamodule.setup("fit")  # before the task: a folder's normalisation is computed here, and recorded
     recorded, config_yaml = config_yaml, OmegaConf.to_yaml(OmegaConf.create(checked.config))
-    if config_yaml != recorded and rank_zero_only.rank == 0:
+    if config_yaml != recorded and rank_zero_only.rank == 0 and began is None:
         write_atomic(run_dir / "config.yaml", config_yaml)
     task = task_class(settings.model.task)(settings)
     views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
                            config_yaml, table)
     reporter = trial_reporter(run_dir)  # a search's trial: its pruner, whose decision reaches every DDP rank
-    trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter])])
+    began_hook = [_Began(lambda: began(config_yaml))] if began else []
+    trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter]), *began_hook])
     checkpoint = trainer.checkpoint_callback
     resume_from = checked.resume.checkpoint if checked.resume else None
 
@@ -309,13 +356,30 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     }
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
-        tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
+        try:
+            tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
+        except (KeyboardInterrupt, SystemExit):
+            if trainer.interrupted:
+                raise Stopped("interrupted", "interrupted while testing the best checkpoint (training had ended; "
+                              "a resume tests it again)", **so_far()) from None
+            raise
         results.update({k.replace("/", "_"): _float(v) for k, v in tested.items()})
         results["tested_checkpoint"] = Path(checkpoint.best_model_path).name if ckpt else "final weights"
     results["timing"] = timing.split(trainer, datamodule)
     results["time_to"] = timing.time_to  # null where validation never got there
     log_hparams(trainer, checked.config, results, overrides)
     return results
+
+
+def _Began(hook):
+    """A callback that calls hook() once training has started (after a resume's checkpoint is restored)."""
+    import lightning as L
+
+    class Began(L.Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            hook()
+
+    return Began()
 
 
 def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):

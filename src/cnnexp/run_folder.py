@@ -32,13 +32,16 @@ def claim_fresh(path: str) -> str:
             n += 1
 
 
-def check_writable(output_dir: str) -> None:
+def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     """Probe the nearest existing folder on the way to output_dir with a real (removed) temp dir:
     permission bits say nothing for root, read-only mounts or /proc."""
-    path = Path(output_dir).expanduser().resolve()
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    path = Path(output_dir).expanduser().absolute()
+    long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    existing = None if long else next((p for p in (path.resolve(), *path.resolve().parents) if p.exists()), None)
     problem = None
-    if existing is None or not existing.is_dir():
+    if long:  # the file system refuses it at mkdir, deep inside Hydra
+        problem = f"the name {long[:40]}… is {len(long.encode())} bytes, more than the 255 a file system allows"
+    elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
     else:
         try:
@@ -46,8 +49,8 @@ def check_writable(output_dir: str) -> None:
         except OSError as e:
             problem = f"cannot create folders in {existing} ({e.strerror or e})"
     if problem:
-        raise SettingsError("paths.output_dir", output_dir,
-                            f"{problem}; pick a folder you can write to, e.g. paths.output_dir=$HOME/cnnexp-outputs")
+        raise SettingsError(key, output_dir,
+                            f"{problem}; pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
 
 
 # ------------------------------------------------------------------ results.json
@@ -74,25 +77,35 @@ def read_results(run_dir: Path) -> Optional[Dict[str, Any]]:
 class RunRecord:
     """results.json: `running` from the start, then the true final status and the metrics.
 
-    keep_until_final: a resume of a finished run leaves its results.json as it is unless the
-    resume itself finishes ok — a failed or interrupted extension never erases a result.
+    A resume starts its record only once training has started (`start`, docs/records.md): a
+    resume that fails before leaves results.json as it was. `extends`: the finished record an
+    extending resume continues; kept inside the new record, since from its first epoch on the
+    checkpoints on disk are the extension's.
     """
 
-    def __init__(self, run_dir: Path, overrides: list, write: bool = True, keep_until_final: bool = False):
+    def __init__(self, run_dir: Path, overrides: list, write: bool = True, start: bool = True,
+                 extends: Optional[Dict[str, Any]] = None):
         self.run_dir = Path(run_dir)
         self.data: Dict[str, Any] = {"status": "running", "overrides": overrides,
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.t0 = time.perf_counter()
-        self.write, self.keep = write, keep_until_final
+        self.write, self.extends, self.started = write, extends, False
         self.listeners: list = []  # called with the final record (cnnexp.loggers: MLflow)
-        if write and not self.keep:
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        if self.extends:
+            self.data["extends"] = self.extends
+        if self.write:
             write_results(self.run_dir, self.data)
+        self.started = True
 
     def finish(self, status: str, reason: str = "", **metrics: Any) -> Dict[str, Any]:
         self.data.update(status=status, seconds=round(time.perf_counter() - self.t0, 1), **metrics)
         if reason:
             self.data["reason"] = reason
-        if self.write and (status == "ok" or not self.keep):
+        if self.write and (self.started or status == "ok"):  # ok: re-tested what is on disk
             write_results(self.run_dir, self.data)
         for listener in self.listeners:
             listener(self.data)

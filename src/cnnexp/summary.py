@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.errors import fail
-from cnnexp.sweeps.summary import collect, write_summary
+from cnnexp.sweeps.summary import collect, recorded_replicate_keys, write_summary
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -31,7 +31,12 @@ def main(argv: List[str] | None = None) -> None:
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     if not collect(folder):
         fail(f"{args[0]}: this sweep holds no runs yet")
-    write_summary(folder)
+    try:
+        keys = recorded_replicate_keys(folder)
+    except Exception as e:
+        fail(f"{args[0]}/multirun.yaml: not readable ({str(e).splitlines()[0][:160]}); "
+             "`python -m cnnexp.check` says what else is wrong in this folder")
+    write_summary(folder, keys)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> dict:
 def cli() -> None:
     if any(a.startswith("hydra/launcher=") for a in sys.argv[1:]) and not {"-m", "--multirun"} & set(sys.argv[1:]):
         sys.argv.insert(1, "-m")  # a launcher runs jobs of a multirun: one run through SLURM is a sweep of one
+    with_sweeper_of_resumed_search(sys.argv)
     try:  # overrides Hydra would reject with a traceback or the wrong advice, named first
         check_override_keys(sys.argv[1:])
     except UserError as e:
@@ -49,6 +50,21 @@ def cli() -> None:
         interrupted(stop)
     except FailFast as stop:
         stopped_early(stop)
+
+
+def with_sweeper_of_resumed_search(argv: list) -> None:
+    """`-m resume=SEARCH hydra.sweeper.n_trials=3`: Hydra composes the command before the resume
+    is read, so the recorded sweeper (hydra/sweeper=optuna) is named for it."""
+    args = argv[1:]
+    resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
+    if not resume or not {"-m", "--multirun"} & set(args) or any(a.startswith("hydra/sweeper=") for a in args) \
+            or not any(a.startswith("hydra.sweeper.") for a in args):
+        return
+    from cnnexp.sweeps.naming import recorded_sweeper
+
+    choice = recorded_sweeper(Path(resume))
+    if choice:
+        argv.insert(1, f"hydra/sweeper={choice}")
 
 
 def stopped_early(stop) -> None:
@@ -68,6 +84,7 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     from cnnexp.hydra_callback import SettingsCheck
 
     sweep = SettingsCheck.sweep_dir
+    SettingsCheck.release()
     if sweep is not None and sweep.is_dir():
         from cnnexp.sweeps.summary import collect, write_summary
 
@@ -75,6 +92,9 @@ def interrupted(stop: KeyboardInterrupt) -> None:
             write_summary(sweep, SettingsCheck.replicate_keys)
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
               f"Resume an interrupted run with: python -m cnnexp.train resume=<its folder>", file=sys.stderr)
+    elif getattr(stop, "run_dir", None) is not None and not stop.recorded:
+        print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
+              f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None:
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)

@@ -169,6 +169,10 @@ class ArithmeticSheets(View):
                 tb.add_image(f"layer_arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
 
 
+MATRIX_TEXT_CLASSES = 20   # up to this many classes the confusion matrix shows its counts
+MATRIX_LABEL_CLASSES = 40  # and its class names; beyond, colours and indices: cheap whatever the number
+
+
 class TestMistakes(View):
     """After testing: a grid of misclassified images (in colour for RGB input) titled with class
     names, 'pred p (conf) / true t', and the confusion matrix of the whole test set, labelled
@@ -204,7 +208,9 @@ class TestMistakes(View):
             return
         plt = _figure()
         if self.want_matrix:
-            fig, _ = self.matrix.plot(val=matrix, labels=list(self.source.class_names))
+            n = len(self.source.class_names)  # a number per cell costs n² texts: 300 classes took 86 s of a 94 s run
+            fig, _ = self.matrix.plot(val=matrix, add_text=n <= MATRIX_TEXT_CLASSES,
+                                      labels=list(self.source.class_names) if n <= MATRIX_LABEL_CLASSES else None)
             fig.set_size_inches(7, 7)
             tb.add_figure("test/confusion_matrix", fig, trainer.global_step)
         if self.want_mistakes and self.wrong:

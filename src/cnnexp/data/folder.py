@@ -35,11 +35,15 @@ def read_image(path: Path, channels: int, size: Sequence[int]) -> torch.Tensor:
 
     try:
         image = decode_image(str(path), mode=ImageReadMode.RGB)
-    except RuntimeError:  # a format torchvision.io does not decode (BMP): PIL's reader
+    except RuntimeError:  # a format torchvision.io does not decode (BMP), or a damaged file: PIL's reader
         from PIL import Image
 
-        with Image.open(path) as im:
-            image = F.pil_to_tensor(im.convert("RGB"))
+        try:
+            with Image.open(path) as im:
+                image = F.pil_to_tensor(im.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:  # its header passed; its pixels did not
+            raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]}); "
+                           "replace or remove it") from None
     image = F.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs scaled, not clipped
     if channels == 1:
         image = F.rgb_to_grayscale(image)

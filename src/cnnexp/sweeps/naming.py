@@ -5,8 +5,11 @@ recorded sweep."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, read_write
+
+FIRST_RECORD = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept by the first resume
 
 
 def name_runs_by_swept_keys(config: DictConfig) -> None:
@@ -59,11 +62,38 @@ def one_value(o) -> str:
     return f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
 
 
-def resume_sweep(config: DictConfig) -> None:
-    """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
-    again into the same folder; each job then skips, continues or re-runs its own run."""
-    from pathlib import Path
+def recorded_sweep(folder: Path) -> Path:
+    """The first launch's multirun.yaml (docs/records.md: it never changes)."""
+    first = Path(folder) / FIRST_RECORD
+    return first if first.is_file() else Path(folder) / "multirun.yaml"
 
+
+def keep_first_record(folder: Path) -> None:
+    """Before a resume's sweeper writes multirun.yaml over, the first launch's is kept aside."""
+    from cnnexp.files import write_atomic
+
+    if not (Path(folder) / FIRST_RECORD).is_file():
+        write_atomic(Path(folder) / FIRST_RECORD, (Path(folder) / "multirun.yaml").read_bytes())
+
+
+def restore_first_record(folder: Path, launch: Path | None) -> None:
+    """multirun.yaml back as the first launch wrote it; the resume's own goes to its .resume-<time>/."""
+    from cnnexp.files import write_atomic
+
+    first, current = Path(folder) / FIRST_RECORD, Path(folder) / "multirun.yaml"
+    if not first.is_file() or not current.is_file():
+        return
+    written, kept = current.read_bytes(), first.read_bytes()
+    if written != kept:
+        if launch is not None and launch.is_dir():
+            write_atomic(launch / "multirun.yaml", written)
+        write_atomic(current, kept)
+
+
+def resume_sweep(config: DictConfig) -> Path:
+    """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
+    again into the same folder; each job then skips, continues or re-runs its own run. Returns
+    this launch's own folder, SWEEP/.resume-<time>/."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from cnnexp.compose import compose_config, task_overrides
@@ -75,18 +105,26 @@ def resume_sweep(config: DictConfig) -> None:
         raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
                        "outputs/multirun/, or drop -m to resume a single run")
     try:
-        recorded = OmegaConf.load(folder / "multirun.yaml")
+        recorded = OmegaConf.load(recorded_sweep(folder))
         overrides = task_overrides(recorded.hydra)
-        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
+        recorded_hydra = OmegaConf.to_container(recorded.hydra.overrides.hydra, resolve=False)
+        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None)
+        params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
         parsed = OverridesParser.create().parse_overrides(overrides)
         parsed += OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
         compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
     except Exception as e:
         raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
+    study_is_optunas(folder, typed)
     new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
+    changed = [o for o in new if o not in overrides]
+    if changed:  # applied to some runs and not to those already done, they would make the table lie
+        raise RunError(f"resume={typed}: {' '.join(changed)} would change the recorded sweep "
+                       f"({' '.join(overrides) or 'its defaults'}); a resume runs what the first launch recorded — "
+                       "start a new sweep for new values (hydra.sweeper.n_trials=N extends a search)")
+    keep_first_record(folder)
     with read_write(config.hydra):
-        config.hydra.overrides.task = overrides + [o for o in new if o.split("=", 1)[0] not in
-                                                  {r.split("=", 1)[0] for r in overrides}]
+        config.hydra.overrides.task = list(overrides)
         config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder.resolve()}")
         # this launch's Hydra records and job logs go to the sweep's .resume-<time>/, so that a
         # finished run's folder stays exactly as it was
@@ -101,10 +139,46 @@ def resume_sweep(config: DictConfig) -> None:
         for o in OverridesParser.create().parse_overrides([o for o in named if o.startswith("hydra.sweeper.")]):
             OmegaConf.update(sweeper, o.key_or_group[len("hydra.sweeper."):], o.value(), force_add=True)
         config.hydra.sweeper = sweeper
-        config.hydra.overrides.hydra += [o for o in recorded.hydra.overrides.hydra if o.startswith("hydra/sweeper=")
+        config.hydra.overrides.hydra += [o for o in recorded_hydra if o.startswith("hydra/sweeper=")
                                          and o not in named]  # the jobs are composed with it too
         if not any(o.startswith("hydra/launcher=") for o in named):
             config.hydra.launcher = recorded.hydra.launcher  # the same launcher, unless the command names one
+    return launch
+
+
+def study_is_optunas(folder: Path, typed) -> None:
+    """A search's study.db is opened read-only first: a corrupt or foreign file is refused, never
+    handed to Optuna (which would add its tables to it)."""
+    import sqlite3
+
+    from cnnexp.errors import RunError
+
+    db = Path(folder) / "study.db"
+    if not db.exists():
+        return
+    try:
+        con = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise RunError(f"resume={typed}: {db} is not a readable study ({e}); move it away to start the search "
+                       "afresh in a new folder, or restore it from a copy") from None
+    if not {"studies", "trials"} <= tables:
+        raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
+                       "move it away or restore the study from a copy") from None
+
+
+def recorded_sweeper(folder: Path) -> str | None:
+    """The sweeper a sweep folder was launched with (`optuna`), or None: a resume that sets its
+    options (hydra.sweeper.n_trials=…) is composed with it."""
+    try:
+        recorded = OmegaConf.load(recorded_sweep(Path(folder).expanduser()))
+        choice = OmegaConf.select(recorded, "hydra.runtime.choices", default={}).get("hydra/sweeper")
+    except Exception:
+        return None
+    return None if choice in (None, "basic", "BasicSweeper") else str(choice)
 
 
 def count_jobs(config) -> int:

@@ -158,6 +158,9 @@ def search_space(lines: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
             chosen[key] = IntDistribution(low, high, log=on_log) if ints else FloatDistribution(float(low), float(high), log=on_log)
         else:
             values = list(o.sweep_iterator())
+            if not values:  # range(3,3), choice(): Optuna would raise mid-launch
+                raise SettingsError(key, line.partition("=")[2], "no values to search: a range(a,b) needs a < b, "
+                                                                 "a choice at least one value")
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             if o.is_range_sweep() and numeric and len(values) > 1 and not o.value().shuffle:
                 step = values[1] - values[0]
@@ -286,7 +289,8 @@ class WorkerLock:
     def __init__(self, folder: Path):
         from cnnexp.resume import LOCK
 
-        self.fd = os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = Path(folder) / LOCK
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         for _ in range(20):  # a worker checking whether it is alone holds it alone for an instant
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -299,6 +303,18 @@ class WorkerLock:
             raise RunError(f"{folder}: another cnnexp process (pid {holder}) runs this sweep, and it is not a search "
                            "that workers can join; wait for it to finish or stop it, then resume")
         os.pwrite(self.fd, f"{os.getpid():<31}".encode(), 0)
+
+    def release(self) -> None:
+        """The last worker out removes the lock file (as FolderLock does); the others just let go."""
+        if getattr(self, "fd", None) is None:
+            return
+        if self.alone():
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only folder keeps it; the lock itself goes with the descriptor
+        os.close(self.fd)
+        self.fd = None
 
     def alone(self) -> bool:
         """No other worker holds the lock (asked while `one_at_a_time`)."""

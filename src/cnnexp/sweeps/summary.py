@@ -29,15 +29,17 @@ GROUPED = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_los
 
 
 def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
-    """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them in
-    multirun.yaml (a resume that names others does not regroup it); conf/train.yaml's default for a
-    sweep recorded before the key existed."""
+    """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them
+    (naming.recorded_sweep: a resume that names others does not regroup it); conf/train.yaml's
+    default for a sweep recorded before the key existed."""
     from omegaconf import OmegaConf
 
     from cnnexp import CONF_DIR
 
+    from cnnexp.sweeps.naming import recorded_sweep
+
     key = "sweep_options.replicate_keys"
-    recorded = Path(sweep_dir) / "multirun.yaml"
+    recorded = recorded_sweep(Path(sweep_dir))
     keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
     return list(keys if keys is not None else OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key))
 
@@ -48,6 +50,12 @@ def collect(sweep_dir: Path) -> List[Dict]:
         results = read_results(run_dir)
         if results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
+        elif not isinstance(results, dict) or not isinstance(results.get("overrides", []), list):
+            results = {"status": "failed", "reason": "results.json is not a run record"}
+        elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
+            from cnnexp.check import state
+
+            results = {**results, "status": state(run_dir, results)}
         rows.append({"run": run_dir.name, **results})
     return rows
 

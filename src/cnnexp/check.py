@@ -1,0 +1,165 @@
+"""`python -m cnnexp.check FOLDER`: does a run or sweep folder keep its promises (docs/records.md)?
+
+    python -m cnnexp.check outputs/2026-11-25/10-31-02            # a run
+    python -m cnnexp.check outputs/multirun/2026-11-25/10-31-02   # a sweep, and each of its runs
+
+One line per finding, exit 1; none: one line saying so, exit 0. A `running` record is told
+apart by its lock (`.cnnexp.lock`): held, the run is alive; not held, it was killed (dead) and
+`resume=` continues it — a fact about the run, not a broken record. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from cnnexp.errors import fail
+
+STATUSES = ("ok", "failed", "interrupted", "pruned", "diverged", "running")
+USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
+         "(outputs/multirun/<date>/<time>); prints one line per broken promise of docs/records.md, exit 1 if any")
+
+
+def state(run_dir: Path, results: Optional[dict]) -> str:
+    """The record's status, with `running` split into `running` (its lock held) and `dead`."""
+    from cnnexp.resume import holder
+
+    status = results.get("status", "?") if isinstance(results, dict) else "?"
+    if status == "running" and holder(run_dir) is None:
+        return "dead"
+    return status
+
+
+def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
+    """(findings, notes) for one run folder."""
+    findings: List[str] = []
+    notes: List[str] = []
+    where = str(run_dir)
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except FileNotFoundError:
+        return [f"{where}: no results.json (a run writes it when it starts)"], notes
+    except (OSError, ValueError) as e:
+        return [f"{where}/results.json: not readable JSON ({str(e).splitlines()[0][:120]})"], notes
+    if not isinstance(results, dict) or results.get("status") not in STATUSES:
+        return [f"{where}/results.json: not a run record (status must be one of {', '.join(STATUSES)})"], notes
+    status = state(run_dir, results)
+    alive = status == "running"
+    if status == "dead":
+        notes.append(f"{where}: dead — results.json says running but no process holds its lock (killed); "
+                     f"continue with: python -m cnnexp.train resume={run_dir}")
+    elif alive:
+        notes.append(f"{where}: running (a live process holds its lock)")
+    if status in ("failed", "interrupted", "pruned", "diverged") and not results.get("reason"):
+        findings.append(f"{where}/results.json: status {status} without a reason")
+
+    checkpoints = run_dir / "checkpoints"
+    tested = results.get("tested_checkpoint")
+    if status == "ok" and tested and tested != "final weights" and not (checkpoints / tested).is_file():
+        findings.append(f"{where}/results.json: names {tested}, which is not in checkpoints/")
+    for ckpt in sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []:
+        if not zipfile.is_zipfile(ckpt):
+            findings.append(f"{ckpt}: not a whole checkpoint (not a readable zip)")
+    if not alive:
+        leftovers = [p for p in run_dir.rglob(".*.part")]
+        if leftovers:
+            notes.append(f"{where}: {len(leftovers)} unfinished temporary file(s) (e.g. {leftovers[0].name}) "
+                         "from a killed write; the files they were to replace are whole")
+
+    findings += _check_metrics(run_dir, results, status)
+    findings += _check_config(run_dir)
+    return findings, notes
+
+
+def _check_metrics(run_dir: Path, results: dict, status: str) -> List[str]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    try:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(path.open(newline=""))]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{path}: not readable ({e})"]
+    if epochs != list(range(len(epochs))):
+        return [f"{path}: epochs {epochs[:12]} are not each epoch once, in order from 0"]
+    recorded = results.get("epochs")
+    if isinstance(recorded, int) and status not in ("running", "dead"):
+        allowed = recorded if status == "ok" else recorded + 1  # a stop may fall after its epoch's row
+        if len(epochs) > allowed:
+            return [f"{path}: {len(epochs)} epochs, but results.json ({status}) says {recorded}"]
+    return []
+
+
+def _check_config(run_dir: Path) -> List[str]:
+    from omegaconf import OmegaConf
+
+    from cnnexp.resume import interpolations
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return [f"{run_dir}: no config.yaml"]
+    try:
+        found = interpolations(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    except Exception as e:
+        return [f"{path}: not readable YAML ({str(e).splitlines()[0][:120]})"]
+    return [f"{path}: holds an interpolation ({found[0]}); a record holds values"] if found else []
+
+
+def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
+    from omegaconf import OmegaConf
+
+    from cnnexp.resume import holder
+    from cnnexp.sweeps.naming import FIRST_RECORD
+
+    findings: List[str] = []
+    notes: List[str] = []
+    try:
+        OmegaConf.load(folder / "multirun.yaml")
+    except Exception as e:
+        findings.append(f"{folder}/multirun.yaml: not readable YAML ({str(e).splitlines()[0][:120]})")
+    first = folder / FIRST_RECORD
+    sweep_alive = holder(folder) is not None
+    if sweep_alive:
+        notes.append(f"{folder}: a sweep is running in it (a live process holds its lock)")
+    elif first.is_file() and first.read_bytes() != (folder / "multirun.yaml").read_bytes():
+        findings.append(f"{folder}/multirun.yaml: differs from the first launch's ({FIRST_RECORD})")
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (run_dir / "results.json").exists() and not (run_dir / "config.yaml").exists():
+            continue  # a job that never started: Hydra's folder, no record to check
+        f, n = check_run(run_dir)
+        findings += f
+        notes += n
+    return findings, notes
+
+
+def check(folder: Path) -> Tuple[List[str], List[str]]:
+    if (folder / "multirun.yaml").is_file():
+        return check_sweep(folder)
+    return check_run(folder)
+
+
+def main(argv: List[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(USAGE)
+        return
+    if len(args) != 1:
+        fail(USAGE)
+    folder = Path(args[0]).expanduser()
+    if not folder.is_dir():
+        fail(f"{args[0]}: no such folder")
+    if not any((folder / n).exists() for n in ("multirun.yaml", "results.json", "config.yaml")):
+        fail(f"{args[0]}: neither a run folder (results.json, config.yaml) nor a sweep folder (multirun.yaml)")
+    findings, notes = check(folder)
+    for line in notes + findings:
+        print(line)
+    if findings:
+        raise SystemExit(1)
+    print(f"{folder}: ok — its records keep the promises of docs/records.md")
+
+
+if __name__ == "__main__":
+    main()
