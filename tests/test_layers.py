@@ -24,7 +24,7 @@ LAYERS = [
                  "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
-                      "cnnexp.bench", "cnnexp.compare", "cnnexp.dashboard", "cnnexp.export"]),
+                      "cnnexp.bench", "cnnexp.compare", "cnnexp.dashboard", "cnnexp.export", "cnnexp.check"]),
 ]
 
 
