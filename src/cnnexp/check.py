@@ -15,23 +15,14 @@ import json
 import sys
 import zipfile
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from cnnexp.errors import fail
+from cnnexp.resume import state
 
 STATUSES = ("ok", "failed", "interrupted", "pruned", "diverged", "running")
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
          "(outputs/multirun/<date>/<time>); prints one line per broken promise of docs/records.md, exit 1 if any")
-
-
-def state(run_dir: Path, results: Optional[dict]) -> str:
-    """The record's status, with `running` split into `running` (its lock held) and `dead`."""
-    from cnnexp.resume import holder
-
-    status = results.get("status", "?") if isinstance(results, dict) else "?"
-    if status == "running" and holder(run_dir) is None:
-        return "dead"
-    return status
 
 
 def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:

@@ -12,7 +12,7 @@ import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from omegaconf import OmegaConf
 
@@ -165,3 +165,9 @@ def how_to_resume(run_dir: Path) -> str:
     return f"continue with: python -m cnnexp.train resume={run_dir}"
 
 
+def state(run_dir: Path, results: Optional[dict]) -> str:
+    """The record's status, with `running` split into `running` (its lock held) and `dead`."""
+    status = results.get("status", "?") if isinstance(results, dict) else "?"
+    if status == "running" and holder(run_dir) is None:
+        return "dead"
+    return status

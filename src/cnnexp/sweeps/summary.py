@@ -53,7 +53,7 @@ def collect(sweep_dir: Path) -> List[Dict]:
         elif not isinstance(results, dict) or not isinstance(results.get("overrides", []), list):
             results = {"status": "failed", "reason": "results.json is not a run record"}
         elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
-            from cnnexp.check import state
+            from cnnexp.resume import state
 
             results = {**results, "status": state(run_dir, results)}
         rows.append({"run": run_dir.name, **results})
