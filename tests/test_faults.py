@@ -70,7 +70,7 @@ def in_phase(out: Path, proc: subprocess.Popen, phase: str, pattern: str, epoch_
         wait_for_epoch(out, proc, f"{pattern}/metrics.csv", rows=epoch_rows, pause=0.0)
         wait_for(lambda: any((folder() / "checkpoints").glob(".*.part")), proc, "a checkpoint write", poll=0.002)
     elif phase == "test":  # the best checkpoint is being tested (a resumed run's log holds earlier tests)
-        tests = lambda: (folder() / "train.log").read_text().count("best.ckpt") \
+        tests = lambda: (folder() / "train.log").read_text().count("testing best.ckpt") \
             if folder() is not None and (folder() / "train.log").is_file() else 0  # noqa: E731
         before = tests()
         wait_for(lambda: tests() > before, proc, "the test")

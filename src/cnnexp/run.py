@@ -356,6 +356,8 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     }
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
+        if ckpt:  # the console and train.log say what is tested (tests/test_faults.py waits for this line)
+            log.info("testing best.ckpt (epoch %s, %s %s)", checkpoint.best_epoch, checkpoint.monitor, results["best"])
         try:
             tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
         except (KeyboardInterrupt, SystemExit):
