@@ -14,6 +14,8 @@ from cnnexp.compare import main as compare_main
 from cnnexp.sweeps import stats
 from tests.conftest import QUICK, cli
 
+pytestmark = pytest.mark.xdist_group("test_compare")  # its module fixtures are built once, on one worker
+
 # the small network, few batches: six runs in one process
 TINY = [*QUICK, "model=speed", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",

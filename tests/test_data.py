@@ -22,6 +22,8 @@ from cnnexp.data.memory import EpochPermutation, InMemoryLoader
 from cnnexp.data.mnist import MNISTDataModule, load_split
 from cnnexp.data.sources import DataUnavailable, _NumpyOnlyUnpickler, ensure_mnist
 
+pytestmark = pytest.mark.xdist_group("test_data")  # its module fixtures are built once, on one worker
+
 
 
 DEFAULT_DATA = load(compose_config([])).data
@@ -40,7 +42,7 @@ def gz_raw(shared_data, tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("gz") / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in idx.FILES:
-        (raw / f"{name}.gz").write_bytes(gzip.compress(idx.read_local(shared_data, name)[1], mtime=0))
+        (raw / f"{name}.gz").write_bytes(gzip.compress(idx.read_local(shared_data, name)[1], compresslevel=1, mtime=0))
     return raw
 
 

@@ -16,6 +16,8 @@ from cnnexp.models.geometry import effective_kernel, receptive_box
 from cnnexp.shapes import main as shapes_main
 from tests.conftest import SHARED_DATA
 
+pytestmark = pytest.mark.xdist_group("test_draw")  # its module fixtures are built once, on one worker
+
 NETWORKS = {
     "cnn3": [],
     "convae": ["model=convae"],

@@ -24,6 +24,8 @@ from cnnexp.predict import PredictArgs, predict
 from tests.conftest import PROJECT, SHARED_DATA, cli, only_run_dir
 from tests.folder_data import tinted_digits
 
+pytestmark = pytest.mark.xdist_group("test_export")  # its module fixtures are built once, on one worker
+
 TINY = [f"data.root={SHARED_DATA}", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
         "trainer.limit_val_batches=1", "test_after_fit=false", "callbacks.progress_bar_refresh=0"]
 

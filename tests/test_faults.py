@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import QUICK, cli, only_run_dir, start, wait_for_epoch
 
+pytestmark = pytest.mark.xdist_group("test_faults")  # its module fixtures are built once, on one worker
+
 # a run whose phases are long enough to be hit: epochs of 30 batches, a test of 20
 BASE = [*QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=30", "trainer.limit_test_batches=20",
         "logger.tensorboard=false"]

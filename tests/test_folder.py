@@ -19,6 +19,8 @@ from cnnexp.settings import load
 from tests.conftest import SHARED_DATA, cli, only_run_dir
 from tests.folder_data import COLOURS, tinted_digits
 
+pytestmark = pytest.mark.xdist_group("test_folder")  # its module fixtures are built once, on one worker
+
 RUN = ["data=folder", "data.batch_size=32", "trainer.max_epochs=3", "callbacks.progress_bar_refresh=0"]
 
 
@@ -89,6 +91,7 @@ def test_filters_and_mistakes_are_drawn_in_colour(folder_run):
     assert {"test/confusion_matrix", "features/block1"} <= set(events.Tags()["images"])
 
 
+@pytest.mark.slow
 def test_a_folder_beyond_the_memory_budget_is_streamed(tinted, tmp_path):
     proc = cli("train", *RUN, "trainer.max_epochs=1", "data.memory_budget_mb=0", "data.num_workers=1",
                f"data.root={tinted}", f"paths.output_dir={tmp_path}")

@@ -16,6 +16,8 @@ from cnnexp.errors import SettingsError
 from cnnexp.sweeps.search import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
 from tests.conftest import QUICK, cli, killed_after_epoch
 
+pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
+
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
 
 
@@ -120,6 +122,7 @@ def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
 
 
 # ------------------------------------------------------------------ pruning, a kill and a resume
+@pytest.mark.slow  # a sweep's resume stays in the default run (test_sweep_records)
 def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data):
     """The grid's seeded order is lr 0.003, 1e-07, 0.002: the first finishes, the second trails
     it after one epoch and is pruned, the third is killed in its second epoch and resumed."""

@@ -22,6 +22,8 @@ from cnnexp.resume import FolderLock
 from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
+pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker
+
 SEARCH = ["-m", "hydra/sweeper=optuna", *QUICK, "trainer.limit_train_batches=15"]
 
 

@@ -16,10 +16,11 @@ import pytest
 from tests.conftest import PROJECT, QUICK, cli, start
 
 SCRIPT = PROJECT / "scripts" / "local-slurm.sh"
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     shutil.which("slurmctld") is None or os.geteuid() != 0,
     reason="SLURM is not installed (as root: apt-get install -y slurm-wlm munge), or not root; "
-           ".ci/run installs it so CI runs these")
+           ".ci/run installs it so CI runs these"),
+    pytest.mark.xdist_group("test_slurm")]  # its cluster is started once, on one worker
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 
 

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import QUICK, cli, only_run_dir
 
 
+@pytest.mark.slow  # the bench is measured by running it (make bench); here: it prints every figure
 def test_bench_reports_every_measure_and_ratio(shared_data):
     """Every figure is printed; the recipes run a handful of steps here (their overrides apply)."""
     proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1", "startup=true",

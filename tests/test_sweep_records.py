@@ -14,6 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import QUICK, cli, killed_after_epoch
 
+pytestmark = pytest.mark.xdist_group("test_sweep_records")  # its module fixtures are built once, on one worker
+
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_test_batches=1",
          "trainer.limit_val_batches=1"]
 

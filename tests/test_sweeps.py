@@ -12,6 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import QUICK, cli
 from tests.tensorboard_server import tensorboard
 
+pytestmark = pytest.mark.xdist_group("test_sweeps")  # its module fixtures are built once, on one worker
+
 SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
 
 

@@ -50,6 +50,7 @@ def test_tensorboard_events_hold_train_val_test_metrics(quick_run):
     assert abs(found["test/acc"][-1] - results["test_acc"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_runs_from_another_working_directory(tmp_path, shared_data):
     """conf/ is found wherever the command is started."""
     out = tmp_path / "out"
@@ -97,6 +98,7 @@ def test_real_tensorboard_serves_the_run(quick_run):
         assert {"model.name", "optimizer.lr", "trainer.max_epochs"} <= names and len(names) <= 16, names
 
 
+@pytest.mark.slow  # convae's plan, network and monitor are checked in-process (test_models, test_best)
 def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
     out = tmp_path / "out"
     proc = cli("train", "model=convae", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=30",
@@ -114,7 +116,7 @@ def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
     assert results["status"] == "ok" and results["test_loss"] < losses[0]
 
 
-@pytest.mark.parametrize("overrides", [["model.norm=batch", "model.activation=gelu"],
+@pytest.mark.parametrize("overrides", [pytest.param(["model.norm=batch", "model.activation=gelu"], marks=pytest.mark.slow),
                                        pytest.param(["model.blocks.1.groups=32", "model.blocks.2.groups=64",
                                                      "model.blocks.1.dilation=2"], marks=pytest.mark.slow)],
                          ids=["batchnorm-gelu", "depthwise-dilated"])

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import QUICK, cli, only_run_dir
 
+pytestmark = pytest.mark.xdist_group("test_what_users_see")  # its module fixtures are built once, on one worker
+
 BAR = re.compile(r"\d+/\d+ \[[\d:]+<")  # tqdm's "20/40 [00:03<00:03"
 
 
