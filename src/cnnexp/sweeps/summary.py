@@ -290,7 +290,8 @@ def _number(text: str) -> float | None:
 def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, object]:
     """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
     numbers (logarithmic where they span decades), the sweep's own order for categories — as the
-    mean of a setting's ok runs, with ± sd where it has more than one (n beside the point).
+    mean of a setting's ok runs, with its 95 % Student-t interval where it has more than one (n
+    beside the point; the same interval as the table's).
     Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
     along the bottom. Two keys of a small grid: a heatmap. Returns the figures for TensorBoard,
     whose image cards are a few hundred pixels wide: the whole one, or one per key."""
@@ -314,8 +315,8 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
     def stats(select) -> Dict:
         picked = [r for r in rows if select(setting(r, keys))]
         ok = [r[metric] for r in picked if r.get("status") == "ok" and r.get(metric) is not None]
-        mean, sd = _mean_sd(ok)
-        return {"mean": np.nan if mean is None else mean, "sd": sd, "n": len(ok),
+        iv = replicate_stats.interval(ok)
+        return {"mean": np.nan if iv is None else iv.mean, "low": iv and iv.low, "high": iv and iv.high, "n": len(ok),
                 "failed": sum(1 for r in picked if shown_status(r) not in ("ok", "rejected", "pruned")),
                 "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
@@ -331,7 +332,7 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
                 grid[i, j] = p["mean"]
                 text = "rejected" if p["rejected"] and not p["n"] else "failed" if p["failed"] and not p["n"] \
                     else "" if np.isnan(p["mean"]) else f"{p['mean']:.4f}" + (
-                        f"\n± {p['sd']:.4f} (n={p['n']})" if p["n"] > 1 else "")
+                        f"\n[{p['low']:.4f}, {p['high']:.4f}] (n={p['n']})" if p["n"] > 1 else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=9,
                         color={"failed": "red", "rejected": "dimgray"}.get(text, "black"))
         image = ax.imshow(grid, cmap="viridis", aspect="auto", alpha=0.85)
@@ -350,7 +351,7 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
             _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
             ax.set_ylabel(label if len(keys) == 1 else f"{label}\n(mean over the other keys)", fontsize=10)
     n_ok = [stats(lambda s, r=r: all(s[k] == v for k, v in setting(r, keys).items()))["n"] for r in rows]
-    what = f"mean ± sd over {', '.join(replicated)}" if replicated else "one run per setting"
+    what = f"mean and 95 % interval over {', '.join(replicated)}" if replicated else "one run per setting"
     if replicated and max(n_ok, default=0) > 1:
         what += f" (n = {min(n_ok)}–{max(n_ok)} ok runs)" if min(n_ok) != max(n_ok) else f" (n = {max(n_ok)} each)"
     fig.suptitle(f"{Path(sweep_dir).name}: best {label} — {what}", fontsize=11)
@@ -382,13 +383,13 @@ def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np)
     order = [i for i in np.argsort(x) if not np.isnan(mean[i])]
     joined = not numeric or len(values) <= 8  # a grid's values: a line; a search's many draws: points
     ax.plot(x[order], mean[order], "o-" if joined else "o", color="tab:blue", markersize=5, label="mean of ok runs")
-    spread = [(i, p) for i, p in enumerate(points) if p["n"] > 1 and p["sd"] is not None]
+    spread = [(i, p) for i, p in enumerate(points) if p["n"] > 1 and p["low"] is not None]
     if spread:
-        top = 1.0 if metric.endswith("acc") else np.inf  # an accuracy's error bar stops at 1
-        below = [p["sd"] for _, p in spread]
-        above = [min(p["sd"], top - p["mean"]) for _, p in spread]
+        top = 1.0 if metric.endswith("acc") else np.inf  # an accuracy's interval stops at 1
+        below = [p["mean"] - p["low"] for _, p in spread]
+        above = [min(p["high"], top) - p["mean"] for _, p in spread]
         ax.errorbar(x[[i for i, _ in spread]], [p["mean"] for _, p in spread], yerr=[below, above], fmt="none",
-                    ecolor="tab:blue", capsize=4, label="± sd of its n runs")
+                    ecolor="tab:blue", capsize=4, label="95 % interval of its n runs")
         for i, p in spread:
             ax.annotate(f"n={p['n']}", (x[i], p["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     for kind, marker, color in (("failed", "x", "red"), ("rejected", "v", "dimgray")):
