@@ -182,8 +182,9 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
         write_atomic(run_dir / "config.yaml", config_yaml)
         write_atomic(run_dir / "shapes.txt", table + "\n")
     if rank_zero:
-        shown = f"{config_yaml}\n{table}" if settings.print_config else table  # config.yaml has it
-        log.info("%s\n%s", job_header(run_dir, multirun), shown)
+        # config.yaml and shapes.txt have both; a sweep's job shows its one-line header alone
+        shown = [config_yaml, table] if settings.print_config else [] if multirun else [table]
+        log.info("\n".join([job_header(run_dir, multirun), *shown]))
         costly = cost_warning(settings.model, reference_model(settings.model))  # before a setting that takes many times the reference's time
         if costly:
             log.warning(costly)
