@@ -37,7 +37,12 @@ running() {
 start() {
   need
   mkdir -p "$STATE"
-  [[ $(id -u) == 0 ]] && chown postgres: "$STATE"
+  if [[ $(id -u) == 0 ]]; then
+    chown postgres: "$STATE"
+    runuser -u postgres -- test -w "$STATE" || {
+      echo "local-postgres: the postgres user cannot reach $STATE (a folder above it is private);" \
+           "set CNNEXP_POSTGRES_STATE to a folder it can reach, e.g. under /tmp" >&2; exit 2; }
+  fi
   if [[ ! -f $STATE/data/PG_VERSION ]]; then
     as_owner "$BIN/initdb" -D "$STATE/data" -U cnnexp --auth=trust --encoding=UTF8 >"$STATE/initdb.log" 2>&1 \
       || { cat "$STATE/initdb.log" >&2; exit 1; }

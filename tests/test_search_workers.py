@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -123,12 +124,22 @@ def postgres():
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         pytest.skip("PostgreSQL is not installed (as root: apt-get install -y postgresql); .ci/run installs it")
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'cnnexp[postgres]')")
-    was_running = subprocess.run([str(POSTGRES), "status"], capture_output=True).returncode == 0
-    started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=180)
+    import socket
+    import tempfile
+
+    # a cluster of its own, in /tmp (the postgres user cannot enter a private clone, e.g. under mktemp -d),
+    # on a free port (a user's cluster may hold the default one)
+    state = Path(tempfile.mkdtemp(prefix="cnnexp-postgres-"))
+    state.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CNNEXP_POSTGRES_STATE": str(state), "CNNEXP_POSTGRES_PORT": str(port)}
+    started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=180, env=env)
     assert started.returncode == 0, started.stdout + started.stderr
-    yield subprocess.run([str(POSTGRES), "url"], capture_output=True, text=True, check=True).stdout.strip()
-    if not was_running:
-        subprocess.run([str(POSTGRES), "stop"], capture_output=True, timeout=60)
+    yield subprocess.run([str(POSTGRES), "url"], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    subprocess.run([str(POSTGRES), "stop"], capture_output=True, timeout=60, env=env)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_a_study_in_postgresql_is_found_through_the_sweep_folders_record(tmp_path, postgres):
