@@ -142,10 +142,11 @@ def corrupt_config(run: Path) -> None:
     (None, ["model=convae"], "only dotted overrides"),
     (None, ["model.blocks.0.channels=64"], "weights do not fit"),
     (None, ["trainer.max_epochs=abc"], "trainer.max_epochs"),
+    (None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what"),
     (truncate_last, [], "not a readable cnnexp checkpoint"),
     (foreign_last, [], "not a cnnexp checkpoint"),
     (corrupt_config, [], "config.yaml cannot be read"),
-], ids=["group-override", "network-change", "bad-type", "truncated-ckpt", "foreign-ckpt", "corrupt-config"])
+], ids=["group-override", "network-change", "bad-type", "monitor-change", "truncated-ckpt", "foreign-ckpt", "corrupt-config"])
 def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra, words):
     if spoil:
         spoil(finished_copy)

@@ -236,6 +236,16 @@ def main(argv: List[str] | None = None) -> None:
         compare([a for a in args if not a.startswith("out=")], out)
     except UserError as e:
         fail(e)
+    except OSError as e:
+        from cnnexp.files import os_error_line
+
+        fail(os_error_line(e))
+    except Exception as e:  # a record edited by hand (config.yaml, multirun.yaml) that YAML cannot read
+        if type(e).__module__.split(".")[0] not in ("yaml", "omegaconf"):
+            raise
+        where = getattr(getattr(e, "problem_mark", None), "name", None) or "a config.yaml or multirun.yaml"
+        fail(f"{where}: not readable ({str(e).splitlines()[0][:160]}); "
+             "`python -m cnnexp.check` on its folder says what else is wrong")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,10 @@ _WHAT_TO_DO = {
 }
 
 
-def os_error_line(error: OSError) -> str:
-    """An OSError as one line for `cnnexp: error:`: the path, what the system said, what to do."""
-    path = error.filename if error.filename is not None else "?"
+def os_error_line(error: OSError, where=None) -> str:
+    """An OSError as one line for `cnnexp: error:`: the path (the error's own, else `where` it
+    happened — a full disk names no file), what the system said, what to do."""
+    path = error.filename if error.filename is not None else where if where is not None else "?"
     what = error.strerror or type(error).__name__
     advice = _WHAT_TO_DO.get(error.errno, "check the path and try again")
     return f"{path}: {what}; {advice}"

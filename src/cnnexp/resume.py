@@ -126,6 +126,11 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         if "." not in key:
             raise RunError(f"{override.input_line}: a resumed run keeps its model, data and optimizer groups; "
                            "only dotted overrides (e.g. trainer.max_epochs=20) apply")
+        if key in ("callbacks.checkpoint.monitor", "callbacks.checkpoint.mode") and \
+                str(override.value()) not in ("auto", str(OmegaConf.select(saved, key))):
+            raise RunError(f"{override.input_line}: a resumed run keeps what \"best\" meant for it "
+                           f"({OmegaConf.select(saved, key)}): its best.ckpt was chosen by that; "
+                           "start a new run to choose by another metric")
         try:
             OmegaConf.update(saved, key, override.value(), force_add=False)
         except Exception as e:

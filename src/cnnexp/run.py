@@ -159,7 +159,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None
         return _recorded(checked, run_dir, overrides, multirun, rank_zero)
     except OSError as e:  # a read-only or full disk, a name too long: one line naming the path
-        error = RunError(os_error_line(e))
+        error = RunError(os_error_line(e, run_dir))
         if not multirun:
             fail(error)
         log.error("run failed: %s", error)
@@ -215,7 +215,7 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     except Stopped as caught:
         stop = caught
     except (UserError, OSError) as e:
-        error = e if isinstance(e, UserError) else RunError(os_error_line(e))
+        error = e if isinstance(e, UserError) else RunError(os_error_line(e, run_dir))
         _finish_if_possible(record, "failed", reason=str(error))
         if not multirun:
             fail(error)
@@ -250,7 +250,7 @@ def _finish_if_possible(record: RunRecord, status: str, reason: str = "", **metr
     try:
         return record.finish(status, reason=reason, **metrics)
     except OSError as e:
-        log.error("results.json could not be written: %s", os_error_line(e))
+        log.error("results.json could not be written: %s", os_error_line(e, record.run_dir))
         return record.data
 
 

@@ -91,10 +91,13 @@ def interrupted(stop: KeyboardInterrupt) -> None:
         if collect(sweep):
             write_summary(sweep, SettingsCheck.replicate_keys)
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
-              f"Resume an interrupted run with: python -m cnnexp.train resume=<its folder>", file=sys.stderr)
+              f"Continue it with: python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not stop.recorded:
         print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
+    elif getattr(stop, "run_dir", None) is not None and not (stop.run_dir / "checkpoints" / "last.ckpt").is_file():
+        print(f"cnnexp: interrupted: {stop.reason}; results.json says so. No epoch ended, so there is no "
+              "last.ckpt to continue from: run it again", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None:
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
