@@ -89,14 +89,14 @@ class RunRecord:
         self.data: Dict[str, Any] = {"status": "running", "overrides": overrides,
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.t0 = time.perf_counter()
-        self.write, self.extends, self.started = write, extends, False
+        self.write, self.started = write, False
+        if extends:  # in every record this one writes: also a resume that only tests again
+            self.data["extends"] = extends
         self.listeners: list = []  # called with the final record (cnnexp.loggers: MLflow)
         if start:
             self.start()
 
     def start(self) -> None:
-        if self.extends:
-            self.data["extends"] = self.extends
         if self.write:
             write_results(self.run_dir, self.data)
         self.started = True
