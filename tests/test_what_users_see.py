@@ -57,7 +57,8 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
 # ------------------------------------------------------------------ --help
 @pytest.mark.parametrize("module, expected", [
     ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
-    ("bench", "rounds=3")])
+    ("bench", "rounds=3"), ("export", "tolerance="), ("dashboard", "port="), ("compare", "out=DIR"),
+    ("check", "FOLDER")])
 def test_help_shows_usage_keys_and_an_example(module, expected, capsys):
     import importlib
 

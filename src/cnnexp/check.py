@@ -134,9 +134,9 @@ def check(folder: Path) -> Tuple[List[str], List[str]]:
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args in (["-h"], ["--help"]):
-        print(USAGE)
-        return
+    from cnnexp.cli_args import exit_on_help
+
+    exit_on_help(__doc__, args)
     if len(args) != 1:
         fail(USAGE)
     folder = Path(args[0]).expanduser()

@@ -29,6 +29,7 @@ def main(argv: List[str] | None = None) -> None:
     from cnnexp.sweeps.search import open_storage, study_record
 
     args = sys.argv[1:] if argv is None else argv
+    cli_args.exit_on_help(__doc__, args, DashboardArgs)
     folders = [a for a in args if "=" not in a]
     if len(folders) != 1:
         fail(USAGE)

@@ -244,6 +244,7 @@ def export(args: ExportArgs) -> dict:
 def main(argv=None) -> None:
     from cnnexp import cli_args
 
+    cli_args.exit_on_help(__doc__, argv, ExportArgs)
     try:
         result = export(cli_args.parse(ExportArgs, argv))
     except UserError as e:

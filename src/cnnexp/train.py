@@ -64,7 +64,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
 
     choice = recorded_sweeper(Path(resume))
     if choice:
-        argv.insert(1, f"hydra/sweeper={choice}")
+        argv.append(f"hydra/sweeper={choice}")  # after -m: Hydra takes the overrides as one run of words
 
 
 def stopped_early(stop) -> None:

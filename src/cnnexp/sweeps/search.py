@@ -327,10 +327,11 @@ class WorkerLock:
         return alone
 
     def __del__(self):
-        try:
-            os.close(self.fd)
-        except (OSError, AttributeError):
-            pass
+        if getattr(self, "fd", None) is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 class Heartbeat:
