@@ -136,7 +136,7 @@ def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     from cnnexp.cli_args import exit_on_help
 
-    exit_on_help(__doc__, args)
+    exit_on_help(f"{USAGE}\n\n{__doc__}", args)
     if len(args) != 1:
         fail(USAGE)
     folder = Path(args[0]).expanduser()
