@@ -26,6 +26,7 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())  # strict JSON: a bare NaN would fail here
 
 
+@pytest.mark.slow  # default run: tests/test_faults.py stops a run while testing and resumes it
 def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     out = tmp_path / "out"
     proc = start([*QUICK, "trainer.limit_train_batches=60"], out, pipe=True)  # 2 epochs, stopped in the second
@@ -43,6 +44,7 @@ def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     assert [r["epoch"] for r in csv.DictReader((run_dir / "metrics.csv").open())] == ["0", "1"]
 
 
+@pytest.mark.slow  # the sweep cells of tests/test_faults.py run in make test-all
 def test_sigterm_on_a_sweep_records_every_run_and_writes_the_summary(tmp_path, shared_data):
     out = tmp_path / "out"
     proc = start(["-m", "model.pool=max,avg", *QUICK, "trainer.limit_train_batches=60"], out,

@@ -107,6 +107,7 @@ def test_bad_run_folders(tmp_path, make_bad, words):
     assert proc.returncode == 2 and words in proc.stderr and f"resume={bad}" in proc.stderr
 
 
+@pytest.mark.slow  # default run: truncated and foreign checkpoints on resume (tests/test_bad_input.py)
 def test_truncated_and_foreign_checkpoints(quick_run, tmp_path):
     run_dir, _ = quick_run
     truncated = tmp_path / "truncated.ckpt"
