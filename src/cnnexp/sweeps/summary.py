@@ -148,12 +148,6 @@ def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
     return (None,) * 4 if found is None else (found.mean, found.sd, found.low, found.high)  # sd None for one run
 
 
-def _mean_sd(values: List[float]) -> Tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None  # no spread from one
-
-
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
     best mean first, by the runs' monitor."""
