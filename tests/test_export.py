@@ -68,9 +68,10 @@ def predict_onnx(*args: str) -> list:
 
 def same_answers(onnx_answers: list, torch_answers: list, label: str) -> None:
     assert [(a["file"], a[label]) for a in onnx_answers] == [(a["file"], a[label]) for a in torch_answers]
-    for a, b in zip(onnx_answers, torch_answers):
-        assert [t[label] for t in a["top"]] == [t[label] for t in b["top"]]
+    for a, b in zip(onnx_answers, torch_answers):  # the runners-up may swap only where tied within rounding
         assert np.allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1.01e-4)
+        pb = {t[label]: t["probability"] for t in b["top"]}
+        assert all(abs(t["probability"] - pb.get(t[label], 0.0)) <= 1.01e-4 for t in a["top"])
 
 
 @pytest.fixture(scope="module")

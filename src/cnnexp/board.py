@@ -44,7 +44,7 @@ class Board(TensorBoardLogger):
 
     def log_hyperparams(self, params: Dict[str, Any], metrics: Optional[Dict[str, Any]] = None,
                         step: Optional[int] = None) -> None:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
         from torch.utils.tensorboard.summary import hparams
 
         if not metrics or rank_zero_only.rank != 0:  # Lightning's own call at fit start: no values yet

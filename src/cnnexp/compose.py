@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,14 +16,24 @@ from cnnexp.run_folder import claim_fresh
 NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
 
 
-def run_name(override_dirname: str) -> str:
-    """`model.kernel_size=5,model.stride=2` → `kernel_size=5,stride=2`: the group prefix is implied.
-    The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
+def key_value(override: str) -> Tuple[str, str]:
+    """`+model.kernel_size=5` → ("model.kernel_size", "5"): one override as typed (a key holds no "=")."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """A sweep job's folder: its overrides (Hydra's parser splits them, so `hidden=[64,32]` stays
+    one) less the excluded keys, `model.kernel_size=5` → `kernel_size=5`: the group prefix is
+    implied. The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     parts = []
-    for item in filter(None, override_dirname.split(",")):
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
-        if key.count(".") >= 1 and not key.startswith("hydra."):
+    for line in sorted(o.input_line for o in OverridesParser.create().parse_overrides(list(task))):  # as Hydra's
+        key, value = key_value(line)
+        if key in exclude:
+            continue
+        if "." in key and not key.startswith("hydra."):
             key = key.split(".", 1)[1]
         parts.append(f"{key}={value}".replace("/", "_"))
     parts.sort(key=lambda part: part.startswith("seed="))

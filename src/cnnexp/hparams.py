@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from cnnexp.compose import key_value
+
 HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
 # What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).
 HPARAM_KEYS = ("model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
@@ -44,7 +46,7 @@ def log_hparams(trainer, config: dict, results: Dict[str, Any], overrides: List[
     """HParams once, with real metric values (`run/…`: TensorBoard's HParams tab and parallel
     coordinates) and the run's status, so that a search's pruned trials can be told apart."""
     metrics = {f"run/{k}": float(results[k]) for k in HPARAM_METRICS if results.get(k) is not None}
-    first = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    first = [key_value(o)[0] for o in overrides]
     for logger in trainer.loggers:
         logger.log_hyperparams({**flat_hparams(config, first), "status": status}, metrics=metrics)
         logger.finalize("success")

@@ -10,8 +10,8 @@ longer side is 20 px; placed in a 28×28 frame with its centre of mass at the ce
     python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 backend=onnx images=…   # or model=path/model.onnx
 
 backend=onnx runs the run's exported model.onnx (python -m cnnexp.export) with onnxruntime and
-never imports torch: images are read with PIL and numpy into the very pixels the torch backend
-reads (images.read_array), and the answers and JSON are the same.
+never imports torch. Both backends, and data=folder's training, read images with the one reader
+(images.read_array, PIL and numpy): the same pixels, the same answers and JSON.
 """
 
 from __future__ import annotations
@@ -40,60 +40,31 @@ class PredictArgs:
     model: Optional[str] = None   # an exported .onnx file (implies backend=onnx)
 
 
-def read_gray(path: Path):
-    """Any PNG/JPEG as 8-bit greyscale: transparency on white paper, 16-bit scaled (not clipped)."""
-    import warnings
-
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit: scale to the type's range
-                    a = np.asarray(im, dtype=np.float64)
-                    top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-                    return Image.fromarray(np.clip(a / top * 255, 0, 255).round().astype(np.uint8), "L")
-                if im.mode in ("RGBA", "LA", "P", "PA"):
-                    im = im.convert("RGBA")
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)  # transparent → white paper
-                return im.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:
-        raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:160]})") from None
-
-
 def mnist_style(path: Path):
     """An image file → 28×28 uint8 array, white digit on black, centred like MNIST; None when the
     image holds no ink (blank, or a single shade)."""
     import numpy as np
-    from PIL import Image, ImageOps
 
-    gray = read_gray(path)
-    a = np.asarray(gray, dtype=np.float32)
+    a = images.to_channels(images.read_rgb(path), 1)[0]
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     if border.mean() > 127:                     # dark ink on light paper → MNIST's white on black
-        gray = ImageOps.invert(gray)
         a = 255 - a
-    if a.max() - a.min() < 16:                  # no stroke stands out from the paper
+    if int(a.max()) - int(a.min()) < 16:        # no stroke stands out from the paper
         return None
     ink = a > 0.25 * a.max()
     rows, cols = np.where(ink.any(1))[0], np.where(ink.any(0))[0]
-    digit = gray.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-    scale = 20 / max(digit.size)
-    digit = digit.resize((max(1, round(digit.width * scale)), max(1, round(digit.height * scale))), Image.LANCZOS)
-    d = np.asarray(digit, dtype=np.float32)
+    digit = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][None]
+    scale = 20 / max(digit.shape[1:])           # the longer side to 20 px, as MNIST's digits
+    h, w = (max(1, round(n * scale)) for n in digit.shape[1:])
+    d = images.resize(images.resize(digit, w, axis=2), h, axis=1)[0].astype(np.float32)
     ys, xs = np.indices(d.shape)
     mass = d.sum() or 1.0
     cy, cx = (ys * d).sum() / mass, (xs * d).sum() / mass
-    canvas = np.zeros((28, 28), np.float32)
+    canvas = np.zeros((28, 28), np.uint8)       # centre of mass at the centre
     top, left = int(round(14 - cy)), int(round(14 - cx))
     top, left = min(max(top, 0), 28 - d.shape[0]), min(max(left, 0), 28 - d.shape[1])
     canvas[top:top + d.shape[0], left:left + d.shape[1]] = d
-    return canvas.astype(np.uint8)  # the resized digit's 8-bit values, exactly
+    return canvas
 
 
 def find_images(pattern: str) -> List[Path]:
@@ -130,16 +101,14 @@ def torch_classifier(args: PredictArgs) -> Classifier:
     data = task.settings.data
     folder = data.name == "folder"
     if folder:  # the run's own resize and normalisation, and its class names
-        from cnnexp.data.folder import channel_stats, read_image
+        from cnnexp.data.folder import channel_stats
 
         stats = channel_stats(data)
     else:
-        read_image, stats = None, ()
+        stats = ()
 
     def read(path: Path):
-        if images.header(path) is None:  # PIL's header check: not an image, or a decompression bomb
-            raise RunError(f"{path}: not a readable image")
-        return read_image(path, data.channels, data.image_size).numpy()
+        return images.read_array(path, data.channels, data.image_size)
 
     def probabilities(pixels):
         with torch.no_grad():

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from cnnexp.files import write_atomic
 
@@ -17,7 +18,7 @@ class EpochCSV(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # validation has run inside the epoch by now, and the train metrics are reduced
-        if trainer.global_rank != 0:
+        if rank_zero_only.rank != 0:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in sorted(trainer.callback_metrics.items()):

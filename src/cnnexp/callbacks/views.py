@@ -12,6 +12,7 @@ from typing import List, Optional, Protocol, Sequence
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
@@ -51,7 +52,7 @@ class ViewSource(Protocol):
 def tensorboard(trainer: L.Trainer):
     """The SummaryWriter of the run's TensorBoard logger, or None (then views are skipped)."""
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0:
+        if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
             return logger.experiment
     return None
 

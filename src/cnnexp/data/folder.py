@@ -1,8 +1,8 @@
-"""data=folder as a LightningDataModule: your own images, decoded once by torchvision.
+"""data=folder as a LightningDataModule: your own images, decoded once.
 
-Each image is decoded with `torchvision.io.decode_image` (PIL for BMP, which it does not read),
-converted to 8 bits and to `data.channels` (16-bit scaled, palette and alpha resolved, colour
-to grey by luminance), and resized to `data.image_size` with antialiasing. When the decoded set
+Each image is read by `images.read_array` — the one reader predict uses too — converted to
+8 bits and to `data.channels` (16-bit scaled, palette resolved, transparency on white, colour
+to grey by torchvision's luminance weights), and resized to `data.image_size` as torch resizes. When the decoded set
 fits `data.memory_budget_mb` it is held in memory as uint8 and batched by index, as MNIST is;
 otherwise a DataLoader with workers decodes batches from disk. Either way `to_float` turns uint8
 into the float32 the network takes: per channel, with the mean and standard deviation of the
@@ -29,25 +29,8 @@ STATS_SAMPLE = 2000  # images the mean and std are estimated from when the set i
 
 
 def read_image(path: Path, channels: int, size: Sequence[int]) -> torch.Tensor:
-    """One file → uint8 tensor (channels, height, width)."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2 import functional as F
-
-    try:
-        image = decode_image(str(path), mode=ImageReadMode.RGB)
-    except RuntimeError:  # a format torchvision.io does not decode (BMP), or a damaged file: PIL's reader
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                image = F.pil_to_tensor(im.convert("RGB"))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:  # its header passed; its pixels did not
-            raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]}); "
-                           "replace or remove it") from None
-    image = F.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs scaled, not clipped
-    if channels == 1:
-        image = F.rgb_to_grayscale(image)
-    return F.resize(image, list(size), antialias=True)
+    """One file → uint8 tensor (channels, height, width): images.read_array, the reader predict uses."""
+    return torch.from_numpy(images.read_array(path, channels, size))
 
 
 def channel_stats(data_settings) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -140,23 +140,51 @@ def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
         return None
 
 
-def read_array(path: Path, channels: int, size) -> "numpy.ndarray":
-    """One file → uint8 array (channels, height, width): folder.read_image's pixels, read with PIL
-    and numpy instead of torch (predict backend=onnx) — 8 bits (16-bit by the top byte), alpha
-    dropped, grey by torchvision's weights, and torch's resize (`resize`)."""
-    import numpy as np
-    from PIL import Image
+def read_rgb(path: Path) -> "numpy.ndarray":
+    """One file → uint8 array (3, height, width): the one decoder of every image cnnexp reads
+    (data=folder, predict with either backend). 16-bit by its top byte (torchvision's
+    to_dtype(uint8, scale=True)), palettes resolved, transparency laid on white paper. PIL and
+    numpy, not torchvision.io: predict backend=onnx must not import torch."""
+    import warnings
 
-    if header(path) is None:  # not an image, or a decompression bomb
-        raise RunError(f"{path}: not a readable image")
-    with Image.open(path) as im:
-        if im.mode.startswith("I"):  # 16-bit: the top byte, as torchvision's to_dtype(uint8, scale=True)
-            im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8), "L")
-        rgb = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
-    if channels == 1:  # torchvision's rgb_to_grayscale: float32 weights, truncated to uint8
-        f = rgb.astype(np.float32)
-        rgb = (f[0] * np.float32(0.2989) + f[1] * np.float32(0.587) + f[2] * np.float32(0.114)).astype(np.uint8)[None]
-    return resize(resize(rgb, size[1], axis=2), size[0], axis=1)  # width first, as torch
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey: the top byte
+                    a = np.asarray(im).astype(np.float64)
+                    shift = 8 if im.mode.startswith("I;16") or a.max() > 255 else 0
+                    im = Image.fromarray((a.astype(np.uint32) >> shift).clip(0, 255).astype(np.uint8), "L")
+                if im.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La"):
+                    im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+                rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]}); "
+                       "replace or remove it") from None
+    return rgb.transpose(2, 0, 1)
+
+
+def to_channels(rgb, channels: int):
+    """(3, H, W) uint8 → (channels, H, W): grey by torchvision's rgb_to_grayscale (float32
+    weights, truncated), so a network trained on grey reads grey the same way everywhere."""
+    import numpy as np
+
+    if channels == 3:
+        return rgb
+    f = rgb.astype(np.float32)
+    return (f[0] * np.float32(0.2989) + f[1] * np.float32(0.587) + f[2] * np.float32(0.114)).astype(np.uint8)[None]
+
+
+def read_array(path: Path, channels: int, size) -> "numpy.ndarray":
+    """One file → uint8 array (channels, height, width) at `size`: read_rgb, to_channels, and
+    torch's antialiased resize (`resize`), width first as torch does."""
+    image = to_channels(read_rgb(path), channels)
+    return resize(resize(image, size[1], axis=2), size[0], axis=1)
 
 
 def resize(a, n_out: int, axis: int):

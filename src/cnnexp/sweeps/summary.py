@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from cnnexp.compose import key_value
 from cnnexp.files import write_atomic
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import search, stats as replicate_stats
@@ -64,16 +65,14 @@ def swept(rows: List[Dict]) -> Dict[str, List[str]]:
     """key → the values it takes across the runs, for every override that varies."""
     values: Dict[str, List[str]] = {}
     for r in rows:
-        for item in r.get("overrides", []):
-            key, _, value = item.partition("=")
-            values.setdefault(key.lstrip("+~"), [])
-            if value not in values[key.lstrip("+~")]:
-                values[key.lstrip("+~")].append(value)
+        for key, value in map(key_value, r.get("overrides", [])):
+            if value not in values.setdefault(key, []):
+                values[key].append(value)
     return {k: v for k, v in values.items() if len(v) > 1}
 
 
 def setting(row: Dict, keys: Sequence[str]) -> Dict[str, str]:
-    found = dict(item.lstrip("+~").partition("=")[::2] for item in row.get("overrides", []))
+    found = dict(map(key_value, row.get("overrides", [])))
     return {k: found.get(k, "") for k in keys}
 
 
@@ -245,7 +244,7 @@ def best_setting(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> Tuple[
         return best["run"], list(best.get("overrides", []))
     name, chosen = max(groups(ok, replicate_keys).items(),
                        key=lambda g: _better_first(statistics.mean(r[key] for r in g[1]), mode))
-    kept = [o for o in chosen[0].get("overrides", []) if o.lstrip("+~").partition("=")[0] not in replicate_keys]
+    kept = [o for o in chosen[0].get("overrides", []) if key_value(o)[0] not in replicate_keys]
     return f"{_setting_name(name)} (mean of {len(chosen)})", kept
 
 
