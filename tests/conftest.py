@@ -102,8 +102,20 @@ def only_run_dir(output_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, shared_data):
-    """One short real training run of cnn3, shared by the tests that inspect its outputs."""
-    out = tmp_path_factory.mktemp("quick_run")
-    proc = cli("train", *QUICK, f"paths.output_dir={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return only_run_dir(out), proc
+    """One short real training run of cnn3, shared by the tests that inspect its outputs (and
+    only read them): trained once per test session — under xdist by the first worker to ask,
+    while the others wait on its lock in the session's shared temp folder."""
+    import fcntl
+    import json
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.mktemp("shared")
+    out, console = root / "quick_run", root / "quick_run.console.json"
+    with open(root / "quick_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not console.exists():
+            proc = cli("train", *QUICK, f"paths.output_dir={out}")
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            console.write_text(json.dumps({"args": proc.args, "stdout": proc.stdout, "stderr": proc.stderr}))
+    seen = json.loads(console.read_text())
+    return only_run_dir(out), subprocess.CompletedProcess(seen["args"], 0, seen["stdout"], seen["stderr"])
