@@ -188,6 +188,9 @@ def _obtain(data_settings) -> Path:
         log.info("MNIST: fetching %s from %s", ", ".join(missing), source)
         got, errors = fetchers[source](missing)
         report += [f"{source}: {e}" for e in errors]
+        if errors and len(got) < len(missing):  # the next source is tried: say why
+            log.info("MNIST: no verified copy from %s (%s)", source,
+                     errors[-1] if len(errors) == 1 else f"{len(errors)} errors, the last: {errors[-1]}")
         for name, data in got.items():
             try:
                 write_atomic(raw / name, data)
