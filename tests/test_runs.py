@@ -26,6 +26,22 @@ def test_eval_reproduces_the_logged_test_accuracy(quick_run):
     assert result["test/loss"] == pytest.approx(logged["test_loss"], abs=1e-5)
 
 
+def test_eval_full_tests_the_whole_split(quick_run, shared_data):
+    """The quick run tested 2 batches; full=true every test image, as the network itself scores them."""
+    import torch
+
+    from cnnexp.data.mnist import load_split, to_float
+    from cnnexp.eval import EvalArgs, evaluate
+    from cnnexp.run_folder import load_task
+
+    result = evaluate(EvalArgs(run=str(quick_run[0]), full=True))
+    task, _ = load_task(str(quick_run[0]), None)
+    images, labels = load_split(shared_data, train=False)
+    with torch.no_grad():
+        right = sum(int((task(to_float(x, True)).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
+    assert result["full"] and result["test/acc"] == pytest.approx(right / len(labels), abs=1e-6)
+
+
 def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_data, tmp_path):
     from cnnexp.data.mnist import load_split, to_float
     from cnnexp.run_folder import load_task

@@ -1,7 +1,10 @@
 """`python -m cnnexp.eval run=FOLDER` (or ckpt=FILE): test a trained model again, from the run
 folder alone — the network is rebuilt from the checkpoint's own config.
 
-    python -m cnnexp.eval run=outputs/2026-11-25/10-31-02 [split=val] [data.root=DIR] [json=true]
+    python -m cnnexp.eval run=outputs/2026-11-25/10-31-02 [split=val] [full=true] [data.root=DIR] [json=true]
+
+By default the run's own precision and evaluation limits (trainer.limit_test_batches …): the
+number it logged, again. full=true evaluates the whole split.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class EvalArgs:
     ckpt: Optional[str] = None  # or a checkpoint file
     split: str = "test"         # test or val
     json: bool = False          # the metrics as JSON
+    full: bool = False          # the whole split, not the run's trainer.limit_{test,val}_batches
     data: EvalData = field(default_factory=EvalData)
 
 
@@ -40,12 +44,13 @@ def evaluate(args: EvalArgs) -> dict:
     task, path = load_task(args.run, args.ckpt, args.data.root)
     datamodule = make_datamodule(task.settings)  # the run's own data, split and normalisation
     t = task.settings.trainer  # the run's own precision and evaluation limits: the same numbers again
-    trainer = L.Trainer(accelerator="auto", devices=1, precision=t.precision, logger=False,
-                        limit_test_batches=t.limit_test_batches, limit_val_batches=t.limit_val_batches,
+    limits = dict(limit_test_batches=1.0, limit_val_batches=1.0) if args.full else dict(
+        limit_test_batches=t.limit_test_batches, limit_val_batches=t.limit_val_batches)
+    trainer = L.Trainer(accelerator="auto", devices=1, precision=t.precision, logger=False, **limits,
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     run = trainer.validate if args.split == "val" else trainer.test
     metrics = run(task, datamodule=datamodule, verbose=False)[0]
-    return {"checkpoint": str(path), "split": args.split, **{k: round(float(v), 6) for k, v in metrics.items()}}
+    return {"checkpoint": str(path), "split": args.split, "full": args.full, **{k: round(float(v), 6) for k, v in metrics.items()}}
 
 
 def main(argv=None) -> None:
@@ -62,7 +67,7 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['checkpoint']} on the {args.split} set:")
+        print(f"{result['checkpoint']} on the {args.split} set ({'all of it' if args.full else 'as the run evaluated it'}):")
         for key, value in result.items():
             if "/" in key:
                 print(f"  {key:<12} {100 * value:.2f} %" if key.endswith("acc") else f"  {key:<12} {value:.4f}")
