@@ -116,7 +116,8 @@ def test_same_seed_same_metrics(tmp_path, shared_data):
 ])
 def test_bad_run_folders(tmp_path, make_bad, words):
     bad = make_bad(tmp_path)
-    for module, extra in (("eval", []), ("predict", ["images=x.png"])):
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    for module, extra in (("eval", []), ("predict", [f"images={tmp_path / 'x.png'}"])):
         proc = cli(module, f"run={bad}", *extra)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("train", f"resume={bad}")

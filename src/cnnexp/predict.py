@@ -89,13 +89,15 @@ class Classifier:
 
 
 def torch_classifier(args: PredictArgs) -> Classifier:
-    import torch
-
-    from cnnexp.data.mnist import to_float
     from cnnexp.run_folder import load_task
     from cnnexp.tasks import TASKS
 
-    task, _ = load_task(args.run, args.ckpt)
+    task, _ = load_task(args.run, args.ckpt)  # a bad folder or checkpoint refused before torch is imported
+
+    import torch
+
+    from cnnexp.data.mnist import to_float
+
     if not TASKS[task.settings.model.task].classifies:
         raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
     data = task.settings.data
@@ -165,8 +167,8 @@ def predict(args: PredictArgs) -> List[dict]:
     onnx = args.backend == "onnx" or args.model is not None
     if onnx and args.ckpt:
         raise SettingsError("ckpt", args.ckpt, "a checkpoint runs with backend=torch; for onnx give run= or model=")
+    files = find_images(args.images)  # before the model: a wrong pattern is reported at once
     model = onnx_classifier(args) if onnx else torch_classifier(args)
-    files = find_images(args.images)
     if model.folder:
         probs = model.probabilities(np.stack([model.read(f) for f in files]))
         return [{"file": str(f), **ranked(p, args.top, "class", model.classes.__getitem__)} for f, p in zip(files, probs)]
