@@ -49,6 +49,8 @@ def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
     assert re.search(r"^\[[\d:]+\] \[1/4\] kernel_size=3,stride=1$", proc.stdout, re.M), "a one-line header per job"
     assert re.search(r"\] \[1/4\] kernel_size=3,stride=1: test accuracy: [\d.]+ %", proc.stdout)
     assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
+    assert proc.stdout.count("accelerator: cpu") == 1 and "`Trainer.fit` stopped" not in proc.stdout, \
+        "the jobs' shared device line once, and no end-of-fit line before each result"
     failed = re.search(r"\] error: \[4/4\] kernel_size=5,stride=2: invalid settings: (.+)\n  try: (.+)\n", proc.stdout)
     assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
     reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]

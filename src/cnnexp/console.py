@@ -70,17 +70,24 @@ def job_header(run_dir, multirun: bool) -> str:
 
 class _Quiet(logging.Filter):
     """Lightning's advertising, its echo of limit_* settings the user typed themselves, device
-    lines for hardware this machine does not have (the GPU line becomes `accelerator: cpu`), and
-    the checkpoint it restores for the test (the result line names it)."""
+    lines for hardware this machine does not have (the GPU line becomes `accelerator: cpu`, once
+    per process: a sweep's jobs share it), the end of a fit that ran all its epochs (the result
+    line follows; an early or max_steps stop is still said), and the checkpoint it restores for
+    the test (the result line names it)."""
 
     DROP = ("Tip:", "was configured so", "TPU available: False", "HPU available: False",
-            "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint")
+            "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
+            "stopped: `max_epochs=")
+    said_accelerator = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if any(text in message for text in self.DROP):
             return False
         if message.startswith("GPU available: False"):
+            if _Quiet.said_accelerator:
+                return False
+            _Quiet.said_accelerator = True
             record.msg, record.args = "accelerator: cpu", ()
         return True
 
