@@ -19,8 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 from cnnexp.errors import RunError
-from cnnexp.resume import FolderLock
-from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage, skipped
+from cnnexp.locks import FolderLock, WorkerLock
+from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker

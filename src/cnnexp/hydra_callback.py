@@ -40,11 +40,11 @@ class SettingsCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
         from cnnexp.loggers import open_sweep
-        from cnnexp.resume import FolderLock
+        from cnnexp.locks import FolderLock, WorkerLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
                                           recorded_sweeper, resume_sweep)
-        from cnnexp.sweeps.search import WorkerLock, check_search, is_search
+        from cnnexp.sweeps.search import check_search, is_search
 
         recorded = None
         try:

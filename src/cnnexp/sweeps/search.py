@@ -23,16 +23,13 @@ The job's side is `cnnexp.callbacks.report_to_study`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -41,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.errors import RunError, SettingsError, UserError
 from cnnexp.files import write_atomic
+from cnnexp.locks import WorkerLock, one_at_a_time
 
 log = logging.getLogger("cnnexp")
 
@@ -224,7 +222,6 @@ def as_override(key: str, value: Any) -> str:
 # ------------------------------------------------------------------ the study and where it is stored
 STUDY_RECORD = "study.json"      # which storage holds the sweep's study: read by its jobs and by joining workers
 JOURNAL_FILE = "study.journal"
-SEARCH_LOCK = ".search.lock"     # workers decide their next trial one at a time
 HEARTBEAT = "heartbeat"          # a trial's user attr: time.time() of its last sign of life
 
 
@@ -267,71 +264,6 @@ def load_study(sweep_dir: Path):
     if record is None:
         raise RunError(f"{sweep_dir}: not a search's sweep folder (no {STUDY_RECORD} or {STUDY_FILE})")
     return optuna.load_study(study_name=record["study_name"], storage=open_storage(sweep_dir, record["storage"]))
-
-
-@contextmanager
-def one_at_a_time(sweep_dir: Path):
-    """The workers of a search take turns to count, ask, check and start (a file lock in the sweep
-    folder, which all of them share)."""
-    fd = os.open(Path(sweep_dir) / SEARCH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-class WorkerLock:
-    """The sweep folder's lock, shared by a search's workers: a grid sweep holds the same lock
-    alone (cnnexp.resume.FolderLock), so `-m resume=SWEEP` joins a running search as one more
-    worker, and is refused on a grid sweep in use."""
-
-    def __init__(self, folder: Path):
-        from cnnexp.resume import LOCK
-
-        self.path = Path(folder) / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        for _ in range(20):  # a worker checking whether it is alone holds it alone for an instant
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.1)
-        else:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise RunError(f"{folder}: another cnnexp process (pid {holder}) runs this sweep, and it is not a search "
-                           "that workers can join; wait for it to finish or stop it, then resume")
-        os.pwrite(self.fd, f"{os.getpid():<31}".encode(), 0)
-
-    def release(self) -> None:
-        """The last worker out removes the lock file (as FolderLock does); the others just let go."""
-        if getattr(self, "fd", None) is None:
-            return
-        if self.alone():
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:
-                pass  # a read-only folder keeps it; the lock itself goes with the descriptor
-        os.close(self.fd)
-        self.fd = None
-
-    def alone(self) -> bool:
-        """No other worker holds the lock (asked while `one_at_a_time`)."""
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
-        except BlockingIOError:
-            alone = False
-        fcntl.flock(self.fd, fcntl.LOCK_SH)  # back to shared (a refused upgrade gives the lock up)
-        return alone
-
-    def __del__(self):
-        if getattr(self, "fd", None) is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
 
 
 class Heartbeat:
@@ -696,7 +628,6 @@ def report(sweep_dir: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     from cnnexp.board import SWEEP_RUN
-    from cnnexp.files import write_atomic
 
     study = load_study(sweep_dir)
     monitor = study.user_attrs.get("monitor", "objective")
