@@ -54,6 +54,31 @@ def test_search_workers_share_the_folder_lock_that_a_grid_sweep_holds_alone(tmp_
     assert WorkerLock(tmp_path).alone()
 
 
+ENDING = """
+import sys, time
+from pathlib import Path
+from cnnexp.locks import WorkerLock, last_out
+folder = Path(sys.argv[1])
+lock = WorkerLock(folder)
+(folder / sys.argv[2]).write_text("joined")
+while len(list(folder.glob("w*"))) < 3:  # all three hold the lock: end at once
+    time.sleep(0.01)
+with last_out(lock) as last:
+    (folder / sys.argv[2]).write_text(str(last))
+    time.sleep(0.3)  # the summary being written: the others wait their turn, and are not the last
+lock.release()
+"""
+
+
+def test_of_workers_ending_at_once_exactly_one_is_the_last_out(tmp_path):
+    """Three worker processes on one folder end at the same moment: one writes the summary."""
+    workers = [subprocess.Popen([sys.executable, "-c", ENDING, str(tmp_path), f"w{i}"]) for i in range(3)]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
+    assert sorted((tmp_path / f"w{i}").read_text() for i in range(3)) == ["False", "False", "True"]
+    assert not (tmp_path / ".cnnexp.lock").exists(), "the last out removed the lock file"
+    FolderLock(tmp_path).release()  # and the folder is free
+
+
 def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
     study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp")
     trial = study.ask()

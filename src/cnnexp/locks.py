@@ -139,3 +139,20 @@ def one_at_a_time(folder: Path):
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def last_out(lock: FolderLock | None):
+    """Whether the holder of `lock` is the last out of its folder: a lone holder always is; of a
+    search's workers, the last to end. Workers ask in turn, and one that is not the last lets go of
+    the folder before the next asks, so that of two ending at once exactly one is; the turn is held
+    while the last one's body runs (the sweep's summary), so a worker joining meanwhile starts after."""
+    if not isinstance(lock, WorkerLock) or lock.fd is None:
+        yield True
+        return
+    with one_at_a_time(lock.path.parent):
+        if lock.alone():
+            yield True
+        else:
+            lock.release()
+            yield False
