@@ -394,27 +394,36 @@ class Search:
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
+        starting: List[Tuple[Any, List[str], Path]] = []  # all chosen before any starts: free slots start together
+        ready = None  # steady state: the next trial, asked, composed and checked while the slots are busy
+        ahead = self.options.steady and self.slots.ahead
         tick = min(1.0, self.options.heartbeat_s / 2)
         try:
             while True:
                 filling = self.options.steady or not running  # batch: the next batch once this one has ended
-                while filling and len(running) < self.slots.capacity:
-                    with one_at_a_time(self.sweep_dir):
-                        chosen = self.next_trial(study, budget)
-                        if chosen is None:
-                            break
-                        trial, overrides, run_dir = chosen
-                        heartbeat.add(trial._trial_id)  # before another worker can look for lost trials
-                    running[self.job_idx] = (trial, run_dir)
-                    self.slots.start(self.job_idx, overrides)
-                    self.job_idx += 1
+                while filling and len(running) + len(starting) < self.slots.capacity:
+                    chosen, ready = ready or self.choose(study, budget, heartbeat), None
+                    if chosen is None:
+                        break
+                    starting.append(chosen)
+                while starting:
+                    self.start(starting.pop(0), running)
+                if ahead and ready is None and len(running) == self.slots.capacity:
+                    ready = self.choose(study, budget, heartbeat)
                 if not running and not self.others_running(study):
                     break
-                for job in self.slots.ended(timeout=tick):
-                    trial, run_dir = running.pop(job.idx)
+                ended = [(job, running.pop(job.idx)) for job in self.slots.ended(timeout=tick)]
+                if ended and ready is not None:  # into the freed slot at once; the study is told after
+                    self.start(ready, running)
+                    ready = None
+                for job, (trial, run_dir) in ended:
                     heartbeat.discard(trial._trial_id)
                     self.finish(study, trial, run_dir, job)
         finally:
+            for trial, _, _ in [*starting, *([ready] if ready else [])]:  # chosen, never started: the worker stopped
+                heartbeat.discard(trial._trial_id)
+                trial.set_user_attr("unstarted", True)
+                tell(study, trial, state=TrialState.FAIL)
             heartbeat.stop()
             self.slots.close()
         if self.rejected(study) >= self.options.max_rejected:
@@ -479,9 +488,23 @@ class Search:
                 taken[self.key(trial.params)] = stored(study, trial)
                 rejected += 1
                 continue
-            trial.set_user_attr("launched", time.time())
             return trial, overrides, run_dir
         return None
+
+    def choose(self, study, budget: int, heartbeat: "Heartbeat") -> Optional[Tuple[Any, List[str], Path]]:
+        """`next_trial`, in this worker's turn; its heartbeat starts before another worker can look for lost trials."""
+        with one_at_a_time(self.sweep_dir):
+            chosen = self.next_trial(study, budget)
+            if chosen is not None:
+                heartbeat.add(chosen[0]._trial_id)
+        return chosen
+
+    def start(self, chosen: Tuple[Any, List[str], Path], running: Dict[int, Tuple[Any, Path]]) -> None:
+        trial, overrides, run_dir = chosen
+        running[self.job_idx] = (trial, run_dir)
+        job = self.slots.start(self.job_idx, overrides)
+        trial.set_user_attr("launched", job.launched)  # written once it is under way
+        self.job_idx += 1
 
     def find_lost(self, study, mine: set) -> None:
         """Trials of other workers unheard of for grace_s: their worker was lost. One worker at a
@@ -595,8 +618,10 @@ def tell(study, trial, **outcome) -> None:
 
 
 def skipped(trial) -> bool:
-    """A trial that did not train: its settings failed the shape check, or had run already."""
-    return bool(trial.user_attrs.get("rejected") or "duplicate_of" in trial.user_attrs)
+    """A trial that did not train: its settings failed the shape check, or had run already, or its
+    worker stopped before it started."""
+    return bool(trial.user_attrs.get("rejected") or "duplicate_of" in trial.user_attrs
+                or trial.user_attrs.get("unstarted"))
 
 
 def settings_problem(job: DictConfig) -> Optional[str]:
