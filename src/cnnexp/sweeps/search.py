@@ -8,8 +8,9 @@ file, or a database: `hydra.sweeper.storage`; SWEEP/study.json says which). Each
 asks for is composed and checked here, in the worker: settings whose shapes cannot work are told
 to the study as failed at once and recorded in their own folder — no process, no data, no
 training ("rejected"). The others start through `hydra/launcher`, one the moment a slot of
-`n_jobs` frees, chosen while the slots were busy (`hydra_plugins.cnnexp_optuna_sweeper.slots`); a job finds its trial by its
-folder's name and reports the monitored metric after every validation, so the pruner can stop it.
+`n_jobs` frees, chosen while the slots were busy (`hydra_plugins.cnnexp_optuna_sweeper.slots`);
+a job finds its trial by its folder's name and reports the monitored metric after every
+validation, so the pruner can stop it.
 
 `-m resume=SWEEP` reopens the study: finished trials stay. On a search that is running it joins
 as one more worker: workers take turns to ask, so that together they train n_trials, none twice.
