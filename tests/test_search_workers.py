@@ -221,6 +221,34 @@ def test_a_trial_starts_the_moment_a_slot_frees_or_waits_for_its_batch(tmp_path,
     assert overlapped == steady
 
 
+@pytest.mark.slow
+def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, shared_data):
+    """Both slots busy, the next trial chosen ahead; Ctrl-C: that trial is told failed and
+    `unstarted`, has no folder, and counts neither as trained nor toward n_trials."""
+    proc = start([*SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4",
+                  "hydra.sweeper.sampler=grid", "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003,0.004)"],
+                 tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(tmp_path.glob("multirun/*/*/study.db"))
+            if found and len(load_study(found[0].parent).get_trials(deepcopy=False)) == 3:  # 2 running, 1 ahead
+                break
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    folder = sweep_dir(tmp_path)
+    trials = load_study(folder).get_trials()
+    [ahead] = [t for t in trials if t.user_attrs.get("unstarted")]
+    assert ahead.state == TrialState.FAIL and skipped(ahead) and "launched" not in ahead.user_attrs
+    assert not (folder / ahead.user_attrs["run"]).exists(), "never started: no folder"
+    assert len(run_folders(folder)) == 2
+
+
 # ------------------------------------------------------------------ a worker lost, another finishes
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["journal"])
