@@ -158,7 +158,7 @@ def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra,
 
 
 def test_a_locked_run_folder_is_refused(finished_copy):
-    from cnnexp.resume import FolderLock
+    from cnnexp.locks import FolderLock
 
     before = snapshot(finished_copy)
     held = FolderLock(finished_copy)  # as a running resume holds it

@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom to top: a module may import its own layer and the ones below, never one above.
 LAYERS = [
-    ("facts", ["cnnexp", "cnnexp.errors", "cnnexp.files", "cnnexp.console", "cnnexp.stopping", "cnnexp.tasks",
+    ("facts", ["cnnexp", "cnnexp.errors", "cnnexp.files", "cnnexp.locks", "cnnexp.console", "cnnexp.stopping", "cnnexp.tasks",
                "cnnexp.data.idx"]),
     ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images", "cnnexp.arithmetic",
                     "cnnexp.arithmetic.*"]),

@@ -19,8 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 from cnnexp.errors import RunError
-from cnnexp.resume import FolderLock
-from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, WorkerLock, load_study, open_storage, skipped
+from cnnexp.locks import FolderLock, WorkerLock
+from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker
@@ -52,6 +52,31 @@ def test_search_workers_share_the_folder_lock_that_a_grid_sweep_holds_alone(tmp_
         WorkerLock(tmp_path)
     del grid
     assert WorkerLock(tmp_path).alone()
+
+
+ENDING = """
+import sys, time
+from pathlib import Path
+from cnnexp.locks import WorkerLock, last_out
+folder = Path(sys.argv[1])
+lock = WorkerLock(folder)
+(folder / sys.argv[2]).write_text("joined")
+while len(list(folder.glob("w*"))) < 3:  # all three hold the lock: end at once
+    time.sleep(0.01)
+with last_out(lock) as last:
+    (folder / sys.argv[2]).write_text(str(last))
+    time.sleep(0.3)  # the summary being written: the others wait their turn, and are not the last
+lock.release()
+"""
+
+
+def test_of_workers_ending_at_once_exactly_one_is_the_last_out(tmp_path):
+    """Three worker processes on one folder end at the same moment: one writes the summary."""
+    workers = [subprocess.Popen([sys.executable, "-c", ENDING, str(tmp_path), f"w{i}"]) for i in range(3)]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
+    assert sorted((tmp_path / f"w{i}").read_text() for i in range(3)) == ["False", "False", "True"]
+    assert not (tmp_path / ".cnnexp.lock").exists(), "the last out removed the lock file"
+    FolderLock(tmp_path).release()  # and the folder is free
 
 
 def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
@@ -194,6 +219,34 @@ def test_a_trial_starts_the_moment_a_slot_frees_or_waits_for_its_batch(tmp_path,
     # the seeded grid starts with 5 and 1 epochs: steady state starts the third while the 5-epoch one runs
     overlapped = any(end > launched for launched, _ in runs[2:] for _, end in runs[:2])
     assert overlapped == steady
+
+
+@pytest.mark.slow
+def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, shared_data):
+    """Both slots busy, the next trial chosen ahead; Ctrl-C: that trial is told failed and
+    `unstarted`, has no folder, and counts neither as trained nor toward n_trials."""
+    proc = start([*SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4",
+                  "hydra.sweeper.sampler=grid", "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003,0.004)"],
+                 tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(tmp_path.glob("multirun/*/*/study.db"))
+            if found and len(load_study(found[0].parent).get_trials(deepcopy=False)) == 3:  # 2 running, 1 ahead
+                break
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    folder = sweep_dir(tmp_path)
+    trials = load_study(folder).get_trials()
+    [ahead] = [t for t in trials if t.user_attrs.get("unstarted")]
+    assert ahead.state == TrialState.FAIL and skipped(ahead) and "launched" not in ahead.user_attrs
+    assert not (folder / ahead.user_attrs["run"]).exists(), "never started: no folder"
+    assert len(run_folders(folder)) == 2
 
 
 # ------------------------------------------------------------------ a worker lost, another finishes

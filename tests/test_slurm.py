@@ -114,3 +114,58 @@ def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
     assert [r["epoch"] for r in csv.DictReader(metrics.open())] == ["0", "1", "2"], "continued, each epoch once"
     assert list(scontrol_jobs(job).values()) == [("COMPLETED", 1)], "the same job, restarted once"
     assert metrics.read_text().splitlines()[1] == first_epoch, "epoch 0 was not trained again"
+
+
+# ------------------------------------------------------------------ a search through SLURM
+SEARCH = ["-m", "hydra/sweeper=optuna", *SLURM, *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15",
+          "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler=grid", "optimizer.lr=choice(0.001,0.002,0.003)"]
+RUNS = ["lr=0.001", "lr=0.002", "lr=0.003"]
+
+
+def jobs_of(folder) -> list:
+    """The SLURM jobs the sweep submitted, by their own folders (.submitit/<job id>/): read from
+    the jobs' files, not from scontrol, which forgets a finished job when it is purged."""
+    return sorted((folder / ".submitit").glob("[0-9]*"))
+
+
+def trained(folder) -> list:
+    from cnnexp.sweeps.search import load_study, skipped
+
+    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
+    assert all(t.state.name == "COMPLETE" for t in trials), [(t.number, t.state) for t in trials]
+    return trials
+
+
+@pytest.mark.slow
+def test_a_search_submits_each_trial_as_its_own_job_when_a_slot_frees(cluster, tmp_path, shared_data):
+    proc = cli("train", *SEARCH, "hydra.sweeper.n_jobs=2", f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = only_sweep(tmp_path)
+    trials = trained(folder)
+    assert sorted(t.user_attrs["run"] for t in trials) == RUNS
+    jobs = jobs_of(folder)
+    assert len(jobs) == 3, "one SLURM job a trial, not a job array"
+    for job in jobs:
+        assert (job / f"{job.name}_0_result.pkl").is_file(), f"job {job.name} ended with its result"
+        assert "#SBATCH --array" not in (job / f"{job.name}_submission.sh").read_text()
+    runs = sorted((t.user_attrs["launched"], t.user_attrs["ended"]) for t in trials)
+    assert sum(1 for _, end in runs[:2] if end > runs[2][0]) < 2, "the third job was submitted into a free slot"
+    assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout
+
+
+@pytest.mark.slow
+def test_worker_jobs_on_slurm_train_the_study_together_and_one_summary_is_written(cluster, tmp_path, shared_data):
+    """hydra.sweeper.workers=2: two SLURM jobs join the study and train its three trials between
+    them, each once; the submitting process, the last worker out, writes the one summary."""
+    proc = cli("train", *SEARCH, "hydra.sweeper.workers=2", f"paths.output_dir={tmp_path}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = only_sweep(tmp_path)
+    assert sorted(t.user_attrs["run"] for t in trained(folder)) == RUNS
+    assert sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))) == RUNS
+    jobs = jobs_of(folder)
+    assert len(jobs) == 2, "two worker jobs"
+    for job in jobs:
+        log = (job / f"{job.name}_0_log.out").read_text()
+        assert "other workers still run this search; the last of them to end writes its summary" in log, log[-2000:]
+        assert "(summary.csv, summary.png) — " not in log and "search: " not in log, "no summary of its own"
+    assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout

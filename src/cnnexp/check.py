@@ -102,7 +102,7 @@ def _check_config(run_dir: Path) -> List[str]:
 def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     from omegaconf import OmegaConf
 
-    from cnnexp.resume import holder
+    from cnnexp.locks import holder
     from cnnexp.sweeps.naming import FIRST_RECORD
 
     findings: List[str] = []

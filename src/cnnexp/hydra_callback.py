@@ -40,11 +40,11 @@ class SettingsCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
         from cnnexp.loggers import open_sweep
-        from cnnexp.resume import FolderLock
+        from cnnexp.locks import FolderLock, WorkerLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
                                           recorded_sweeper, resume_sweep)
-        from cnnexp.sweeps.search import WorkerLock, check_search, is_search
+        from cnnexp.sweeps.search import check_search, is_search
 
         recorded = None
         try:
@@ -94,13 +94,19 @@ class SettingsCheck(Callback):
         restore_record(getattr(self, "sweep_dir", None), getattr(self, "launch", None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.locks import last_out
         from cnnexp.loggers import close_sweep
         from cnnexp.sweeps.summary import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         restore_record(sweep_dir, SettingsCheck.launch)
         try:
-            finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
+            with last_out(SettingsCheck.lock) as last:  # a search's summary: once, by its last worker to end
+                if last:
+                    finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
+                else:
+                    print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
+                          f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
         finally:
             close_sweep(sweep_dir)
             SettingsCheck.release()

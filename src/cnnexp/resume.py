@@ -8,8 +8,6 @@ is locked, so two resumes cannot interleave. Training then continues from checkp
 
 from __future__ import annotations
 
-import fcntl
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -17,75 +15,9 @@ from typing import List, Optional
 from omegaconf import OmegaConf
 
 from cnnexp.errors import RunError
-from cnnexp.files import os_error_line
+from cnnexp.locks import FolderLock, holder
 from cnnexp.run_folder import choose_checkpoint, load_checkpoint, open_run
 from cnnexp.settings import Settings, load
-
-LOCK = ".cnnexp.lock"
-
-
-class FolderLock:
-    """An exclusive lock on a run folder for as long as this object lives (one process at a time).
-
-    The lock is a `flock` on `.cnnexp.lock`, so the kernel drops it when the process dies, however
-    it dies: a `running` record whose lock nobody holds is a killed run (`holder`). The file is
-    removed when the lock is released; a lock taken on a file that was removed meanwhile is taken
-    again on the new one, so two processes can never both hold the folder."""
-
-    def __init__(self, folder: Path):
-        self.path, self.pid = Path(folder) / LOCK, os.getpid()
-        while True:
-            try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:  # read-only, full, not a folder: nothing can be written there
-                raise RunError(os_error_line(e)) from None
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-                os.close(self.fd)
-                raise RunError(f"{folder}: another cnnexp process (pid {pid}) is using this folder; "
-                               "wait for it to finish or stop it, then resume") from None
-            try:
-                if os.fstat(self.fd).st_ino == os.stat(self.path).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(self.fd)  # its holder released and removed it as we opened it: take the new one
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-
-    def release(self) -> None:
-        if getattr(self, "fd", None) is None:
-            return
-        if os.getpid() == self.pid:  # a forked child closes its copy; only the holder removes the file
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:
-                pass  # a read-only folder keeps it; the lock itself goes with the descriptor
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        self.fd = None
-
-    __del__ = release
-
-
-def holder(folder: Path) -> str | None:
-    """The pid (as text) of the live process holding `folder`'s lock, or None where none does.
-    Probed with a non-blocking shared lock, dropped at once."""
-    try:
-        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-    finally:
-        os.close(fd)  # releases the probe's lock, if it got one
 
 
 def lock_folder(folder: Path) -> FolderLock:

@@ -8,8 +8,9 @@ file, or a database: `hydra.sweeper.storage`; SWEEP/study.json says which). Each
 asks for is composed and checked here, in the worker: settings whose shapes cannot work are told
 to the study as failed at once and recorded in their own folder — no process, no data, no
 training ("rejected"). The others start through `hydra/launcher`, one the moment a slot of
-`n_jobs` frees (`hydra_plugins.cnnexp_optuna_sweeper.slots`); a job finds its trial by its
-folder's name and reports the monitored metric after every validation, so the pruner can stop it.
+`n_jobs` frees, chosen while the slots were busy (`hydra_plugins.cnnexp_optuna_sweeper.slots`);
+a job finds its trial by its folder's name and reports the monitored metric after every
+validation, so the pruner can stop it.
 
 `-m resume=SWEEP` reopens the study: finished trials stay. On a search that is running it joins
 as one more worker: workers take turns to ask, so that together they train n_trials, none twice.
@@ -23,16 +24,13 @@ The job's side is `cnnexp.callbacks.report_to_study`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -41,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.errors import RunError, SettingsError, UserError
 from cnnexp.files import write_atomic
+from cnnexp.locks import WorkerLock, one_at_a_time
 
 log = logging.getLogger("cnnexp")
 
@@ -224,7 +223,6 @@ def as_override(key: str, value: Any) -> str:
 # ------------------------------------------------------------------ the study and where it is stored
 STUDY_RECORD = "study.json"      # which storage holds the sweep's study: read by its jobs and by joining workers
 JOURNAL_FILE = "study.journal"
-SEARCH_LOCK = ".search.lock"     # workers decide their next trial one at a time
 HEARTBEAT = "heartbeat"          # a trial's user attr: time.time() of its last sign of life
 
 
@@ -267,71 +265,6 @@ def load_study(sweep_dir: Path):
     if record is None:
         raise RunError(f"{sweep_dir}: not a search's sweep folder (no {STUDY_RECORD} or {STUDY_FILE})")
     return optuna.load_study(study_name=record["study_name"], storage=open_storage(sweep_dir, record["storage"]))
-
-
-@contextmanager
-def one_at_a_time(sweep_dir: Path):
-    """The workers of a search take turns to count, ask, check and start (a file lock in the sweep
-    folder, which all of them share)."""
-    fd = os.open(Path(sweep_dir) / SEARCH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-class WorkerLock:
-    """The sweep folder's lock, shared by a search's workers: a grid sweep holds the same lock
-    alone (cnnexp.resume.FolderLock), so `-m resume=SWEEP` joins a running search as one more
-    worker, and is refused on a grid sweep in use."""
-
-    def __init__(self, folder: Path):
-        from cnnexp.resume import LOCK
-
-        self.path = Path(folder) / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        for _ in range(20):  # a worker checking whether it is alone holds it alone for an instant
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.1)
-        else:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise RunError(f"{folder}: another cnnexp process (pid {holder}) runs this sweep, and it is not a search "
-                           "that workers can join; wait for it to finish or stop it, then resume")
-        os.pwrite(self.fd, f"{os.getpid():<31}".encode(), 0)
-
-    def release(self) -> None:
-        """The last worker out removes the lock file (as FolderLock does); the others just let go."""
-        if getattr(self, "fd", None) is None:
-            return
-        if self.alone():
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:
-                pass  # a read-only folder keeps it; the lock itself goes with the descriptor
-        os.close(self.fd)
-        self.fd = None
-
-    def alone(self) -> bool:
-        """No other worker holds the lock (asked while `one_at_a_time`)."""
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
-        except BlockingIOError:
-            alone = False
-        fcntl.flock(self.fd, fcntl.LOCK_SH)  # back to shared (a refused upgrade gives the lock up)
-        return alone
-
-    def __del__(self):
-        if getattr(self, "fd", None) is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
 
 
 class Heartbeat:
@@ -462,27 +395,36 @@ class Search:
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
+        starting: List[Tuple[Any, List[str], Path]] = []  # all chosen before any starts: free slots start together
+        ready = None  # steady state: the next trial, asked, composed and checked while the slots are busy
+        ahead = self.options.steady and self.slots.ahead
         tick = min(1.0, self.options.heartbeat_s / 2)
         try:
             while True:
                 filling = self.options.steady or not running  # batch: the next batch once this one has ended
-                while filling and len(running) < self.slots.capacity:
-                    with one_at_a_time(self.sweep_dir):
-                        chosen = self.next_trial(study, budget)
-                        if chosen is None:
-                            break
-                        trial, overrides, run_dir = chosen
-                        heartbeat.add(trial._trial_id)  # before another worker can look for lost trials
-                    running[self.job_idx] = (trial, run_dir)
-                    self.slots.start(self.job_idx, overrides)
-                    self.job_idx += 1
+                while filling and len(running) + len(starting) < self.slots.capacity:
+                    chosen, ready = ready or self.choose(study, budget, heartbeat), None
+                    if chosen is None:
+                        break
+                    starting.append(chosen)
+                while starting:
+                    self.start(starting.pop(0), running)
+                if ahead and ready is None and len(running) == self.slots.capacity:
+                    ready = self.choose(study, budget, heartbeat)
                 if not running and not self.others_running(study):
                     break
-                for job in self.slots.ended(timeout=tick):
-                    trial, run_dir = running.pop(job.idx)
+                ended = [(job, running.pop(job.idx)) for job in self.slots.ended(timeout=tick)]
+                if ended and ready is not None:  # into the freed slot at once; the study is told after
+                    self.start(ready, running)
+                    ready = None
+                for job, (trial, run_dir) in ended:
                     heartbeat.discard(trial._trial_id)
                     self.finish(study, trial, run_dir, job)
         finally:
+            for trial, _, _ in [*starting, *([ready] if ready else [])]:  # chosen, never started: the worker stopped
+                heartbeat.discard(trial._trial_id)
+                trial.set_user_attr("unstarted", True)
+                tell(study, trial, state=TrialState.FAIL)
             heartbeat.stop()
             self.slots.close()
         if self.rejected(study) >= self.options.max_rejected:
@@ -547,9 +489,23 @@ class Search:
                 taken[self.key(trial.params)] = stored(study, trial)
                 rejected += 1
                 continue
-            trial.set_user_attr("launched", time.time())
             return trial, overrides, run_dir
         return None
+
+    def choose(self, study, budget: int, heartbeat: "Heartbeat") -> Optional[Tuple[Any, List[str], Path]]:
+        """`next_trial`, in this worker's turn; its heartbeat starts before another worker can look for lost trials."""
+        with one_at_a_time(self.sweep_dir):
+            chosen = self.next_trial(study, budget)
+            if chosen is not None:
+                heartbeat.add(chosen[0]._trial_id)
+        return chosen
+
+    def start(self, chosen: Tuple[Any, List[str], Path], running: Dict[int, Tuple[Any, Path]]) -> None:
+        trial, overrides, run_dir = chosen
+        running[self.job_idx] = (trial, run_dir)
+        job = self.slots.start(self.job_idx, overrides)
+        trial.set_user_attr("launched", job.launched)  # written once it is under way
+        self.job_idx += 1
 
     def find_lost(self, study, mine: set) -> None:
         """Trials of other workers unheard of for grace_s: their worker was lost. One worker at a
@@ -663,8 +619,10 @@ def tell(study, trial, **outcome) -> None:
 
 
 def skipped(trial) -> bool:
-    """A trial that did not train: its settings failed the shape check, or had run already."""
-    return bool(trial.user_attrs.get("rejected") or "duplicate_of" in trial.user_attrs)
+    """A trial that did not train: its settings failed the shape check, or had run already, or its
+    worker stopped before it started."""
+    return bool(trial.user_attrs.get("rejected") or "duplicate_of" in trial.user_attrs
+                or trial.user_attrs.get("unstarted"))
 
 
 def settings_problem(job: DictConfig) -> Optional[str]:
@@ -696,7 +654,6 @@ def report(sweep_dir: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     from cnnexp.board import SWEEP_RUN
-    from cnnexp.files import write_atomic
 
     study = load_study(sweep_dir)
     monitor = study.user_attrs.get("monitor", "objective")

@@ -37,9 +37,14 @@ class Slots:
     seconds for any job to end and returns those that did."""
 
     capacity = 1
+    ahead = False  # jobs run beside this process, which can choose the next trial meanwhile
+    interval = 0.2  # seconds between looks at jobs that say nothing when they end
 
     def __init__(self, launcher, n_jobs: int):
+        import threading
+
         self.launcher, self.running = launcher, []  # type: ignore[var-annotated]
+        self.wake = threading.Event()  # set by a job that says when it ends (a pool's future)
 
     def start(self, idx: int, overrides: Sequence[str]) -> Started:
         job = Started(idx, list(overrides))
@@ -58,7 +63,8 @@ class Slots:
             if done or time.monotonic() >= deadline:
                 self.running = [job for job in self.running if job not in done]
                 return done
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            self.wake.wait(min(self.interval, max(0.0, deadline - time.monotonic())))
+            self.wake.clear()
 
     def submit(self, job: Started) -> None:
         """In this process, to its end (Hydra's basic launcher runs jobs one after another)."""
@@ -79,6 +85,8 @@ class PoolSlots(Slots):
     """hydra/launcher=parallel: joblib's job function in loky's process pool, one future a trial;
     each job is told the pool's size (hydra.launcher.n_jobs), so that it takes its share of cores."""
 
+    ahead, interval = True, 5.0  # a future that ends wakes the search at once (ended_now)
+
     def __init__(self, launcher, n_jobs: int):
         super().__init__(launcher, n_jobs)
         from joblib.externals.loky import get_reusable_executor
@@ -93,7 +101,11 @@ class PoolSlots(Slots):
         job.handle = self.executor.submit(
             execute_job, job.idx, [*job.overrides, f"hydra.launcher.n_jobs={self.capacity}"],
             self.launcher.hydra_context, self.launcher.config, self.launcher.task_function, Singleton.get_state())
-        job.handle.add_done_callback(lambda _: setattr(job, "ended", time.time()))
+        job.handle.add_done_callback(lambda _: self.ended_now(job))
+
+    def ended_now(self, job: Started) -> None:
+        job.ended = time.time()
+        self.wake.set()
 
     def poll(self, job: Started) -> bool:
         if not job.handle.done():
@@ -107,6 +119,8 @@ class PoolSlots(Slots):
 class SubmititSlots(Slots):
     """hydra/launcher=slurm (and submitit's local executor): one job a trial, through the
     launcher's own callable and parameters, as its `launch` would submit a job array."""
+
+    ahead = True  # a look at a job: its result file (submitit asks SLURM itself, at most every minute)
 
     def __init__(self, launcher, n_jobs: int):
         super().__init__(launcher, n_jobs)
