@@ -208,3 +208,19 @@ def test_a_locked_run_folder_is_refused(finished_copy):
         del held
     assert proc.returncode == 2 and "another cnnexp process" in one_error_line(proc)
     assert snapshot(finished_copy) == before
+
+
+def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
+    """data=folder with data.test_fraction=0 and no test/ folder: the test after fit would have
+    nothing to test (an IndexError once training had ended); refused first, unless no test is asked."""
+    from cnnexp.compose import compose_config
+    from cnnexp.errors import UserError
+    from cnnexp.settings import load
+    from tests.folder_data import tinted_digits
+
+    root = tinted_digits(tmp_path / "images", SHARED_DATA, per_class=6, classes=2)
+    args = ["data=folder", f"data.root={root}", "data.test_fraction=0", "data.batch_size=4"]
+    with pytest.raises(UserError) as raised:
+        load(compose_config(args))
+    assert "data.test_fraction" in str(raised.value) and "test_after_fit=false" in str(raised.value)
+    assert load(compose_config([*args, "test_after_fit=false"])).data.classes == ["0_red", "1_green"]

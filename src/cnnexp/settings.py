@@ -303,7 +303,7 @@ def check(s: Settings) -> Settings:
     d = s.data
     _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer ≥ 1")
     _require(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer ≥ 1")
-    shape, classes, train_split, source = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed)
+    shape, classes, train_split, source = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed, s.test_after_fit)
     _require(d.batch_size <= train_split, "data.batch_size", d.batch_size,
              f"at most {train_split}, the training split of {source}: a bigger batch "
              "would train no step at all (the last partial batch is dropped)")
@@ -421,7 +421,7 @@ def _check_mnist(d: DataSettings):
     return IMAGE_SHAPE, MNIST_CLASSES, TRAIN_IMAGES - d.val_size, "MNIST"
 
 
-def _check_folder(d: FolderSettings, seed: int):
+def _check_folder(d: FolderSettings, seed: int, test_after_fit: bool = False):
     """The same for data=folder: the folder is scanned (headers only), and what it holds is
     recorded as effective values — image size, channels, classes."""
     from cnnexp.data import images
@@ -444,6 +444,9 @@ def _check_folder(d: FolderSettings, seed: int):
     folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed)
     _require(d.classes is None or list(d.classes) == folder.classes, "data.classes", d.classes,
              f"the class folders are {folder.classes}; leave data.classes=null")
+    _require(folder.files["test"] or not test_after_fit, "data.test_fraction", d.test_fraction,
+             "leaves no test image, and the run tests its best checkpoint when it ends; give a fraction > 0 "
+             "(e.g. 0.1), add a test/ folder, or test_after_fit=false")
     shape = images.shape_of(folder, d.image_size, d.channels)
     d.channels, d.image_size, d.classes = shape[0], [shape[1], shape[2]], list(folder.classes)
     return shape, folder.classes, len(folder.files["train"]), f"data.root={d.root}"
