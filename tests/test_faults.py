@@ -192,6 +192,24 @@ def test_check_finds_broken_records(stopped_in_test, tmp_path):
     assert [p.returncode for p in usage] == [2, 0, 2] and "usage" in usage[1].stdout
 
 
+def test_check_reports_each_broken_launch_record(tmp_path):
+    """A sweep whose multirun.yaml and first-launch copy are both corrupt: one finding each (the
+    second used to hide behind a `differs` line); a sound copy makes the difference the finding."""
+    from cnnexp.check import check
+    from cnnexp.sweeps.naming import FIRST_RECORD
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: [unclosed\n  - {")
+    (sweep / FIRST_RECORD).write_text("hydra: {{{\n")
+    findings, _ = check(sweep)
+    assert len(findings) == 2 and all("not readable YAML" in f for f in findings), findings
+    assert {Path(f.split(":")[0]).name for f in findings} == {"multirun.yaml", FIRST_RECORD}
+    (sweep / FIRST_RECORD).write_text("hydra: {}\n")
+    findings, _ = check(sweep)
+    assert len(findings) == 2 and "not readable" in findings[0] and "differs" in findings[1], findings
+
+
 def test_training_into_another_runs_folder_is_refused(stopped_in_test, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_in_test[0], run_dir)
