@@ -224,3 +224,16 @@ def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
         load(compose_config(args))
     assert "data.test_fraction" in str(raised.value) and "test_after_fit=false" in str(raised.value)
     assert load(compose_config([*args, "test_after_fit=false"])).data.classes == ["0_red", "1_green"]
+
+
+def test_a_slurm_sweep_without_a_controller_is_one_line_and_no_folder(tmp_path):
+    """hydra/launcher=slurm where no controller answers (a slurm.conf naming a dead one; or no
+    SLURM at all): refused before the sweep folder and its job files exist (was sbatch's traceback)."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=dead\nSlurmctldHost=nowhere(127.0.0.1)\nSlurmctldPort=9\nAuthType=auth/none\n"
+                    "NodeName=nowhere CPUs=1\nPartitionName=debug Nodes=ALL Default=YES State=UP\n")
+    out = tmp_path / "outputs"
+    proc = cli("train", "-m", "hydra/launcher=slurm", "model.pool=max,avg", *SHORT, f"paths.output_dir={out}",
+               env={"SLURM_CONF": str(conf)})
+    assert proc.returncode == 2 and "hydra/launcher" in one_error_line(proc)
+    assert not out.exists() or not any(out.rglob("*")), "no sweep folder, no job files"
