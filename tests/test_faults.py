@@ -70,6 +70,8 @@ def in_phase(out: Path, proc: subprocess.Popen, phase: str, pattern: str, epoch_
         assert rows() == start_rows and proc.poll() is None
     elif phase == "checkpoint":  # a checkpoint's staging file exists, after a first whole one to resume from
         wait_for_epoch(out, proc, f"{pattern}/metrics.csv", rows=epoch_rows, pause=0.0)
+        # the epoch's row comes before its checkpoint: the first .part after it may be the first checkpoint
+        wait_for(lambda: (folder() / "checkpoints" / "last.ckpt").is_file(), proc, "a whole last.ckpt")
         wait_for(lambda: any((folder() / "checkpoints").glob(".*.part")), proc, "a checkpoint write", poll=0.002)
     elif phase == "test":  # the best checkpoint is being tested (a resumed run's log holds earlier tests)
         tests = lambda: (folder() / "train.log").read_text().count("testing best.ckpt") \
@@ -174,6 +176,10 @@ def test_check_tells_a_dead_run_from_a_live_one(stopped_in_test, tmp_path):
         held.release()
     assert live.returncode == 0 and ": dead —" not in live.stdout and ": running" in live.stdout
     assert not (run_dir / ".cnnexp.lock").exists()
+    (run_dir / "checkpoints" / "last.ckpt").unlink()  # killed while its first checkpoint was written
+    (run_dir / ".cnnexp.lock").write_text("999999")
+    first = cli("check", str(run_dir))
+    assert ": dead —" in first.stdout and "run it again" in first.stdout and "resume=" not in first.stdout
 
 
 def test_check_finds_broken_records(stopped_in_test, tmp_path):

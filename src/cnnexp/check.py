@@ -40,9 +40,12 @@ def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
         return [f"{where}/results.json: not a run record (status must be one of {', '.join(STATUSES)})"], notes
     status = state(run_dir, results)
     alive = status == "running"
+    resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
     if status == "dead":
         notes.append(f"{where}: dead — results.json says running but no process holds its lock (killed); "
-                     f"continue with: python -m cnnexp.train resume={run_dir}")
+                     + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable else
+                        "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
+                        "run it again"))
     elif alive:
         notes.append(f"{where}: running (a live process holds its lock)")
     if status in ("failed", "interrupted", "pruned", "diverged") and not results.get("reason"):
