@@ -68,6 +68,7 @@ SETTINGS_CASES = [
     ("no-val-but-val-monitor", ["trainer.limit_val_batches=0"], "trainer.limit_val_batches"),
     ("block-kernel-null", ["model.blocks.0.kernel_size=null"], "model.blocks.0.kernel_size"),
     ("folder-key-on-mnist", ["data.num_workers=1"], "data=folder"),
+    ("folder-key-added-on-mnist", ["+data.num_workers=1"], "data=folder"),
     ("mnist-key-on-folder", ["data=folder", "data.root=.", "data.val_size=3"], "data=mnist"),
 ]
 

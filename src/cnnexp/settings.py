@@ -501,7 +501,8 @@ def unknown_key(schema: type, key: str, data: str | None = None) -> SettingsErro
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     name = key.rsplit(".", 1)[-1]
     names = _keys_at(schema, parent, data)
-    owners = [d for d, s in DATASETS.items() if parent == "data" and name in {f.name for f in dataclasses.fields(s)}]
+    owners = [d for d, s in DATASETS.items()
+              if data in DATASETS and parent == "data" and name in {f.name for f in dataclasses.fields(s)}]
     if owners:  # a key of another data source: the fix is the source, not a spelling
         return SettingsError(key, "<unknown key>", f"data={data} has no such setting; it is one of "
                              f"data={' / data='.join(owners)}; keys of data={data}: {', '.join(names)}")
@@ -523,14 +524,14 @@ def suggest_key(schema: type, key: str, data: str | None = None) -> None:
 
 
 def describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None,
-                             typed_key: str | None = None) -> SettingsError:
+                             typed_key: str | None = None, data: str | None = None) -> SettingsError:
     """An OmegaConf merge error as a SettingsError naming the key the user typed."""
     key = typed_key or _user_key(getattr(e, "full_key", None) or "?")
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, MissingMandatoryValue):
         return SettingsError(key, "<missing>", "this setting has no value; give one (key=value)")
     if isinstance(e, ConfigKeyError) or "not in" in msg:
-        return unknown_key(schema or Settings, key)
+        return unknown_key(schema or Settings, key, data)
     value = getattr(e, "value", None)
     for word, phrase in _TYPE_WORDS.items():
         if f"converted to {word}" in msg:
@@ -555,6 +556,7 @@ def load(cfg: DictConfig | dict) -> Settings:
         merged = OmegaConf.merge(schema, cfg)
         settings = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or ""))) from None
+        raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or "")),
+                                       data=data["name"]) from None
     return check(settings)
 
