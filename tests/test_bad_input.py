@@ -48,9 +48,50 @@ TRAIN_CASES = [
     ("strategy", ["trainer.strategy=bogus"]),
     ("no-data", ["data.root=/nonexistent-cnnexp-data", "data.sources=[local]"]),
     ("resume-missing", ["resume=/nonexistent-cnnexp-run"]),
+    ("folder-key-on-mnist", ["data.num_workers=1"]),  # Hydra's own many-line error, before check_override_keys knew the source
 ]
 if not torch.cuda.is_available():
     TRAIN_CASES.append(("no-cuda", ["trainer.accelerator=cuda"]))
+
+
+# (id, overrides, key the one line must name): refused in-process, by the same check the CLI runs
+# before Hydra composes (compose.check_override_keys) and the settings check; the CLI's one line,
+# exit 2 and no folder are TRAIN_CASES' (the same raise, through `fail`).
+SETTINGS_CASES = [
+    ("lr-inf", ["optimizer.lr=inf"], "optimizer.lr"),
+    ("lr-nan", ["optimizer.lr=nan"], "optimizer.lr"),
+    ("lr-zero", ["optimizer.lr=0"], "optimizer.lr"),
+    ("max-lr-inf", ["scheduler=one_cycle", "scheduler.max_lr=inf"], "scheduler.max_lr"),
+    ("weight-decay-inf", ["optimizer.weight_decay=inf"], "optimizer.weight_decay"),
+    ("no-train-batches", ["trainer.limit_train_batches=0"], "trainer.limit_train_batches"),
+    ("no-train-batch-fraction", ["trainer.limit_train_batches=0.0001"], "trainer.limit_train_batches"),
+    ("no-val-but-val-monitor", ["trainer.limit_val_batches=0"], "trainer.limit_val_batches"),
+    ("block-kernel-null", ["model.blocks.0.kernel_size=null"], "model.blocks.0.kernel_size"),
+    ("folder-key-on-mnist", ["data.num_workers=1"], "data=folder"),
+    ("folder-key-added-on-mnist", ["+data.num_workers=1"], "data=folder"),
+    ("mnist-key-on-folder", ["data=folder", "data.root=.", "data.val_size=3"], "data=mnist"),
+]
+
+
+@pytest.mark.parametrize("overrides, key", [c[1:] for c in SETTINGS_CASES], ids=[c[0] for c in SETTINGS_CASES])
+def test_settings_that_cannot_work_are_refused_naming_the_key(overrides, key):
+    from cnnexp.compose import check_override_keys, compose_config
+    from cnnexp.errors import UserError
+    from cnnexp.settings import load
+
+    with pytest.raises(UserError) as raised:
+        check_override_keys([f"data.root={SHARED_DATA}", *overrides])
+        load(compose_config([f"data.root={SHARED_DATA}", *overrides]))
+    assert key in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_no_validation_is_allowed_when_nothing_monitors_it():
+    from cnnexp.compose import compose_config
+    from cnnexp.settings import load
+
+    s = load(compose_config([f"data.root={SHARED_DATA}", "trainer.limit_val_batches=0",
+                             "callbacks.checkpoint.monitor=train/loss", "model.kernel_size=null"]))
+    assert s.trainer.limit_val_batches == 0 and s.model.blocks[0].kernel_size == 3
 
 
 def one_error_line(proc) -> str:
@@ -168,3 +209,32 @@ def test_a_locked_run_folder_is_refused(finished_copy):
         del held
     assert proc.returncode == 2 and "another cnnexp process" in one_error_line(proc)
     assert snapshot(finished_copy) == before
+
+
+def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
+    """data=folder with data.test_fraction=0 and no test/ folder: the test after fit would have
+    nothing to test (an IndexError once training had ended); refused first, unless no test is asked."""
+    from cnnexp.compose import compose_config
+    from cnnexp.errors import UserError
+    from cnnexp.settings import load
+    from tests.folder_data import tinted_digits
+
+    root = tinted_digits(tmp_path / "images", SHARED_DATA, per_class=6, classes=2)
+    args = ["data=folder", f"data.root={root}", "data.test_fraction=0", "data.batch_size=4"]
+    with pytest.raises(UserError) as raised:
+        load(compose_config(args))
+    assert "data.test_fraction" in str(raised.value) and "test_after_fit=false" in str(raised.value)
+    assert load(compose_config([*args, "test_after_fit=false"])).data.classes == ["0_red", "1_green"]
+
+
+def test_a_slurm_sweep_without_a_controller_is_one_line_and_no_folder(tmp_path):
+    """hydra/launcher=slurm where no controller answers (a slurm.conf naming a dead one; or no
+    SLURM at all): refused before the sweep folder and its job files exist (was sbatch's traceback)."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=dead\nSlurmctldHost=nowhere(127.0.0.1)\nSlurmctldPort=9\nAuthType=auth/none\n"
+                    "NodeName=nowhere CPUs=1\nPartitionName=debug Nodes=ALL Default=YES State=UP\n")
+    out = tmp_path / "outputs"
+    proc = cli("train", "-m", "hydra/launcher=slurm", "model.pool=max,avg", *SHORT, f"paths.output_dir={out}",
+               env={"SLURM_CONF": str(conf)})
+    assert proc.returncode == 2 and "hydra/launcher" in one_error_line(proc)
+    assert not out.exists() or not any(out.rglob("*")), "no sweep folder, no job files"

@@ -148,3 +148,47 @@ def test_compare_runs_and_refusals(replicated, tmp_path, capsys):
         code, _, err = _compare(capsys, *args, f"out={tmp_path / 'bad'}") if args else _compare(capsys)
         assert code == 2 and says in err and err.count("\n") == 1 and err.startswith("cnnexp: error: "), err
     assert not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------ intervals inside what a metric can be
+def test_the_sweeps_hparams_carry_each_settings_interval_clipped_to_its_range(tmp_path, capsys):
+    """A hand-made record of 2 settings × 3 seeds, one near the ceiling (0.99, 1.0, 0.96: mean ±
+    t·sd/√n reaches 1.035): the table clips it to 1 and says so, summary.csv holds 1.0, and
+    SWEEP/_sweep holds one HParams session per setting with its mean and interval as metrics."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from cnnexp.sweeps.summary import write_summary
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2,3']\n")
+    for kernel, accs in {3: [0.99, 1.0, 0.96], 5: [0.90, 0.91, 0.92]}.items():
+        for seed, acc in zip((1, 2, 3), accs):
+            run = tmp_path / f"kernel_size={kernel},seed={seed}"
+            run.mkdir()
+            run.joinpath("results.json").write_text(json.dumps({
+                "status": "ok", "monitor": "val/acc", "mode": "max", "best_val_acc": acc,
+                "overrides": [f"model.kernel_size={kernel}", f"seed={seed}"]}))
+    write_summary(tmp_path, ["seed"])
+    out = capsys.readouterr().out
+    assert "| 0.9316 | 1.0000 (clipped) |" in out and "| 0.8852 | 0.9348 |" in out and "clipped to it" in out
+    assert float(_rows(tmp_path / "summary.csv")["kernel_size=3"]["val acc 95% high"]) == 1.0
+
+    def hparams_data(folder):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        data = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in events.PluginTagToContent("hparams").values()]
+        return events, data
+
+    _, (experiment,) = hparams_data(tmp_path / "_sweep")
+    declared = {m.name.tag: m.description for m in experiment.experiment.metric_infos}
+    assert {"setting/best_val_acc_mean", "setting/best_val_acc_low", "setting/best_val_acc_high"} <= set(declared)
+    assert "clipped to [0, 1]" in declared["setting/best_val_acc_high"]
+    events, data = hparams_data(tmp_path / "_sweep" / "kernel_size=3")
+    start = next(d.session_start_info for d in data if d.WhichOneof("data") == "session_start_info")
+    assert start.hparams["status"].string_value == "setting" and start.hparams["model.kernel_size"].number_value == 3
+    value = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
+    assert value["setting/best_val_acc_high"] == 1.0 and value["setting/n"] == 3
+    assert value["setting/best_val_acc_low"] == pytest.approx(0.9316, abs=1e-4)
+    assert value["setting/best_val_acc_mean"] == pytest.approx(0.98333, abs=1e-4)

@@ -70,6 +70,8 @@ def in_phase(out: Path, proc: subprocess.Popen, phase: str, pattern: str, epoch_
         assert rows() == start_rows and proc.poll() is None
     elif phase == "checkpoint":  # a checkpoint's staging file exists, after a first whole one to resume from
         wait_for_epoch(out, proc, f"{pattern}/metrics.csv", rows=epoch_rows, pause=0.0)
+        # the epoch's row comes before its checkpoint: the first .part after it may be the first checkpoint
+        wait_for(lambda: (folder() / "checkpoints" / "last.ckpt").is_file(), proc, "a whole last.ckpt")
         wait_for(lambda: any((folder() / "checkpoints").glob(".*.part")), proc, "a checkpoint write", poll=0.002)
     elif phase == "test":  # the best checkpoint is being tested (a resumed run's log holds earlier tests)
         tests = lambda: (folder() / "train.log").read_text().count("testing best.ckpt") \
@@ -174,6 +176,10 @@ def test_check_tells_a_dead_run_from_a_live_one(stopped_in_test, tmp_path):
         held.release()
     assert live.returncode == 0 and ": dead —" not in live.stdout and ": running" in live.stdout
     assert not (run_dir / ".cnnexp.lock").exists()
+    (run_dir / "checkpoints" / "last.ckpt").unlink()  # killed while its first checkpoint was written
+    (run_dir / ".cnnexp.lock").write_text("999999")
+    first = cli("check", str(run_dir))
+    assert ": dead —" in first.stdout and "run it again" in first.stdout and "resume=" not in first.stdout
 
 
 def test_check_finds_broken_records(stopped_in_test, tmp_path):
@@ -190,6 +196,24 @@ def test_check_finds_broken_records(stopped_in_test, tmp_path):
     assert "${oc.env:HOME}" in (run_dir / "config.yaml").read_text()
     usage = [cli("check"), cli("check", "--help"), cli("check", str(tmp_path / "absent"))]
     assert [p.returncode for p in usage] == [2, 0, 2] and "usage" in usage[1].stdout
+
+
+def test_check_reports_each_broken_launch_record(tmp_path):
+    """A sweep whose multirun.yaml and first-launch copy are both corrupt: one finding each (the
+    second used to hide behind a `differs` line); a sound copy makes the difference the finding."""
+    from cnnexp.check import check
+    from cnnexp.sweeps.naming import FIRST_RECORD
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: [unclosed\n  - {")
+    (sweep / FIRST_RECORD).write_text("hydra: {{{\n")
+    findings, _ = check(sweep)
+    assert len(findings) == 2 and all("not readable YAML" in f for f in findings), findings
+    assert {Path(f.split(":")[0]).name for f in findings} == {"multirun.yaml", FIRST_RECORD}
+    (sweep / FIRST_RECORD).write_text("hydra: {}\n")
+    findings, _ = check(sweep)
+    assert len(findings) == 2 and "not readable" in findings[0] and "differs" in findings[1], findings
 
 
 def test_training_into_another_runs_folder_is_refused(stopped_in_test, tmp_path):

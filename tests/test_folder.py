@@ -170,3 +170,23 @@ def test_bad_folder_through_the_cli_is_one_line_and_no_folder(tmp_path):
 def test_mnist_stays_the_default():
     settings = load(compose_config([f"data.root={SHARED_DATA}"]))
     assert settings.data.name == "mnist" and settings.model.input_shape == [1, 28, 28] and settings.model.num_classes == 10
+
+
+def test_the_confusion_matrix_draws_a_bounded_number_of_classes():
+    """300 classes: the view draws the 40 with the most mistakes, by name, and says so; its cost no
+    longer grows with the classes (measured in docs/performance.md)."""
+    from cnnexp.callbacks.views import MATRIX_CLASSES, confusion_figure, most_confused
+
+    n = 300
+    matrix = torch.diag(torch.full((n,), 5))
+    for c in range(0, n, 7):  # every 7th class is mistaken for the next, more often the higher it is
+        matrix[c, (c + 1) % n] = c + 1
+    worst = most_confused(matrix, MATRIX_CLASSES)
+    assert len(worst) == MATRIX_CLASSES and worst == sorted(worst) and 294 in worst and 0 not in worst
+    names = [f"class{c:03d}" for c in range(n)]
+    ax = confusion_figure(matrix, names).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == MATRIX_CLASSES and labels[0] == names[worst[0]]
+    assert f"{MATRIX_CLASSES} of {n} classes" in ax.get_title()
+    ten = confusion_figure(matrix[:10, :10], names[:10]).axes[0]
+    assert [t.get_text() for t in ten.get_yticklabels()] == names[:10] and ten.get_title() == ""

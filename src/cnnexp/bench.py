@@ -204,6 +204,7 @@ def startup_seconds(overrides: List[str], workdir: Path) -> float:
     out = Path(tempfile.mkdtemp(dir=workdir))
     launched = time.time()
     rc, _ = cli([*overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
+                 "callbacks.checkpoint.monitor=train/loss",  # no validation: nothing to pick a val/acc best by
                  "test_after_fit=false", "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir, memory=False)
     results = json.loads(next(out.glob("*/*/results.json")).read_text())
     return results["first_step_unix"] - launched

@@ -40,9 +40,12 @@ def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
         return [f"{where}/results.json: not a run record (status must be one of {', '.join(STATUSES)})"], notes
     status = state(run_dir, results)
     alive = status == "running"
+    resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
     if status == "dead":
         notes.append(f"{where}: dead — results.json says running but no process holds its lock (killed); "
-                     f"continue with: python -m cnnexp.train resume={run_dir}")
+                     + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable else
+                        "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
+                        "run it again"))
     elif alive:
         notes.append(f"{where}: running (a live process holds its lock)")
     if status in ("failed", "interrupted", "pruned", "diverged") and not results.get("reason"):
@@ -107,16 +110,21 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
 
     findings: List[str] = []
     notes: List[str] = []
-    try:
-        OmegaConf.load(folder / "multirun.yaml")
-    except Exception as e:
-        findings.append(f"{folder}/multirun.yaml: not readable YAML ({str(e).splitlines()[0][:120]})")
     first = folder / FIRST_RECORD
+    broken = {}  # each record of the launch that does not parse: each is its own finding
+    for path in (folder / "multirun.yaml", *([first] if first.is_file() else [])):
+        try:
+            OmegaConf.load(path)
+        except Exception as e:
+            broken[path] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    for path, why in broken.items():
+        findings.append(f"{path}: not readable YAML ({why})")
     sweep_alive = holder(folder) is not None
     if sweep_alive:
         notes.append(f"{folder}: a sweep is running in it (a live process holds its lock)")
-    elif first.is_file() and first.read_bytes() != (folder / "multirun.yaml").read_bytes():
-        findings.append(f"{folder}/multirun.yaml: differs from the first launch's ({FIRST_RECORD})")
+    elif first.is_file() and first not in broken and first.read_bytes() != (folder / "multirun.yaml").read_bytes():
+        findings.append(f"{folder}/multirun.yaml: differs from the first launch's ({FIRST_RECORD}); "
+                        f"the next python -m cnnexp.train -m resume={folder} puts it back")
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not (run_dir / "results.json").exists() and not (run_dir / "config.yaml").exists():
             continue  # a job that never started: Hydra's folder, no record to check

@@ -25,7 +25,8 @@ from cnnexp.files import write_atomic
 from cnnexp.hparams import flatten
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import stats
-from cnnexp.sweeps.summary import GROUPED, collect, markdown, ok_by_setting, ranking, recorded_replicate_keys
+from cnnexp.sweeps.summary import (GROUPED, bounded, collect, markdown, ok_by_setting, ranking,
+                                  recorded_replicate_keys)
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
 
@@ -143,10 +144,12 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
         cells, numbers = [entry.label, str(len(entry.runs))], [entry.label, len(entry.runs)]
         for key, _ in present:
             found = stats.interval(entry.values(key))
-            row = [None] * 4 if found is None else [found.mean, found.sd, found.low, found.high]
+            low, high, cut_low, cut_high = bounded(key, found and found.low, found and found.high)  # as the summary's
+            row = [None] * 4 if found is None else [found.mean, found.sd, low, high]
             numbers += row
             cells += ["" if found is None else found.text() if found.n == 1 else f"{found.mean:.4f}",
-                      *("" if v is None else f"{v:.4f}" for v in row[1:])]
+                      *("" if v is None else f"{v:.4f}" + (" (clipped)" if cut else "")
+                        for v, cut in zip(row[1:], (False, cut_low, cut_high)))]
         test = stats.welch(entry.values(metric), entries[0].values(metric)) if i else None
         if test is None:
             numbers += [None] * 5

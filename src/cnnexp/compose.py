@@ -114,6 +114,7 @@ def check_override_keys(argv: list) -> None:
 
     args, _ = get_args_parser().parse_known_args(argv)
     parser = OverridesParser.create()
+    data = next((o.split("=", 1)[1] for o in reversed(args.overrides or []) if o.startswith("data=")), "mnist")
     for text in args.overrides or []:
         try:
             override = parser.parse_override(text)
@@ -126,7 +127,7 @@ def check_override_keys(argv: list) -> None:
         key = override.key_or_group
         if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
             continue  # +/~ and group choices: the schema merge and Hydra name those
-        suggest_key(Settings, key)
+        suggest_key(Settings, key, data)  # data's keys are those of the chosen source (conf/train.yaml: mnist)
         block_exists(key, text, args.overrides)
 
 

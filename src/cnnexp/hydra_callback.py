@@ -48,6 +48,10 @@ class SettingsCheck(Callback):
 
         recorded = None
         try:
+            if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+                from cnnexp.slurm import check_controller
+
+                check_controller()  # before the sweep folder exists: a cluster that is not there is one line
             if OmegaConf.select(config, "resume", default=None):
                 folder = Path(str(config.resume)).expanduser()
                 if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;

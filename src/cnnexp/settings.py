@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -266,6 +267,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _finite(v: Any) -> bool:
+    """inf passes `> 0` and nan fails every comparison silently: a number must be one."""
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def _check_limit(key: str, value: Any) -> None:
     ok = (_is_int(value) and value >= 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
     _require(ok, key, value, "a fraction in [0, 1] or a whole number of batches ≥ 0")
@@ -297,7 +303,7 @@ def check(s: Settings) -> Settings:
     d = s.data
     _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer ≥ 1")
     _require(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer ≥ 1")
-    shape, classes, train_split, source = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed)
+    shape, classes, train_split, source = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed, s.test_after_fit)
     _require(d.batch_size <= train_split, "data.batch_size", d.batch_size,
              f"at most {train_split}, the training split of {source}: a bigger batch "
              "would train no step at all (the last partial batch is dropped)")
@@ -336,8 +342,9 @@ def check(s: Settings) -> Settings:
 
     o = s.optimizer
     _require(o.name in OPTIMIZERS, "optimizer.name", o.name, f"one of {', '.join(OPTIMIZERS)}")
-    _require(o.lr > 0, "optimizer.lr", o.lr, "a learning rate > 0, e.g. 1e-3")
-    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number ≥ 0")
+    _require(_finite(o.lr) and o.lr > 0, "optimizer.lr", o.lr, "a finite learning rate > 0, e.g. 1e-3")
+    _require(_finite(o.weight_decay) and o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay,
+             "a finite number ≥ 0")
     _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
 
     _require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
@@ -348,7 +355,7 @@ def check(s: Settings) -> Settings:
     sc = s.scheduler
     _require(sc.name in SCHEDULERS, "scheduler.name", sc.name, f"one of {', '.join(SCHEDULERS)}")
     if sc.name == "one_cycle":
-        _require(sc.max_lr is not None and sc.max_lr > 0, "scheduler.max_lr", sc.max_lr, "a learning rate > 0")
+        _require(_finite(sc.max_lr) and sc.max_lr > 0, "scheduler.max_lr", sc.max_lr, "a finite learning rate > 0")
 
     t = s.trainer
     _require(t.accelerator in ACCELERATORS, "trainer.accelerator", t.accelerator, f"one of {', '.join(ACCELERATORS)}")
@@ -365,17 +372,19 @@ def check(s: Settings) -> Settings:
     _require(t.gradient_clip_val is None or t.gradient_clip_val >= 0, "trainer.gradient_clip_val",
              t.gradient_clip_val, "a number ≥ 0 (0 or null: no clipping)")
     _require(t.num_sanity_val_steps >= -1, "trainer.num_sanity_val_steps", t.num_sanity_val_steps, "an integer ≥ -1")
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        _check_limit(f"trainer.{name}", getattr(t, name))
     batches = train_split // d.batch_size
     if _is_int(t.limit_train_batches):
         batches = min(batches, t.limit_train_batches)
     elif isinstance(t.limit_train_batches, float):
         batches = int(batches * t.limit_train_batches)
+    _require(batches >= 1, "trainer.limit_train_batches", t.limit_train_batches,
+             f"at least one batch an epoch (an epoch holds {train_split // d.batch_size}); 0 trains nothing")
     v = t.val_check_interval
     _require((_is_int(v) and 1 <= v <= max(batches, 1)) or (isinstance(v, float) and 0.0 < v <= 1.0),
              "trainer.val_check_interval", v,
              f"a fraction of an epoch in (0, 1], or a number of batches ≤ {batches} (the batches in an epoch)")
-    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
-        _check_limit(f"trainer.{name}", getattr(t, name))
     _require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer ≥ 1")
     _require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer ≥ 1")
     _require(t.deterministic in (True, False, "warn"), "trainer.deterministic", t.deterministic, 'true, false or "warn"')
@@ -389,6 +398,9 @@ def check(s: Settings) -> Settings:
     _require(c.checkpoint.monitor == "auto" or c.checkpoint.monitor in logged, "callbacks.checkpoint.monitor",
              c.checkpoint.monitor, f"auto, or a metric the {m.task} task logs: {', '.join(logged)}")
     c.checkpoint.monitor, c.checkpoint.mode = monitor_and_mode(m.task, c.checkpoint.monitor, c.checkpoint.mode)
+    _require(not (c.checkpoint.monitor.startswith("val/") and t.limit_val_batches == 0), "trainer.limit_val_batches",
+             t.limit_val_batches, f"at least one batch: the best checkpoint is chosen by {c.checkpoint.monitor}, "
+             "which no validation would log (or callbacks.checkpoint.monitor=train/loss)")
     _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
     m.blocks = resolve_blocks(m)  # what the network is built with: the shortcuts (still set) applied
@@ -409,7 +421,7 @@ def _check_mnist(d: DataSettings):
     return IMAGE_SHAPE, MNIST_CLASSES, TRAIN_IMAGES - d.val_size, "MNIST"
 
 
-def _check_folder(d: FolderSettings, seed: int):
+def _check_folder(d: FolderSettings, seed: int, test_after_fit: bool = False):
     """The same for data=folder: the folder is scanned (headers only), and what it holds is
     recorded as effective values — image size, channels, classes."""
     from cnnexp.data import images
@@ -432,6 +444,9 @@ def _check_folder(d: FolderSettings, seed: int):
     folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed)
     _require(d.classes is None or list(d.classes) == folder.classes, "data.classes", d.classes,
              f"the class folders are {folder.classes}; leave data.classes=null")
+    _require(folder.files["test"] or not test_after_fit, "data.test_fraction", d.test_fraction,
+             "leaves no test image, and the run tests its best checkpoint when it ends; give a fraction > 0 "
+             "(e.g. 0.1), add a test/ folder, or test_after_fit=false")
     shape = images.shape_of(folder, d.image_size, d.channels)
     d.channels, d.image_size, d.classes = shape[0], [shape[1], shape[2]], list(folder.classes)
     return shape, folder.classes, len(folder.files["train"]), f"data.root={d.root}"
@@ -441,16 +456,17 @@ MNIST_CLASSES = [str(digit) for digit in range(10)]
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
-def _locate(tree: Any, key: str, prefix: str = "") -> str | None:
-    """OmegaConf names a bad list item's key without its path (`channels`): find the full one."""
+def _locate(tree: Any, key: str, prefix: str = "", in_list: bool = False) -> str | None:
+    """OmegaConf names a bad list item's key without its path (`channels`): find the full one,
+    inside a list (`model.kernel_size`, a shortcut that may be null, is not the key it means)."""
     if not key or "." in key:
         return None
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
     for k, v in items:
         path = f"{prefix}.{k}" if prefix else str(k)
-        if str(k) == key and prefix and (isinstance(tree, dict) and v is None):
+        if str(k) == key and in_list and isinstance(tree, dict) and v is None:
             return path
-        found = _locate(v, key, path)
+        found = _locate(v, key, path, in_list or isinstance(tree, list))
         if found:
             return found
     return None
@@ -461,8 +477,9 @@ def _user_key(key: str) -> str:
     return re.sub(r"\[(\d+)\]", r".\1", key)
 
 
-def _keys_at(schema: type, path: str) -> List[str]:
-    """The field names of the dataclass that `path` (dotted, list items by index) leads to."""
+def _keys_at(schema: type, path: str, data: str | None = None) -> List[str]:
+    """The field names of the dataclass that `path` (dotted, list items by index) leads to;
+    under `data`, those of the chosen data source (else of every one)."""
     cls = schema
     for part in filter(None, path.split(".")):
         if part.isdigit():
@@ -471,41 +488,50 @@ def _keys_at(schema: type, path: str) -> List[str]:
         if part not in hints:
             return []
         cls = hints[part]
-        if cls is Any and part == "data":  # every data source's keys: which one is chosen is not known here
+        if cls is Any and part == "data" and data in DATASETS:
+            cls = DATASETS[data]
+        elif cls is Any and part == "data":  # every data source's keys: which one is chosen is not known here
             return sorted({f.name for schema in DATASETS.values() for f in dataclasses.fields(schema)})
         while typing.get_origin(cls) in (list, List, typing.Union):
             cls = next(a for a in typing.get_args(cls) if a is not type(None))
     return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
 
 
-def unknown_key(schema: type, key: str) -> SettingsError:
+def unknown_key(schema: type, key: str, data: str | None = None) -> SettingsError:
     parent = key.rsplit(".", 1)[0] if "." in key else ""
-    names = _keys_at(schema, parent)
-    guess = difflib.get_close_matches(key.rsplit(".", 1)[-1], names, n=1)
+    name = key.rsplit(".", 1)[-1]
+    names = _keys_at(schema, parent, data)
+    owners = [d for d, s in DATASETS.items()
+              if data in DATASETS and parent == "data" and name in {f.name for f in dataclasses.fields(s)}]
+    if owners:  # a key of another data source: the fix is the source, not a spelling
+        return SettingsError(key, "<unknown key>", f"data={data} has no such setting; it is one of "
+                             f"data={' / data='.join(owners)}; keys of data={data}: {', '.join(names)}")
+    guess = difflib.get_close_matches(name, names, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{guess[0]}? " if guess else ""
     return SettingsError(key, "<unknown key>", f"no such setting; {hint}known keys here: {', '.join(names)}")
 
 
-def suggest_key(schema: type, key: str) -> None:
-    """Raise a SettingsError with a did-you-mean unless the dotted `key` names a setting."""
+def suggest_key(schema: type, key: str, data: str | None = None) -> None:
+    """Raise a SettingsError with a did-you-mean unless the dotted `key` names a setting (of the
+    data source `data`, when given)."""
     parts = key.split(".")
     for n, part in enumerate(parts):
         if part.isdigit():
             continue
-        known = _keys_at(schema, ".".join(parts[:n]))
+        known = _keys_at(schema, ".".join(parts[:n]), data)
         if known and part not in known:
-            raise unknown_key(schema, ".".join(parts[: n + 1]))
+            raise unknown_key(schema, ".".join(parts[: n + 1]), data)
 
 
 def describe_omegaconf_error(e: OmegaConfBaseException, schema: type | None = None,
-                             typed_key: str | None = None) -> SettingsError:
+                             typed_key: str | None = None, data: str | None = None) -> SettingsError:
     """An OmegaConf merge error as a SettingsError naming the key the user typed."""
     key = typed_key or _user_key(getattr(e, "full_key", None) or "?")
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, MissingMandatoryValue):
         return SettingsError(key, "<missing>", "this setting has no value; give one (key=value)")
     if isinstance(e, ConfigKeyError) or "not in" in msg:
-        return unknown_key(schema or Settings, key)
+        return unknown_key(schema or Settings, key, data)
     value = getattr(e, "value", None)
     for word, phrase in _TYPE_WORDS.items():
         if f"converted to {word}" in msg:
@@ -530,6 +556,7 @@ def load(cfg: DictConfig | dict) -> Settings:
         merged = OmegaConf.merge(schema, cfg)
         settings = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or ""))) from None
+        raise describe_omegaconf_error(e, typed_key=_locate(cfg, _user_key(getattr(e, "full_key", "") or "")),
+                                       data=data["name"]) from None
     return check(settings)
 

@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp import settings as settings_module
-from cnnexp.compose import compose_config, reference_model
+from cnnexp.compose import check_override_keys, compose_config, reference_model
 from cnnexp.errors import SettingsError, UserError, fail
 from cnnexp.models.table import cost_warning, format_table, table_json
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if as_json and as_json[-1] not in ("json=true", "json=false"):
             raise SettingsError("json", as_json[-1].split("=", 1)[1], "true or false")
+        check_override_keys(overrides)  # as train does: a key Hydra would reject in many lines, named in one
         settings = settings_module.load(compose_config(overrides))
         folder = None
         if draw:

@@ -25,6 +25,28 @@ log = logging.getLogger("cnnexp")
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
+def check_controller(timeout_s: float = 30) -> None:
+    """`hydra/launcher=slurm`: a controller answers `scontrol ping` before the sweep folder exists
+    (else submitit's sbatch fails with a traceback after the folder and its job files are made)."""
+    import shutil
+
+    from cnnexp.errors import SettingsError
+
+    fix = ("submit from a machine of a SLURM cluster (SLURM_CONF naming its slurm.conf), start one here "
+           "(scripts/local-slurm.sh start), or run the sweep here with hydra/launcher=parallel")
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        raise SettingsError("hydra/launcher", "slurm", f"SLURM's commands (sbatch, scontrol) are not on PATH; {fix}")
+    try:
+        done = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise SettingsError("hydra/launcher", "slurm", f"no SLURM controller answered scontrol ping in "
+                            f"{timeout_s:.0f} s; {fix}") from None
+    if done.returncode != 0:
+        said = [line.strip() for line in (done.stderr.splitlines()[-1:] or done.stdout.splitlines()[:1])]
+        raise SettingsError("hydra/launcher", "slurm", f"no SLURM controller answers (scontrol ping: "
+                            f"{said[0] if said else f'exit {done.returncode}'}); {fix}")
+
+
 def in_job() -> bool:
     """A batch job step (sbatch/srun), not an interactive shell inside an allocation."""
     return "SLURM_JOB_ID" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")

@@ -96,8 +96,9 @@ def interrupted(stop: KeyboardInterrupt) -> None:
         print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not (stop.run_dir / "checkpoints" / "last.ckpt").is_file():
-        print(f"cnnexp: interrupted: {stop.reason}; results.json says so. No epoch ended, so there is no "
-              "last.ckpt to continue from: run it again", file=sys.stderr)
+        print(f"cnnexp: interrupted: {stop.reason}; results.json says so. No checkpoint was written whole yet "
+              "(the first is written as the first epoch ends), so there is no last.ckpt to continue from: "
+              "run it again", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None:
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)

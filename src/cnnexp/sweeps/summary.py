@@ -141,34 +141,58 @@ def _setting_name(key: Tuple) -> str:
     return ",".join(f"{k.split('.', 1)[-1]}={v}" for k, v in key) or "defaults"
 
 
-def _mean_sd_interval(values: List[float]) -> Tuple[float | None, ...]:
-    """mean, sd and the 95 % interval's ends (None with one run: no interval)."""
+# What a metric can be: an accuracy's interval (mean ± t·sd/√n) may reach past 1 with few seeds
+# and a spread near the ceiling, a loss's below 0; it is clipped to the range, and says so.
+RANGES = {"best_val_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "best_val_loss": (0.0, None), "test_loss": (0.0, None)}
+
+
+def bounded(key: str, low: float | None, high: float | None) -> Tuple[float | None, float | None, bool, bool]:
+    """(low, high, low clipped, high clipped): the interval inside what `key` can be."""
+    floor, ceiling = RANGES.get(key, (None, None))
+    cut_low = low is not None and floor is not None and low < floor
+    cut_high = high is not None and ceiling is not None and high > ceiling
+    return (floor if cut_low else low), (ceiling if cut_high else high), cut_low, cut_high
+
+
+def _mean_sd_interval(key: str, values: List[float]) -> Tuple:
+    """mean, sd, the 95 % interval's ends inside the metric's range (None with one run: no
+    interval) and whether each end was clipped."""
     found = replicate_stats.interval(values)
-    return (None,) * 4 if found is None else (found.mean, found.sd, found.low, found.high)  # sd None for one run
+    if found is None:
+        return (None,) * 4 + (False, False)
+    return (found.mean, found.sd, *bounded(key, found.low, found.high))  # sd None for one run
+
+
+def setting_stats(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple[Tuple, int, int, Dict]]:
+    """(setting key, runs, ok runs, {metric: _mean_sd_interval}) per setting, best mean first by the
+    runs' monitor: the group table's rows, and the sweep's HParams sessions."""
+    present = [k for k, _ in GROUPED if any(r.get(k) is not None for r in rows)]
+    entries = []
+    for key, members in groups(rows, replicate_keys).items():
+        ok = [m for m in members if m.get("status") == "ok"]
+        stats = {k: _mean_sd_interval(k, [m[k] for m in ok if m.get(k) is not None]) for k in present}
+        entries.append((key, len(members), len(ok), stats))
+    metric, mode = ranking(rows)
+    return sorted(entries, key=lambda e: _better_first(e[3].get(metric, (None,))[0], mode), reverse=True)
 
 
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
     """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
-    best mean first, by the runs' monitor."""
+    best mean first, by the runs' monitor. An interval end clipped to its metric's range
+    (RANGES) is marked `(clipped)` in the friendly cells."""
     present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
     header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")]
-    entries = []
-    for key, members in groups(rows, replicate_keys).items():
-        ok = [m for m in members if m.get("status") == "ok"]
-        stats = {k: _mean_sd_interval([m[k] for m in ok if m.get(k) is not None]) for k, _ in present}
-        name = _setting_name(key)
-        entries.append((name, len(members), len(ok), stats))
     friendly, plain = [], []
-    key, mode = ranking(rows)
-    for name, n, n_ok, stats in sorted(entries, key=lambda e: _better_first(e[3].get(key, (None,))[0], mode),
-                                      reverse=True):
-        plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k])])
+    for key, n, n_ok, stats in setting_stats(rows, replicate_keys):
+        name = _setting_name(key)
+        plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k][:4])])
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
-            mean, sd, low, high = stats[k]
+            mean, sd, low, high, cut_low, cut_high = stats[k]
             cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
-                      "" if mean is None else "1 run — no interval" if low is None else f"{low:.4f}",
-                      "" if high is None else f"{high:.4f}"]
+                      "" if mean is None else "1 run — no interval" if low is None
+                      else f"{low:.4f}" + (" (clipped)" if cut_low else ""),
+                      "" if high is None else f"{high:.4f}" + (" (clipped)" if cut_high else "")]
         friendly.append(cells)
     return header, friendly, plain
 
@@ -218,7 +242,10 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(markdown(g_header, g_friendly))
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval; each run in summary_runs.csv)")
+        clipped = " — an interval end past what the metric can be (an accuracy above 1, a loss below 0) " \
+            "is clipped to it, marked (clipped)" if any("(clipped)" in c for row in g_friendly for c in row) else ""
+        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval{clipped}; "
+              "each run in summary_runs.csv)")
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
@@ -226,7 +253,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
         _csv(sweep_dir / "summary.csv", header, plain)
     print_best(rows, replicate_keys if replicated else ())
     figures = plot(sweep_dir, rows, replicate_keys)
-    _log_to_tensorboard(sweep_dir, rows, figures)
+    _log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
     if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
         search.report(sweep_dir)
     return rows
@@ -309,7 +336,8 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
         picked = [r for r in rows if select(setting(r, keys))]
         ok = [r[metric] for r in picked if r.get("status") == "ok" and r.get(metric) is not None]
         iv = replicate_stats.interval(ok)
-        return {"mean": np.nan if iv is None else iv.mean, "low": iv and iv.low, "high": iv and iv.high, "n": len(ok),
+        low, high, _, _ = bounded(metric, iv and iv.low, iv and iv.high)  # as the table's
+        return {"mean": np.nan if iv is None else iv.mean, "low": low, "high": high, "n": len(ok),
                 "failed": sum(1 for r in picked if shown_status(r) not in ("ok", "rejected", "pruned")),
                 "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
@@ -378,9 +406,8 @@ def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np)
     ax.plot(x[order], mean[order], "o-" if joined else "o", color="tab:blue", markersize=5, label="mean of ok runs")
     spread = [(i, p) for i, p in enumerate(points) if p["n"] > 1 and p["low"] is not None]
     if spread:
-        top = 1.0 if metric.endswith("acc") else np.inf  # an accuracy's interval stops at 1
-        below = [p["mean"] - p["low"] for _, p in spread]
-        above = [min(p["high"], top) - p["mean"] for _, p in spread]
+        below = [p["mean"] - p["low"] for _, p in spread]  # inside the metric's range: bounded() in stats()
+        above = [p["high"] - p["mean"] for _, p in spread]
         ax.errorbar(x[[i for i, _ in spread]], [p["mean"] for _, p in spread], yerr=[below, above], fmt="none",
                     ecolor="tab:blue", capsize=4, label="95 % interval of its n runs")
         for i, p in spread:
@@ -410,10 +437,16 @@ def _typed(text: str):
     return text
 
 
-def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, object]) -> None:
+INTERVAL_PARTS = (("mean", "mean"), ("low", "95% low"), ("high", "95% high"))  # setting/<metric>_<part>: its title
+
+
+def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, object],
+                        replicate_keys: Sequence[str] = ()) -> None:
     """The sweep's own TensorBoard run, SWEEP/_sweep: the summary figure, and the HParams experiment —
     the swept keys first, with their values in the sweep's order, then what every run logs, and the
-    metrics by name — the one experiment in the folder (cnnexp.board)."""
+    metrics by name — the one experiment in the folder (cnnexp.board). With replicates, each setting
+    is a session too (SWEEP/_sweep/<setting>, status `setting`): the table's mean and 95 % interval
+    as metrics, so HParams compares settings as the table does, not only runs."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
@@ -425,6 +458,17 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
     metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
+    replicated = any(k in domains for k in replicate_keys) and any(
+        len(m) > 1 for m in groups(rows, replicate_keys).values())
+    settings = setting_stats(rows, replicate_keys) if replicated else []
+    titles = {}  # setting/<metric>_<part> → what HParams calls it
+    for metric, title in GROUPED:
+        for part, words in INTERVAL_PARTS:
+            if any(stats[metric][0] is not None for *_, stats in settings if metric in stats):
+                titles[f"setting/{metric}_{part}"] = f"setting {title} {words}"
+    if settings:
+        titles["setting/n"] = "setting n (ok runs)"
+    metrics.update({tag: 0.0 for tag in titles})
     configs = [Path(sweep_dir) / r["run"] / "config.yaml" for r in rows]
     first = next((p for p in configs if p.is_file()), None)
     every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
@@ -436,15 +480,43 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
             logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
             values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
             discrete = {k: d for k, d in domains.items() if len({type(v) for v in d}) == 1}  # 0,same: no domain
-            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**discrete, "status": logged})
+            statuses = logged + (["setting"] if settings else [])
+            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**discrete, "status": statuses})
             plugin = experiment.value[0].metadata.plugin_data
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             for info in data.experiment.hparam_infos:  # TensorBoard lists the keys that differ first
                 info.differs = info.name in domains
             for info in data.experiment.metric_infos:
-                info.display_name = info.name.tag.split("/", 1)[1].replace("_", " ")
+                info.display_name = titles.get(info.name.tag) or info.name.tag.split("/", 1)[1].replace("_", " ")
+                if info.name.tag.startswith("setting/") and info.name.tag.endswith(("_low", "_high")):
+                    floor, ceiling = RANGES.get(info.name.tag[len("setting/"):].rsplit("_", 1)[0], (None, None))
+                    inside = f", clipped to [{floor:g}, {ceiling:g}]" if ceiling is not None else \
+                        f", clipped at {floor:g}" if floor is not None else ""
+                    info.description = f"the mean's 95 % Student-t interval over {', '.join(replicate_keys)}{inside}"
             plugin.content = data.SerializeToString()
             writer.file_writer.add_summary(experiment)
+            for key, _, n_ok, stats in settings:
+                _log_setting(Path(sweep_dir) / SWEEP_RUN / _setting_name(key), {
+                    **{k: v for k, v in values.items() if k not in replicate_keys},
+                    **{k: _typed(v) for k, v in key}, "status": "setting"},
+                    {"setting/n": float(n_ok), **{f"setting/{m}_{part}": v for m, st in stats.items()
+                     for (part, _), v in zip(INTERVAL_PARTS, (st[0], st[2], st[3])) if v is not None}})
+
+
+def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
+    """One setting's HParams session: its keys, and its mean and interval ends as metrics (rewritten
+    whole by each summary, so a rebuilt summary shows today's numbers once)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    with SummaryWriter(str(folder)) as writer:
+        _, start, end = hparams(values, metrics)
+        writer.file_writer.add_summary(start)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, 0)
+        writer.file_writer.add_summary(end)
 
 
 def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
