@@ -6,9 +6,8 @@ transposed convolutions), built as a run builds them, each timed for a few train
 memory layout — on each device there is. A least-squares fit (no negative rates) turns the times
 into seconds per batch, per MAC and per value (cost.py has the formula); Adam's update is timed
 on its own, per parameter. Lightning's own work per training step (its hooks, the logged values,
-the progress bar) is not in a plain loop: it is added as FRAMEWORK_BATCH_S, measured beside a
-plain loop on a 2-core CPU. The whole measurement takes a few seconds; `cost.write_calibration`
-caches it.
+the progress bar) is not in a plain loop: FRAMEWORK_BATCH_S allows for it. The whole measurement
+takes a few seconds; `cost.write_calibration` caches it.
 """
 
 from __future__ import annotations
@@ -25,10 +24,11 @@ from cnnexp.models.geometry import total_macs
 
 log = logging.getLogger("cnnexp")
 
-# (network, batch): the training probes; evaluation runs the same at EVAL_BATCH (and the last small)
-PROBES: List[Tuple[str, int]] = [("cnn3", 128), ("speed", 128), ("convae", 128), ("speed", 32)]
-EVAL_BATCHES = (256, 256, 256, 64)
-STEPS, WARMUP = 3, 1  # the fastest of STEPS after WARMUP: the machine's rate, not its load's
+# (network, batch): the training probes, and their evaluation batches; the small last one tells the
+# cost of a batch from the cost of its images. Small batches: the whole measurement takes seconds.
+PROBES: List[Tuple[str, int]] = [("cnn3", 64), ("speed", 128), ("convae", 64), ("speed", 16)]
+EVAL_BATCHES = (128, 256, 128, 32)
+STEPS, WARMUP = 2, 1  # the faster of STEPS after WARMUP: the machine's rate, not its load's
 FRAMEWORK_BATCH_S = 0.002  # Lightning's per-step work beyond a plain loop (hooks, logging, progress bar)
 
 
@@ -81,14 +81,14 @@ def _fit(rows: List[Tuple[float, float, float]], seconds: List[float]) -> Dict[s
     return rates
 
 
-def measure_device(device: str) -> Dict[str, Dict[str, Dict[str, float]]]:
+def measure_device(device: str, probes=PROBES, eval_batches=EVAL_BATCHES) -> Dict[str, Dict[str, Dict[str, float]]]:
     import torch
     import torch.nn.functional as F
 
     from cnnexp.models import build_network
 
     torch.manual_seed(0)
-    nets = {name: _model(name) for name in dict(PROBES)}
+    nets = {name: _model(name) for name in dict(probes)}
     work = {name: (total_macs(m.layers), values_per_image(m.layers)) for name, m in nets.items()}
     # Adam's fused update, per parameter (bf16 autocast keeps fp32 weights: one rate for all modes)
     weights = [torch.zeros(1 << 20, device=device, requires_grad=True)]
@@ -99,7 +99,7 @@ def measure_device(device: str) -> Dict[str, Dict[str, Dict[str, float]]]:
     for mode, dtype in _modes(device):
         layout = torch.channels_last if mode.endswith("-cl") else torch.contiguous_format
         train_rows, train_s, eval_rows, eval_s = [], [], [], []
-        for (name, batch), eval_batch in zip(PROBES, EVAL_BATCHES):
+        for (name, batch), eval_batch in zip(probes, eval_batches):
             model = nets[name]
             net = build_network(model).to(device).to(memory_format=layout)
             reconstruct = model.task == "reconstruction"
@@ -147,9 +147,9 @@ def devices() -> List[str]:
     return found
 
 
-def calibrate(force: bool = False) -> Dict:
+def calibrate(force: bool = False, probes=PROBES, eval_batches=EVAL_BATCHES) -> Dict:
     """This machine's calibration: the cached one, unless there is none for this machine (or
-    force), then measured and cached."""
+    force), then measured and cached. (Tests measure fewer, smaller probes.)"""
     import torch
 
     cached = None if force else read_calibration()
@@ -159,7 +159,7 @@ def calibrate(force: bool = False) -> Dict:
     started = time.perf_counter()
     threads = torch.get_num_threads()
     try:
-        measured = {device: measure_device(device) for device in devices()}
+        measured = {device: measure_device(device, probes, eval_batches) for device in devices()}
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
