@@ -183,6 +183,7 @@ class Estimate:
     epochs: int
     device: str
     mode: str
+    tested: bool
 
 
 def estimate(settings, calibration: Optional[Dict[str, Any]]) -> Optional[Estimate]:
@@ -202,7 +203,7 @@ def estimate(settings, calibration: Optional[Dict[str, Any]]) -> Optional[Estima
     validation = w.validations * w.val_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
     test = w.test_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
     epoch = train + validation
-    return Estimate(epoch, w.epochs * epoch + test, w.epochs, device, mode)
+    return Estimate(epoch, w.epochs * epoch + test, w.epochs, device, mode, w.test_batches > 0)
 
 
 def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = True) -> str:
@@ -214,6 +215,6 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
     e = estimate(settings, calibration)
     if e is None:
         return f"cost: no rates for {device_of(settings, calibration)} in this machine's calibration; `{MEASURE_HINT}`"
-    epochs = f"{e.epochs} epoch{'s' if e.epochs != 1 else ''}"
-    return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} and the test "
+    epochs = f"{e.epochs} epoch{'s' if e.epochs != 1 else ''}" + (" and the test" if e.tested else "")
+    return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
             f"({e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)")
