@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PROJECT, QUICK, cli
 
-TINY = {"probes": [("speed", 8), ("speed", 2)], "eval_batches": (16, 4)}  # a real measurement, in a second
+TINY = {"probes": [("speed", 8, 16), ("speed", 2, 2)], "rounds": 1}  # a real measurement, in a second
 
 
 @pytest.fixture(scope="module")

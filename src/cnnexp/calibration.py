@@ -1,11 +1,12 @@
 """This machine's rates, measured once: the short torch benchmark behind `cnnexp.cost`'s estimates.
 
 A few of the product's own networks (cnn3: wide, many MACs; speed: narrow, batch norm; convae:
-transposed convolutions), built as a run builds them, each timed for a few training steps
-(forward, loss, backward) and evaluation batches, in every mode a run can use — precision ×
-memory layout — on each device there is. A least-squares fit (no negative rates) turns the times
-into seconds per batch, per MAC and per value (cost.py has the formula); Adam's update is timed
-on its own, per parameter. Lightning's own work per training step (its hooks, the logged values,
+transposed convolutions), built as a run builds them, each timed for a training step
+(forward, loss, backward) and an evaluation batch, in every mode a run can use — precision ×
+memory layout — on each device there is, round by round (the fastest round counts). A batch of
+two images gives the cost of a batch itself; a least-squares fit (no negative rates) of the rest
+gives the seconds per MAC and per value (cost.py has the formula); Adam's update is timed on its
+own, per parameter. Lightning's own work per training step (its hooks, the logged values,
 the progress bar) is not in a plain loop: FRAMEWORK_BATCH_S allows for it. The whole measurement
 takes a few seconds; `cost.write_calibration` caches it.
 """
@@ -24,11 +25,10 @@ from cnnexp.models.geometry import total_macs
 
 log = logging.getLogger("cnnexp")
 
-# (network, batch): the training probes, and their evaluation batches; the small last one tells the
-# cost of a batch from the cost of its images. Small batches: the whole measurement takes seconds.
-PROBES: List[Tuple[str, int]] = [("cnn3", 64), ("speed", 128), ("convae", 64), ("speed", 16)]
-EVAL_BATCHES = (128, 256, 128, 32)
-STEPS, WARMUP = 2, 1  # the faster of STEPS after WARMUP: the machine's rate, not its load's
+# (network, training batch, evaluation batch): the probes. Small batches: the whole measurement
+# takes seconds. The last, of two images, is the cost of a batch itself (its images cost ~nothing).
+PROBES: List[Tuple[str, int, int]] = [("cnn3", 64, 128), ("speed", 128, 256), ("convae", 64, 128), ("speed", 2, 2)]
+ROUNDS = 2  # each probe once per round, after one untimed call; the fastest round counts: the machine, not its load
 FRAMEWORK_BATCH_S = 0.002  # Lightning's per-step work beyond a plain loop (hooks, logging, progress bar)
 
 
@@ -47,92 +47,92 @@ def _modes(device: str) -> List[Tuple[str, object]]:
     return [(f"{name}-{layout}", dtype) for name, dtype in precisions for layout in ("nchw", "cl")]
 
 
-def _fastest_seconds(fn, device: str, steps: int = STEPS, warmup: int = WARMUP) -> float:
+def _seconds(fn, device: str) -> float:
     import torch
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    times = []
-    for i in range(warmup + steps):
-        sync()
-        started = time.perf_counter()
-        fn()
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - started)
-    return min(times)
+    sync()
+    started = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - started
 
 
-def _fit(rows: List[Tuple[float, float, float]], seconds: List[float]) -> Dict[str, float]:
-    """seconds ≈ per_batch + per_mac·x1 + per_value·x2, least squares with no negative term."""
+def _fit(per_batch: float, work: List[Tuple[int, float, float]], seconds: List[float]) -> Dict[str, float]:
+    """seconds − per_batch ≈ B·(per_mac·MACs + per_value·values), least squares over the probes
+    with no negative rate (two unknowns: a single slow probe moves them little)."""
     import numpy as np
 
-    names = ["per_batch", "per_mac", "per_value"]
-    A, b = np.array(rows, dtype=float), np.array(seconds, dtype=float)
-    active = list(range(3))
-    while True:
-        scale = A[:, active].max(axis=0)
-        coef = np.linalg.lstsq(A[:, active] / scale, b, rcond=None)[0] / scale
-        if (coef >= 0).all() or len(active) == 1:
-            break
-        active.pop(int(np.argmin(coef)))
-    rates = dict.fromkeys(names, 0.0)
-    for i, c in zip(active, coef):
-        rates[names[i]] = max(float(c), 0.0)
-    return rates
+    A = np.array([[b * m, b * v] for b, m, v in work], dtype=float)
+    y = np.array([max(t - per_batch, 0.0) for t in seconds])
+    scale = A.max(axis=0)
+    coef = np.linalg.lstsq(A / scale, y, rcond=None)[0] / scale
+    if (coef < 0).any():  # one rate alone, the one that fits better
+        fits = [(float(np.sum((A[:, i] * (c := max(float(A[:, i] @ y / (A[:, i] @ A[:, i])), 0.0)) - y) ** 2)), i, c)
+                for i in range(2)]
+        _, i, c = min(fits)
+        coef = np.zeros(2)
+        coef[i] = c
+    return {"per_batch": per_batch, "per_mac": float(coef[0]), "per_value": float(coef[1])}
 
 
-def measure_device(device: str, probes=PROBES, eval_batches=EVAL_BATCHES) -> Dict[str, Dict[str, Dict[str, float]]]:
+def measure_device(device: str, probes=PROBES, rounds: int = ROUNDS) -> Dict[str, Dict[str, Dict[str, float]]]:
     import torch
     import torch.nn.functional as F
 
     from cnnexp.models import build_network
 
     torch.manual_seed(0)
-    nets = {name: _model(name) for name in dict(probes)}
-    work = {name: (total_macs(m.layers), values_per_image(m.layers)) for name, m in nets.items()}
+    models = {name: _model(name) for name, _, _ in probes}
     # Adam's fused update, per parameter (bf16 autocast keeps fp32 weights: one rate for all modes)
     weights = [torch.zeros(1 << 20, device=device, requires_grad=True)]
     weights[0].grad = torch.ones_like(weights[0])
     adam = torch.optim.Adam(weights, lr=1e-3, fused=device in ("cpu", "cuda"))
-    per_param = _fastest_seconds(adam.step, device) / weights[0].numel()
-    results = {}
+    adam.step()
+    per_param = min(_seconds(adam.step, device) for _ in range(rounds)) / weights[0].numel()
+    calls = {}  # (mode, probe index, stage) → the call to time
     for mode, dtype in _modes(device):
         layout = torch.channels_last if mode.endswith("-cl") else torch.contiguous_format
-        train_rows, train_s, eval_rows, eval_s = [], [], [], []
-        for (name, batch), eval_batch in zip(probes, eval_batches):
-            model = nets[name]
+        for i, (name, batch, eval_batch) in enumerate(probes):
+            model = models[name]
             net = build_network(model).to(device).to(memory_format=layout)
-            reconstruct = model.task == "reconstruction"
+            x = torch.randn(batch, 1, 28, 28, device=device).to(memory_format=layout)
+            y = torch.randint(0, 10, (batch,), device=device)
+            xe = torch.randn(eval_batch, 1, 28, 28, device=device).to(memory_format=layout)
 
-            def batch_of(n):
-                return torch.randn(n, 1, 28, 28, device=device).to(memory_format=layout)
-
-            x, y = batch_of(batch), torch.randint(0, 10, (batch,), device=device)
-
-            def train_step():
+            def train_step(net=net, x=x, y=y, dtype=dtype, reconstruct=model.task == "reconstruction"):
+                net.train()
                 with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                     out = net(x)
                     loss = F.mse_loss(out.float(), x) if reconstruct else F.cross_entropy(out.float(), y)
                 loss.backward()
                 net.zero_grad(set_to_none=True)
 
-            xe = batch_of(eval_batch)
-
-            def eval_batch_fn():
+            def eval_step(net=net, xe=xe, dtype=dtype):
+                net.eval()
                 with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                     net(xe)
 
-            macs, values = work[name]
-            net.train()
-            train_rows.append((1.0, batch * macs, batch * values))
-            train_s.append(_fastest_seconds(train_step, device))
-            net.eval()
-            eval_rows.append((1.0, eval_batch * macs, eval_batch * values))
-            eval_s.append(_fastest_seconds(eval_batch_fn, device))
-        train = _fit(train_rows, train_s)
-        train["per_batch"] += FRAMEWORK_BATCH_S
-        train["per_param"] = per_param
-        results[mode] = {"train": train, "eval": _fit(eval_rows, eval_s)}
+            calls[mode, i, "train"], calls[mode, i, "eval"] = train_step, eval_step
+    for call in calls.values():  # untimed: oneDNN builds its kernels for each shape on the first call
+        call()
+    fastest = {key: float("inf") for key in calls}
+    for _ in range(rounds):  # round by round: a burst of another process's load spoils one round, not all
+        for key, call in calls.items():
+            fastest[key] = min(fastest[key], _seconds(call, device))
+    work = {name: (total_macs(m.layers), values_per_image(m.layers)) for name, m in models.items()}
+    sized = {"train": [(batch, *work[name]) for name, batch, _ in probes[:-1]],
+             "eval": [(eval_batch, *work[name]) for name, _, eval_batch in probes[:-1]]}
+    small = len(probes) - 1
+    results = {}
+    for mode, _ in _modes(device):
+        stages = {}
+        for stage in ("train", "eval"):
+            seconds = [fastest[mode, i, stage] for i in range(small)]
+            stages[stage] = _fit(fastest[mode, small, stage], sized[stage], seconds)
+        stages["train"]["per_batch"] += FRAMEWORK_BATCH_S
+        stages["train"]["per_param"] = per_param
+        results[mode] = stages
     return results
 
 
@@ -147,7 +147,7 @@ def devices() -> List[str]:
     return found
 
 
-def calibrate(force: bool = False, probes=PROBES, eval_batches=EVAL_BATCHES) -> Dict:
+def calibrate(force: bool = False, probes=PROBES, rounds: int = ROUNDS) -> Dict:
     """This machine's calibration: the cached one, unless there is none for this machine (or
     force), then measured and cached. (Tests measure fewer, smaller probes.)"""
     import torch
@@ -155,11 +155,17 @@ def calibrate(force: bool = False, probes=PROBES, eval_batches=EVAL_BATCHES) -> 
     cached = None if force else read_calibration()
     if cached is not None:
         return cached
+    import os
+
     log.info("measuring this machine's speed once for the cost estimates (a few seconds; cached)")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:  # other processes' work slows the measurement, and the estimates: say so
+        log.warning("the machine is busy (load %.1f on %d cores): the estimates will be too long; measure again "
+                    "when it is quiet: python -m cnnexp.shapes calibrate=true", load, cores)
     started = time.perf_counter()
     threads = torch.get_num_threads()
     try:
-        measured = {device: measure_device(device, probes, eval_batches) for device in devices()}
+        measured = {device: measure_device(device, probes, rounds) for device in devices()}
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
