@@ -15,10 +15,11 @@ LAYERS = [
                "cnnexp.data.idx"]),
     ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images", "cnnexp.arithmetic",
                     "cnnexp.arithmetic.*"]),
-    ("settings", ["cnnexp.settings", "cnnexp.cli_args", "cnnexp.run_folder", "cnnexp.compose", "cnnexp.hparams"]),
+    ("settings", ["cnnexp.settings", "cnnexp.cli_args", "cnnexp.run_folder", "cnnexp.compose", "cnnexp.hparams",
+                  "cnnexp.cost"]),
     ("data", ["cnnexp.data", "cnnexp.data.sources", "cnnexp.data.memory", "cnnexp.data.mnist", "cnnexp.data.folder"]),
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae",
-               "cnnexp.exported"]),  # exported: a network as an ONNX file, run without torch
+               "cnnexp.exported", "cnnexp.calibration"]),  # exported: a network as an ONNX file, run without torch
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction"]),
     ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
                  "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to

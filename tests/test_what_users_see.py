@@ -41,6 +41,7 @@ def test_a_run_reaches_its_first_progress_bar_within_25_lines(console_run):
     assert "seed: 42" not in proc.stdout and "seed: 42" in (run_dir / "config.yaml").read_text(), \
         "the resolved config is in config.yaml, printed only with print_config=true"
     assert f"run folder: {run_dir}" in proc.stdout and "block3  conv" in proc.stdout
+    assert re.search(r"\] cost: ~\S+ (s|min|h) per epoch", proc.stdout)  # the first run on a machine calibrates it
 
 
 def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run):

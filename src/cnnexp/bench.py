@@ -9,12 +9,14 @@ the same process, interleaved round by round (this machine is noisy: only ratios
 then the startup time (launch → first training step) and peak memory, side by side with
 lightning-hydra-template when `peer=` names a checkout of it; a small sweep run sequentially and
 with hydra/launcher=parallel, and where its jobs' time goes; a search whose trials differ in length,
-in batches and in steady state (search_modes=true); and (accuracy=true) training time to
-99.2 % test accuracy per recipe over `seeds`. Options are key=value; other key=value pairs
-override the config:
+in batches and in steady state (search_modes=true); the cost estimate printed before a run
+against the epochs it then takes (estimate=true); and (accuracy=true) training time to 99.2 %
+test accuracy per recipe over `seeds`. Options are key=value; other key=value pairs override the
+config:
 
     python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
+    python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class BenchArgs:
     target: float = 0.992    # the test accuracy the accuracy part trains to
     peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
     search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
+    estimate: bool = False   # the cost estimate (cnnexp.cost) against measured epochs, for ESTIMATED
+    epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
 
 
 # ------------------------------------------------------------------ helpers
@@ -327,6 +331,44 @@ def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
     return measured
 
 
+# ------------------------------------------------------------------ the cost estimate against the clock
+ESTIMATED = {  # name → overrides: the networks the estimate is held to (±30 %)
+    "cnn3": [],
+    "speedrun": ["experiment=speedrun"],
+    "convae": ["model=convae"],
+    "k5 s2 same": ["model.kernel_size=5", "model.stride=2", "model.padding=same"],
+}
+
+
+def estimate_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
+    """Calibrate afresh, then for each of ESTIMATED: the estimate the run prints, and the epochs
+    it then takes (time/epoch_s in metrics.csv: training and validation), as a user runs it."""
+    import csv
+
+    from cnnexp import cost
+    from cnnexp.calibration import calibrate
+
+    load = lambda: "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    started = time.perf_counter()
+    calibration = calibrate(force=True)
+    print(f"\ncost estimate against measurement ({args.epochs} epochs each, no test; {load()}); "
+          f"calibrated afresh in {time.perf_counter() - started:.1f} s")
+    print(f"  {'network':<12} {'mode':<10} {'estimated s/epoch':>18} {'measured s/epoch':>17} "
+          f"{'measured/estimated':>19}   epochs measured")
+    for name, extra in ESTIMATED.items():
+        run = [*overrides, *extra, f"trainer.max_epochs={args.epochs}", "test_after_fit=false"]
+        estimate = cost.estimate(compose_settings(run), calibration)
+        out = Path(tempfile.mkdtemp(dir=work))
+        rc, _ = cli([*run, "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], work, memory=False)
+        rows = list(csv.DictReader(next(out.glob("*/*/metrics.csv")).open())) if rc == 0 else []
+        epochs = [float(r["time/epoch_s"]) for r in rows]
+        measured = statistics.median(epochs) if epochs else float("nan")
+        print(f"  {name:<12} {estimate.mode:<10} {estimate.epoch_s:>18.1f} {measured:>17.1f} "
+              f"{measured / estimate.epoch_s:>19.2f}   {', '.join(f'{e:.1f}' for e in epochs) or f'failed (exit {rc})'}",
+              flush=True)
+    print(f"  ({load()})")
+
+
 # ------------------------------------------------------------------ time to accuracy
 RECIPES = {"default": [], "fast": ["experiment=fast"], "speedrun": ["experiment=speedrun"]}
 
@@ -386,7 +428,7 @@ def whole_process(overrides: List[str], workdir: Path) -> Dict[str, float]:
     rc, seconds = cli([*overrides, "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
     results = json.loads(next(out.glob("*/*/results.json")).read_text()) if rc == 0 else {}
     return {"wall_s": seconds, "train_s": results.get("train_s"), "test_acc": results.get("test_acc"),
-            "peak_mb": PEAK_MB["last"]}
+            "peak_mb": PEAK_MB["last"], "time_to": results.get("time_to") or {}}
 
 
 def spread(values: List[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -401,14 +443,17 @@ def recipe_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
     print(f"\ntime to {100 * args.target:.1f} % test accuracy, seeds 1–{args.seeds} "
           "(test set checked after each epoch, untimed; mean ± sd):")
     print(f"  {'recipe':<10} {'training s to target':>24} {'final test acc %':>24} {'reached':>8} "
-          f"{'whole run s':>22}   one process: wall s / cnnexp train_s / test %, peak memory")
+          f"{'whole run s':>22}   one process: wall s / cnnexp train_s / test %, peak memory; "
+          f"time_to: training s at which validation first reached 99.0 / 99.2 / 99.4 %")
     for name in args.recipes.split(","):
         runs = [time_to_accuracy(compose_settings([*overrides, *RECIPES[name], f"seed={seed}"]), args.target, work)
                 for seed in range(1, args.seeds + 1)]
         one = whole_process([*overrides, *RECIPES[name], "seed=1"], work)
         reached = [r["to_target_s"] for r in runs if r["to_target_s"] is not None]
-        process = (f"{one['wall_s']:.1f} / {one['train_s']:.1f} / {100 * one['test_acc']:.2f}, {one['peak_mb']:,.0f} MB"
-                   if one["test_acc"] is not None else "failed")
+        time_to = " / ".join("—" if one["time_to"].get(k) is None else f"{one['time_to'][k]:.1f}"
+                             for k in ("99.0", "99.2", "99.4"))  # results.json's, from callbacks/timing.py
+        process = (f"{one['wall_s']:.1f} / {one['train_s']:.1f} / {100 * one['test_acc']:.2f}, {one['peak_mb']:,.0f} MB; "
+                   f"time_to {time_to}" if one["test_acc"] is not None else "failed")
         print(f"  {name:<10} {spread(reached):>24} {spread([r['final_test_acc'] for r in runs], 100, 2):>24} "
               f"{f'{len(reached)}/{len(runs)}':>8} {spread([r['total_s'] for r in runs]):>22}   {process}", flush=True)
 
@@ -489,6 +534,8 @@ def main(argv: List[str] | None = None) -> None:
                   "share of slot time idle (while trials were still to start; target ≤ 10 %)")
             for mode, (wall, idle, queued) in measured.items():
                 print(f"    {mode:<18} {wall:7.1f} s   idle {100 * idle:4.1f} %   ({100 * queued:4.1f} %)")
+        if args.estimate:
+            estimate_table(args, overrides, work)
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

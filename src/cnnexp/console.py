@@ -9,6 +9,7 @@ import os
 import warnings
 
 SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
+SWEEP_COST = "CNNEXP_SWEEP_COST"  # the same: the sweep's start (unix) and each job's estimated seconds
 
 
 class Formatter(logging.Formatter):
@@ -57,15 +58,41 @@ class HydraLines(logging.Filter):
         return not str(record.msg).lstrip().startswith("#")
 
 
-def job_header(run_dir, multirun: bool) -> str:
-    """`run folder: …` for one run; `[3/12] kernel_size=5,stride=2` for a sweep's job."""
+def job_header(run_dir, multirun: bool, eta: bool = False) -> str:
+    """`run folder: …` for one run; `[3/12] kernel_size=5,stride=2` for a sweep's job (eta: with
+    the ETA for the rest of the sweep, as the job starts)."""
     if not multirun:
         return f"run folder: {run_dir}"
     from hydra.core.hydra_config import HydraConfig
 
     number = HydraConfig.get().job.num + 1
     size = os.environ.get(SWEEP_SIZE)
-    return f"[{number}/{size}] {run_dir.name}" if size else f"[{number}] {run_dir.name}"
+    header = f"[{number}/{size}] {run_dir.name}" if size else f"[{number}] {run_dir.name}"
+    return header + sweep_eta(number - 1) if eta else header
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3.5 min`, `2.1 h`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def sweep_eta(done: int) -> str:
+    """` — ETA 4.2 min for the rest` when job `done` (0-based) starts: the estimates of the jobs
+    still to run (this one included), scaled by how long the finished ones took against theirs."""
+    import json
+    import time
+
+    try:
+        cost = json.loads(os.environ[SWEEP_COST])
+        started, jobs = float(cost["started"]), [float(s) for s in cost["jobs"]]
+    except (KeyError, ValueError, TypeError):
+        return ""
+    rest = sum(jobs[done:]) if done < len(jobs) else (sum(jobs) / len(jobs) if jobs else 0.0)
+    finished = sum(jobs[:done])
+    scale = (time.time() - started) / finished if done and finished > 0 else 1.0
+    return f" — ETA {duration(rest * scale)} for the rest of the sweep" if rest else ""
 
 
 class _Quiet(logging.Filter):

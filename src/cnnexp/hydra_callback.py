@@ -67,6 +67,9 @@ class SettingsCheck(Callback):
             drop_duplicate_values(config)
             name_runs_by_swept_keys(config)
             os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
+            from cnnexp.sweeps.estimate import announce
+
+            announce(config, int(os.environ[SWEEP_SIZE]))  # the estimated total; each header's ETA
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
             if SettingsCheck.lock is None:  # a grid sweep's folder: one process; a search's: its workers

@@ -184,10 +184,12 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     if rank_zero:
         # config.yaml and shapes.txt have both; a sweep's job shows its one-line header alone
         shown = [config_yaml, table] if settings.print_config else [] if multirun else [table]
-        log.info("\n".join([job_header(run_dir, multirun), *shown]))
+        log.info("\n".join([job_header(run_dir, multirun, eta=True), *shown]))
         costly = cost_warning(settings.model, reference_model(settings.model))  # before a setting that takes many times the reference's time
         if costly:
             log.warning(costly)
+        if not multirun:  # a sweep said its total before launching; its jobs' headers carry the ETA
+            log.info(_cost_line(settings))
 
     def began(config_yaml: str) -> None:
         """A resume's first write, once training has started: its config, its record."""
@@ -438,6 +440,21 @@ def _shape_table(settings: Settings) -> str:
     from cnnexp.models.table import format_table
 
     return format_table(settings.model.layers)
+
+
+def _cost_line(settings: Settings) -> str:
+    """The run's estimated seconds (cnnexp.cost); the first run on a machine measures it first."""
+    from cnnexp import cost
+
+    calibration = cost.read_calibration()
+    if calibration is None:
+        try:
+            from cnnexp.calibration import calibrate
+
+            calibration = calibrate()
+        except Exception as e:  # an estimate never stops a run
+            log.warning("this machine could not be calibrated for cost estimates: %s", e)
+    return cost.line(settings, calibration, read=False)
 
 
 def _drop_fresh_folder(run_dir: Path) -> None:

@@ -1,14 +1,18 @@
-"""`python -m cnnexp.shapes [overrides] [json=true] [draw=DIR]`: the shape table of a model, worked by
-the textbook formulas, without loading data or torch: shapes, parameters, receptive field and jump,
-multiply-accumulates and output memory per layer. draw=DIR also draws each conv, pool and
-transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md). Takes the
-training's keys (model.*, data.*, groups such as model=convae; `python -m cnnexp.train --help`
-lists them). A setting far costlier than the reference network is named with its factor.
+"""`python -m cnnexp.shapes [overrides] [json=true] [draw=DIR] [calibrate=true]`: the shape table of a
+model, worked by the textbook formulas, without loading data or torch: shapes, parameters, receptive
+field and jump, multiply-accumulates and output memory per layer, then the estimated seconds per
+epoch and for the run on this machine (cnnexp.cost). draw=DIR also draws each conv, pool and
+transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md).
+calibrate=true measures this machine's speed again first (a few seconds, with torch; the first
+training run does it once by itself). Takes the training's keys (model.*, data.*, groups such as
+model=convae; `python -m cnnexp.train --help` lists them). A setting far costlier than the
+reference network is named with its factor.
 
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
     python -m cnnexp.shapes model=convae json=true
     python -m cnnexp.shapes data=folder data.root=~/datasets/leaves   # the input shape the folder's images give
     python -m cnnexp.shapes model=convae draw=pictures                 # GIFs and sheets into pictures/
+    python -m cnnexp.shapes experiment=speedrun calibrate=true          # measure this machine, then estimate
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from cnnexp import cost
 from cnnexp import settings as settings_module
 from cnnexp.compose import check_override_keys, compose_config, reference_model
 from cnnexp.errors import SettingsError, UserError, fail
@@ -32,10 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     exit_on_help(__doc__, args)
     as_json = [a for a in args if a.startswith("json=")]
     draw = [a.split("=", 1)[1] for a in args if a.startswith("draw=")]
-    overrides = [a for a in args if not a.startswith(("json=", "draw="))]
+    calibrate = [a for a in args if a.startswith("calibrate=")]
+    overrides = [a for a in args if not a.startswith(("json=", "draw=", "calibrate="))]
     try:
-        if as_json and as_json[-1] not in ("json=true", "json=false"):
-            raise SettingsError("json", as_json[-1].split("=", 1)[1], "true or false")
+        for flag in (as_json, calibrate):
+            if flag and flag[-1].split("=", 1)[1] not in ("true", "false"):
+                raise SettingsError(flag[-1].split("=", 1)[0], flag[-1].split("=", 1)[1], "true or false")
         check_override_keys(overrides)  # as train does: a key Hydra would reject in many lines, named in one
         settings = settings_module.load(compose_config(overrides))
         folder = None
@@ -45,9 +52,20 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, HydraException, OmegaConfBaseException) as e:
         fail(e)
     layers = settings.model.layers
+    calibration = None
+    if calibrate and calibrate[-1] == "calibrate=true":
+        import logging
+
+        from cnnexp.calibration import calibrate as measure  # torch: only when asked
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        calibration = measure(force=True)
     if as_json and as_json[-1] == "json=true":
+        estimate = cost.estimate(settings, calibration or cost.read_calibration())
         print(json.dumps({"model": settings.model.name, "input_shape": list(settings.model.input_shape),
-                          **table_json(layers)}, indent=2))
+                          **table_json(layers), "estimate": estimate and {
+                              "epoch_s": round(estimate.epoch_s, 2), "total_s": round(estimate.total_s, 2),
+                              "epochs": estimate.epochs, "device": estimate.device, "mode": estimate.mode}}, indent=2))
     else:
         data = settings.data
         source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
@@ -56,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         costly = cost_warning(settings.model, reference_model(settings.model))
         if costly:
             print(f"warning: {costly}")
+        print(cost.line(settings, calibration))
     if folder is not None:
         try:
             print(arithmetic.draw_network(settings, folder), file=sys.stderr)

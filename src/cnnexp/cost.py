@@ -1,0 +1,220 @@
+"""What a run will cost on this machine, before it is paid: seconds per epoch and for the whole
+run, from the shape plan's work and this machine's measured rates. Pure Python, no torch.
+
+    training batch   = per_batch + B·(per_mac·MACs + per_value·values) + per_param·params
+    evaluation batch = per_batch + B·(per_mac·MACs + per_value·values)          (forward only)
+
+MACs and values (the layers' outputs, the input included) are per image, from the plan; the rates
+are per device and per mode — precision (fp32, bf16, fp16) × memory layout (NCHW, channels_last) —
+and were measured once on this machine (`cnnexp.calibration`: a short benchmark of a few of the
+product's own networks). They are cached in $XDG_CACHE_HOME/cnnexp/calibration.json (else
+~/.cache/…) under a key — CPU model, core count, accelerator, torch version — and are measured
+again when the key changes. Where there is no calibration yet, `line` says so, and the first
+training run (or `python -m cnnexp.shapes calibrate=true`) measures it.
+
+An epoch is its training batches and the validations that fall in it; the run is its epochs and
+the test. Process start-up (imports, composition, data) is not in the estimate: a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from cnnexp.console import duration
+from cnnexp.data.idx import TRAIN_IMAGES
+from cnnexp.files import write_atomic
+from cnnexp.models.geometry import total_macs, total_params
+
+TEST_IMAGES = 10000  # MNIST's test set
+CACHE_NAME = "calibration.json"
+MEASURE_HINT = "python -m cnnexp.shapes calibrate=true"
+
+
+# ------------------------------------------------------------------ where the rates are kept, and for which machine
+def cache_file() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "cnnexp" / CACHE_NAME
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _accelerators() -> List[str]:
+    """GPUs the NVIDIA driver lists (no torch, no subprocess); Apple silicon has MPS."""
+    found = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        try:
+            found += [l.split(":", 1)[1].strip() for l in info.read_text().splitlines() if l.startswith("Model")]
+        except OSError:
+            pass
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        found.append("mps")
+    return found
+
+
+def machine_key() -> Dict[str, Any]:
+    """What the rates depend on: a change in any of these measures them again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = None
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "accelerators": _accelerators(), "torch": torch_version}
+
+
+def read_calibration(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """This machine's calibration, or None: none yet, unreadable, or measured for another key."""
+    try:
+        data = json.loads((path or cache_file()).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("key") == machine_key() else None
+
+
+def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None) -> Path:
+    import time
+
+    path = path or cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps({"key": machine_key(), "measured_unix": round(time.time()),
+                                   "measure_s": round(seconds, 2), "devices": devices}, indent=2) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ the run's work
+@dataclass
+class Work:
+    """Batches and images of one run, per process."""
+    epochs: int
+    train_batches: int          # per epoch
+    batch: int
+    val_batches: int            # per validation
+    validations: float          # per epoch
+    eval_batch: int
+    val_images: int
+    test_batches: int
+    test_images: int
+
+
+def _limit(batches: int, limit: Any) -> int:
+    if isinstance(limit, float):
+        return int(batches * limit)
+    return min(batches, int(limit))
+
+
+def _splits(settings) -> tuple[int, int, int]:
+    d = settings.data
+    if d.name == "mnist":
+        return TRAIN_IMAGES - d.val_size, d.val_size, TEST_IMAGES
+    from cnnexp.data import images  # a folder: its split sizes, from the headers the check read too
+
+    folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, settings.seed)
+    return tuple(len(folder.files[k]) for k in ("train", "val", "test"))
+
+
+def work(settings) -> Work:
+    t, d = settings.trainer, settings.data
+    n_train, n_val, n_test = _splits(settings)
+    devices = t.devices if isinstance(t.devices, int) and t.devices > 1 and t.strategy.startswith("ddp") else 1
+    per_rank = lambda n: math.ceil(n / devices)
+    train_batches = _limit(per_rank(n_train) // d.batch_size, t.limit_train_batches)
+    epochs = t.max_epochs
+    if t.max_steps > 0:
+        steps_per_epoch = max(train_batches // t.accumulate_grad_batches, 1)
+        by_steps = math.ceil(t.max_steps / steps_per_epoch)
+        epochs = by_steps if epochs == -1 else min(epochs, by_steps)
+    val_batches = _limit(math.ceil(per_rank(n_val) / d.eval_batch_size), t.limit_val_batches)
+    every = t.check_val_every_n_epoch or 1
+    v = t.val_check_interval
+    per_epoch = (1 / v if isinstance(v, float) else max(train_batches // v, 1)) if train_batches else 0
+    test_batches = _limit(math.ceil(per_rank(n_test) / d.eval_batch_size), t.limit_test_batches)
+    return Work(epochs, train_batches, d.batch_size, val_batches, per_epoch / every, d.eval_batch_size,
+                min(n_val, val_batches * d.eval_batch_size),
+                test_batches if settings.test_after_fit else 0, min(n_test, test_batches * d.eval_batch_size))
+
+
+# ------------------------------------------------------------------ modes and rates
+def device_of(settings, calibration: Dict[str, Any]) -> str:
+    a = settings.trainer.accelerator
+    if a == "auto":
+        return next((d for d in ("cuda", "mps") if d in calibration["devices"]), "cpu")
+    return "cuda" if a == "gpu" else a
+
+
+def mode_of(settings, device: str) -> str:
+    """`<precision>-<layout>`: the rates differ by both (bf16 autocast, oneDNN's NHWC kernels)."""
+    p = str(settings.trainer.precision)
+    precision = "bf16" if "bf16" in p else "fp16" if p.startswith("16") else "fp32"
+    if precision == "fp16" and device == "cpu":
+        precision = "bf16"  # the CPU's 16-bit path
+    cl = settings.performance.channels_last
+    layout = "cl" if cl is True or (cl == "auto" and (device == "cpu" or precision != "fp32")) else "nchw"
+    return f"{precision}-{layout}"
+
+
+def values_per_image(layers) -> int:
+    """Values each image's forward writes: its input and every layer's output."""
+    return math.prod(layers[0].in_shape) + sum(math.prod(layer.out_shape) for layer in layers)
+
+
+def batch_seconds(rates: Dict[str, float], macs: int, values: int, params: int, batch: int) -> float:
+    return (rates["per_batch"] + batch * (rates["per_mac"] * macs + rates["per_value"] * values)
+            + rates.get("per_param", 0.0) * params)
+
+
+@dataclass
+class Estimate:
+    epoch_s: float
+    total_s: float
+    epochs: int
+    device: str
+    mode: str
+    tested: bool
+
+
+def estimate(settings, calibration: Optional[Dict[str, Any]]) -> Optional[Estimate]:
+    """Seconds per epoch (training and its validations) and for the run (epochs and test), or
+    None without a calibration for the device the run uses."""
+    if calibration is None:
+        return None
+    device = device_of(settings, calibration)
+    mode = mode_of(settings, device)
+    rates = calibration["devices"].get(device, {}).get(mode)
+    if rates is None:
+        return None
+    layers = settings.model.layers
+    macs, values, params = total_macs(layers), values_per_image(layers), total_params(layers)
+    w = work(settings)
+    train = w.train_batches * batch_seconds(rates["train"], macs, values, params, w.batch)
+    validation = w.validations * w.val_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
+    test = w.test_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
+    epoch = train + validation
+    return Estimate(epoch, w.epochs * epoch + test, w.epochs, device, mode, w.test_batches > 0)
+
+
+def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = True) -> str:
+    """The one line the shape check and a run's start print."""
+    calibration = read_calibration() if calibration is None and read else calibration
+    if calibration is None:
+        return (f"cost: this machine is not calibrated yet — the first training run measures it "
+                f"(a few seconds), or `{MEASURE_HINT}`")
+    e = estimate(settings, calibration)
+    if e is None:
+        return f"cost: no rates for {device_of(settings, calibration)} in this machine's calibration; `{MEASURE_HINT}`"
+    epochs = f"{e.epochs} epoch{'s' if e.epochs != 1 else ''}" + (" and the test" if e.tested else "")
+    return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
+            f"({e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)")

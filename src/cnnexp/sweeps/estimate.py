@@ -1,0 +1,124 @@
+"""What a sweep will cost, said before it launches: the sum of its runs' estimates (cnnexp.cost),
+and for each job's header an ETA for the rest (cnnexp.console.sweep_eta).
+
+A grid's runs are each composed and estimated (beyond MAX_COMPOSED, an even sample, scaled to
+the grid's size). A search's trials are not known before the study asks for them: its total is
+n_trials × the mean over settings drawn from its space — every choice, and each interval's ends
+and middle — with the range from all-cheapest to all-costliest; pruned trials end early, so the
+search costs at most that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+import statistics
+import time
+from typing import List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnexp import cost
+from cnnexp.console import SWEEP_COST, duration
+
+log = logging.getLogger("cnnexp")
+
+MAX_COMPOSED = 48  # runs composed to estimate a sweep (a few seconds at most)
+
+
+def _seconds(overrides: List[str], calibration) -> Optional[float]:
+    """One run's estimated seconds; 0 for settings that cannot train (they fail at once)."""
+    from cnnexp.compose import compose_config, user_config
+    from cnnexp.errors import UserError
+    from cnnexp.settings import load
+
+    try:
+        estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration)
+    except UserError:
+        return 0.0
+    except Exception:  # an estimate never stops a sweep
+        return None
+    return None if estimate is None else estimate.total_s
+
+
+def _sample(items: list, n: int) -> list:
+    return items if len(items) <= n else [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def grid_jobs(config: DictConfig) -> List[List[str]]:
+    """Each job's overrides, as Hydra's basic sweeper will launch them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from cnnexp.compose import task_overrides
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def search_samples(config: DictConfig) -> List[List[str]]:
+    """Settings drawn from a search's space: each choice, each interval's low, middle and high."""
+    import math
+
+    from cnnexp.compose import task_overrides
+    from cnnexp.sweeps.search import SearchOptions, as_override, param_lines, search_space
+
+    space, fixed = search_space(param_lines(SearchOptions.from_node(config.hydra.sweeper)) + task_overrides(config.hydra))
+    values = {}
+    for key, d in space.items():
+        if hasattr(d, "choices"):
+            values[key] = list(d.choices)
+        else:
+            middle = math.sqrt(d.low * d.high) if d.log else (d.low + d.high) / 2
+            if isinstance(d.low, int) and isinstance(d.high, int):
+                middle = round(middle)
+            values[key] = list(dict.fromkeys([d.low, middle, d.high]))
+    combos = list(itertools.product(*values.values()))
+    if len(combos) > MAX_COMPOSED:
+        combos = random.Random(0).sample(combos, MAX_COMPOSED)
+    return [fixed + [as_override(k, v) for k, v in zip(values, combo)] for combo in combos]
+
+
+def announce(config: DictConfig, jobs: int) -> None:
+    """Log the sweep's estimated total and hand each job the estimates for its ETA (an environment
+    variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
+    from cnnexp.sweeps.search import is_search
+
+    calibration = cost.read_calibration()
+    if calibration is None:
+        try:
+            from cnnexp.calibration import calibrate
+
+            calibration = calibrate()
+        except Exception as e:  # a machine that cannot be measured still sweeps
+            log.warning("no cost estimate: this machine could not be calibrated (%s)", e)
+            return
+    started = time.perf_counter()
+    if is_search(config.hydra.sweeper):
+        seconds = [_seconds(o, calibration) for o in search_samples(config)]
+        trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
+        if not trained:
+            return
+        mean = statistics.mean(trained)
+        log.info("search: ~%s for %d trials (n_trials × the mean of %d settings drawn from its space; "
+                 "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)",
+                 duration(jobs * mean), jobs, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
+        per_job = [mean] * jobs
+    else:
+        every = grid_jobs(config)
+        chosen = _sample(every, MAX_COMPOSED)
+        seconds = [_seconds(o, calibration) for o in chosen]
+        if None in seconds:
+            return
+        scale = len(every) / len(chosen)
+        per_job = seconds if len(chosen) == len(every) else [statistics.mean(seconds)] * len(every)
+        sampled = "" if scale == 1 else f", from {len(chosen)} of them"
+        log.info("sweep: %d runs, ~%s in all on this machine (one after another%s; ±30 %%)",
+                 len(every), duration(sum(seconds) * scale), sampled)
+    os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
+    log.debug("sweep estimated in %.2f s", time.perf_counter() - started)

@@ -1,0 +1,86 @@
+"""Cost before the run: the calibration cache (measured for real, tiny), the estimate the shape check
+prints without torch, and a sweep's total and its jobs' ETAs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT, QUICK, cli
+
+pytestmark = pytest.mark.xdist_group("test_cost")  # the calibrated cache is measured once, on one worker
+TINY = {"probes": [("speed", 8, 16), ("speed", 2, 2)], "rounds": 1}  # a real measurement, in a second
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """XDG_CACHE_HOME holding this machine's calibration, measured with TINY probes."""
+    import os
+
+    from cnnexp.calibration import calibrate
+
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    try:
+        calibrate(force=True, **TINY)
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME")
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+    return folder
+
+
+def test_calibration_is_cached_and_measured_again_for_another_machine(cache, monkeypatch):
+    from cnnexp import cost
+    from cnnexp.calibration import calibrate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    path = cost.cache_file()
+    assert path == cache / "cnnexp" / "calibration.json"
+    written = json.loads(path.read_text())
+    assert written["key"] == cost.machine_key()
+    rates = written["devices"]["cpu"]
+    assert set(rates) == {"fp32-nchw", "fp32-cl", "bf16-nchw", "bf16-cl"}
+    assert all(r["train"]["per_batch"] > 0 for r in rates.values())  # at least Lightning's per-step allowance
+    assert cost.read_calibration() == written
+    assert calibrate(**TINY) == written  # read, not measured again
+
+    written["key"]["torch"] = "0.0"  # what another torch (or CPU, or accelerator) left in the cache
+    written["measured_unix"] = 0
+    path.write_text(json.dumps(written))
+    assert cost.read_calibration() is None
+    again = calibrate(**TINY)
+    assert again["key"] == cost.machine_key() and again["measured_unix"] > 0
+    assert json.loads(path.read_text()) == again
+
+
+def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
+    env = {"XDG_CACHE_HOME": str(cache)}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.shapes", "experiment=speedrun", QUICK[0]],
+                          cwd=PROJECT, capture_output=True, text=True, env={**__import__("os").environ, **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert not any(re.match(r"(torch|lightning)\b", m) for m in imported)
+    line = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"cost: ~\S+ (s|min|h) per epoch, ~\S+ (s|min|h) for 2 epochs and the test \(cpu, bf16-cl; .*\)", line), line
+
+    empty = cli("shapes", "experiment=speedrun", QUICK[0], env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert empty.returncode == 0
+    assert "not calibrated yet" in empty.stdout.splitlines()[-1] and "calibrate=true" in empty.stdout
+    assert not (tmp_path / "cnnexp").exists()  # the shape check only reads
+
+
+def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
+    proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+               "test_after_fit=false", f"paths.output_dir={tmp_path}", env={"XDG_CACHE_HOME": str(cache)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    assert re.search(r"sweep: 2 runs, ~\S+ (s|min|h) in all on this machine", text), text[-2000:]
+    for n, name in ((1, "kernel_size=3"), (2, "kernel_size=5")):
+        assert re.search(rf"\[{n}/2\] {name} — ETA \S+ (s|min|h) for the rest of the sweep", text), text[-2000:]
