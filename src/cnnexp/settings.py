@@ -119,6 +119,7 @@ class ModelSettings:
     norm_groups: Optional[int]
     activation: Optional[str]
     pool: Optional[str]
+    pool_first: bool  # each block pools right after its conv, before its norm and activation
     blocks: List[BlockSettings]
     head: HeadSettings
 
@@ -135,6 +136,8 @@ class OptimizerSettings:
     lr: float
     weight_decay: float
     momentum: float
+    betas: List[float]  # adam, adamw
+    nesterov: bool      # sgd
 
 
 @dataclass
@@ -222,6 +225,17 @@ class LossSettings:
 
 
 @dataclass
+class LookaheadSettings:
+    every: int    # steps between syncs; 0: off
+    decay: float  # the slow weights keep this share at each sync (ramped up over training)
+
+
+@dataclass
+class TTASettings:
+    shift: int  # pixels; 0: off
+
+
+@dataclass
 class PerformanceSettings:
     channels_last: Any  # auto: on the CPU and with 16-bit precision; true / false
     compile: bool  # torch.compile the network
@@ -239,6 +253,8 @@ class Settings:
     optimizer: OptimizerSettings
     scheduler: SchedulerSettings
     loss: LossSettings
+    lookahead: LookaheadSettings
+    tta: TTASettings
     trainer: TrainerSettings
     logger: LoggerSettings
     callbacks: CallbackSettings
@@ -339,6 +355,15 @@ def check(s: Settings) -> Settings:
     _require(o.lr > 0, "optimizer.lr", o.lr, "a learning rate > 0, e.g. 1e-3")
     _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number ≥ 0")
     _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
+    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optimizer.betas", o.betas,
+             "two numbers in [0, 1), e.g. [0.9,0.999]")
+    _require(not o.nesterov or (o.name == "sgd" and o.momentum > 0), "optimizer.nesterov", o.nesterov,
+             "false, or true with optimizer.name=sgd and optimizer.momentum > 0")
+    la = s.lookahead
+    _require(_is_int(la.every) and la.every >= 0, "lookahead.every", la.every, "an integer ≥ 0 (0: off)")
+    _require(0.0 <= la.decay < 1.0, "lookahead.decay", la.decay, "a number in [0, 1), e.g. 0.8")
+    _require(_is_int(s.tta.shift) and 0 <= s.tta.shift < min(shape[1:]) // 2, "tta.shift", s.tta.shift,
+             f"an integer in [0, {min(shape[1:]) // 2}) pixels (0: off)")
 
     _require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
              s.sweep_options.retries, "an integer ≥ 0")
@@ -438,6 +463,9 @@ def _check_folder(d: FolderSettings, seed: int):
 
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
+# What a run recorded before issue #29's keys existed did: its config.yaml lacks them (resume, eval).
+RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False}, "model": {"pool_first": False},
+                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0}}
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
@@ -524,6 +552,8 @@ def load(cfg: DictConfig | dict) -> Settings:
     _require(data["name"] in DATASETS, "data.name", data["name"], f"one of {', '.join(DATASETS)} (data=folder for your own images)")
     cfg["data"] = data
     cfg["logger"] = {"mlflow": None, **(cfg.get("logger") or {})}  # runs recorded before logger.mlflow had none
+    for group, before in RECORDED_BEFORE.items():  # runs recorded before these keys ran as their values say
+        cfg[group] = {**before, **(cfg.get(group) or {})}
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[data["name"]])

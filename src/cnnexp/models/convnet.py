@@ -41,9 +41,13 @@ NORMS = {
 
 
 def conv_blocks(layers: List[Layer]) -> nn.Sequential:
-    """block1 … blockN, each (pad) → conv → (norm) → activation → (pool), from the plan's rows."""
+    """block1 … blockN, each (pad) → conv → (norm) → activation → (pool), or with model.pool_first
+    (pad) → conv → pool → (norm) → activation, from the plan's rows."""
     blocks: "OrderedDict[str, nn.Sequential]" = OrderedDict()
     pending = {}  # block → its activation, added once the norm (if any) is in place
+    # model.pool_first: conv → pool → norm → activation (the activation is added last)
+    pooled_first = {l.block for n, l in enumerate(layers) if l.kind in NORMS
+                    and any(p.block == l.block and p.kind.endswith("pool") for p in layers[:n])}
     for layer in layers:
         parts = blocks.setdefault(layer.block, nn.Sequential())
         if layer.kind == "conv":
@@ -60,7 +64,8 @@ def conv_blocks(layers: List[Layer]) -> nn.Sequential:
         if layer.kind in NORMS:
             parts.add_module("norm", NORMS[layer.kind](layer))
             continue
-        _activate(parts, pending.pop(layer.block, "none"))
+        if layer.block not in pooled_first:
+            _activate(parts, pending.pop(layer.block, "none"))
         if layer.kind.endswith("pool"):
             parts.add_module("pool", pool_module(layer))
     for block, activation in pending.items():  # blocks without a pool
