@@ -19,6 +19,7 @@ BAD = [
     ("tta.shift=-1", "tta.shift"),
     ("tta.shift=14", "tta.shift"),
     ("model.pool_first=sometimes", "model.pool_first"),
+    ("model.head.init=he", "model.head.init"),
 ]
 
 
@@ -72,7 +73,7 @@ def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):
     settings = load(compose_config([f"data.root={SHARED_DATA}", "experiment=speedrun", "trainer.max_epochs=1",
                                     "trainer.limit_train_batches=7", "trainer.limit_val_batches=1",
                                     "trainer.limit_test_batches=1", "callbacks.progress_bar_refresh=0",
-                                    "logger.tensorboard=false", "lookahead.every=5"]))
+                                    "logger.tensorboard=false", "lookahead.every=5", "lookahead.decay=0.8"]))
     seen = {}
 
     class Probe(L.Callback):
@@ -93,3 +94,17 @@ def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):
     tested = trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
     assert torch.equal(task.net.state_dict()[weight], seen[5][weight]) and tested[0]["test/acc"] >= 0
 
+
+
+def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
+    from cnnexp.compose import compose_config
+    from cnnexp.models import build_network
+    from cnnexp.settings import load
+
+    nets = {first: build_network(load(compose_config([f"data.root={SHARED_DATA}", "model=speed",
+                                                      f"model.pool_first={first}"])).model) for first in ("true", "false")}
+    assert list(nets["true"].features.block2._modules) == ["conv", "pool", "norm", "relu"]
+    assert list(nets["false"].features.block2._modules) == ["conv", "norm", "relu", "pool"]
+    assert nets["true"].features.block2.norm.num_features == 32
+    x = torch.zeros(2, 1, 28, 28)
+    assert nets["true"](x).shape == nets["false"](x).shape == (2, 10)

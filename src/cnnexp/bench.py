@@ -11,8 +11,8 @@ lightning-hydra-template when `peer=` names a checkout of it; a small sweep run 
 with hydra/launcher=parallel, and where its jobs' time goes; a search whose trials differ in length,
 in batches and in steady state (search_modes=true); and (accuracy=true) training time to
 99.2 % test accuracy per recipe over `seeds`. ablate=true measures only the ablation of a recipe
-(`ABLATIONS`): the recipe, then each trick removed in turn, each a `python -m cnnexp.train` per
-seed, interleaved seed by seed. Options are key=value; other key=value pairs override the config:
+(`ABLATIONS`): the recipe, then each trick taken away (or a dropped one put back) in turn, each a
+`python -m cnnexp.train` per seed, interleaved seed by seed. Options are key=value; other key=value pairs override the config:
 
     python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
@@ -50,7 +50,7 @@ class BenchArgs:
     target: float = 0.992    # the test accuracy the accuracy part trains to
     peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
     search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
-    ablate: bool = False     # only this: each recipe's tricks removed one at a time, over `seeds` (python -m cnnexp.train)
+    ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
 
 
 # ------------------------------------------------------------------ helpers
@@ -382,14 +382,17 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
             "best_test_acc": max(clock.accuracies), "epochs": len(clock.accuracies)}
 
 
-# Each trick of a recipe and the overrides that take it away (the recipe's YAML says what it adds).
+# A recipe's variants: each trick it keeps taken away, and each it was measured with and dropped
+# (the recipe's YAML says what it keeps).
 ABLATIONS = {"speedrun": {
-    "pool before norm": ["model.pool_first=false"],
-    "lookahead weights": ["lookahead.every=0"],
-    "shifted test views": ["tta.shift=0"],
-    "1.5 epochs (2 × 3/4)": ["trainer.limit_train_batches=1.0"],
-    "views off": [f"callbacks.views.{v}=true" for v in ("text", "filters", "feature_maps", "receptive_field",
-                                                         "arithmetic", "mistakes", "confusion_matrix")],
+    "without pool before norm": ["model.pool_first=false"],
+    "without zero class layer": ["model.head.init=xavier"],
+    "without shifted test views": ["tta.shift=0"],
+    "without 1.5 epochs (2 full)": ["trainer.limit_train_batches=1.0"],
+    "without views off": [f"callbacks.views.{v}=true" for v in ("text", "filters", "feature_maps", "receptive_field",
+                                                                 "arithmetic", "mistakes", "confusion_matrix")],
+    "with lookahead weights": ["lookahead.every=5", "lookahead.decay=0.8"],
+    "with Adam betas (0.8, 0.95)": ["optimizer.betas=[0.8,0.95]"],
 }}
 
 
@@ -431,23 +434,23 @@ def ablation_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
     seed and variant, interleaved seed by seed (the machine's load drifts alike for all)."""
     for name in args.recipes.split(","):
         given = {o.split("=", 1)[0] for o in overrides}  # the user's own overrides win over a removal
-        variants = {f"{name} (all tricks)": [], **{f"  without {trick}": [o for o in removed if o.split("=", 1)[0] not in given]
-                                                   for trick, removed in ABLATIONS.get(name, {}).items()}}
+        variants = {f"{name} (as it is)": [], **{f"  {change}": [o for o in removed if o.split("=", 1)[0] not in given]
+                                                 for change, removed in ABLATIONS.get(name, {}).items()}}
         runs: Dict[str, List[Dict[str, float]]] = {v: [] for v in variants}
         print(f"\nablation of {name}, seeds 1–{args.seeds}; load average before {_load()}", flush=True)
         print(f"  {'seed':>4} {'train_s':>8} {'test %':>7} {'whole s':>8}   ({name} itself)")
         for seed in range(1, args.seeds + 1):
             for variant, removed in variants.items():
                 runs[variant].append(whole_process([*overrides, *RECIPES[name], *removed, f"seed={seed}"], work))
-            one = runs[f"{name} (all tricks)"][-1]
+            one = runs[f"{name} (as it is)"][-1]
             print(f"  {seed:>4} {one['train_s'] or float('nan'):>8.2f} {100 * (one['test_acc'] or float('nan')):>7.2f} "
                   f"{one['wall_s']:>8.1f}", flush=True)
         print(f"load average after {_load()}")
-        print(f"  {'variant':<32} {'train_s':>22} {'test acc %':>24} {'min %':>6} {'whole process s':>22}")
+        print(f"  {'variant':<34} {'train_s':>22} {'test acc %':>24} {'min %':>6} {'whole process s':>22}")
         for variant, rs in runs.items():
             ok = [r for r in rs if r["test_acc"] is not None]
             accs = [r["test_acc"] for r in ok]
-            print(f"  {variant:<32} {spread([r['train_s'] for r in ok], digits=2):>22} {spread(accs, 100, 2):>24} "
+            print(f"  {variant:<34} {spread([r['train_s'] for r in ok], digits=2):>22} {spread(accs, 100, 2):>24} "
                   f"{100 * min(accs) if accs else float('nan'):>6.2f} {spread([r['wall_s'] for r in ok]):>22}"
                   + ("" if len(ok) == len(rs) else f"   {len(rs) - len(ok)} failed"), flush=True)
 

@@ -101,6 +101,7 @@ class BlockSettings:
 class HeadSettings:
     hidden: List[int]
     dropout: float
+    init: str  # of the linears: xavier, pytorch, or zero (the class layer starts at 0)
 
 
 @dataclass
@@ -267,6 +268,7 @@ DATA_SOURCES = ("local", "mirrors", "wheel")
 POOL_CHOICES = (*POOLS, "none")
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class
 SCHEDULERS = ("none", "one_cycle")
+HEAD_INITS = ("xavier", "pytorch", "zero")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 # What lightning.Trainer(precision=…) accepts (a test keeps this in step with Lightning).
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16", "16-true", "bf16-true", "64-true", "64",
@@ -349,6 +351,7 @@ def check(s: Settings) -> Settings:
     for i, h in enumerate(m.head.hidden):
         _require(h >= 1, f"model.head.hidden.{i}", h, "an integer ≥ 1")
     _require(0.0 <= m.head.dropout < 1.0, "model.head.dropout", m.head.dropout, "a probability in [0, 1)")
+    _require(m.head.init in HEAD_INITS, "model.head.init", m.head.init, f"one of {', '.join(HEAD_INITS)}")
 
     o = s.optimizer
     _require(o.name in OPTIMIZERS, "optimizer.name", o.name, f"one of {', '.join(OPTIMIZERS)}")
@@ -464,8 +467,17 @@ def _check_folder(d: FolderSettings, seed: int):
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
 # What a run recorded before issue #29's keys existed did: its config.yaml lacks them (resume, eval).
-RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False}, "model": {"pool_first": False},
+RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
+                   "model": {"pool_first": False, "head": {"init": "xavier"}},
                    "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0}}
+
+
+def _with_defaults(given: dict, before: dict) -> dict:
+    """`given` with the keys of `before` it lacks, at any depth."""
+    merged = dict(given)
+    for key, value in before.items():
+        merged[key] = _with_defaults(given.get(key) or {}, value) if isinstance(value, dict) else given.get(key, value)
+    return merged
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
@@ -553,7 +565,7 @@ def load(cfg: DictConfig | dict) -> Settings:
     cfg["data"] = data
     cfg["logger"] = {"mlflow": None, **(cfg.get("logger") or {})}  # runs recorded before logger.mlflow had none
     for group, before in RECORDED_BEFORE.items():  # runs recorded before these keys ran as their values say
-        cfg[group] = {**before, **(cfg.get(group) or {})}
+        cfg[group] = _with_defaults(cfg.get(group) or {}, before)
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[data["name"]])

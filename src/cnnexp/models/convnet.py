@@ -88,8 +88,12 @@ class ConvClassifier(nn.Module):
         head: List[nn.Module] = [nn.Flatten()]
         linears = [l for l in self.layers if l.kind == "linear"]
         for n, layer in enumerate(linears):
-            linear = nn.Linear(layer.in_shape[0], layer.out_shape[0])
-            nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
+            linear = nn.Linear(layer.in_shape[0], layer.out_shape[0])  # model.head.init=pytorch: as built
+            if model_settings.head.init == "xavier":
+                nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
+            elif model_settings.head.init == "zero" and n == len(linears) - 1:
+                nn.init.zeros_(linear.weight)  # every class starts equally likely, as the speedruns start
+                nn.init.zeros_(linear.bias)
             head.append(linear)
             if n < len(linears) - 1:
                 head += [nn.ReLU(inplace=True), nn.Dropout(model_settings.head.dropout)]
