@@ -20,7 +20,7 @@ LAYERS = [
     ("data", ["cnnexp.data", "cnnexp.data.sources", "cnnexp.data.memory", "cnnexp.data.mnist", "cnnexp.data.folder"]),
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae",
                "cnnexp.exported", "cnnexp.calibration"]),  # exported: a network as an ONNX file, run without torch
-    ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction"]),
+    ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction", "cnnexp.tasks.tta"]),
     ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
                  "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),

@@ -60,7 +60,9 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
     assert results["best"] < 0.99 or results["time_to"]["99.0"] is not None, "reached 99.0 %, so it was timed"
     config = (only_run_dir(out) / "config.yaml").read_text()
     assert "name: speed" in config and "label_smoothing: 0.1" in config
-    assert "batchnorm" in (only_run_dir(out) / "shapes.txt").read_text()
+    assert "pool_first: true" in config and "shift: 1" in config and "init: zero" in config  # its tricks (#29)
+    rows = [l.split()[1] for l in (only_run_dir(out) / "shapes.txt").read_text().splitlines() if l.startswith("block2")]
+    assert rows == ["conv", "maxpool", "batchnorm"], rows  # pooled before its norm
 
 
 @pytest.mark.slow  # DDP end to end runs in tests/test_slurm.py too (ranks from srun); the shares test stays

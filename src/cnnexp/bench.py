@@ -11,12 +11,15 @@ lightning-hydra-template when `peer=` names a checkout of it; a small sweep run 
 with hydra/launcher=parallel, and where its jobs' time goes; a search whose trials differ in length,
 in batches and in steady state (search_modes=true); the cost estimate printed before a run
 against the epochs it then takes (estimate=true); and (accuracy=true) training time to 99.2 %
-test accuracy per recipe over `seeds`. Options are key=value; other key=value pairs override the
-config:
+test accuracy per recipe over `seeds`. ablate=true measures only the ablation of a recipe
+(`ABLATIONS`): the recipe, then each trick taken away (or a dropped one put back) in turn, each a
+`python -m cnnexp.train` per seed, interleaved seed by seed. Options are key=value; other
+key=value pairs override the config:
 
     python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
+    python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=10
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class BenchArgs:
     search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
     estimate: bool = False   # the cost estimate (cnnexp.cost) against measured epochs, for ESTIMATED
     epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
+    ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
 
 
 # ------------------------------------------------------------------ helpers
@@ -422,6 +426,20 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
             "best_test_acc": max(clock.accuracies), "epochs": len(clock.accuracies)}
 
 
+# A recipe's variants: each trick it keeps taken away, and each it was measured with and dropped
+# (the recipe's YAML says what it keeps).
+ABLATIONS = {"speedrun": {
+    "without pool before norm": ["model.pool_first=false"],
+    "without zero class layer": ["model.head.init=xavier"],
+    "without shifted test views": ["tta.shift=0"],
+    "without 1.5 epochs (2 full)": ["trainer.limit_train_batches=1.0"],
+    "without views off": [f"callbacks.views.{v}=true" for v in ("text", "filters", "feature_maps", "receptive_field",
+                                                                 "arithmetic", "mistakes", "confusion_matrix")],
+    "with lookahead weights": ["lookahead.every=5", "lookahead.decay=0.8"],
+    "with Adam betas (0.8, 0.95)": ["optimizer.betas=[0.8,0.95]"],
+}}
+
+
 def whole_process(overrides: List[str], workdir: Path) -> Dict[str, float]:
     """One `python -m cnnexp.train` of a recipe as a user runs it: wall time, and what it recorded."""
     out = Path(tempfile.mkdtemp(dir=workdir))
@@ -458,6 +476,36 @@ def recipe_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
               f"{f'{len(reached)}/{len(runs)}':>8} {spread([r['total_s'] for r in runs]):>22}   {process}", flush=True)
 
 
+def ablation_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
+    """Each recipe with ablations: itself, then each trick removed, one `python -m cnnexp.train` per
+    seed and variant, interleaved seed by seed (the machine's load drifts alike for all)."""
+    for name in args.recipes.split(","):
+        given = {o.split("=", 1)[0] for o in overrides}  # the user's own overrides win over a removal
+        variants = {f"{name} (as it is)": [], **{f"  {change}": [o for o in removed if o.split("=", 1)[0] not in given]
+                                                 for change, removed in ABLATIONS.get(name, {}).items()}}
+        runs: Dict[str, List[Dict[str, float]]] = {v: [] for v in variants}
+        print(f"\nablation of {name}, seeds 1–{args.seeds}; load average before {_load()}", flush=True)
+        print(f"  {'seed':>4} {'train_s':>8} {'test %':>7} {'whole s':>8}   ({name} itself)")
+        for seed in range(1, args.seeds + 1):
+            for variant, removed in variants.items():
+                runs[variant].append(whole_process([*overrides, *RECIPES[name], *removed, f"seed={seed}"], work))
+            one = runs[f"{name} (as it is)"][-1]
+            print(f"  {seed:>4} {one['train_s'] or float('nan'):>8.2f} {100 * (one['test_acc'] or float('nan')):>7.2f} "
+                  f"{one['wall_s']:>8.1f}", flush=True)
+        print(f"load average after {_load()}")
+        print(f"  {'variant':<34} {'train_s':>22} {'test acc %':>24} {'min %':>6} {'whole process s':>22}")
+        for variant, rs in runs.items():
+            ok = [r for r in rs if r["test_acc"] is not None]
+            accs = [r["test_acc"] for r in ok]
+            print(f"  {variant:<34} {spread([r['train_s'] for r in ok], digits=2):>22} {spread(accs, 100, 2):>24} "
+                  f"{100 * min(accs) if accs else float('nan'):>6.2f} {spread([r['wall_s'] for r in ok]):>22}"
+                  + ("" if len(ok) == len(rs) else f"   {len(rs) - len(ok)} failed"), flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 # ------------------------------------------------------------------ the report
 def main(argv: List[str] | None = None) -> None:
 
@@ -479,6 +527,10 @@ def main(argv: List[str] | None = None) -> None:
         if args.peer and not (Path(args.peer).expanduser() / "src" / "train.py").is_file():
             raise SettingsError("peer", args.peer, "a checkout of lightning-hydra-template (with src/train.py)")
         settings = compose_settings(overrides)
+        if args.ablate:
+            for name in args.recipes.split(","):
+                compose_settings([*overrides, *RECIPES[name], *(o for removed in ABLATIONS.get(name, {}).values()
+                                                                 for o in removed)])
     except UserError as e:
         fail(e)
 
@@ -491,6 +543,10 @@ def main(argv: List[str] | None = None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}")
     print(f"command: python -m cnnexp.bench {' '.join(argv)}\n")
+    if args.ablate:
+        with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
+            ablation_table(args, overrides, Path(tmp))
+        return
     L.seed_everything(0, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
     datamodule.prepare_data()

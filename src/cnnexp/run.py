@@ -357,6 +357,8 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         "train_s": _float(timing.train_s),
         **best(),
     }
+    if settings.lookahead.every:  # which weights best.ckpt holds and the test saw (callbacks/lookahead.py)
+        results["weights"] = "lookahead (slow)"
     if settings.test_after_fit:
         ckpt = "best" if checkpoint.best_model_path else None
         if ckpt:  # the console and train.log say what is tested (tests/test_faults.py waits for this line)
@@ -409,6 +411,10 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
                       enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
         *extra_callbacks,
     ]
+    if settings.lookahead.every:  # the slow weights are the ones validated, checkpointed and tested
+        from cnnexp.callbacks.lookahead import Lookahead
+
+        callbacks.insert(1, Lookahead(settings.lookahead.every, settings.lookahead.decay))
     t = settings.trainer
     show_bar = t.enable_progress_bar and settings.callbacks.progress_bar_refresh > 0
     if show_bar:

@@ -102,6 +102,7 @@ class BlockSettings:
 class HeadSettings:
     hidden: List[int]
     dropout: float
+    init: str  # of the linears: xavier, pytorch, or zero (the class layer starts at 0)
 
 
 @dataclass
@@ -120,6 +121,7 @@ class ModelSettings:
     norm_groups: Optional[int]
     activation: Optional[str]
     pool: Optional[str]
+    pool_first: bool  # each block pools right after its conv, before its norm and activation
     blocks: List[BlockSettings]
     head: HeadSettings
 
@@ -136,6 +138,8 @@ class OptimizerSettings:
     lr: float
     weight_decay: float
     momentum: float
+    betas: List[float]  # adam, adamw
+    nesterov: bool      # sgd
 
 
 @dataclass
@@ -223,6 +227,17 @@ class LossSettings:
 
 
 @dataclass
+class LookaheadSettings:
+    every: int    # steps between syncs; 0: off
+    decay: float  # the slow weights keep this share at each sync (ramped up over training)
+
+
+@dataclass
+class TTASettings:
+    shift: int  # pixels; 0: off
+
+
+@dataclass
 class PerformanceSettings:
     channels_last: Any  # auto: on the CPU and with 16-bit precision; true / false
     compile: bool  # torch.compile the network
@@ -240,6 +255,8 @@ class Settings:
     optimizer: OptimizerSettings
     scheduler: SchedulerSettings
     loss: LossSettings
+    lookahead: LookaheadSettings
+    tta: TTASettings
     trainer: TrainerSettings
     logger: LoggerSettings
     callbacks: CallbackSettings
@@ -252,6 +269,7 @@ DATA_SOURCES = ("local", "mirrors", "wheel")
 POOL_CHOICES = (*POOLS, "none")
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class
 SCHEDULERS = ("none", "one_cycle")
+HEAD_INITS = ("xavier", "pytorch", "zero")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 # What lightning.Trainer(precision=…) accepts (a test keeps this in step with Lightning).
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16", "16-true", "bf16-true", "64-true", "64",
@@ -339,6 +357,7 @@ def check(s: Settings) -> Settings:
     for i, h in enumerate(m.head.hidden):
         _require(h >= 1, f"model.head.hidden.{i}", h, "an integer ≥ 1")
     _require(0.0 <= m.head.dropout < 1.0, "model.head.dropout", m.head.dropout, "a probability in [0, 1)")
+    _require(m.head.init in HEAD_INITS, "model.head.init", m.head.init, f"one of {', '.join(HEAD_INITS)}")
 
     o = s.optimizer
     _require(o.name in OPTIMIZERS, "optimizer.name", o.name, f"one of {', '.join(OPTIMIZERS)}")
@@ -346,6 +365,15 @@ def check(s: Settings) -> Settings:
     _require(_finite(o.weight_decay) and o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay,
              "a finite number ≥ 0")
     _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
+    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optimizer.betas", o.betas,
+             "two numbers in [0, 1), e.g. [0.9,0.999]")
+    _require(not o.nesterov or (o.name == "sgd" and o.momentum > 0), "optimizer.nesterov", o.nesterov,
+             "false, or true with optimizer.name=sgd and optimizer.momentum > 0")
+    la = s.lookahead
+    _require(_is_int(la.every) and la.every >= 0, "lookahead.every", la.every, "an integer ≥ 0 (0: off)")
+    _require(0.0 <= la.decay < 1.0, "lookahead.decay", la.decay, "a number in [0, 1), e.g. 0.8")
+    _require(_is_int(s.tta.shift) and 0 <= s.tta.shift < min(shape[1:]) // 2, "tta.shift", s.tta.shift,
+             f"an integer in [0, {min(shape[1:]) // 2}) pixels (0: off)")
 
     _require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
              s.sweep_options.retries, "an integer ≥ 0")
@@ -453,6 +481,18 @@ def _check_folder(d: FolderSettings, seed: int, test_after_fit: bool = False):
 
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
+# What a run recorded before issue #29's keys existed did: its config.yaml lacks them (resume, eval).
+RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
+                   "model": {"pool_first": False, "head": {"init": "xavier"}},
+                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0}}
+
+
+def _with_defaults(given: dict, before: dict) -> dict:
+    """`given` with the keys of `before` it lacks, at any depth."""
+    merged = dict(given)
+    for key, value in before.items():
+        merged[key] = _with_defaults(given.get(key) or {}, value) if isinstance(value, dict) else given.get(key, value)
+    return merged
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
 
@@ -550,6 +590,8 @@ def load(cfg: DictConfig | dict) -> Settings:
     _require(data["name"] in DATASETS, "data.name", data["name"], f"one of {', '.join(DATASETS)} (data=folder for your own images)")
     cfg["data"] = data
     cfg["logger"] = {"mlflow": None, **(cfg.get("logger") or {})}  # runs recorded before logger.mlflow had none
+    for group, before in RECORDED_BEFORE.items():  # runs recorded before these keys ran as their values say
+        cfg[group] = _with_defaults(cfg.get(group) or {}, before)
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[data["name"]])

@@ -41,9 +41,13 @@ NORMS = {
 
 
 def conv_blocks(layers: List[Layer]) -> nn.Sequential:
-    """block1 … blockN, each (pad) → conv → (norm) → activation → (pool), from the plan's rows."""
+    """block1 … blockN, each (pad) → conv → (norm) → activation → (pool), or with model.pool_first
+    (pad) → conv → pool → (norm) → activation, from the plan's rows."""
     blocks: "OrderedDict[str, nn.Sequential]" = OrderedDict()
     pending = {}  # block → its activation, added once the norm (if any) is in place
+    # model.pool_first: conv → pool → norm → activation (the activation is added last)
+    pooled_first = {l.block for n, l in enumerate(layers) if l.kind in NORMS
+                    and any(p.block == l.block and p.kind.endswith("pool") for p in layers[:n])}
     for layer in layers:
         parts = blocks.setdefault(layer.block, nn.Sequential())
         if layer.kind == "conv":
@@ -60,7 +64,8 @@ def conv_blocks(layers: List[Layer]) -> nn.Sequential:
         if layer.kind in NORMS:
             parts.add_module("norm", NORMS[layer.kind](layer))
             continue
-        _activate(parts, pending.pop(layer.block, "none"))
+        if layer.block not in pooled_first:
+            _activate(parts, pending.pop(layer.block, "none"))
         if layer.kind.endswith("pool"):
             parts.add_module("pool", pool_module(layer))
     for block, activation in pending.items():  # blocks without a pool
@@ -83,8 +88,12 @@ class ConvClassifier(nn.Module):
         head: List[nn.Module] = [nn.Flatten()]
         linears = [l for l in self.layers if l.kind == "linear"]
         for n, layer in enumerate(linears):
-            linear = nn.Linear(layer.in_shape[0], layer.out_shape[0])
-            nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
+            linear = nn.Linear(layer.in_shape[0], layer.out_shape[0])  # model.head.init=pytorch: as built
+            if model_settings.head.init == "xavier":
+                nn.init.xavier_uniform_(linear.weight)  # as the reference notebook does
+            elif model_settings.head.init == "zero" and n == len(linears) - 1:
+                nn.init.zeros_(linear.weight)  # every class starts equally likely, as the speedruns start
+                nn.init.zeros_(linear.bias)
             head.append(linear)
             if n < len(linears) - 1:
                 head += [nn.ReLU(inplace=True), nn.Dropout(model_settings.head.dropout)]

@@ -180,10 +180,11 @@ def _conv_stack(model: Any) -> List[Layer]:
                             (ph, pw), formula=formula, dilation=d, groups=g, bias=bias, activation=b.activation,
                             rf=r, jump=j, start=start, macs=b.channels * oh * ow * (c // g) * k * k))
         c, h, w = b.channels, oh, ow
-        if b.norm != "none":
-            groups = b.norm_groups if b.norm == "group" else 1
-            layers.append(Layer(name, f"{b.norm}norm", (c, h, w), (c, h, w), 2 * c, groups=groups,
-                                rf=r, jump=j, start=start))
+        pool_first = getattr(model, "pool_first", False) and b.pool != "none"
+        norm = None if b.norm == "none" else Layer(name, f"{b.norm}norm", (c, h, w), (c, h, w), 2 * c,
+                                                     groups=b.norm_groups if b.norm == "group" else 1)
+        if norm and not pool_first:
+            layers.append(replace(norm, rf=r, jump=j, start=start))
         if b.pool == "none":
             continue
         pk, ps, pp = b.pool_kernel, b.pool_stride, b.pool_padding
@@ -203,6 +204,8 @@ def _conv_stack(model: Any) -> List[Layer]:
         layers.append(Layer(name, kind, (c, h, w), (c, oh, ow), 0, pk, ps, pp,
                             ((pp, pp), (pp, pp)), formula=formula, rf=r, jump=j, start=start))
         h, w = oh, ow
+        if norm and pool_first:  # the norm (and the activation) work on a quarter of the values
+            layers.append(replace(norm, in_shape=(c, h, w), out_shape=(c, h, w), rf=r, jump=j, start=start))
     return layers
 
 

@@ -58,9 +58,9 @@ class Task(L.LightningModule):
     def configure_optimizers(self):
         o, sc = self.settings.optimizer, self.settings.scheduler
         if o.name == "sgd":
-            extra = {"momentum": o.momentum}
+            extra = {"momentum": o.momentum, "nesterov": o.nesterov}
         else:  # fused: one kernel for the whole update instead of a loop over tensors (5–15 % of a CPU step)
-            extra = {"fused": True if self.device.type in ("cpu", "cuda") else None}
+            extra = {"fused": True if self.device.type in ("cpu", "cuda") else None, "betas": tuple(o.betas)}
         optimizer = getattr(torch.optim, OPTIMIZERS[o.name])(self.parameters(), lr=o.lr,
                                                              weight_decay=o.weight_decay, **extra)
         if sc.name == "one_cycle":

@@ -9,6 +9,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from cnnexp.models.convnet import ConvClassifier
 from cnnexp.tasks.base import Task
+from cnnexp.tasks.tta import tta_logits
 
 
 class ClassificationTask(Task):
@@ -25,7 +26,8 @@ class ClassificationTask(Task):
 
     def _step(self, batch, stage: str) -> dict:
         x, y = batch                 # (B, 1, 28, 28), (B,)
-        logits = self.net(x)         # (B, 10)
+        shift = self.settings.tta.shift if stage == "test" else 0
+        logits = tta_logits(self.net, x, shift) if shift else self.net(x)  # (B, 10)
         on_step = stage == "train"
         smoothing = self.settings.loss.label_smoothing if on_step else 0.0  # evaluation: the plain loss
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
