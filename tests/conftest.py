@@ -41,6 +41,41 @@ QUICK = [
 ]
 
 
+TINY_CALIBRATION = {"probes": [("speed", 8, 16), ("speed", 2, 2)], "rounds": 1}  # a real measurement, in a second
+
+
+def _once_per_session(tmp_path_factory, name: str):
+    """A folder shared by this test session's xdist workers, and an exclusive lock on it: what the
+    first worker builds there, the others find (without xdist: the session's own folder)."""
+    import contextlib
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+
+    @contextlib.contextmanager
+    def held():
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield root / name
+    return held()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def calibrated(tmp_path_factory) -> Path:
+    """The cost estimates' calibration in a cache of the test session's own (XDG_CACHE_HOME, which
+    the runs the tests start inherit), measured once with tiny probes: the tests neither read the
+    user's cache nor make each new run calibrate the machine."""
+    from cnnexp.calibration import calibrate
+
+    with _once_per_session(tmp_path_factory, "xdg-cache") as folder:
+        os.environ["XDG_CACHE_HOME"] = str(folder)
+        if not folder.exists():
+            folder.mkdir()
+            calibrate(force=True, **TINY_CALIBRATION)
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_data() -> Path:
     """The four verified MNIST files, obtained once per test session the way a run obtains them:
@@ -103,16 +138,11 @@ def only_run_dir(output_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, shared_data):
     """One short real training run of cnn3, shared by the tests that inspect its outputs (and
-    only read them): trained once per test session — under xdist by the first worker to ask,
-    while the others wait on its lock in the session's shared temp folder."""
-    import fcntl
+    only read them): trained once per test session, by the first xdist worker to ask."""
     import json
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.mktemp("shared")
-    out, console = root / "quick_run", root / "quick_run.console.json"
-    with open(root / "quick_run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _once_per_session(tmp_path_factory, "quick_run") as out:
+        console = out.with_suffix(".console.json")
         if not console.exists():
             proc = cli("train", *QUICK, f"paths.output_dir={out}")
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

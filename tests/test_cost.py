@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT, QUICK, cli
+from tests.conftest import PROJECT, QUICK, TINY_CALIBRATION, cli
 
 pytestmark = pytest.mark.xdist_group("test_cost")  # the calibrated cache is measured once, on one worker
-TINY = {"probes": [("speed", 8, 16), ("speed", 2, 2)], "rounds": 1}  # a real measurement, in a second
+TINY = TINY_CALIBRATION
 
 
 @pytest.fixture(scope="module")
