@@ -35,7 +35,7 @@ def sweep_dir(out):
 
 
 def run_folders(folder):
-    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))  # not _sweep
 
 
 # ------------------------------------------------------------------ locks and heartbeats, no training
@@ -232,8 +232,12 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             found = list(tmp_path.glob("multirun/*/*/study.db"))
-            if found and len(load_study(found[0].parent).get_trials(deepcopy=False)) == 3:  # 2 running, 1 ahead
-                break
+            try:
+                trials = load_study(found[0].parent).get_trials(deepcopy=False) if found else []
+            except KeyError:  # the file is there, the study not yet
+                trials = []
+            if len(trials) == 3 and HEARTBEAT in trials[2].user_attrs and len(run_folders(found[0].parent)) == 2:
+                break  # two trials training, the third chosen (checked, its heartbeat beating)
             time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=300)
