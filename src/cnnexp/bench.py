@@ -389,6 +389,7 @@ ABLATIONS = {"speedrun": {
     "without zero class layer": ["model.head.init=xavier"],
     "without shifted test views": ["tta.shift=0"],
     "without 1.5 epochs (2 full)": ["trainer.limit_train_batches=1.0"],
+    "without validating once": ["trainer.check_val_every_n_epoch=1"],
     "without views off": [f"callbacks.views.{v}=true" for v in ("text", "filters", "feature_maps", "receptive_field",
                                                                  "arithmetic", "mistakes", "confusion_matrix")],
     "with lookahead weights": ["lookahead.every=5", "lookahead.decay=0.8"],
