@@ -108,3 +108,15 @@ def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
     assert nets["true"].features.block2.norm.num_features == 32
     x = torch.zeros(2, 1, 28, 28)
     assert nets["true"](x).shape == nets["false"](x).shape == (2, 10)
+
+
+@pytest.mark.slow  # ten short runs: the recipe and each variant of bench.ABLATIONS, through cnnexp.train
+def test_bench_ablation_prints_every_variant(shared_data):
+    from cnnexp.bench import ABLATIONS
+
+    proc = cli("bench", f"data.root={shared_data}", "recipes=speedrun", "ablate=true", "seeds=1",
+               "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for variant in ["speedrun (as it is)", *ABLATIONS["speedrun"]]:
+        row = next(line for line in proc.stdout.splitlines() if line.strip().startswith(variant))
+        assert "(n=1)" in row and "failed" not in row, row
