@@ -103,6 +103,7 @@ def test_compare_gives_the_summary_figures(replicated, tmp_path):
     proc = cli("compare", f"{folder}:kernel_size=5", f"{folder}:model.kernel_size=3", f"out={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     assert "model.blocks.0.kernel_size" in proc.stdout and "| 1,2,3 |" in proc.stdout  # keys that differ, seeds listed
+    assert not re.search(r"model\.kernel_size\s*\|", proc.stdout), "the typed shortcut: the blocks say what ran"
     compared = list(csv.DictReader((tmp_path / "compare.csv").open()))
     summary = _rows(folder / "summary.csv")
     for row in compared:

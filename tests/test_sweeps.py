@@ -46,7 +46,8 @@ def test_failed_setting_is_recorded_and_the_rest_finish(grid):
 
 def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
     folder, proc = grid
-    assert re.search(r"^\[[\d:]+\] \[1/4\] kernel_size=3,stride=1$", proc.stdout, re.M), "a one-line header per job"
+    assert re.search(r"^\[[\d:]+\] \[1/4\] kernel_size=3,stride=1( — ETA .+ for the rest of the sweep)?$", proc.stdout, re.M), \
+        "a one-line header per job"
     assert re.search(r"\] \[1/4\] kernel_size=3,stride=1: test accuracy: [\d.]+ %", proc.stdout)
     assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
     assert proc.stdout.count("accelerator: cpu") == 1 and "`Trainer.fit` stopped" not in proc.stdout, \
@@ -55,6 +56,14 @@ def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
     assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
     reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]
     assert f"  kernel_size=5,stride=2: {reason.splitlines()[0]}\n" in proc.stderr, "the closing list: whole lines"
+
+
+def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
+    from cnnexp.check import check_sweep
+
+    folder, _ = grid
+    assert not (folder / "kernel_size=5,stride=2" / "config.yaml").exists()
+    assert check_sweep(folder)[0] == []
 
 
 def test_summary_csv_matches_the_runs_and_is_rebuilt(grid):

@@ -65,7 +65,10 @@ def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
                          "from a killed write; the files they were to replace are whole")
 
     findings += _check_metrics(run_dir, results, status)
-    findings += _check_config(run_dir)
+    # a setting refused before it ran (a sweep's shape error, a search's rejected trial) is a
+    # failed record and nothing else: no config.yaml to hold
+    began = status != "failed" or checkpoints.is_dir() or (run_dir / "metrics.csv").is_file()
+    findings += _check_config(run_dir, began)
     return findings, notes
 
 
@@ -87,14 +90,14 @@ def _check_metrics(run_dir: Path, results: dict, status: str) -> List[str]:
     return []
 
 
-def _check_config(run_dir: Path) -> List[str]:
+def _check_config(run_dir: Path, required: bool) -> List[str]:
     from omegaconf import OmegaConf
 
     from cnnexp.resume import interpolations
 
     path = run_dir / "config.yaml"
     if not path.is_file():
-        return [f"{run_dir}: no config.yaml"]
+        return [f"{run_dir}: no config.yaml"] if required else []
     try:
         found = interpolations(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     except Exception as e:

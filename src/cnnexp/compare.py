@@ -94,7 +94,14 @@ def _matches(name: str, spec: str) -> bool:
 
 
 def configs(entry: Entry) -> List[Dict]:
-    return [flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))) for run in entry.runs]
+    """Each run's effective config, flat. config.yaml holds each block as built, so the model's
+    shortcuts (`model.kernel_size`: set, or null for the blocks' own) would only show how it was
+    typed: they are left out, the blocks' values say what ran."""
+    from cnnexp.models.geometry import SHORTCUTS
+
+    typed = {f"model.{key}" for key in SHORTCUTS}
+    return [{k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))).items()
+             if k not in typed} for run in entry.runs]
 
 
 def differing(entries: Sequence[Entry]) -> tuple:

@@ -104,7 +104,7 @@ class _Quiet(logging.Filter):
 
     DROP = ("Tip:", "was configured so", "TPU available: False", "HPU available: False",
             "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
-            "stopped: `max_epochs=")
+            "stopped: `max_epochs=", "to estimate number of stepping batches")
     said_accelerator = False
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -118,7 +118,7 @@ def announce(config: DictConfig, jobs: int) -> None:
         scale = len(every) / len(chosen)
         per_job = seconds if len(chosen) == len(every) else [statistics.mean(seconds)] * len(every)
         sampled = "" if scale == 1 else f", from {len(chosen)} of them"
-        log.info("sweep: %d runs, ~%s in all on this machine (one after another%s; ±30 %%)",
-                 len(every), duration(sum(seconds) * scale), sampled)
+        log.info("sweep: %d run%s, ~%s in all on this machine (one after another%s; ±30 %%)",
+                 len(every), "" if len(every) == 1 else "s", duration(sum(seconds) * scale), sampled)
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)

@@ -553,7 +553,8 @@ class Search:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         RunRecord(run_dir, overrides).finish("failed", reason=problem, rejected=True, trial=trial.number)
-        log.warning("trial %d rejected before training (%s): %s", trial.number, run_dir.name, problem)
+        log.warning("%s: rejected before training, not counted among the trials (study trial #%d): %s",
+                    run_dir.name, trial.number, problem)
         trial.set_user_attr("rejected", True)
         trial.set_user_attr("reason", problem)
         tell(study, trial, state=TrialState.FAIL)
