@@ -434,7 +434,8 @@ SPEEDRUN_TRICKS = {
     "without pool before norm": ["model.pool_first=false"],
     "without zero class layer": ["model.head.init=xavier"],
     "without shifted test views": ["tta.shift=0"],
-    "without 1.5 epochs (2 full)": ["trainer.limit_train_batches=1.0"],
+    "without Adam betas (0.8, 0.95)": ["optimizer.betas=[0.9,0.999]"],
+    "without 1 epoch at 4e-2 (2 full at 3e-2)": ["trainer.limit_train_batches=1.0", "scheduler.max_lr=3e-2"],
     "without validating once": ["trainer.check_val_every_n_epoch=1"],
     "without views off": VIEWS_ON,
 }
@@ -442,7 +443,7 @@ ABLATIONS = {"speedrun": {
     "before #29 (all of them off)": [o for removed in SPEEDRUN_TRICKS.values() for o in removed],
     **SPEEDRUN_TRICKS,
     "with lookahead weights": ["lookahead.every=5", "lookahead.decay=0.8"],
-    "with Adam betas (0.8, 0.95)": ["optimizer.betas=[0.8,0.95]"],
+    "with 1.5 epochs at 3e-2": ["trainer.limit_train_batches=0.75", "scheduler.max_lr=3e-2"],
 }}
 
 
