@@ -171,6 +171,11 @@ def truncate_last(run: Path) -> None:
     last.write_bytes(last.read_bytes()[:1000])
 
 
+def truncate_best(run: Path) -> None:
+    best = run / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])
+
+
 def foreign_last(run: Path) -> None:
     torch.save({"weights": torch.zeros(3)}, run / "checkpoints" / "last.ckpt")
 
@@ -185,9 +190,11 @@ def corrupt_config(run: Path) -> None:
     (None, ["trainer.max_epochs=abc"], "trainer.max_epochs"),
     (None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what"),
     (truncate_last, [], "not a readable cnnexp checkpoint"),
+    (truncate_best, [], "best.ckpt is not a whole checkpoint"),
     (foreign_last, [], "not a cnnexp checkpoint"),
     (corrupt_config, [], "config.yaml cannot be read"),
-], ids=["group-override", "network-change", "bad-type", "monitor-change", "truncated-ckpt", "foreign-ckpt", "corrupt-config"])
+], ids=["group-override", "network-change", "bad-type", "monitor-change", "truncated-ckpt", "truncated-best",
+        "foreign-ckpt", "corrupt-config"])
 def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra, words):
     if spoil:
         spoil(finished_copy)

@@ -171,6 +171,7 @@ def test_bad_requests_are_one_line(cnn3_run, capsys, tmp_path):
     assert "no checkpoints/best.ckpt" in export_fails(bare, capsys)
     assert "format='tflite' is not valid: onnx or torchscript" in export_fails(cnn3_run, capsys, "format=tflite")
     assert "images=0 is not valid" in export_fails(cnn3_run, capsys, "images=0")
+    Image.new("L", (28, 28)).save(tmp_path / "digit.png")
     proc = cli("predict", f"run={bare}", "backend=onnx", f"images={tmp_path}")
     assert proc.returncode == 2 and "no model.onnx in this run; export it first" in proc.stderr, proc.stderr
 

@@ -158,7 +158,9 @@ def test_shapes_command_prints_the_reference_table():
     assert proc.returncode == 0
     assert "128×4×4   →  2048" in proc.stdout and "1,379,557" in proc.stdout
     proc = cli("shapes", "model=convae", "model.padding=same", "model.kernel_size=4")
-    assert proc.returncode == 0 and "1×28×28" in proc.stdout.splitlines()[-2]
+    lines = proc.stdout.splitlines()
+    total = next(i for i, line in enumerate(lines) if line.startswith("total"))
+    assert proc.returncode == 0 and "1×28×28" in lines[total - 1], "the decoder ends at the input's shape"
 
 
 @pytest.mark.parametrize("overrides, words", [
@@ -166,6 +168,7 @@ def test_shapes_command_prints_the_reference_table():
     (["model.kernel_size=7", "model.padding=0"], "block3 conv: ⌊(2 + 2·0 − 7)/1⌋ + 1 = −4 < 1"),
     (["model.blocks.2.pool_padding=2"], "block3 maxpool: padding 2 is more than half the 3×3 window"),
     (["model.kernel_size=0"], "model.kernel_size=0 is not valid: an integer ≥ 1"),
+    (["model.kernel_size=99999999999999999999"], "try: model.kernel_size=5"),  # fixes found at once, not by counting down
     (["model.blocks.1.channels=-4"], "model.blocks.1.channels=-4 is not valid"),
     (["model.padding=-1"], "model.padding=-1 is not valid"),
 ])

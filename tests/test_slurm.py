@@ -70,6 +70,7 @@ def test_a_sweep_through_sbatch_records_a_python_failure_in_slurm_too(cluster, t
     assert scontrol_jobs(job) == {"0": ("COMPLETED", 0), "1": ("FAILED", 0)}, "the job of the failed run failed"
 
 
+@pytest.mark.slow  # 35 s; DDP itself is in the default run (tests/test_speed.py), SLURM's sbatch path too (above)
 def test_a_ddp_job_runs_its_ranks_through_srun(cluster, tmp_path, shared_data, quick_run):
     proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *SLURM, *QUICK,
                f"paths.output_dir={tmp_path}")

@@ -125,10 +125,39 @@ def check_override_keys(argv: list) -> None:
                                 "(model.kernel_size); quote a value with spaces or symbols (key='a b'); "
                                 f"Hydra says: {str(e).splitlines()[0][:120]}") from None
         key = override.key_or_group
+        if "." not in key and "/" not in key and not (override.is_add() or override.is_delete() or override.package):
+            group_option_exists(key, override)
+            continue
         if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
-            continue  # +/~ and group choices: the schema merge and Hydra name those
+            continue  # +/~ and hydra's groups: the schema merge and Hydra name those
         suggest_key(Settings, key, data)  # data's keys are those of the chosen source (conf/train.yaml: mnist)
         block_exists(key, text, args.overrides)
+
+
+def group_option_exists(group: str, override) -> None:
+    """`optimizer=adamx`: the options conf/ holds for the group, named in one line (Hydra's own
+    answer is a dozen lines and exit 1)."""
+    from cnnexp.errors import SettingsError
+    from cnnexp.settings import Settings, suggest_key
+
+    folder = CONF_DIR / group
+    if not folder.is_dir():
+        try:
+            suggest_key(Settings, group, "mnist")
+            return  # a root key (seed=3): the settings check reads its value
+        except SettingsError:
+            groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+            raise SettingsError(group, override.input_line.partition("=")[2],
+                                f"no such setting or config group; the groups are {', '.join(groups)}") from None
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    value = override.value()
+    chosen = list(getattr(value, "list", None) or (value if isinstance(value, list) else [value]))
+    for choice in chosen:
+        if choice is None:
+            raise SettingsError(group, "null", f"an option of conf/{group}/ ({', '.join(options)}); to choose none, "
+                                f"leave {group}= out (or drop a default with ~{group})")
+        if str(choice) not in options:
+            raise SettingsError(group, choice, f"one of {', '.join(options)} (conf/{group}/)")
 
 
 def block_exists(key: str, text: str, overrides: list) -> None:

@@ -8,6 +8,8 @@ is locked, so two resumes cannot interleave. Training then continues from checkp
 
 from __future__ import annotations
 
+import zipfile
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -70,6 +72,10 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     saved.resume = str(folder)
     settings = load(saved)
     checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
+    best = folder / "checkpoints" / "best.ckpt"
+    if best.is_file() and not zipfile.is_zipfile(best):  # the test would open it after all the training
+        raise RunError(f"resume={folder_arg}: {best} is not a whole checkpoint (damaged or cut short); the resume "
+                       "would test it — put a good copy back, or start a new run (eval ckpt=…/last.ckpt still works)")
     weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
     return Resume(folder, settings, checkpoint, lock)
 

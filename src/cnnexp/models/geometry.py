@@ -309,7 +309,8 @@ def fixes(model: Any, block: int, limit: int = 3) -> List[List[str]]:
                 first += [(f"model.blocks.{i}.{key}", smaller) for i in range(block - 1, -1, -1)
                           if getattr(blocks[i], key) > 1]
     k = blocks[n].kernel_size
-    first += [(_block_key(model, block, "kernel_size"), kk) for kk in range(k - 2, 0, -2)]
+    top = k - 2 if k <= 66 else 64 + k % 2  # a huge kernel: the smaller ones worth trying start near the images' size
+    first += [(_block_key(model, block, "kernel_size"), kk) for kk in range(top, 0, -2)]
     first += [(f"model.blocks.{i}.pool", "none") for i in range(block - 2, -1, -1)
               if blocks[i].pool != "none" and model.pool is None]
     if model.padding is None:

@@ -23,8 +23,7 @@ def name_runs_by_swept_keys(config: DictConfig) -> None:
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     swept = {o.key_or_group for o in task if o.is_sweep_override()} | set(params)
     fixed = {o.key_or_group for o in task} - swept
-    # nothing swept (`-m` over one setting): the run is named by all it sets, not "defaults"
-    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + (sorted(fixed) if swept else [])
+    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + sorted(fixed)
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.append(
             f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]")
