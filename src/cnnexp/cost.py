@@ -85,12 +85,13 @@ def read_calibration(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) and data.get("key") == machine_key() else None
 
 
-def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None) -> Path:
+def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None, busy: bool = False) -> Path:
+    """`busy`: measured while other work loaded the cores — the next run on a quiet machine measures again."""
     import time
 
     path = path or cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"key": machine_key(), "measured_unix": round(time.time()),
+    write_atomic(path, json.dumps({"key": machine_key(), "measured_unix": round(time.time()), "busy": busy,
                                    "measure_s": round(seconds, 2), "devices": devices}, indent=2) + "\n")
     return path
 
