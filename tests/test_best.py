@@ -32,8 +32,10 @@ def test_monitor_and_mode_are_resolved_once_and_the_search_follows(overrides, ex
 
 def test_a_val_loss_run_keeps_the_epoch_of_the_lowest_loss(tmp_path, shared_data):
     proc = cli("train", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=15", "optimizer.lr=3e-3",
-               "callbacks.checkpoint.monitor=val/loss", "callbacks.views.feature_maps=false",
-               "callbacks.views.filters=false", f"paths.output_dir={tmp_path}")
+               "callbacks.checkpoint.monitor=val/loss", "test_after_fit=false",
+               *(f"callbacks.views.{v}=false" for v in ("feature_maps", "filters", "arithmetic", "mistakes",
+                                                           "confusion_matrix", "receptive_field", "text")),
+               f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = only_run_dir(tmp_path)
     results = json.loads((run / "results.json").read_text())
