@@ -14,8 +14,9 @@ takes a few seconds; `cost.write_calibration` caches it.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
@@ -147,17 +148,27 @@ def devices() -> List[str]:
     return found
 
 
+def for_estimates() -> Optional[Dict]:
+    """The calibration a run or a sweep estimates with: the cached one (read without torch), else
+    measured now — the first time on this machine, or again when the cached one was measured busy
+    and the machine is now quiet. None, with a warning, where it cannot be measured."""
+    cached = read_calibration()
+    if cached is not None and not (cached.get("busy") and os.getloadavg()[0] <= (os.cpu_count() or 1) / 2):
+        return cached
+    try:
+        return calibrate(force=True)
+    except Exception as e:  # an estimate never stops a run or a sweep
+        log.warning("no cost estimate: this machine could not be calibrated (%s)", e)
+        return None
+
+
 def calibrate(force: bool = False, probes=PROBES, rounds: int = ROUNDS) -> Dict:
     """This machine's calibration: the cached one, unless there is none for this machine (or
     force), then measured and cached. (Tests measure fewer, smaller probes.)"""
-    import torch
-
-    import os
-
     cached = None if force else read_calibration()
-    quiet = os.getloadavg()[0] <= (os.cpu_count() or 1) / 2
-    if cached is not None and not (cached.get("busy") and quiet):  # a busy measurement is redone when quiet
+    if cached is not None:
         return cached
+    import torch
 
     log.info("measuring this machine's speed once for the cost estimates (a few seconds; cached)")
     load, cores = os.getloadavg()[0], os.cpu_count() or 1

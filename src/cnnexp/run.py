@@ -451,16 +451,9 @@ def _shape_table(settings: Settings) -> str:
 def _cost_line(settings: Settings) -> str:
     """The run's estimated seconds (cnnexp.cost); the first run on a machine measures it first."""
     from cnnexp import cost
+    from cnnexp.calibration import for_estimates
 
-    calibration = cost.read_calibration()
-    if calibration is None:
-        try:
-            from cnnexp.calibration import calibrate
-
-            calibration = calibrate()
-        except Exception as e:  # an estimate never stops a run
-            log.warning("this machine could not be calibrated for cost estimates: %s", e)
-    return cost.line(settings, calibration, read=False)
+    return cost.line(settings, for_estimates(), read=False)
 
 
 def _drop_fresh_folder(run_dir: Path) -> None:

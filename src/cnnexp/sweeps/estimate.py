@@ -89,15 +89,11 @@ def announce(config: DictConfig, jobs: int) -> None:
     variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
     from cnnexp.sweeps.search import is_search
 
-    calibration = cost.read_calibration()
-    if calibration is None:
-        try:
-            from cnnexp.calibration import calibrate
+    from cnnexp.calibration import for_estimates
 
-            calibration = calibrate()
-        except Exception as e:  # a machine that cannot be measured still sweeps
-            log.warning("no cost estimate: this machine could not be calibrated (%s)", e)
-            return
+    calibration = for_estimates()
+    if calibration is None:  # a machine that cannot be measured still sweeps
+        return
     started = time.perf_counter()
     if is_search(config.hydra.sweeper):
         seconds = [_seconds(o, calibration) for o in search_samples(config)]
