@@ -352,10 +352,9 @@ def estimate_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
     from cnnexp import cost
     from cnnexp.calibration import calibrate
 
-    load = lambda: "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     started = time.perf_counter()
     calibration = calibrate(force=True)
-    print(f"\ncost estimate against measurement ({args.epochs} epochs each, no test; {load()}); "
+    print(f"\ncost estimate against measurement ({args.epochs} epochs each, no test; load {_load()}); "
           f"calibrated afresh in {time.perf_counter() - started:.1f} s")
     print(f"  {'network':<12} {'mode':<10} {'estimated s/epoch':>18} {'measured s/epoch':>17} "
           f"{'measured/estimated':>19}   epochs measured")
@@ -370,7 +369,7 @@ def estimate_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
         print(f"  {name:<12} {estimate.mode:<10} {estimate.epoch_s:>18.1f} {measured:>17.1f} "
               f"{measured / estimate.epoch_s:>19.2f}   {', '.join(f'{e:.1f}' for e in epochs) or f'failed (exit {rc})'}",
               flush=True)
-    print(f"  ({load()})")
+    print(f"  (load {_load()})")
 
 
 # ------------------------------------------------------------------ time to accuracy

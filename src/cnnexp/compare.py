@@ -25,7 +25,7 @@ from cnnexp.files import write_atomic
 from cnnexp.hparams import flatten
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import stats
-from cnnexp.sweeps.summary import (GROUPED, bounded, collect, markdown, ok_by_setting, ranking,
+from cnnexp.sweeps.summary import (GROUPED, bounded, collect, end_cell, markdown, ok_by_setting, ranking,
                                   recorded_replicate_keys)
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
@@ -155,8 +155,7 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
             row = [None] * 4 if found is None else [found.mean, found.sd, low, high]
             numbers += row
             cells += ["" if found is None else found.text() if found.n == 1 else f"{found.mean:.4f}",
-                      *("" if v is None else f"{v:.4f}" + (" (clipped)" if cut else "")
-                        for v, cut in zip(row[1:], (False, cut_low, cut_high)))]
+                      *(end_cell(v, cut) for v, cut in zip(row[1:], (False, cut_low, cut_high)))]
         test = stats.welch(entry.values(metric), entries[0].values(metric)) if i else None
         if test is None:
             numbers += [None] * 5

@@ -154,6 +154,11 @@ def bounded(key: str, low: float | None, high: float | None) -> Tuple[float | No
     return (floor if cut_low else low), (ceiling if cut_high else high), cut_low, cut_high
 
 
+def end_cell(value: float | None, clipped: bool) -> str:
+    """An interval end as the tables print it (summary, compare)."""
+    return "" if value is None else f"{value:.4f}" + (" (clipped)" if clipped else "")
+
+
 def _mean_sd_interval(key: str, values: List[float]) -> Tuple:
     """mean, sd, the 95 % interval's ends inside the metric's range (None with one run: no
     interval) and whether each end was clipped."""
@@ -190,9 +195,8 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
         for k, _ in present:
             mean, sd, low, high, cut_low, cut_high = stats[k]
             cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
-                      "" if mean is None else "1 run — no interval" if low is None
-                      else f"{low:.4f}" + (" (clipped)" if cut_low else ""),
-                      "" if high is None else f"{high:.4f}" + (" (clipped)" if cut_high else "")]
+                      "" if mean is None else "1 run — no interval" if low is None else end_cell(low, cut_low),
+                      end_cell(high, cut_high)]
         friendly.append(cells)
     return header, friendly, plain
 
