@@ -402,10 +402,11 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
             pause = time.perf_counter()
             pl_module.eval()
             correct = 0
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in settings.trainer.precision):
+            device = pl_module.device  # the accelerator the trainer picked (accelerator=auto: a GPU if there is one)
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in settings.trainer.precision):
                 for i in range(0, len(datamodule.test_x), 1000):
-                    logits = pl_module(datamodule.to_input(datamodule.test_x[i : i + 1000]))
-                    correct += (logits.argmax(1) == datamodule.test_y[i : i + 1000]).sum().item()
+                    logits = pl_module(datamodule.to_input(datamodule.test_x[i : i + 1000].to(device)))
+                    correct += (logits.argmax(1).cpu() == datamodule.test_y[i : i + 1000]).sum().item()
             pl_module.train()
             accuracy = correct / len(datamodule.test_x)
             self.accuracies.append(accuracy)
@@ -547,7 +548,8 @@ def main(argv: List[str] | None = None) -> None:
     from cnnexp.data.mnist import MNISTDataModule
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}")
+          f"{torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}; "
+          f"accelerator=auto runs on {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'the CPU'}")
     print(f"command: python -m cnnexp.bench {' '.join(argv)}\n")
     if args.ablate:
         with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
