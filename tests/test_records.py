@@ -26,6 +26,23 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())  # strict JSON: a bare NaN would fail here
 
 
+def test_a_console_closed_before_the_run_stops_it_as_sigpipe_would_recorded(tmp_path, shared_data):
+    """`python -m cnnexp.train … | head`: the reader goes away; the run stops at its next batch and
+    says so in results.json — not `failed` blaming a path, not a traceback per log line."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *SHORT, f"paths.output_dir={out}"], cwd=PROJECT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.close()  # before the first line is written: every write to stdout fails
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Logging error" not in err, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("cnnexp: ")] == [
+        line for line in err.splitlines() if line.startswith("cnnexp: interrupted")], err[-3000:]
+    record = results(only_run_dir(out))
+    assert record["status"] == "interrupted" and "SIGPIPE" in record["reason"] and "test_acc" not in record
+
+
 @pytest.mark.slow  # default run: tests/test_faults.py stops a run while testing and resumes it
 def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     out = tmp_path / "out"

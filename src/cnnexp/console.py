@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
+import signal
+import sys
 import warnings
 
 SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
@@ -40,10 +43,19 @@ class ConsoleHandler(logging.StreamHandler):
         except Exception:
             self.handleError(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A console whose reader went away (`| head`) stops the run as SIGPIPE stops other tools
+        — recorded, through cnnexp.stopping — instead of a traceback for every line after it."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            from cnnexp import stopping
+
+            silence_closed_streams()
+            stopping.received = signal.SIGPIPE
+            return
+        super().handleError(record)
+
 
 def _open_bars():
-    import sys
-
     module = sys.modules.get("tqdm")  # imported only where a bar exists
     if module is None or not getattr(module.tqdm, "_instances", None):
         return None
@@ -56,6 +68,24 @@ class HydraLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).lstrip().startswith("#")
+
+
+def silence_closed_streams() -> None:
+    """After a broken pipe (`python -m cnnexp.train … | head`): the standard streams whose reader
+    went away write to /dev/null from here on, so that the run can record how it stopped; a stream
+    still read (stderr on the terminal) keeps its reader."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poll = select.poll()
+            poll.register(fd, select.POLLOUT)
+            closed = any(event & select.POLLERR for _, event in poll.poll(0))  # Linux: a pipe without reader
+        except (OSError, ValueError):
+            continue
+        if closed:
+            os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def job_header(run_dir, multirun: bool, eta: bool = False) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import resume as resuming
-from cnnexp import slurm
+from cnnexp import slurm, stopping
 from cnnexp.compose import reference_model
-from cnnexp.console import job_header
+from cnnexp.console import job_header, silence_closed_streams
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.models.table import cost_warning
 from cnnexp.errors import RunError, SettingsError, UserError, fail
@@ -216,6 +217,10 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
         stop = Stopped("interrupted", f"interrupted ({k or 'Ctrl-C'}) outside training")
     except Stopped as caught:
         stop = caught
+    except BrokenPipeError:  # a progress bar's write to a console whose reader went away (`| head`)
+        silence_closed_streams()
+        stopping.received = signal.SIGPIPE
+        stop = Stopped("interrupted", f"interrupted{stopping.cause()}")
     except (UserError, OSError) as e:
         error = e if isinstance(e, UserError) else RunError(os_error_line(e, run_dir))
         _finish_if_possible(record, "failed", reason=str(error))
@@ -340,10 +345,10 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         raise Stopped("diverged", f"diverged: {d}", **so_far(diverged_step=d.step)) from None
     except (KeyboardInterrupt, SystemExit):
         if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
-            raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}", **so_far()) from None
+            raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}{stopping.cause()}", **so_far()) from None
         raise
     if trainer.interrupted:
-        raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}", **so_far())
+        raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}{stopping.cause()}", **so_far())
     if reporter and reporter.pruned:  # no test: a pruned trial reports only what it trained
         results = so_far(train_s=_float(timing.train_s))
         log_hparams(trainer, checked.config, results, overrides, status="pruned")

@@ -24,3 +24,11 @@ def _stop(signum, frame) -> None:
     global received
     received = signum
     raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def cause() -> str:
+    """What asked for the stop, for the record's reason: ` (received SIGTERM)`, or `` when none did."""
+    if received is None:
+        return ""
+    name = signal.Signals(received).name
+    return f" (received {name}: its console was closed)" if received == signal.SIGPIPE else f" (received {name})"

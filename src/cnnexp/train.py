@@ -122,8 +122,11 @@ def exit_without_teardown() -> None:
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()  # what the interpreter itself waits for before its exit handlers
     atexit._run_exitfuncs()  # logging's shutdown, loggers' and launchers' own handlers
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`) or a closed stream
+            pass
     os._exit(0)
 
 
