@@ -77,6 +77,21 @@ def test_train_help_is_hydras_with_the_keys_and_examples():
     assert "model: cnn3, convae" in proc.stdout and "shell-completion" not in proc.stdout
 
 
+def test_a_report_piped_to_head_ends_quietly_as_cat_does(console_run):
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import PROJECT
+
+    for module, args in (("shapes", []), ("check", [str(console_run[1])])):
+        proc = subprocess.Popen([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=PROJECT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc.stdout.close()  # head has read enough before the first line
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGPIPE and "Traceback" not in err, (module, err)
+
+
 # ------------------------------------------------------------------ warnings and numbers
 def test_a_network_far_beyond_the_reference_is_named_with_its_factors(capsys):
     from cnnexp.shapes import main

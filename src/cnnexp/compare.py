@@ -258,4 +258,7 @@ def main(argv: List[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from cnnexp.console import report_like_cat
+
+    report_like_cat()
     main()

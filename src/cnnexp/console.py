@@ -88,6 +88,13 @@ def silence_closed_streams() -> None:
     os.close(devnull)
 
 
+def report_like_cat() -> None:
+    """A report's entry point (shapes, check, summary, compare, eval, predict): piped to `head`,
+    it ends quietly once head has read enough, as `cat` does — no BrokenPipeError traceback.
+    Not for training, which records how it stopped (ConsoleHandler.handleError)."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
 def job_header(run_dir, multirun: bool, eta: bool = False) -> str:
     """`run folder: …` for one run; `[3/12] kernel_size=5,stride=2` for a sweep's job (eta: with
     the ETA for the rest of the sweep, as the job starts)."""

@@ -209,4 +209,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    from cnnexp.console import report_like_cat
+
+    report_like_cat()
     main()
