@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Bottom to top: a module may import its own layer and the ones below, never one above.
 LAYERS = [
     ("facts", ["cnnexp", "cnnexp.errors", "cnnexp.files", "cnnexp.locks", "cnnexp.console", "cnnexp.stopping", "cnnexp.tasks",
-               "cnnexp.data.idx"]),
+               "cnnexp.overrides", "cnnexp.data.idx"]),
     ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images", "cnnexp.arithmetic",
                     "cnnexp.arithmetic.*"]),
     ("settings", ["cnnexp.settings", "cnnexp.cli_args", "cnnexp.run_folder", "cnnexp.compose", "cnnexp.hparams",
@@ -21,7 +21,7 @@ LAYERS = [
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae",
                "cnnexp.exported", "cnnexp.calibration"]),  # exported: a network as an ONNX file, run without torch
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction", "cnnexp.tasks.tta"]),
-    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
+    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.events", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
                  "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
