@@ -86,3 +86,17 @@ def test_imports_go_down_the_layers():
     climbing = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
                 for m, targets in imports().items() for t in targets if layer_of(t) > layer_of(m)]
     assert not climbing, "imports that climb back up:\n" + "\n".join(climbing)
+
+
+def test_hparams_splits_overrides_without_composing():
+    """What HParams shows is pure Python: it reads an override's key from cnnexp.overrides, the one
+    splitter, not from compose (Hydra's side, OmegaConf); nothing else defines a second one."""
+    graph, reached, todo = imports(), set(), ["cnnexp.hparams"]
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    assert "cnnexp.compose" not in reached, sorted(reached)
+    defined = [name for name, path in modules().items() for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.FunctionDef) and node.name == "key_value"]
+    assert defined == ["cnnexp.overrides"]

@@ -1,9 +1,9 @@
 """The learning rate as an epoch scalar: the rate each epoch began with, logged with the epoch's
 loss and accuracy — the same step in TensorBoard (`epoch/lr`), the same row of metrics.csv.
 
-Lightning's LearningRateMonitor logs at the step before the epoch's first (0 for epoch 0, where
-no other epoch scalar is) and, logging per epoch, leaves out a scheduler that steps per batch
-(scheduler=one_cycle).
+Lightning's LearningRateMonitor logs it when the epoch starts, at the step before the epoch's
+first — 0 for epoch 0 — one epoch to the left of the loss and accuracy it produced. Under
+scheduler=one_cycle the rate moves every step; the epoch's first is the one charted.
 """
 
 from __future__ import annotations
