@@ -86,8 +86,8 @@ def test_the_learning_rate_is_charted_with_its_epoch(quick_run):
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     steps = {tag: [s.step for s in acc.Scalars(tag)] for tag in ("epoch/lr", "epoch/val_acc", "epoch/train_loss")}
-    assert steps["epoch/lr"] == steps["epoch/val_acc"] == steps["epoch/train_loss"] and len(steps["epoch/lr"]) == 2, steps
-    assert steps["epoch/lr"][0] > 0
+    assert steps["epoch/lr"] == steps["epoch/val_acc"] == steps["epoch/train_loss"], steps
+    assert len(steps["epoch/lr"]) == 2 and steps["epoch/lr"][0] > 0
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     lr = float(yaml.safe_load((run_dir / "config.yaml").read_text())["optimizer"]["lr"])
     charted = [s.value for s in acc.Scalars("epoch/lr")]

@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from cnnexp.overrides import key_value
 from cnnexp.files import write_atomic
+from cnnexp.overrides import key_value
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import search, stats as replicate_stats
 
@@ -338,9 +338,9 @@ def fit_width(title, figure, share: float = 0.98) -> None:
 
 def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, object]:
     """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
-    numbers (logarithmic where they span a decade or more: logarithmic()), the sweep's own order for categories — as the
-    mean of a setting's ok runs, with its 95 % Student-t interval where it has more than one (n
-    beside the point; the same interval as the table's).
+    numbers (logarithmic where they span a decade or more: logarithmic()), the sweep's own order
+    for categories — as the mean of a setting's ok runs, with its 95 % Student-t interval where it
+    has more than one (n beside the point; the same interval as the table's).
     Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
     along the bottom. Two keys of a small grid: a heatmap. Returns the figures for TensorBoard,
     whose image cards are a few hundred pixels wide: the whole one, or one per key."""
