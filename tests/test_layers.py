@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Bottom to top: a module may import its own layer and the ones below, never one above.
 LAYERS = [
     ("facts", ["cnnexp", "cnnexp.errors", "cnnexp.files", "cnnexp.locks", "cnnexp.console", "cnnexp.stopping", "cnnexp.tasks",
-               "cnnexp.data.idx"]),
+               "cnnexp.overrides", "cnnexp.data.idx"]),
     ("arithmetic", ["cnnexp.models.geometry", "cnnexp.models.table", "cnnexp.data.images", "cnnexp.arithmetic",
                     "cnnexp.arithmetic.*"]),
     ("settings", ["cnnexp.settings", "cnnexp.cli_args", "cnnexp.run_folder", "cnnexp.compose", "cnnexp.hparams",
@@ -21,7 +21,7 @@ LAYERS = [
     ("model", ["cnnexp.models", "cnnexp.models.modules", "cnnexp.models.convnet", "cnnexp.models.convae",
                "cnnexp.exported", "cnnexp.calibration"]),  # exported: a network as an ONNX file, run without torch
     ("task", ["cnnexp.tasks.base", "cnnexp.tasks.classification", "cnnexp.tasks.reconstruction", "cnnexp.tasks.tta"]),
-    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
+    ("trainer", ["cnnexp.callbacks", "cnnexp.callbacks.*", "cnnexp.board", "cnnexp.events", "cnnexp.slurm", "cnnexp.resources", "cnnexp.loggers",
                  "cnnexp.resume", "cnnexp.sweeps.search", "cnnexp.run"]),  # search: the study a run's trial reports to
     ("sweeps", ["cnnexp.sweeps", "cnnexp.sweeps.*", "cnnexp.hydra_callback", "hydra_plugins.*"]),
     ("entry points", ["cnnexp.train", "cnnexp.eval", "cnnexp.predict", "cnnexp.shapes", "cnnexp.summary",
@@ -86,3 +86,17 @@ def test_imports_go_down_the_layers():
     climbing = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
                 for m, targets in imports().items() for t in targets if layer_of(t) > layer_of(m)]
     assert not climbing, "imports that climb back up:\n" + "\n".join(climbing)
+
+
+def test_hparams_splits_overrides_without_composing():
+    """What HParams shows is pure Python: it reads an override's key from cnnexp.overrides, the one
+    splitter, not from compose (Hydra's side, OmegaConf); nothing else defines a second one."""
+    graph, reached, todo = imports(), set(), ["cnnexp.hparams"]
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    assert "cnnexp.compose" not in reached, sorted(reached)
+    defined = [name for name, path in modules().items() for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.FunctionDef) and node.name == "key_value"]
+    assert defined == ["cnnexp.overrides"]

@@ -75,6 +75,40 @@ def test_summary_png_is_written(seeded):
     assert "sweep/summary" in acc.Tags()["images"]
 
 
+def test_summary_reads_the_records_without_torch(seeded):
+    """`python -m cnnexp.summary` reads CSV/JSON and draws: it rewrites the sweep's TensorBoard run
+    (cnnexp.events) without the seconds that importing torch costs."""
+    import subprocess
+    import sys
+
+    folder, _ = seeded
+    before = set((folder / "_sweep").glob("events.out.tfevents.*"))
+    code = "import sys; from cnnexp.summary import main; main(sys.argv[1:]); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == "False", "the summary imported torch"
+    (written,) = set((folder / "_sweep").glob("events.out.tfevents.*")) - before
+    acc = EventAccumulator(str(written), size_guidance={"images": 0})
+    acc.Reload()
+    image = acc.Images("sweep/summary")[-1]
+    assert image.encoded_image_string[:8] == b"\x89PNG\r\n\x1a\n" and (image.width, image.height) == (520, 380)
+    assert "_hparams_/experiment" in acc.PluginTagToContent("hparams")
+
+
+def test_the_summary_title_fits_its_figure(seeded):
+    """520 px wide (a TensorBoard card): the title, replicates and n included, wraps inside it."""
+    from cnnexp.sweeps.summary import collect, plot
+
+    folder, _ = seeded
+    figure = plot(folder, collect(folder), ["seed"])["sweep/summary"]
+    figure.canvas.draw()
+    title = figure._suptitle
+    box = title.get_window_extent(figure.canvas.get_renderer())
+    assert figure.bbox.width == 520 and "over seed (n = 2 each)" in title.get_text().replace("\n", " ")
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width and 0 <= box.y0 and box.y1 <= figure.bbox.height, \
+        f"title {box} outside the {figure.bbox.width}×{figure.bbox.height} canvas"
+
+
 def test_hparams_hold_the_set_keys_as_numbers_and_no_unset_ones(seeded):
     from tensorboard.plugins.hparams import plugin_data_pb2
 

@@ -79,6 +79,21 @@ def test_tensorboard_views_are_written(quick_run):
     assert all(v.value > 0 for v in acc.Scalars("train/images_per_s"))
 
 
+def test_the_learning_rate_is_charted_with_its_epoch(quick_run):
+    """epoch/lr: one point per epoch at the step of the epoch's loss and accuracy (not the step
+    before the epoch began, 0 for epoch 0), the value metrics.csv holds and config.yaml set."""
+    run_dir, _ = quick_run
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = {tag: [s.step for s in acc.Scalars(tag)] for tag in ("epoch/lr", "epoch/val_acc", "epoch/train_loss")}
+    assert steps["epoch/lr"] == steps["epoch/val_acc"] == steps["epoch/train_loss"], steps
+    assert len(steps["epoch/lr"]) == 2 and steps["epoch/lr"][0] > 0
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    lr = float(yaml.safe_load((run_dir / "config.yaml").read_text())["optimizer"]["lr"])
+    charted = [s.value for s in acc.Scalars("epoch/lr")]
+    assert charted == pytest.approx([float(r["lr-Adam"]) for r in rows]) and charted == pytest.approx([lr, lr])
+
+
 def test_real_tensorboard_serves_the_run(quick_run):
     from tests.tensorboard_server import tensorboard
 

@@ -129,12 +129,31 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
     ax = figure.axes[0]
     ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
     assert ticks == {1: "1", 2: "2", 4: "4", 8: "8"}, "a numeric axis: each value at its place"
+    assert ax.get_xscale() == "linear", "1 to 8: less than a decade"
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"failed (1)", "rejected (1)"}
     assert "one run per setting" in figure._suptitle.get_text() and "over seed" not in figure._suptitle.get_text()
     assert not any(c.__class__.__name__ == "ErrorbarContainer" for c in ax.containers), "no error bar for n = 1"
     assert [r[1] for r in run_table(rows)[2]] == ["ok", "ok", "failed", "rejected"]
     _, friendly, _ = group_table([{**r, "overrides": [*r["overrides"], "seed=1"]} for r in rows], ["seed"])
     assert not any("± 0.0000" in cell for row in friendly for cell in row), "no spread from one run"
+
+
+@pytest.mark.parametrize("key", ["optimizer.lr", "scheduler.max_lr"])
+def test_a_learning_rate_spanning_a_decade_is_drawn_on_a_log_axis(tmp_path, key):
+    """A hand-made record of a search's draws, log-distributed (0.0006 … 0.008, no value a round one)."""
+    import json
+
+    from cnnexp.sweeps.summary import collect, plot
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: []\n")
+    for i, lr in enumerate([0.000561152, 0.00157513, 0.00291064, 0.00796945]):
+        (tmp_path / f"lr={lr}").mkdir()
+        (tmp_path / f"lr={lr}" / "results.json").write_text(json.dumps(
+            {"status": "ok", "best_val_acc": 0.9 - i / 10, "overrides": [f"{key}={lr}"]}))
+    ax = plot(tmp_path, collect(tmp_path), ["seed"])["sweep/summary"].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == key
+    low, high = ax.get_xlim()
+    assert low < 0.000561152 and high > 0.00796945
 
 
 # ------------------------------------------------------------------ TensorBoard, as a user opens it

@@ -8,7 +8,7 @@ checkpoint's monitor) are unchanged everywhere else; its `epoch` counter is not 
 
 A run writes its HParams session (its values and status), never an experiment: with fast
 loading TensorBoard takes the first experiment it finds as the whole sweep's, so only the sweep's
-`_sweep` folder declares one (cnnexp.sweeps.summary), with the swept keys first.
+`_sweep` folder declares one (cnnexp.sweeps.summary, written by cnnexp.events), with the swept keys first.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import re
 from typing import Any, Dict, Mapping, Optional
 
 from lightning.pytorch.loggers import TensorBoardLogger
-
-SWEEP_RUN = "_sweep"  # the sweep's own TensorBoard run: summary figure, HParams experiment
 
 
 def tag(name: str) -> Optional[str]:

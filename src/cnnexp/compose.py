@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence, Tuple
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import CONF_DIR, PROJECT_DIR
+from cnnexp.overrides import key_value
 from cnnexp.run_folder import claim_fresh
 
 
 NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
-
-
-def key_value(override: str) -> Tuple[str, str]:
-    """`+model.kernel_size=5` → ("model.kernel_size", "5"): one override as typed (a key holds no "=")."""
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
 
 
 def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:

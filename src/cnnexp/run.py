@@ -397,11 +397,12 @@ def _Began(hook):
 def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     """lightning.Trainer with the run folder's loggers, checkpoints and per-epoch CSV."""
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
     from cnnexp.board import Board
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
+    from cnnexp.callbacks.epoch_lr import EpochLR
     from cnnexp.callbacks.timing import Timing
     from cnnexp.callbacks.stop_guard import StopGuard
     ck = settings.callbacks.checkpoint
@@ -409,6 +410,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     callbacks = [
         StopGuard(),                     # a Ctrl-C or SIGTERM that Python dropped still stops the run
         timing,                          # before EpochCSV: the row includes this epoch's timing
+        EpochLR(),                       # … and its learning rate
         EpochCSV(run_dir / "metrics.csv"),
         RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                       monitor=ck.monitor, mode=ck.mode,  # resolved once, in the settings check
@@ -430,7 +432,6 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
     plugins = [InFolderCheckpointIO()]

@@ -142,9 +142,11 @@ def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
 
 def read_rgb(path: Path) -> "numpy.ndarray":
     """One file → uint8 array (3, height, width): the one decoder of every image cnnexp reads
-    (data=folder, predict with either backend). 16-bit by its top byte (torchvision's
-    to_dtype(uint8, scale=True)), palettes resolved, transparency laid on white paper. PIL and
-    numpy, not torchvision.io: predict backend=onnx must not import torch."""
+    (data=folder, predict with either backend). Deeper grey by its mode's own range, as
+    torchvision's to_dtype(uint8, scale=True) scales it (never by the values in the image): 16-bit
+    by its top byte, 32-bit integer by its top 8 value bits, 32-bit float as 0 … 1 (clipped).
+    Palettes resolved, transparency laid on white paper. PIL and numpy, not torchvision.io:
+    predict backend=onnx must not import torch."""
     import warnings
 
     import numpy as np
@@ -155,10 +157,8 @@ def read_rgb(path: Path) -> "numpy.ndarray":
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey: the top byte
-                    a = np.asarray(im).astype(np.float64)
-                    shift = 8 if im.mode.startswith("I;16") or a.max() > 255 else 0
-                    im = Image.fromarray((a.astype(np.uint32) >> shift).clip(0, 255).astype(np.uint8), "L")
+                if im.mode.startswith("I") or im.mode == "F":
+                    im = Image.fromarray(_grey_8_bit(im, np), "L")
                 if im.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La"):
                     im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
                 rgb = np.asarray(im.convert("RGB"))
@@ -167,6 +167,18 @@ def read_rgb(path: Path) -> "numpy.ndarray":
         raise RunError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]}); "
                        "replace or remove it") from None
     return rgb.transpose(2, 0, 1)
+
+
+def _grey_8_bit(im, np) -> "numpy.ndarray":
+    """A 16/32-bit grey image (PIL modes I;16…, I, F) → uint8, by the range its mode holds. Mode I
+    is PIL's 32-bit signed integer (31 value bits), except from a PNG, which holds at most 16 (Pillow
+    before 11 opened a 16-bit PNG as I); negative values are black."""
+    if im.mode == "F":  # torchvision: × (256 − 0.001), truncated
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0)
+        return (a.clip(0.0, 1.0) * (256 - 1e-3)).astype(np.uint8)
+    bits = 16 if im.mode.startswith("I;16") or im.format == "PNG" else 31
+    a = np.asarray(im).astype(np.int64).clip(0, (1 << bits) - 1)
+    return (a >> (bits - 8)).astype(np.uint8)
 
 
 def to_channels(rgb, channels: int):

@@ -652,9 +652,7 @@ def report(sweep_dir: Path) -> None:
     import optuna
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as plots
-    from torch.utils.tensorboard import SummaryWriter
-
-    from cnnexp.board import SWEEP_RUN
+    from cnnexp.events import SWEEP_RUN, Events
 
     study = load_study(sweep_dir)
     monitor = study.user_attrs.get("monitor", "objective")
@@ -683,15 +681,14 @@ def report(sweep_dir: Path) -> None:
                 figures["importance"] = plots.plot_param_importances(study, target_name=monitor).figure
             except (ValueError, RuntimeError) as e:  # e.g. no parameter varied among finished trials
                 log.info("no parameter importances: %s", e)
-    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:  # the sweep's own run (cnnexp.board)
+    with Events(Path(sweep_dir) / SWEEP_RUN) as writer:  # the sweep's own run
         for name, figure in figures.items():
             figure.set_size_inches(7, 4.5)
             figure.tight_layout()
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=110)
             write_atomic(Path(sweep_dir) / f"search_{name}.png", buffer.getvalue())
-            writer.add_figure(f"search/{name}", figure, 0)
-            plt.close(figure)
+            writer.figure(f"search/{name}", figure)  # and closes it
 
 
 def history_figure(trials, monitor: str, direction: str, plt):

@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from cnnexp.compose import key_value
 from cnnexp.files import write_atomic
+from cnnexp.overrides import key_value
 from cnnexp.run_folder import read_results
 from cnnexp.sweeps import search, stats as replicate_stats
 
@@ -311,11 +311,36 @@ def _number(text: str) -> float | None:
         return None
 
 
+# A swept key whose values span a decade or more (a learning rate, a batch size) reads on a log axis.
+DECADE = 10.0
+
+
+def logarithmic(values: Sequence[float]) -> bool:
+    """Whether a numeric axis over `values` is drawn logarithmic: all positive, spanning a factor of
+    DECADE or more (0.05 / 0.0005 is 99.99… in floating point: a hair of tolerance)."""
+    return len(values) > 1 and min(values) > 0 and max(values) / min(values) >= DECADE * (1 - 1e-9)
+
+
+def fit_width(title, figure, share: float = 0.98) -> None:
+    """Break a title (a matplotlib Text) onto more lines until it fits `share` of the figure's
+    width — TensorBoard's cards and summary.png are about 500 px wide: first at its dash, then
+    between words."""
+    import textwrap
+
+    renderer = figure.canvas.get_renderer()
+    text = title.get_text()
+    lines = text.replace(" — ", "\n— ", 1).split("\n")
+    width = max(map(len, lines))
+    while title.get_window_extent(renderer).width > share * figure.bbox.width and width > 12:
+        title.set_text("\n".join(textwrap.fill(line, width) for line in lines))
+        width = int(width * 0.9)
+
+
 def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, object]:
     """summary.png: validation accuracy (or loss) against each swept key — a numeric axis for
-    numbers (logarithmic where they span decades), the sweep's own order for categories — as the
-    mean of a setting's ok runs, with its 95 % Student-t interval where it has more than one (n
-    beside the point; the same interval as the table's).
+    numbers (logarithmic where they span a decade or more: logarithmic()), the sweep's own order
+    for categories — as the mean of a setting's ok runs, with its 95 % Student-t interval where it
+    has more than one (n beside the point; the same interval as the table's).
     Settings that failed (✕) or were rejected by the shape check before training (▽) are marked
     along the bottom. Two keys of a small grid: a heatmap. Returns the figures for TensorBoard,
     whose image cards are a few hundred pixels wide: the whole one, or one per key."""
@@ -346,7 +371,8 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
                 "rejected": sum(1 for r in picked if shown_status(r) == "rejected")}
 
     plt.rcParams.update({"font.size": 11})
-    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and search.study_record(sweep_dir) is None
+    drawn = search.study_record(sweep_dir) is not None  # a search's values are draws, not a grid's list
+    small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and not drawn
     if small_grid:
         (ka, va), (kb, vb) = (keys[0], values[keys[0]]), (keys[1], values[keys[1]])
         fig, ax = plt.subplots(figsize=(1.6 * len(vb) + 3, 1.1 * len(va) + 2.2))
@@ -373,13 +399,13 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
         for ax in axes.flat[len(keys):]:
             ax.set_visible(False)
         for ax, key in zip(axes.flat, keys):
-            _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+            _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np, drawn)
             ax.set_ylabel(label if len(keys) == 1 else f"{label}\n(mean over the other keys)", fontsize=10)
     n_ok = [stats(lambda s, r=r: all(s[k] == v for k, v in setting(r, keys).items()))["n"] for r in rows]
     what = f"mean and 95 % interval over {', '.join(replicated)}" if replicated else "one run per setting"
     if replicated and max(n_ok, default=0) > 1:
         what += f" (n = {min(n_ok)}–{max(n_ok)} ok runs)" if min(n_ok) != max(n_ok) else f" (n = {max(n_ok)} each)"
-    fig.suptitle(f"{Path(sweep_dir).name}: best {label} — {what}", fontsize=11)
+    fit_width(fig.suptitle(f"{Path(sweep_dir).name}: best {label} — {what}", fontsize=11), fig)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -390,20 +416,26 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
     figures = {}
     for key in keys:
         figures[f"sweep/summary_{key}"], ax = plt.subplots(figsize=(5.5, 4))
-        _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np)
+        _panel(ax, key, values[key], [stats(lambda s, v=v: s[key] == v) for v in values[key]], metric, np, drawn)
         ax.set_ylabel(f"{label}\n(mean over the other keys)", fontsize=10)
-        ax.set_title(f"best {label} — {what}", fontsize=10)
+        fit_width(ax.set_title(f"best {label} — {what}", fontsize=10), figures[f"sweep/summary_{key}"])
         figures[f"sweep/summary_{key}"].tight_layout()
     return figures
 
 
-def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np) -> None:
-    """One key: numbers on a numeric axis, categories in their order; failures marked below."""
+def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np, drawn: bool = False) -> None:
+    """One key: numbers on a numeric axis, categories in their order; failures marked below. A
+    grid's few numbers are each a tick; a search's draws (`drawn`) fall between the axis's own."""
     numbers = [_number(v) for v in values]
     numeric = all(n is not None for n in numbers) and len(values) > 1
     x = np.array(numbers, dtype=float) if numeric else np.arange(len(values), dtype=float)
-    if numeric and min(x) > 0 and max(x) / min(x) >= 100:
-        ax.set_xscale("log")
+    if numeric and logarithmic(x):
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")  # ticks at 1, 2, 5 × 10ⁿ over two decades or less, else 10ⁿ; plain numbers
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if max(x) / min(x) <= 100 else (1.0,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     mean = np.array([p["mean"] for p in points])
     order = [i for i in np.argsort(x) if not np.isnan(mean[i])]
     joined = not numeric or len(values) <= 8  # a grid's values: a line; a search's many draws: points
@@ -422,7 +454,7 @@ def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np)
             ax.plot(x[hit], [0.02] * len(hit), marker, color=color, markersize=8, linestyle="none",
                     transform=ax.get_xaxis_transform(), clip_on=False,
                     label=f"{kind} ({sum(points[i][kind] for i in hit)})")
-    if not numeric or len(values) <= 8:
+    if not numeric or (len(values) <= 8 and not drawn):
         ax.set_xticks(x, values if not numeric else [f"{n:g}" for n in x])
         ax.minorticks_off()
     ax.set_xlabel(key)
@@ -451,13 +483,10 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
     metrics by name — the one experiment in the folder (cnnexp.board). With replicates, each setting
     is a session too (SWEEP/_sweep/<setting>, status `setting`): the table's mean and 95 % interval
     as metrics, so HParams compares settings as the table does, not only runs."""
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
-
     from omegaconf import OmegaConf
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from cnnexp.board import SWEEP_RUN
+    from cnnexp.events import SWEEP_RUN, Events, hparams
     from cnnexp.hparams import HPARAM_METRICS, flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
@@ -476,16 +505,16 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
     configs = [Path(sweep_dir) / r["run"] / "config.yaml" for r in rows]
     first = next((p for p in configs if p.is_file()), None)
     every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
-    with SummaryWriter(str(Path(sweep_dir) / SWEEP_RUN)) as writer:
-        for name, figure in figures.items():  # add_figure closes each
-            writer.add_figure(name, figure, 0)
+    with Events(Path(sweep_dir) / SWEEP_RUN) as writer:
+        for name, figure in figures.items():  # each closed once written
+            writer.figure(name, figure)
         if domains:  # swept keys first, with their values; then every other setting the runs log
             values = {**{k: d[0] for k, d in domains.items()}, **{k: v for k, v in every.items() if k not in domains}}
             logged = sorted({r["status"] for r in rows if r.get("status") in ("ok", "pruned")}) or ["ok"]
             values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
             discrete = {k: d for k, d in domains.items() if len({type(v) for v in d}) == 1}  # 0,same: no domain
             statuses = logged + (["setting"] if settings else [])
-            experiment, _, _ = hparams(values, metrics, hparam_domain_discrete={**discrete, "status": statuses})
+            experiment, _, _ = hparams(values, metrics, domains={**discrete, "status": statuses})
             plugin = experiment.value[0].metadata.plugin_data
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             for info in data.experiment.hparam_infos:  # TensorBoard lists the keys that differ first
@@ -498,7 +527,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
                         f", clipped at {floor:g}" if floor is not None else ""
                     info.description = f"the mean's 95 % Student-t interval over {', '.join(replicate_keys)}{inside}"
             plugin.content = data.SerializeToString()
-            writer.file_writer.add_summary(experiment)
+            writer.summary(experiment)
             for key, _, n_ok, stats in settings:
                 _log_setting(Path(sweep_dir) / SWEEP_RUN / _setting_name(key), {
                     **{k: v for k, v in values.items() if k not in replicate_keys},
@@ -510,17 +539,16 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
 def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
     """One setting's HParams session: its keys, and its mean and interval ends as metrics (rewritten
     whole by each summary, so a rebuilt summary shows today's numbers once)."""
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
+    from cnnexp.events import Events, hparams
 
     for old in folder.glob("events.out.tfevents.*"):
         old.unlink()
-    with SummaryWriter(str(folder)) as writer:
+    with Events(folder) as writer:
         _, start, end = hparams(values, metrics)
-        writer.file_writer.add_summary(start)
+        writer.summary(start)
         for tag, value in metrics.items():
-            writer.add_scalar(tag, value, 0)
-        writer.file_writer.add_summary(end)
+            writer.scalar(tag, value)
+        writer.summary(end)
 
 
 def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
