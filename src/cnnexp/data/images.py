@@ -142,9 +142,8 @@ def header(path: Path) -> Optional[Tuple[Tuple[int, int], str]]:
 
 def read_rgb(path: Path) -> "numpy.ndarray":
     """One file → uint8 array (3, height, width): the one decoder of every image cnnexp reads
-    (data=folder, predict with either backend). Deeper grey by its mode's own range, as
-    torchvision's to_dtype(uint8, scale=True) scales it (never by the values in the image): 16-bit
-    by its top byte, 32-bit integer by its top 8 value bits, 32-bit float as 0 … 1 (clipped).
+    (data=folder, predict with either backend). Deeper grey as `_grey_8_bit` says: 16-bit by its
+    top byte, 32-bit float as 0 … 1 (clipped), PIL's 32-bit integer container by what it holds.
     Palettes resolved, transparency laid on white paper. PIL and numpy, not torchvision.io:
     predict backend=onnx must not import torch."""
     import warnings
@@ -170,15 +169,21 @@ def read_rgb(path: Path) -> "numpy.ndarray":
 
 
 def _grey_8_bit(im, np) -> "numpy.ndarray":
-    """A 16/32-bit grey image (PIL modes I;16…, I, F) → uint8, by the range its mode holds. Mode I
-    is PIL's 32-bit signed integer (31 value bits), except from a PNG, which holds at most 16 (Pillow
-    before 11 opened a 16-bit PNG as I); negative values are black."""
+    """A 16/32-bit grey image (PIL modes I;16…, I, F) → uint8. 16-bit by its top byte, float as
+    0 … 1 (torchvision's to_dtype scaling). Mode I is PIL's 32-bit signed container, and what it
+    holds is mostly narrower — a numpy int32 array of 8-bit values, a 16-bit PNG (Pillow before 11
+    opened those as I) — so it is read at the narrowest of 8, 16 or 31 bits that holds its largest
+    value: by its mode's range alone, such an image would read as black. Negative values are black."""
     if im.mode == "F":  # torchvision: × (256 − 0.001), truncated
         a = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0)
         return (a.clip(0.0, 1.0) * (256 - 1e-3)).astype(np.uint8)
-    bits = 16 if im.mode.startswith("I;16") or im.format == "PNG" else 31
-    a = np.asarray(im).astype(np.int64).clip(0, (1 << bits) - 1)
-    return (a >> (bits - 8)).astype(np.uint8)
+    a = np.asarray(im).astype(np.int64).clip(0, None)
+    if im.mode.startswith("I;16") or im.format == "PNG":
+        bits = 16
+    else:
+        top = int(a.max(initial=0))
+        bits = 8 if top < 1 << 8 else 16 if top < 1 << 16 else 31
+    return (a.clip(0, (1 << bits) - 1) >> (bits - 8)).astype(np.uint8)
 
 
 def to_channels(rgb, channels: int):
