@@ -101,9 +101,7 @@ def resume_sweep(config: DictConfig) -> Path:
 
     typed = OmegaConf.select(config, "resume")
     folder = Path(str(typed)).expanduser()
-    if not (folder / "multirun.yaml").is_file():
-        raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
-                       "outputs/multirun/, or drop -m to resume a single run")
+    is_a_sweep(folder, typed)
     try:
         recorded = OmegaConf.load(recorded_sweep(folder))
         overrides = task_overrides(recorded.hydra)
@@ -168,6 +166,37 @@ def study_is_optunas(folder: Path, typed) -> None:
     if not {"studies", "trials"} <= tables:
         raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
                        "move it away or restore the study from a copy") from None
+
+
+def is_a_sweep(folder: Path, typed) -> None:
+    from cnnexp.errors import RunError
+
+    if not (Path(folder) / "multirun.yaml").is_file():
+        raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
+                       "outputs/multirun/, or drop -m to resume a single run")
+
+
+def sweeper_options_fit(folder: Path, typed, args: list) -> str | None:
+    """`-m resume=SWEEP hydra.sweeper.…=…`: the recorded sweeper those options are composed with
+    (`optuna`), or None for a grid, which takes none of them: a grid has no trials to add, and its
+    values are what its first launch recorded. Hydra would answer with its own error, exit 1."""
+    from cnnexp.errors import RunError
+
+    is_a_sweep(folder, typed)
+    choice = recorded_sweeper(folder)
+    if choice:
+        return choice
+    for arg in args:  # only Hydra's batch size leaves a grid's runs as they were
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra.sweeper.params") or arg.startswith("hydra/sweeper=") and arg != "hydra/sweeper=basic":
+            raise RunError(f"resume={typed}: {arg} would change the recorded sweep, a grid; a resume runs what its "
+                           "first launch recorded — start a new sweep for new values")
+        if key.startswith("hydra.sweeper.") and key != "hydra.sweeper.max_batch_size":
+            raise RunError(f"resume={typed}: {arg}: this sweep is a grid, with no trials to add — "
+                           f"{key} is an option of a search (hydra/sweeper=optuna). Resume the grid with "
+                           f"`-m resume={typed}` alone, or start a search: python -m cnnexp.train -m "
+                           f"hydra/sweeper=optuna hydra.sweeper.n_trials=N 'KEY=choice(…)' …")
+    return None
 
 
 def recorded_sweeper(folder: Path) -> str | None:
