@@ -90,6 +90,33 @@ def restore_first_record(folder: Path, launch: Path | None) -> None:
         write_atomic(current, kept)
 
 
+def runs_state(folder: Path) -> dict:
+    """Each run folder of a sweep, with its results.json's time (None: none yet): a launch that
+    started, continued or failed any run changes it; one that only skipped runs ended ok does not.
+    Under "first record", whether multirun.yaml's first bytes were kept aside yet."""
+    folder = Path(folder)
+    runs = {d.name: (d / "results.json").stat().st_mtime_ns if (d / "results.json").is_file() else None
+            for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))}
+    return {"runs": runs, "first record": (folder / FIRST_RECORD).is_file()}
+
+
+def ran_nothing(folder: Path, before: dict | None) -> bool:
+    """A resume that only skipped runs (every one had ended ok), as runs_state tells."""
+    return before is not None and runs_state(folder)["runs"] == before["runs"]
+
+
+def forget_launch(folder: Path, launch: Path, before: dict) -> None:
+    """A resume that ran nothing leaves the sweep folder as it found it: its .resume-<time>/ and
+    the first record it kept aside go (multirun.yaml is back as first written)."""
+    import shutil
+
+    folder = Path(folder)
+    shutil.rmtree(launch, ignore_errors=True)
+    first = folder / FIRST_RECORD
+    if not before["first record"] and first.is_file() and first.read_bytes() == (folder / "multirun.yaml").read_bytes():
+        first.unlink()
+
+
 def resume_sweep(config: DictConfig) -> Path:
     """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
     again into the same folder; each job then skips, continues or re-runs its own run. Returns
