@@ -14,6 +14,7 @@ from cnnexp.run_folder import claim_fresh
 
 
 NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
+NO_OVERRIDES = "no-overrides"  # a sweep job's folder when the command set nothing that names it: conf/ as it is
 
 
 def key_value(override: str) -> Tuple[str, str]:
@@ -37,7 +38,7 @@ def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
             key = key.split(".", 1)[1]
         parts.append(f"{key}={value}".replace("/", "_"))
     parts.sort(key=lambda part: part.startswith("seed="))
-    name = ",".join(parts) or "defaults"
+    name = ",".join(parts) or NO_OVERRIDES
     if len(name.encode()) > NAME_BYTES:  # a long swept value: a name the disk accepts, still one per setting
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name.encode()[:NAME_BYTES - 12].decode(errors="ignore") + "~" + digest

@@ -12,9 +12,20 @@ from omegaconf import DictConfig, OmegaConf, read_write
 FIRST_RECORD = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept by the first resume
 
 
+RECIPES = ("experiment", "sweep")  # groups that choose a recipe: left out of names beside what a sweep varies
+
+
 def name_runs_by_swept_keys(config: DictConfig) -> None:
     """The fixed overrides join hydra's exclude_keys, through the hydra overrides that each
     job's config is composed from, so only swept keys name a run."""
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(
+            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(name_exclusions(config))}]")
+
+
+def name_exclusions(config: DictConfig) -> list:
+    """The keys left out of a sweep's run names: the fixed ones, and conf/'s. A sweep of one
+    setting (`-m seed=1`, or a SLURM run) varies nothing: its run is named by what the command set."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from cnnexp.compose import task_overrides
@@ -24,9 +35,9 @@ def name_runs_by_swept_keys(config: DictConfig) -> None:
     swept = {o.key_or_group for o in task if o.is_sweep_override()} | set(params)
     fixed = {o.key_or_group for o in task} - swept
     exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + sorted(fixed)
-    with read_write(config.hydra.overrides):
-        config.hydra.overrides.hydra.append(
-            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]")
+    if not swept:
+        exclude = [k for k in config.hydra.job.config.override_dirname.exclude_keys if k not in RECIPES]
+    return exclude
 
 
 def drop_duplicate_values(config: DictConfig) -> None:
