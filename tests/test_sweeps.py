@@ -145,6 +145,7 @@ def test_replicates_share_their_settings_prefix():
     assert run_name(["seed=1", "trainer.max_epochs=2", "model.kernel_size=5"]) == "kernel_size=5,max_epochs=2,seed=1"
     # Hydra's parser splits the overrides: a list value stays one part, an excluded key none
     assert run_name(["model.head.hidden=[64,32]", "data.root=x"], ["data.root"]) == "head.hidden=[64,32]"
+    assert run_name(["trainer.max_epochs=2", "seed=1", "trainer.max_epochs=3"]) == "max_epochs=3,seed=1"
 
 
 # ------------------------------------------------------------------ a finished grid, resumed

@@ -25,12 +25,14 @@ def key_value(override: str) -> Tuple[str, str]:
 
 def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
     """A sweep job's folder: its overrides (Hydra's parser splits them, so `hidden=[64,32]` stays
-    one) less the excluded keys, `model.kernel_size=5` → `kernel_size=5`: the group prefix is
-    implied. The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
+    one; a key given twice names the last value, which Hydra keeps) less the excluded keys,
+    `model.kernel_size=5` → `kernel_size=5`: the group prefix is implied. The seed comes last, so
+    that a setting's replicates share a prefix (and sort together)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    typed = {key_value(o.input_line)[0]: o.input_line for o in OverridesParser.create().parse_overrides(list(task))}
     parts = []
-    for line in sorted(o.input_line for o in OverridesParser.create().parse_overrides(list(task))):  # as Hydra's
+    for line in sorted(typed.values()):
         key, value = key_value(line)
         if key in exclude:
             continue
