@@ -84,3 +84,24 @@ def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
     assert re.search(r"sweep: 2 runs, ~\S+ (s|min|h) in all on this machine", text), text[-2000:]
     for n, name in ((1, "kernel_size=3"), (2, "kernel_size=5")):
         assert re.search(rf"\[{n}/2\] {name} — ETA \S+ (s|min|h) for the rest of the sweep", text), text[-2000:]
+
+
+def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):
+    """The cost line before a resume counts the epochs still to train, not all of max_epochs."""
+    import shutil
+
+    from cnnexp import cost
+    from cnnexp.resume import epochs_done
+    from cnnexp.settings import load
+    from omegaconf import OmegaConf
+
+    run = tmp_path / "run"
+    shutil.copytree(quick_run[0], run)
+    assert epochs_done(run) == 2 and epochs_done(tmp_path) == 0  # QUICK: 2 epochs; no metrics.csv
+    settings = load(OmegaConf.load(run / "config.yaml"))
+    whole, rest = (cost.estimate(settings, cost.read_calibration(), done) for done in (0, 2))
+    assert rest.epochs == 0 and rest.done == 2 and rest.total_s < whole.total_s - 1.5 * whole.epoch_s
+    proc = cli("train", f"resume={run}", "trainer.max_epochs=3", "trainer.limit_train_batches=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"cost: ~\S+ \S+ per epoch, ~\S+ \S+ for the 1 epoch left of 3 and the test "
+                     r"\(2 trained before this resume; ", proc.stdout + proc.stderr), proc.stdout[-2000:]

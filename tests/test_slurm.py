@@ -75,7 +75,8 @@ def test_a_ddp_job_runs_its_ranks_through_srun(cluster, tmp_path, shared_data, q
     proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *SLURM, *QUICK,
                f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = only_sweep(tmp_path) / "defaults"
+    [run] = [d for d in only_sweep(tmp_path).iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
+    assert run.name.endswith("max_epochs=2,trainer=ddp"), "a sweep of one: named by what was set"
     results = json.loads((run / "results.json").read_text())
     single = json.loads((quick_run[0] / "results.json").read_text())  # the same QUICK run, one process
     assert results["status"] == "ok" and results["epochs"] == 2
@@ -95,7 +96,7 @@ def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
         metrics = None
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            found = list(tmp_path.glob("multirun/*/*/defaults/metrics.csv"))
+            found = list(tmp_path.glob("multirun/*/*/*,max_epochs=3/metrics.csv"))
             if found and len(found[0].read_text().splitlines()) >= 2 and \
                     (found[0].parent / "checkpoints" / "last.ckpt").is_file():  # epoch 0 done and saved
                 metrics = found[0]

@@ -191,11 +191,14 @@ def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(see
     assert more.returncode == 2 and "would change the recorded sweep" in more.stderr, more.stderr[-2000:]
     # multirun.yaml stays as the first launch wrote it, so a resumed sweep resumes again
     # (twice, after faults, in tests/test_faults.py's slow sweep cells)
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     resumed = cli("train", "-m", f"resume={folder}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (folder / "multirun.yaml").read_bytes() == first
     assert runs(folder) == before and not (folder / LOCK).exists()
-    assert len(list(folder.glob(".resume-*/multirun.yaml"))) >= 1, "each resume keeps its own record"
+    assert "| pool=" in resumed.stdout, "the summary is printed"
+    assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files, \
+        "a resume that ran nothing (every run had ended ok) leaves no .resume-<time>/, no rewritten summary"
     assert cli("check", str(folder)).returncode == 0
 
 

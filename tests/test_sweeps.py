@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import QUICK, cli
+from tests.conftest import QUICK, SHARED_DATA, cli
 from tests.tensorboard_server import tensorboard
 
 pytestmark = pytest.mark.xdist_group("test_sweeps")  # its module fixtures are built once, on one worker
@@ -144,3 +145,68 @@ def test_replicates_share_their_settings_prefix():
     assert run_name(["seed=1", "trainer.max_epochs=2", "model.kernel_size=5"]) == "kernel_size=5,max_epochs=2,seed=1"
     # Hydra's parser splits the overrides: a list value stays one part, an excluded key none
     assert run_name(["model.head.hidden=[64,32]", "data.root=x"], ["data.root"]) == "head.hidden=[64,32]"
+    assert run_name(["trainer.max_epochs=2", "seed=1", "trainer.max_epochs=3"]) == "max_epochs=3,seed=1"
+
+
+# ------------------------------------------------------------------ a finished grid, resumed
+def test_a_resumed_grid_takes_no_search_options(grid, tmp_path):
+    from tests.test_bad_input import one_error_line, snapshot
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid[0], folder)
+    before = snapshot(folder)
+    for option, words, advice in [
+            ("hydra.sweeper.n_trials=5", "a grid, with no trials to add", f"`-m resume={folder}` alone"),
+            ("+hydra.sweeper.sampler=random", "an option of a search (hydra/sweeper=optuna)", "start a search"),
+            ("hydra.sweeper.params.model.pool=max,avg", "would change the recorded sweep", "start a new sweep"),
+            ("hydra/sweeper=optuna", "would change the recorded sweep", "start a new sweep")]:
+        proc = cli("train", "-m", f"resume={folder}", option)
+        assert proc.returncode == 2, (option, proc.stderr[-2000:])
+        line = one_error_line(proc)
+        assert words in line and advice in line, line
+    assert snapshot(folder) == before, "nothing written"
+
+
+def test_a_resumed_grid_estimates_and_runs_only_what_is_left(grid, tmp_path):
+    """3 ok runs (one of them marked killed, as SIGKILL leaves it: its last.ckpt holds its only
+    epoch) and a setting that cannot fit: the estimate counts the continued run's test alone and
+    the refused one's nothing; the launch ran something, so it keeps its record."""
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid[0], folder)
+    killed = folder / "kernel_size=3,stride=2"
+    record = json.loads((killed / "results.json").read_text())
+    (killed / "results.json").write_text(json.dumps({**record, "status": "running"}))
+    fresh = float(re.search(r"sweep: 4 runs, ~([\d.]+) s in all", grid[1].stdout).group(1))
+    proc = cli("train", "-m", f"resume={folder}")
+    assert proc.returncode == 1 and "1 of 4 runs failed" in proc.stderr, proc.stderr[-2000:]
+    left = re.search(r"sweep: 4 runs — 2 ended ok before \(skipped\), 1 continues from last.ckpt — ~([\d.]+) s for "
+                     r"what is left", proc.stdout)
+    assert left and float(left.group(1)) < fresh / 4, proc.stdout[:2000]
+    assert json.loads((killed / "results.json").read_text())["status"] == "ok"
+    assert len(list(folder.glob(".resume-*/multirun.yaml"))) == 1, "a launch that ran something keeps its record"
+
+
+def test_a_sweep_of_one_setting_is_named_by_what_was_set():
+    """-m with single values (a SLURM run is one too) varies nothing: named by what was set."""
+    from hydra import compose, initialize_config_dir
+
+    from cnnexp import CONF_DIR
+    from cnnexp.compose import NO_OVERRIDES, register_resolvers, run_name
+    from cnnexp.sweeps.naming import name_exclusions
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for overrides, name in ([f"data.root={SHARED_DATA}"], NO_OVERRIDES), (["experiment=fast"], "experiment=fast"), \
+                (["seed=1", "model.kernel_size=9", "paths.output_dir=x"], "kernel_size=9,seed=1"):
+            config = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+            assert run_name(list(config.hydra.overrides.task), name_exclusions(config)) == name
+
+
+@pytest.mark.slow  # 7 s; the naming itself is in the default run (above)
+def test_a_sweep_of_one_setting_names_its_folder_by_what_was_set(tmp_path):
+    """Kernel 9 with stride 2 cannot fit: the run is refused at its check and recorded, untrained."""
+    proc = cli("train", "-m", "seed=1", "model.kernel_size=9", "model.stride=2", f"data.root={SHARED_DATA}",
+               f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert [d.name for d in sweep_dir(tmp_path).iterdir() if d.is_dir() and d.name[0] not in "._"] == \
+        ["kernel_size=9,stride=2,seed=1"]

@@ -15,16 +15,19 @@ from cnnexp.run_folder import claim_fresh
 
 
 NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
+NO_OVERRIDES = "no-overrides"  # a sweep job's folder when the command set nothing that names it: conf/ as it is
 
 
 def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
     """A sweep job's folder: its overrides (Hydra's parser splits them, so `hidden=[64,32]` stays
-    one) less the excluded keys, `model.kernel_size=5` → `kernel_size=5`: the group prefix is
-    implied. The seed comes last, so that a setting's replicates share a prefix (and sort together)."""
+    one; a key given twice names the last value, which Hydra keeps) less the excluded keys,
+    `model.kernel_size=5` → `kernel_size=5`: the group prefix is implied. The seed comes last, so
+    that a setting's replicates share a prefix (and sort together)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    typed = {key_value(o.input_line)[0]: o.input_line for o in OverridesParser.create().parse_overrides(list(task))}
     parts = []
-    for line in sorted(o.input_line for o in OverridesParser.create().parse_overrides(list(task))):  # as Hydra's
+    for line in sorted(typed.values()):
         key, value = key_value(line)
         if key in exclude:
             continue
@@ -32,7 +35,7 @@ def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
             key = key.split(".", 1)[1]
         parts.append(f"{key}={value}".replace("/", "_"))
     parts.sort(key=lambda part: part.startswith("seed="))
-    name = ",".join(parts) or "defaults"
+    name = ",".join(parts) or NO_OVERRIDES
     if len(name.encode()) > NAME_BYTES:  # a long swept value: a name the disk accepts, still one per setting
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name.encode()[:NAME_BYTES - 12].decode(errors="ignore") + "~" + digest

@@ -185,11 +185,13 @@ class Estimate:
     device: str
     mode: str
     tested: bool
+    done: int = 0  # epochs trained before a resume: not in `epochs` nor `total_s`
 
 
-def estimate(settings, calibration: Optional[Dict[str, Any]]) -> Optional[Estimate]:
-    """Seconds per epoch (training and its validations) and for the run (epochs and test), or
-    None without a calibration for the device the run uses."""
+def estimate(settings, calibration: Optional[Dict[str, Any]], done: int = 0) -> Optional[Estimate]:
+    """Seconds per epoch (training and its validations) and for the run (the epochs left after
+    the `done` ones a resume continues from, and the test), or None without a calibration for
+    the device the run uses."""
     if calibration is None:
         return None
     device = device_of(settings, calibration)
@@ -204,18 +206,23 @@ def estimate(settings, calibration: Optional[Dict[str, Any]]) -> Optional[Estima
     validation = w.validations * w.val_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
     test = w.test_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
     epoch = train + validation
-    return Estimate(epoch, w.epochs * epoch + test, w.epochs, device, mode, w.test_batches > 0)
+    left = max(w.epochs - done, 0)
+    return Estimate(epoch, left * epoch + test, left, device, mode, w.test_batches > 0, min(done, w.epochs))
 
 
-def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = True) -> str:
-    """The one line the shape check and a run's start print."""
+def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = True, done: int = 0) -> str:
+    """The one line the shape check and a run's start print (a resume's: for the epochs left)."""
     calibration = read_calibration() if calibration is None and read else calibration
     if calibration is None:
         return (f"cost: this machine is not calibrated yet — the first training run measures it "
                 f"(a few seconds), or `{MEASURE_HINT}`")
-    e = estimate(settings, calibration)
+    e = estimate(settings, calibration, done)
     if e is None:
         return f"cost: no rates for {device_of(settings, calibration)} in this machine's calibration; `{MEASURE_HINT}`"
-    epochs = f"{e.epochs} epoch{'s' if e.epochs != 1 else ''}" + (" and the test" if e.tested else "")
+    epochs = f"{e.epochs} epoch{'s' if e.epochs != 1 else ''}"
+    if e.done:
+        epochs = f"the {epochs} left of {e.epochs + e.done}"
+    epochs += " and the test" if e.tested else ""
+    done = f"{e.done} trained before this resume; " if e.done else ""
     return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
-            f"({e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)")
+            f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)")

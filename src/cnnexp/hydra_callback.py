@@ -21,6 +21,7 @@ class SettingsCheck(Callback):
     sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
     lock = None
     launch = None     # a resumed sweep's .resume-<time>/, where this launch's own records go
+    before = None     # a resumed sweep's runs as this launch found them (naming.runs_state)
     replicate_keys = ("seed",)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -43,7 +44,7 @@ class SettingsCheck(Callback):
         from cnnexp.locks import FolderLock, WorkerLock
         from cnnexp.run_folder import check_writable
         from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
-                                          recorded_sweeper, resume_sweep)
+                                          recorded_sweeper, resume_sweep, runs_state)
         from cnnexp.sweeps.search import check_search, is_search
 
         recorded = None
@@ -57,6 +58,7 @@ class SettingsCheck(Callback):
                 if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;
                     # a search's resumes join it as workers, sharing its lock
                     SettingsCheck.lock = (WorkerLock if recorded_sweeper(folder) == "optuna" else FolderLock)(folder)
+                    SettingsCheck.before = runs_state(folder)
                 SettingsCheck.launch = resume_sweep(config)  # the recorded sweep, into its own folder
                 recorded = OmegaConf.load(recorded_sweep(Path(str(config.hydra.sweep.dir))))
             else:
@@ -103,20 +105,26 @@ class SettingsCheck(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.locks import last_out
         from cnnexp.loggers import close_sweep
+        from cnnexp.sweeps.naming import forget_launch, ran_nothing
         from cnnexp.sweeps.summary import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         restore_record(sweep_dir, SettingsCheck.launch)
+        launch = SettingsCheck.launch
+        idle = launch is not None and ran_nothing(sweep_dir, SettingsCheck.before)  # a resume that only skipped
         try:
             with last_out(SettingsCheck.lock) as last:  # a search's summary: once, by its last worker to end
-                if last:
-                    finish_sweep(sweep_dir, SettingsCheck.replicate_keys)
+                if last:  # an idle resume prints it; it writes it only where it is missing
+                    finish_sweep(sweep_dir, SettingsCheck.replicate_keys,
+                                 write=not idle or not (sweep_dir / "summary.csv").is_file())
                 else:
                     print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
                           f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
         finally:
             close_sweep(sweep_dir)
             SettingsCheck.release()
+            if idle:
+                forget_launch(sweep_dir, launch, SettingsCheck.before)
 
     @classmethod
     def release(cls) -> None:

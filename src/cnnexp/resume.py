@@ -8,6 +8,7 @@ is locked, so two resumes cannot interleave. Training then continues from checkp
 
 from __future__ import annotations
 
+import csv
 import zipfile
 
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class Resume:
     settings: Settings
     checkpoint: Path     # checkpoints/last.ckpt
     lock: FolderLock | None
+    epochs_done: int = 0  # what the estimate of the rest leaves out
 
 
 def prepare(folder_arg: str, overrides: List[str]) -> Resume:
@@ -77,7 +79,7 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         raise RunError(f"resume={folder_arg}: {best} is not a whole checkpoint (damaged or cut short); the resume "
                        "would test it — put a good copy back, or start a new run (eval ckpt=…/last.ckpt still works)")
     weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
-    return Resume(folder, settings, checkpoint, lock)
+    return Resume(folder, settings, checkpoint, lock, epochs_done(folder))
 
 
 def interpolations(tree, prefix: str = "") -> List[str]:
@@ -102,6 +104,27 @@ def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> N
         raise RunError(f"{checkpoint}: its weights do not fit the network{what} "
                        f"({str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0].strip()[:160]}); "
                        "a resume can change training settings (epochs, lr), not the network") from None
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs the run has finished: metrics.csv gains its whole row as each epoch ends, with the
+    last.ckpt a resume continues from (0 where it cannot be read)."""
+    try:
+        with (Path(run_dir) / "metrics.csv").open(newline="") as f:
+            return 1 + max((int(r["epoch"]) for r in csv.DictReader(f)), default=-1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def in_earlier_launch(results: Optional[dict], run_dir: Path) -> str:
+    """What a resumed sweep does with a run an earlier launch of it left: `skip` one that ended ok,
+    `continue` one killed or interrupted with a last.ckpt, else `run` it again from the start."""
+    status = results.get("status") if isinstance(results, dict) else None
+    if status == "ok":
+        return "skip"
+    if status in ("running", "interrupted") and (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+        return "continue"
+    return "run"
 
 
 def how_to_resume(run_dir: Path) -> str:

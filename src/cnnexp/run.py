@@ -127,10 +127,10 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
     checked_with = overrides  # what the check applies; results.json keeps the job's own overrides
     earlier = read_results(run_dir) if multirun else None
     if earlier:  # a resumed sweep (`-m resume=SWEEP`): this run's folder is already there
-        if earlier.get("status") == "ok":
+        if resuming.in_earlier_launch(earlier, run_dir) == "skip":
             log.info("%s: ok in an earlier launch of this sweep; skipped", run_dir.name)
             return earlier
-        if earlier.get("status") in ("running", "interrupted") and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        if resuming.in_earlier_launch(earlier, run_dir) == "continue":
             log.info("%s: killed in an earlier launch; continuing from its last.ckpt", run_dir.name)
             cfg = OmegaConf.merge(cfg, {"resume": str(run_dir)})
             checked_with = []  # its config.yaml has them
@@ -190,7 +190,7 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
         if costly:
             log.warning(costly)
         if not multirun:  # a sweep said its total before launching; its jobs' headers carry the ETA
-            log.info(_cost_line(settings))
+            log.info(_cost_line(settings, checked.resume.epochs_done if checked.resume else 0))
 
     def began(config_yaml: str) -> None:
         """A resume's first write, once training has started: its config, its record."""
@@ -454,12 +454,13 @@ def _shape_table(settings: Settings) -> str:
     return format_table(settings.model.layers)
 
 
-def _cost_line(settings: Settings) -> str:
-    """The run's estimated seconds (cnnexp.cost); the first run on a machine measures it first."""
+def _cost_line(settings: Settings, done: int = 0) -> str:
+    """The run's estimated seconds (cnnexp.cost) for the epochs not `done` before a resume; the
+    first run on a machine measures it first."""
     from cnnexp import cost
     from cnnexp.calibration import for_estimates
 
-    return cost.line(settings, for_estimates(), read=False)
+    return cost.line(settings, for_estimates(), read=False, done=done)
 
 
 def _drop_fresh_folder(run_dir: Path) -> None:

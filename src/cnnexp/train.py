@@ -39,8 +39,8 @@ def main(cfg: DictConfig) -> dict:
 def cli() -> None:
     if any(a.startswith("hydra/launcher=") for a in sys.argv[1:]) and not {"-m", "--multirun"} & set(sys.argv[1:]):
         sys.argv.insert(1, "-m")  # a launcher runs jobs of a multirun: one run through SLURM is a sweep of one
-    with_sweeper_of_resumed_search(sys.argv)
     try:  # overrides Hydra would reject with a traceback or the wrong advice, named first
+        with_sweeper_of_resumed_search(sys.argv)
         check_override_keys(sys.argv[1:])
     except UserError as e:
         fail(e)
@@ -57,16 +57,17 @@ def cli() -> None:
 
 def with_sweeper_of_resumed_search(argv: list) -> None:
     """`-m resume=SEARCH hydra.sweeper.n_trials=3`: Hydra composes the command before the resume
-    is read, so the recorded sweeper (hydra/sweeper=optuna) is named for it."""
+    is read, so the recorded sweeper (hydra/sweeper=optuna) is named for it; a grid's resume,
+    which takes no such option, is refused in one line."""
     args = argv[1:]
     resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
-    if not resume or not {"-m", "--multirun"} & set(args) or any(a.startswith("hydra/sweeper=") for a in args) \
-            or not any(a.startswith("hydra.sweeper.") for a in args):
+    sweeper = [a for a in args if a.lstrip("+~").startswith("hydra.sweeper.") or a.startswith("hydra/sweeper=")]
+    if not resume or not {"-m", "--multirun"} & set(args) or not sweeper:
         return
-    from cnnexp.sweeps.naming import recorded_sweeper
+    from cnnexp.sweeps.naming import sweeper_options_fit
 
-    choice = recorded_sweeper(Path(resume))
-    if choice:
+    choice = sweeper_options_fit(Path(resume).expanduser(), resume, sweeper)  # a grid takes none: a UserError
+    if choice and not any(a.startswith("hydra/sweeper=") for a in args):
         argv.append(f"hydra/sweeper={choice}")  # after -m: Hydra takes the overrides as one run of words
 
 

@@ -17,6 +17,7 @@ import os
 import random
 import statistics
 import time
+from pathlib import Path
 from typing import List, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,14 +30,14 @@ log = logging.getLogger("cnnexp")
 MAX_COMPOSED = 48  # runs composed to estimate a sweep (a few seconds at most)
 
 
-def _seconds(overrides: List[str], calibration) -> Optional[float]:
-    """One run's estimated seconds; 0 for settings that cannot train (they fail at once)."""
+def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float]:
+    """One run's estimated seconds (beyond `done` epochs); 0 for settings that cannot train (they fail at once)."""
     from cnnexp.compose import compose_config, user_config
     from cnnexp.errors import UserError
     from cnnexp.settings import load
 
     try:
-        estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration)
+        estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration, done)
     except UserError:
         return 0.0
     except Exception:  # an estimate never stops a sweep
@@ -59,6 +60,25 @@ def grid_jobs(config: DictConfig) -> List[List[str]]:
     lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)
     batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
     return [list(job) for batch in batches for job in batch]
+
+
+def epochs_done(config: DictConfig, jobs: List[List[str]]) -> List[Optional[int]]:
+    """Per job of a resumed sweep, what its earlier launches left: None for a run that ended ok
+    (skipped), else the epochs its last.ckpt continues from (0: it runs from the start)."""
+    from cnnexp import resume
+    from cnnexp.compose import run_name
+    from cnnexp.run_folder import read_results
+    from cnnexp.sweeps.naming import name_exclusions
+
+    if not OmegaConf.select(config, "resume", default=None):
+        return [0] * len(jobs)
+    sweep, exclude = Path(str(config.hydra.sweep.dir)), name_exclusions(config)
+    done = []
+    for job in jobs:
+        folder = sweep / run_name(job, exclude)
+        then = resume.in_earlier_launch(read_results(folder), folder)
+        done.append(None if then == "skip" else resume.epochs_done(folder) if then == "continue" else 0)
+    return done
 
 
 def search_samples(config: DictConfig) -> List[List[str]]:
@@ -107,14 +127,22 @@ def announce(config: DictConfig, jobs: int) -> None:
         per_job = [mean] * jobs
     else:
         every = grid_jobs(config)
-        chosen = _sample(every, MAX_COMPOSED)
-        seconds = [_seconds(o, calibration) for o in chosen]
+        done = epochs_done(config, every)  # a resumed sweep: only what is left
+        todo = [(job, d) for job, d in zip(every, done) if d is not None]
+        chosen = _sample(todo, MAX_COMPOSED)
+        seconds = [_seconds(o, calibration, d) for o, d in chosen]
         if None in seconds:
             return
-        scale = len(every) / len(chosen)
-        per_job = seconds if len(chosen) == len(every) else [statistics.mean(seconds)] * len(every)
+        scale = len(todo) / len(chosen) if chosen else 1
+        each = iter(seconds) if len(chosen) == len(todo) else itertools.repeat(statistics.mean(seconds))
+        per_job = [0.0 if d is None else next(each) for d in done]
         sampled = "" if scale == 1 else f", from {len(chosen)} of them"
-        log.info("sweep: %d run%s, ~%s in all on this machine (one after another%s; ±30 %%)",
-                 len(every), "" if len(every) == 1 else "s", duration(sum(seconds) * scale), sampled)
+        skipped, continued = done.count(None), sum(1 for d in done if d)
+        left = ", ".join(filter(None, [skipped and f"{skipped} ended ok before (skipped)", continued and
+                                       f"{continued} continue{'s' if continued == 1 else ''} from last.ckpt"]))
+        left = f" — {left} —" if left else ""
+        log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)",
+                 len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
+                 "for what is left" if left else "in all", sampled)
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)

@@ -12,9 +12,20 @@ from omegaconf import DictConfig, OmegaConf, read_write
 FIRST_RECORD = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept by the first resume
 
 
+RECIPES = ("experiment", "sweep")  # groups that choose a recipe: left out of names beside what a sweep varies
+
+
 def name_runs_by_swept_keys(config: DictConfig) -> None:
     """The fixed overrides join hydra's exclude_keys, through the hydra overrides that each
     job's config is composed from, so only swept keys name a run."""
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(
+            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(name_exclusions(config))}]")
+
+
+def name_exclusions(config: DictConfig) -> list:
+    """The keys left out of a sweep's run names: the fixed ones, and conf/'s. A sweep of one
+    setting (`-m seed=1`, or a SLURM run) varies nothing: its run is named by what the command set."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from cnnexp.compose import task_overrides
@@ -24,9 +35,9 @@ def name_runs_by_swept_keys(config: DictConfig) -> None:
     swept = {o.key_or_group for o in task if o.is_sweep_override()} | set(params)
     fixed = {o.key_or_group for o in task} - swept
     exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + sorted(fixed)
-    with read_write(config.hydra.overrides):
-        config.hydra.overrides.hydra.append(
-            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]")
+    if not swept:
+        exclude = [k for k in config.hydra.job.config.override_dirname.exclude_keys if k not in RECIPES]
+    return exclude
 
 
 def drop_duplicate_values(config: DictConfig) -> None:
@@ -90,6 +101,33 @@ def restore_first_record(folder: Path, launch: Path | None) -> None:
         write_atomic(current, kept)
 
 
+def runs_state(folder: Path) -> dict:
+    """Each run folder of a sweep, with its results.json's time (None: none yet): a launch that
+    started, continued or failed any run changes it; one that only skipped runs ended ok does not.
+    Under "first record", whether multirun.yaml's first bytes were kept aside yet."""
+    folder = Path(folder)
+    runs = {d.name: (d / "results.json").stat().st_mtime_ns if (d / "results.json").is_file() else None
+            for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))}
+    return {"runs": runs, "first record": (folder / FIRST_RECORD).is_file()}
+
+
+def ran_nothing(folder: Path, before: dict | None) -> bool:
+    """A resume that only skipped runs (every one had ended ok), as runs_state tells."""
+    return before is not None and runs_state(folder)["runs"] == before["runs"]
+
+
+def forget_launch(folder: Path, launch: Path, before: dict) -> None:
+    """A resume that ran nothing leaves the sweep folder as it found it: its .resume-<time>/ and
+    the first record it kept aside go (multirun.yaml is back as first written)."""
+    import shutil
+
+    folder = Path(folder)
+    shutil.rmtree(launch, ignore_errors=True)
+    first = folder / FIRST_RECORD
+    if not before["first record"] and first.is_file() and first.read_bytes() == (folder / "multirun.yaml").read_bytes():
+        first.unlink()
+
+
 def resume_sweep(config: DictConfig) -> Path:
     """`-m resume=SWEEP_FOLDER`: the sweep recorded there (its overrides and swept params), run
     again into the same folder; each job then skips, continues or re-runs its own run. Returns
@@ -101,9 +139,7 @@ def resume_sweep(config: DictConfig) -> Path:
 
     typed = OmegaConf.select(config, "resume")
     folder = Path(str(typed)).expanduser()
-    if not (folder / "multirun.yaml").is_file():
-        raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
-                       "outputs/multirun/, or drop -m to resume a single run")
+    is_a_sweep(folder, typed)
     try:
         recorded = OmegaConf.load(recorded_sweep(folder))
         overrides = task_overrides(recorded.hydra)
@@ -168,6 +204,37 @@ def study_is_optunas(folder: Path, typed) -> None:
     if not {"studies", "trials"} <= tables:
         raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
                        "move it away or restore the study from a copy") from None
+
+
+def is_a_sweep(folder: Path, typed) -> None:
+    from cnnexp.errors import RunError
+
+    if not (Path(folder) / "multirun.yaml").is_file():
+        raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
+                       "outputs/multirun/, or drop -m to resume a single run")
+
+
+def sweeper_options_fit(folder: Path, typed, args: list) -> str | None:
+    """`-m resume=SWEEP hydra.sweeper.…=…`: the recorded sweeper those options are composed with
+    (`optuna`), or None for a grid, which takes none of them: a grid has no trials to add, and its
+    values are what its first launch recorded. Hydra would answer with its own error, exit 1."""
+    from cnnexp.errors import RunError
+
+    is_a_sweep(folder, typed)
+    choice = recorded_sweeper(folder)
+    if choice:
+        return choice
+    for arg in args:  # only Hydra's batch size leaves a grid's runs as they were
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra.sweeper.params") or arg.startswith("hydra/sweeper=") and arg != "hydra/sweeper=basic":
+            raise RunError(f"resume={typed}: {arg} would change the recorded sweep, a grid; a resume runs what its "
+                           "first launch recorded — start a new sweep for new values")
+        if key.startswith("hydra.sweeper.") and key != "hydra.sweeper.max_batch_size":
+            raise RunError(f"resume={typed}: {arg}: this sweep is a grid, with no trials to add — "
+                           f"{key} is an option of a search (hydra/sweeper=optuna). Resume the grid with "
+                           f"`-m resume={typed}` alone, or start a search: python -m cnnexp.train -m "
+                           f"hydra/sweeper=optuna hydra.sweeper.n_trials=N 'KEY=choice(…)' …")
+    return None
 
 
 def recorded_sweeper(folder: Path) -> str | None:

@@ -639,9 +639,10 @@ def settings_problem(job: DictConfig) -> Optional[str]:
 
 
 # ------------------------------------------------------------------ after the search
-def report(sweep_dir: Path) -> None:
-    """The study's own figures — optimisation history and parameter importances — saved as
-    search_history.png and search_importance.png and logged to TensorBoard at the sweep's root."""
+def report(sweep_dir: Path, write: bool = True) -> None:
+    """The study's counts, and (with `write`) its own figures — optimisation history and parameter
+    importances — saved as search_history.png and search_importance.png and logged to TensorBoard
+    at the sweep's root."""
     import io
     import warnings
 
@@ -670,7 +671,7 @@ def report(sweep_dir: Path) -> None:
     storage = study_record(sweep_dir)["storage"]
     where = sweep_dir / {"sqlite": STUDY_FILE, "journal": JOURNAL_FILE}.get(storage, STUDY_RECORD)
     print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts.items())}; study {where}")
-    if not complete:
+    if not complete or not write:
         return
     figures = {}
     with warnings.catch_warnings():

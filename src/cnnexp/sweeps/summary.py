@@ -235,12 +235,14 @@ def _csv(path: Path, header: list, plain: list) -> None:
     write_atomic(path, text.getvalue())
 
 
-def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> List[Dict]:
+def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, write: bool = True) -> List[Dict]:
+    """Print the tables; with `write`, save them, the plot and the TensorBoard summary too."""
     sweep_dir = Path(sweep_dir)
     replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     header, friendly, plain = run_table(rows)
-    _csv(sweep_dir / "summary_runs.csv", header, plain)
+    if write:
+        _csv(sweep_dir / "summary_runs.csv", header, plain)
     replicated = any(len(m) > 1 for m in groups(rows, replicate_keys).values()) and \
         any(k in swept(rows) for k in replicate_keys)
     if replicated:
@@ -251,15 +253,18 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) 
         print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval{clipped}; "
               "each run in summary_runs.csv)")
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
-        _csv(sweep_dir / "summary.csv", g_header, g_plain)
+        if write:
+            _csv(sweep_dir / "summary.csv", g_header, g_plain)
     else:
         print(markdown(header, friendly))
-        _csv(sweep_dir / "summary.csv", header, plain)
+        if write:
+            _csv(sweep_dir / "summary.csv", header, plain)
     print_best(rows, replicate_keys if replicated else ())
-    figures = plot(sweep_dir, rows, replicate_keys)
-    _log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
+    if write:
+        figures = plot(sweep_dir, rows, replicate_keys)
+        _log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
     if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
-        search.report(sweep_dir)
+        search.report(sweep_dir, write)
     return rows
 
 
@@ -551,10 +556,11 @@ def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
         writer.summary(end)
 
 
-def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None) -> None:
-    """When a sweep ends: print and save the tables and plot; exit 1 if a run did not end ok —
-    except, in a search, trials pruned or rejected by the shape check: those are how a search works."""
-    rows = write_summary(sweep_dir, replicate_keys)
+def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, write: bool = True) -> None:
+    """When a sweep ends: print and save the tables and plot (a resume that ran nothing only
+    prints them); exit 1 if a run did not end ok — except, in a search, trials pruned or rejected
+    by the shape check: those are how a search works."""
+    rows = write_summary(sweep_dir, replicate_keys, write)
     counts = Counter(shown_status(r) for r in rows)
     print(f"\nsweep folder: {sweep_dir} (summary.csv, summary.png) — "
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
