@@ -90,8 +90,8 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     last = SettingsCheck.stop() if sweep is not None and sweep.is_dir() else None  # its summary, by the last out
     SettingsCheck.release()
     if last is False:
-        print(f"cnnexp: interrupted: this worker stopped; other workers still run the search in {sweep}, and the "
-              f"last of them to end writes its summary. Join it again with: python -m cnnexp.train -m resume={sweep}",
+        print(f"cnnexp: interrupted: this worker stopped; other workers of the search in {sweep} still run (or "
+              f"stop), and the last of them to end writes its summary. Join it again with: python -m cnnexp.train -m resume={sweep}",
               file=sys.stderr)
     elif last:
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
