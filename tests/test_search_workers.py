@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cnnexp.errors import RunError
-from cnnexp.locks import FolderLock, WorkerLock
+from cnnexp.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
 from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
@@ -76,7 +77,33 @@ def test_of_workers_ending_at_once_exactly_one_is_the_last_out(tmp_path):
     assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
     assert sorted((tmp_path / f"w{i}").read_text() for i in range(3)) == ["False", "False", "True"]
     assert not (tmp_path / ".cnnexp.lock").exists(), "the last out removed the lock file"
+    assert not (tmp_path / ".search.lock").exists(), "and the turn's file"
     FolderLock(tmp_path).release()  # and the folder is free
+
+
+def test_a_turn_waited_for_on_the_removed_file_is_taken_on_a_new_one(tmp_path):
+    """The last worker out removes .search.lock in its turn while a joining worker waits on that
+    file; the joiner and one coming after it still take their turns one at a time."""
+    inside, overlaps = [], []
+
+    def turn(name):
+        with one_at_a_time(tmp_path):
+            overlaps.extend((other, name) for other in inside)
+            inside.append(name)
+            time.sleep(0.4)
+            inside.remove(name)
+
+    waiting = threading.Thread(target=turn, args=("joined",))
+    with one_at_a_time(tmp_path):  # the last out, in its turn (a flock of its own open file: another locker)
+        waiting.start()
+        time.sleep(0.3)  # the joiner waits on the file's flock
+        drop_turn(tmp_path)
+    time.sleep(0.1)  # the joiner has the turn on the removed file, or takes it on a new one
+    later = threading.Thread(target=turn, args=("later",))
+    later.start()
+    waiting.join(timeout=30)
+    later.join(timeout=30)
+    assert overlaps == [], "a turn on the removed file and one on its successor at once"
 
 
 def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
