@@ -326,6 +326,42 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     assert "re-run after their worker was lost" in out and "3 trained" in out, out[-2000:]
 
 
+@pytest.mark.slow
+def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path, shared_data):
+    """A starts a search, B joins it; Ctrl-C to A's process group: A records its trial and ends
+    without a summary, `check` still sees the search running (B shares its lock); B re-runs A's
+    trial, ends last and writes the one summary, and no lock file is left."""
+    args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4",
+            "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"]
+    a = start(args, tmp_path, pipe=True)
+    b = None
+    try:
+        wait_for_epoch(tmp_path, a, "multirun/*/*/*/metrics.csv", pause=0)
+        folder = sweep_dir(tmp_path)
+        b = start(["-m", f"resume={folder}"], tmp_path, pipe=True)
+        deadline = time.monotonic() + 300
+        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
+            time.sleep(0.2)  # B has joined and started a trial of its own
+        os.killpg(a.pid, signal.SIGINT)
+        _, a_err = a.communicate(timeout=300)
+        running = cli("check", str(folder))
+        assert b.poll() is None, "B ended before A's trial was re-run"
+        assert not (folder / "summary.csv").exists(), "A was not the last out: no summary of its own"
+        out, err = b.communicate(timeout=900)
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert a.returncode == 130 and "other workers of the search" in a_err and "summary.csv lists" not in a_err, a_err[-2000:]
+    assert running.returncode == 0 and f"{folder}: a search is running in it" in running.stdout, running.stdout
+    assert b.returncode == 0, err[-3000:]
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert summary == {"lr=0.001": "ok", "lr=0.002": "ok", "lr=0.003": "ok"}
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists()
+    assert cli("check", str(folder)).returncode == 0
+
+
 # ------------------------------------------------------------------ pruning under DDP
 @pytest.mark.slow
 def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoch(tmp_path, shared_data):
