@@ -407,6 +407,41 @@ def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
     assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout
 
 
+@pytest.mark.slow
+def test_ctrl_c_of_worker_jobs_writes_one_summary_and_leaves_no_lock(tmp_path, shared_data):
+    """hydra.sweeper.workers=2 (submitit's local executor), Ctrl-C to the whole process group while
+    both train: each worker records its trial, the last out writes the summary once — the job
+    wrapper waits for its worker rather than killing it mid-summary — and no lock file is left."""
+    proc = start([*SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.sampler=grid",
+                  "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"], tmp_path, pipe=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(tmp_path.glob("multirun/*/*/*/metrics.csv"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # both workers are in a trial's first epoch
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        while time.monotonic() < deadline:  # the workers outlive the submitting process by their summary
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    folder = sweep_dir(tmp_path)
+    told = [err, *(log.read_text() for log in (folder / ".submitit").glob("*/*_log.err"))]
+    assert proc.returncode == 130 and sum("summary.csv lists what ran" in t for t in told) == 1, told
+    assert sum("the last of them to end writes its summary" in t for t in told) == 2
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert len(summary) == 2 and set(summary.values()) == {"interrupted"}, summary
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists()
+    assert cli("check", str(folder)).returncode == 0
+
+
 def test_worker_jobs_need_a_submitit_launcher(tmp_path):
     proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.workers=2", "model.kernel_size=choice(3,5)",
                f"paths.output_dir={tmp_path / 'out'}")
