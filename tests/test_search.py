@@ -194,9 +194,14 @@ def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data):
     assert pruned["status"] == "pruned" and pruned["epochs"] == 1 and "median pruner" in pruned["reason"]
     assert pruned["best_val_acc"] is not None and "test_acc" not in pruned, "its last metrics, no test"
     assert json.loads((folder / "lr=0.002" / "results.json").read_text())["status"] == "running"
+    assert (folder / ".search.lock").exists() and (folder / ".cnnexp.lock").exists(), "a kill leaves its lock files"
+    checked = cli("check", str(folder))
+    assert checked.returncode == 0 and "is running in it" not in checked.stdout, "nobody holds them: not running"
+    assert f"{folder / 'lr=0.002'}: dead —" in checked.stdout
 
     resumed = cli("train", "-m", f"resume={folder}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists(), "the resume ended last"
     assert sweep_dir(out) == folder
     assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == before, "not retrained"
     results = runs(folder)
