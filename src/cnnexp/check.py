@@ -5,7 +5,8 @@
 
 One line per finding, exit 1; none: one line saying so, exit 0. A `running` record is told
 apart by its lock (`.cnnexp.lock`): held, the run is alive; not held, it was killed (dead) and
-`resume=` continues it — a fact about the run, not a broken record. Imports no torch.
+`resume=` continues it — a fact about the run, not a broken record. A sweep folder's lock
+likewise, whether one process holds it or a search's workers share it. Imports no torch.
 """
 
 from __future__ import annotations
