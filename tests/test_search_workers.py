@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -281,6 +282,28 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
 
 
 # ------------------------------------------------------------------ a worker lost, another finishes
+@contextmanager
+def joined(args, out: Path, pipe: bool = False):
+    """Worker A starts the search `args` into `out`; once its first trial has ended an epoch, B
+    joins with `-m resume=SWEEP` and starts a trial of its own. Yields (A, B, the sweep folder,
+    A's trial folder); whichever of them still runs at the end is SIGKILLed."""
+    a, b = start(args, out, pipe=pipe), None
+    try:
+        wait_for_epoch(out, a, "multirun/*/*/*/metrics.csv", pause=0)
+        folder = sweep_dir(out)
+        [first] = run_folders(folder)
+        b = start(["-m", f"resume={folder}"], out, pipe=True)
+        deadline = time.monotonic() + 300
+        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
+            time.sleep(0.2)
+        yield a, b, folder, first
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["journal"])
 def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp_path, shared_data, storage):
@@ -290,25 +313,11 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=2", f"hydra.sweeper.storage={storage}",
             "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4", "trainer.max_epochs=3",
             "optimizer.lr=choice(0.001,0.002,0.003)"]
-    a = start(args, tmp_path)
-    b = None
-    try:
-        wait_for_epoch(tmp_path, a, "multirun/*/*/*/metrics.csv", pause=0)
-        folder = sweep_dir(tmp_path)
-        [lost] = run_folders(folder)
-        b = start(["-m", f"resume={folder}"], tmp_path, pipe=True)
-        deadline = time.monotonic() + 300
-        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
-            time.sleep(0.2)  # B has joined and started a trial of its own
+    with joined(args, tmp_path) as (a, b, folder, lost):
         assert len(run_folders(folder)) == 2, "B joined while A ran"
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
         out, err = b.communicate(timeout=900)
-    finally:
-        for p in (a, b):
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
     assert b.returncode == 0, err[-3000:]
     assert len(run_folders(folder)) == 3, "no setting twice, no folder twice"
     study = load_study(folder).get_trials()
@@ -333,26 +342,13 @@ def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path,
     trial, ends last and writes the one summary, and no lock file is left."""
     args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4",
             "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"]
-    a = start(args, tmp_path, pipe=True)
-    b = None
-    try:
-        wait_for_epoch(tmp_path, a, "multirun/*/*/*/metrics.csv", pause=0)
-        folder = sweep_dir(tmp_path)
-        b = start(["-m", f"resume={folder}"], tmp_path, pipe=True)
-        deadline = time.monotonic() + 300
-        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
-            time.sleep(0.2)  # B has joined and started a trial of its own
+    with joined(args, tmp_path, pipe=True) as (a, b, folder, _):
         os.killpg(a.pid, signal.SIGINT)
         _, a_err = a.communicate(timeout=300)
         running = cli("check", str(folder))
         assert b.poll() is None, "B ended before A's trial was re-run"
         assert not (folder / "summary.csv").exists(), "A was not the last out: no summary of its own"
         out, err = b.communicate(timeout=900)
-    finally:
-        for p in (a, b):
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
     assert a.returncode == 130 and "other workers of the search" in a_err and "summary.csv lists" not in a_err, a_err[-2000:]
     assert running.returncode == 0 and f"{folder}: a search is running in it" in running.stdout, running.stdout
     assert b.returncode == 0, err[-3000:]
