@@ -123,7 +123,8 @@ def test_check_reads_a_refused_setting_from_its_record(search, tmp_path):
     assert check(folder)[0] == [f"{refused}/results.json: says its settings were refused before it ran, "
                                 "but it holds metrics.csv"]
     (refused / "metrics.csv").unlink()
-    (refused / "results.json").write_text(json.dumps({k: v for k, v in record.items() if k not in ("refused", "rejected")}))
+    unmarked = {k: v for k, v in record.items() if k not in ("refused", "rejected")}
+    (refused / "results.json").write_text(json.dumps(unmarked))
     assert check(folder)[0] == [f"{refused}: no config.yaml"], "a failed run that does not say it was refused"
 
 

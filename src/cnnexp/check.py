@@ -75,7 +75,8 @@ def check_run(run_dir: Path, search_running: bool = False) -> Tuple[List[str], L
     refused = status == "failed" and bool(results.get("refused") or results.get("rejected"))
     trained = [n for n in ("checkpoints", "metrics.csv") if (run_dir / n).exists()]
     if refused and trained:
-        findings.append(f"{where}/results.json: says its settings were refused before it ran, but it holds {trained[0]}")
+        findings.append(f"{where}/results.json: says its settings were refused before it ran, "
+                        f"but it holds {trained[0]}")
     findings += _check_config(run_dir, not refused)
     return findings, notes
 

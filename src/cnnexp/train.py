@@ -91,8 +91,8 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     SettingsCheck.release()
     if last is False:
         print(f"cnnexp: interrupted: this worker stopped; other workers of the search in {sweep} still run (or "
-              f"stop), and the last of them to end writes its summary. Join it again with: python -m cnnexp.train -m resume={sweep}",
-              file=sys.stderr)
+              f"stop), and the last of them to end writes its summary. Join it again with: "
+              f"python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
     elif last:
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
               f"Continue it with: python -m cnnexp.train -m resume={sweep}", file=sys.stderr)

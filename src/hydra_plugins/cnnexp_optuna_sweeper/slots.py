@@ -164,8 +164,9 @@ def join_as_worker(sweep_dir: str) -> int:
     import subprocess
     import sys
 
-    worker = subprocess.Popen([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}", "hydra/sweeper=optuna",
-                               "hydra/launcher=basic", "hydra.sweeper.workers=0", "hydra.sweeper.n_jobs=1"])
+    worker = subprocess.Popen([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}",
+                               "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.workers=0",
+                               "hydra.sweeper.n_jobs=1"])
     while True:
         try:
             return worker.wait()
