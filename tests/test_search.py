@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
+import shutil
+import signal
+import subprocess
+import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from cnnexp.check import check
 from cnnexp.errors import SettingsError
 from cnnexp.sweeps.search import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
 from tests.conftest import QUICK, cli, killed_after_epoch
@@ -94,7 +100,7 @@ def test_impossible_shapes_are_rejected_without_training(search):
     assert sorted(results) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
                                "kernel_size=5,stride=1", "kernel_size=5,stride=2"], "n_trials capped at the grid's 4"
     bad = results.pop("kernel_size=5,stride=2")
-    assert bad["status"] == "failed" and bad["rejected"] and "< 1" in bad["reason"]
+    assert bad["status"] == "failed" and bad["rejected"] and bad["refused"] and "< 1" in bad["reason"]
     assert sorted(p.name for p in (folder / "kernel_size=5,stride=2").iterdir()) == ["results.json"], \
         "no process ran for it: no log, config or checkpoint"
     assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in results.values())
@@ -103,6 +109,57 @@ def test_impossible_shapes_are_rejected_without_training(search):
     for name, r in results.items():
         assert study[name].state == TrialState.COMPLETE and study[name].value == pytest.approx(r["best_val_acc"])
     assert "search: 3 trained, 0 pruned, 1 rejected by the shape check" in proc.stdout
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists(), \
+        "a finished search leaves no lock file"
+
+
+def test_check_reads_a_refused_setting_from_its_record(search, tmp_path):
+    folder = tmp_path / "search"
+    shutil.copytree(search[0], folder)
+    refused = folder / "kernel_size=5,stride=2"
+    record = json.loads((refused / "results.json").read_text())
+    assert check(folder) == ([], [])
+    (refused / "metrics.csv").write_text("epoch\n0\n")
+    assert check(folder)[0] == [f"{refused}/results.json: says its settings were refused before it ran, "
+                                "but it holds metrics.csv"]
+    (refused / "metrics.csv").unlink()
+    unmarked = {k: v for k, v in record.items() if k not in ("refused", "rejected")}
+    (refused / "results.json").write_text(json.dumps(unmarked))
+    assert check(folder)[0] == [f"{refused}: no config.yaml"], "a failed run that does not say it was refused"
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from cnnexp.locks import WorkerLock
+lock = WorkerLock(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_check_sees_a_search_whose_workers_hold_its_lock_as_running(search, tmp_path):
+    """Two live worker processes share the search's lock: check says the search is running, and a
+    trial killed with its worker is the search's to run again; once they are killed, neither."""
+    folder = tmp_path / "search"
+    shutil.copytree(search[0], folder)
+    killed = folder / "kernel_size=3,stride=1"
+    (killed / "results.json").write_text(json.dumps({**json.loads((killed / "results.json").read_text()),
+                                                     "status": "running"}))
+    workers = [subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
+                                start_new_session=True) for _ in range(2)]
+    try:
+        assert [w.stdout.readline() for w in workers] == ["held\n", "held\n"]
+        findings, notes = check(folder)
+    finally:
+        for w in workers:
+            os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
+    assert findings == [] and notes[0] == f"{folder}: a search is running in it (its workers hold its lock)"
+    assert notes[1].startswith(f"{killed}: dead — killed with its worker; the search's running workers run it again")
+    assert (folder / ".cnnexp.lock").exists(), "a kill leaves the lock file; nobody holds it"
+    findings, notes = check(folder)
+    assert findings == [] and len(notes) == 1 and notes[0].startswith(f"{killed}: dead — results.json says running")
 
 
 def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
@@ -138,9 +195,14 @@ def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data):
     assert pruned["status"] == "pruned" and pruned["epochs"] == 1 and "median pruner" in pruned["reason"]
     assert pruned["best_val_acc"] is not None and "test_acc" not in pruned, "its last metrics, no test"
     assert json.loads((folder / "lr=0.002" / "results.json").read_text())["status"] == "running"
+    assert (folder / ".search.lock").exists() and (folder / ".cnnexp.lock").exists(), "a kill leaves its lock files"
+    checked = cli("check", str(folder))
+    assert checked.returncode == 0 and "is running in it" not in checked.stdout, "nobody holds them: not running"
+    assert f"{folder / 'lr=0.002'}: dead —" in checked.stdout
 
     resumed = cli("train", "-m", f"resume={folder}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists(), "the resume ended last"
     assert sweep_dir(out) == folder
     assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == before, "not retrained"
     results = runs(folder)

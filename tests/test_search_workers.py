@@ -11,7 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -19,7 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cnnexp.errors import RunError
-from cnnexp.locks import FolderLock, WorkerLock
+from cnnexp.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
 from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
@@ -76,7 +78,33 @@ def test_of_workers_ending_at_once_exactly_one_is_the_last_out(tmp_path):
     assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
     assert sorted((tmp_path / f"w{i}").read_text() for i in range(3)) == ["False", "False", "True"]
     assert not (tmp_path / ".cnnexp.lock").exists(), "the last out removed the lock file"
+    assert not (tmp_path / ".search.lock").exists(), "and the turn's file"
     FolderLock(tmp_path).release()  # and the folder is free
+
+
+def test_a_turn_waited_for_on_the_removed_file_is_taken_on_a_new_one(tmp_path):
+    """The last worker out removes .search.lock in its turn while a joining worker waits on that
+    file; the joiner and one coming after it still take their turns one at a time."""
+    inside, overlaps = [], []
+
+    def turn(name):
+        with one_at_a_time(tmp_path):
+            overlaps.extend((other, name) for other in inside)
+            inside.append(name)
+            time.sleep(0.4)
+            inside.remove(name)
+
+    waiting = threading.Thread(target=turn, args=("joined",))
+    with one_at_a_time(tmp_path):  # the last out, in its turn (a flock of its own open file: another locker)
+        waiting.start()
+        time.sleep(0.3)  # the joiner waits on the file's flock
+        drop_turn(tmp_path)
+    time.sleep(0.1)  # the joiner has the turn on the removed file, or takes it on a new one
+    later = threading.Thread(target=turn, args=("later",))
+    later.start()
+    waiting.join(timeout=30)
+    later.join(timeout=30)
+    assert overlaps == [], "a turn on the removed file and one on its successor at once"
 
 
 def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
@@ -254,6 +282,28 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
 
 
 # ------------------------------------------------------------------ a worker lost, another finishes
+@contextmanager
+def joined(args, out: Path, pipe: bool = False):
+    """Worker A starts the search `args` into `out`; once its first trial has ended an epoch, B
+    joins with `-m resume=SWEEP` and starts a trial of its own. Yields (A, B, the sweep folder,
+    A's trial folder); whichever of them still runs at the end is SIGKILLed."""
+    a, b = start(args, out, pipe=pipe), None
+    try:
+        wait_for_epoch(out, a, "multirun/*/*/*/metrics.csv", pause=0)
+        folder = sweep_dir(out)
+        [first] = run_folders(folder)
+        b = start(["-m", f"resume={folder}"], out, pipe=True)
+        deadline = time.monotonic() + 300
+        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
+            time.sleep(0.2)
+        yield a, b, folder, first
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["journal"])
 def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp_path, shared_data, storage):
@@ -263,25 +313,11 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=2", f"hydra.sweeper.storage={storage}",
             "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4", "trainer.max_epochs=3",
             "optimizer.lr=choice(0.001,0.002,0.003)"]
-    a = start(args, tmp_path)
-    b = None
-    try:
-        wait_for_epoch(tmp_path, a, "multirun/*/*/*/metrics.csv", pause=0)
-        folder = sweep_dir(tmp_path)
-        [lost] = run_folders(folder)
-        b = start(["-m", f"resume={folder}"], tmp_path, pipe=True)
-        deadline = time.monotonic() + 300
-        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
-            time.sleep(0.2)  # B has joined and started a trial of its own
+    with joined(args, tmp_path) as (a, b, folder, lost):
         assert len(run_folders(folder)) == 2, "B joined while A ran"
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
         out, err = b.communicate(timeout=900)
-    finally:
-        for p in (a, b):
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
     assert b.returncode == 0, err[-3000:]
     assert len(run_folders(folder)) == 3, "no setting twice, no folder twice"
     study = load_study(folder).get_trials()
@@ -297,6 +333,30 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     assert epochs == ["0", "1", "2"], "continued from its last.ckpt: each epoch once"
     assert json.loads((folder / lost / "results.json").read_text())["status"] == "ok"
     assert "re-run after their worker was lost" in out and "3 trained" in out, out[-2000:]
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path, shared_data):
+    """A starts a search, B joins it; Ctrl-C to A's process group: A records its trial and ends
+    without a summary, `check` still sees the search running (B shares its lock); B re-runs A's
+    trial, ends last and writes the one summary, and no lock file is left."""
+    args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4",
+            "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"]
+    with joined(args, tmp_path, pipe=True) as (a, b, folder, _):
+        os.killpg(a.pid, signal.SIGINT)
+        _, a_err = a.communicate(timeout=300)
+        running = cli("check", str(folder))
+        assert b.poll() is None, "B ended before A's trial was re-run"
+        assert not (folder / "summary.csv").exists(), "A was not the last out: no summary of its own"
+        out, err = b.communicate(timeout=900)
+    assert a.returncode == 130 and "other workers of the search" in a_err, a_err[-2000:]
+    assert "summary.csv lists" not in a_err
+    assert running.returncode == 0 and f"{folder}: a search is running in it" in running.stdout, running.stdout
+    assert b.returncode == 0, err[-3000:]
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert summary == {"lr=0.001": "ok", "lr=0.002": "ok", "lr=0.003": "ok"}
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists()
+    assert cli("check", str(folder)).returncode == 0
 
 
 # ------------------------------------------------------------------ pruning under DDP
@@ -342,6 +402,41 @@ def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "two worker jobs"
     assert "search: 3 trained" in proc.stdout and "3 ok" in proc.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_worker_jobs_writes_one_summary_and_leaves_no_lock(tmp_path, shared_data):
+    """hydra.sweeper.workers=2 (submitit's local executor), Ctrl-C to the whole process group while
+    both train: each worker records its trial, the last out writes the summary once — the job
+    wrapper waits for its worker rather than killing it mid-summary — and no lock file is left."""
+    proc = start([*SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.sampler=grid",
+                  "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"], tmp_path, pipe=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(tmp_path.glob("multirun/*/*/*/metrics.csv"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # both workers are in a trial's first epoch
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        while time.monotonic() < deadline:  # the workers outlive the submitting process by their summary
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    folder = sweep_dir(tmp_path)
+    told = [err, *(log.read_text() for log in (folder / ".submitit").glob("*/*_log.err"))]
+    assert proc.returncode == 130 and sum("summary.csv lists what ran" in t for t in told) == 1, told
+    assert sum("the last of them to end writes its summary" in t for t in told) == 2
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert len(summary) == 2 and set(summary.values()) == {"interrupted"}, summary
+    assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists()
+    assert cli("check", str(folder)).returncode == 0
 
 
 def test_worker_jobs_need_a_submitit_launcher(tmp_path):

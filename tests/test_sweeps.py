@@ -41,7 +41,7 @@ def test_failed_setting_is_recorded_and_the_rest_finish(grid):
     assert sorted(statuses) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
                                 "kernel_size=5,stride=1", "kernel_size=5,stride=2"]
     bad = statuses.pop("kernel_size=5,stride=2")
-    assert bad["status"] == "failed" and "< 1" in bad["reason"] and "block" in bad["reason"]
+    assert bad["status"] == "failed" and bad["refused"] and "< 1" in bad["reason"] and "block" in bad["reason"]
     assert all(r["status"] == "ok" and r["test_acc"] > 0.2 for r in statuses.values())
 
 

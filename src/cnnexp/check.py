@@ -5,7 +5,8 @@
 
 One line per finding, exit 1; none: one line saying so, exit 0. A `running` record is told
 apart by its lock (`.cnnexp.lock`): held, the run is alive; not held, it was killed (dead) and
-`resume=` continues it — a fact about the run, not a broken record. Imports no torch.
+`resume=` continues it — a fact about the run, not a broken record. A sweep folder's lock
+likewise, whether one process holds it or a search's workers share it. Imports no torch.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/
          "(outputs/multirun/<date>/<time>); prints one line per broken promise of docs/records.md, exit 1 if any")
 
 
-def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
-    """(findings, notes) for one run folder."""
+def check_run(run_dir: Path, search_running: bool = False) -> Tuple[List[str], List[str]]:
+    """(findings, notes) for one run folder; `search_running`: it is a trial of a search whose
+    workers are alive, which run a killed trial again themselves."""
     findings: List[str] = []
     notes: List[str] = []
     where = str(run_dir)
@@ -41,7 +43,10 @@ def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
     status = state(run_dir, results)
     alive = status == "running"
     resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
-    if status == "dead":
+    if status == "dead" and search_running:
+        notes.append(f"{where}: dead — killed with its worker; the search's running workers run it again from its "
+                     "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s")
+    elif status == "dead":
         notes.append(f"{where}: dead — results.json says running but no process holds its lock (killed); "
                      + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable else
                         "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
@@ -65,10 +70,14 @@ def check_run(run_dir: Path) -> Tuple[List[str], List[str]]:
                          "from a killed write; the files they were to replace are whole")
 
     findings += _check_metrics(run_dir, results, status)
-    # a setting refused before it ran (a sweep's shape error, a search's rejected trial) is a
-    # failed record and nothing else: no config.yaml to hold
-    began = status != "failed" or checkpoints.is_dir() or (run_dir / "metrics.csv").is_file()
-    findings += _check_config(run_dir, began)
+    # settings refused before the run began (a sweep's shape error, a search's rejected trial):
+    # the record says so, and it is all the folder holds (`rejected`: a search's, written before `refused`)
+    refused = status == "failed" and bool(results.get("refused") or results.get("rejected"))
+    trained = [n for n in ("checkpoints", "metrics.csv") if (run_dir / n).exists()]
+    if refused and trained:
+        findings.append(f"{where}/results.json: says its settings were refused before it ran, "
+                        f"but it holds {trained[0]}")
+    findings += _check_config(run_dir, not refused)
     return findings, notes
 
 
@@ -109,7 +118,7 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     from omegaconf import OmegaConf
 
     from cnnexp.locks import holder
-    from cnnexp.sweeps.naming import FIRST_RECORD
+    from cnnexp.sweeps.naming import FIRST_RECORD, recorded_sweeper
 
     findings: List[str] = []
     notes: List[str] = []
@@ -122,16 +131,18 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
             broken[path] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
     for path, why in broken.items():
         findings.append(f"{path}: not readable YAML ({why})")
-    sweep_alive = holder(folder) is not None
+    sweep_alive = holder(folder) is not None  # a search's workers share the lock: held by any of them
+    search = recorded_sweeper(folder) == "optuna"
     if sweep_alive:
-        notes.append(f"{folder}: a sweep is running in it (a live process holds its lock)")
+        notes.append(f"{folder}: " + ("a search is running in it (its workers hold its lock)" if search else
+                                      "a sweep is running in it (a live process holds its lock)"))
     elif first.is_file() and first not in broken and first.read_bytes() != (folder / "multirun.yaml").read_bytes():
         findings.append(f"{folder}/multirun.yaml: differs from the first launch's ({FIRST_RECORD}); "
                         f"the next python -m cnnexp.train -m resume={folder} puts it back")
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not (run_dir / "results.json").exists() and not (run_dir / "config.yaml").exists():
             continue  # a job that never started: Hydra's folder, no record to check
-        f, n = check_run(run_dir)
+        f, n = check_run(run_dir, search_running=sweep_alive and search)
         findings += f
         notes += n
     return findings, notes

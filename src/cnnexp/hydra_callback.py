@@ -127,6 +127,23 @@ class SettingsCheck(Callback):
                 forget_launch(sweep_dir, launch, SettingsCheck.before)
 
     @classmethod
+    def stop(cls) -> bool:
+        """The sweep was stopped (Ctrl-C, SIGTERM): the summary of what ran, written as at its end by
+        the last worker out; False where other workers still run the search (the last of them
+        writes it)."""
+        from cnnexp.locks import last_out
+        from cnnexp.sweeps.summary import collect, write_summary
+
+        restore_record(cls.sweep_dir, cls.launch)
+        try:
+            with last_out(cls.lock) as last:
+                if last and collect(cls.sweep_dir):
+                    write_summary(cls.sweep_dir, cls.replicate_keys)
+        finally:
+            cls.release()
+        return last
+
+    @classmethod
     def release(cls) -> None:
         """The sweep is over (or stopped): multirun.yaml as first written, the folder's lock gone."""
         if cls.sweep_dir is not None:

@@ -6,6 +6,8 @@ removes the file; a lock taken on a file that was removed meanwhile is taken aga
 so an exclusive holder and another holder can never both hold the folder.
 
 `one_at_a_time` is the search workers' turn: one of them at a time counts, asks, checks, starts.
+Its file (`.search.lock`) is removed by the last worker out, the same way: a turn taken on a file
+removed meanwhile is taken again on the new one.
 """
 
 from __future__ import annotations
@@ -114,14 +116,16 @@ class WorkerLock(FolderLock):
 
 
 def holder(folder: Path) -> str | None:
-    """The pid (as text) of the live process holding `folder`'s lock alone, or None where none does.
-    Probed with a non-blocking shared lock, dropped at once."""
+    """The pid (as text) of a live process holding `folder`'s lock — alone, or as one of a search's
+    workers, who share it (the pid is then the latest worker's) — or None where none does. Probed
+    with a non-blocking exclusive lock, dropped at once: it is had only where nobody holds the
+    lock, so it never stands in the way of a worker asking whether it is the last (`alone`)."""
     try:
         fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
         return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
@@ -133,12 +137,29 @@ def holder(folder: Path) -> str | None:
 def one_at_a_time(folder: Path):
     """The workers of a search take turns (an exclusive lock on a second file in the sweep folder,
     which all of them share), e.g. to count, ask, check and start, or to end."""
-    fd = os.open(Path(folder) / TURN, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    path = Path(folder) / TURN
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the last worker out removed it while we waited: take the turn on the new one
+    try:
         yield
     finally:
         os.close(fd)
+
+
+def drop_turn(folder: Path) -> None:
+    """The last worker out, in its turn: no `.search.lock` left behind (a worker that waits on the
+    removed file takes its turn on a new one)."""
+    try:
+        (Path(folder) / TURN).unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only folder keeps it; the turn itself is the flock
 
 
 @contextmanager
@@ -146,13 +167,17 @@ def last_out(lock: FolderLock | None):
     """Whether the holder of `lock` is the last out of its folder: a lone holder always is; of a
     search's workers, the last to end. Workers ask in turn, and one that is not the last lets go of
     the folder before the next asks, so that of two ending at once exactly one is; the turn is held
-    while the last one's body runs (the sweep's summary), so a worker joining meanwhile starts after."""
+    while the last one's body runs (the sweep's summary), so a worker joining meanwhile starts after;
+    the last one then removes the turn's file."""
     if not isinstance(lock, WorkerLock) or lock.fd is None:
         yield True
         return
     with one_at_a_time(lock.path.parent):
         if lock.alone():
-            yield True
+            try:
+                yield True
+            finally:
+                drop_turn(lock.path.parent)
         else:
             lock.release()
             yield False

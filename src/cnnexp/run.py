@@ -143,7 +143,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
             fail(e)
         log.error("%s: invalid settings: %s", job_header(run_dir, multirun), e)
         # a run continued from an earlier launch keeps its record: nothing of it has changed
-        data = (earlier if continuing else RunRecord(run_dir, overrides).finish("failed", reason=str(e)))
+        data = (earlier if continuing else RunRecord(run_dir, overrides).refuse(str(e)))
         fail_fast = OmegaConf.select(cfg, "sweep_options.fail_fast", default=False)
         if fail_fast is True:
             raise FailFast(run_dir)

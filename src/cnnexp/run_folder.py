@@ -111,6 +111,12 @@ class RunRecord:
             listener(self.data)
         return self.data
 
+    def refuse(self, reason: str, **facts: Any) -> Dict[str, Any]:
+        """Settings refused before the run began (a sweep's job, a search's trial): `failed`, and
+        `refused: true` says that this record is all its folder holds — no config.yaml, no data
+        read, no checkpoint (`cnnexp.check` reads it)."""
+        return self.finish("failed", reason=reason, refused=True, **facts)
+
 
 # ------------------------------------------------------------------ finding and loading a run
 def open_run(path: str, key: str = "run") -> Path:

@@ -88,12 +88,13 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     from cnnexp.hydra_callback import SettingsCheck
 
     sweep = SettingsCheck.sweep_dir
+    last = SettingsCheck.stop() if sweep is not None and sweep.is_dir() else None  # its summary, by the last out
     SettingsCheck.release()
-    if sweep is not None and sweep.is_dir():
-        from cnnexp.sweeps.summary import collect, write_summary
-
-        if collect(sweep):
-            write_summary(sweep, SettingsCheck.replicate_keys)
+    if last is False:
+        print(f"cnnexp: interrupted: this worker stopped; other workers of the search in {sweep} still run (or "
+              f"stop), and the last of them to end writes its summary. Join it again with: "
+              f"python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
+    elif last:
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
               f"Continue it with: python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not stop.recorded:

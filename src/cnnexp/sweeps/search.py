@@ -552,7 +552,7 @@ class Search:
         from cnnexp.run_folder import RunRecord
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        RunRecord(run_dir, overrides).finish("failed", reason=problem, rejected=True, trial=trial.number)
+        RunRecord(run_dir, overrides).refuse(problem, rejected=True, trial=trial.number)
         log.warning("%s: rejected before training, not counted among the trials (study trial #%d): %s",
                     run_dir.name, trial.number, problem)
         trial.set_user_attr("rejected", True)

@@ -158,12 +158,20 @@ class SubmititSlots(Slots):
 def join_as_worker(sweep_dir: str) -> int:
     """A worker job's body (`hydra.sweeper.workers=K`): `python -m cnnexp.train -m resume=SWEEP`
     with Hydra's basic launcher, which joins the running search and trains its trials one after
-    another in this job's allocation."""
+    another in this job's allocation. A Ctrl-C reaches the worker too (one process group): it is
+    waited for, not killed as subprocess.run would, so that it records its trials and, the last
+    worker out, writes the summary."""
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}", "hydra/sweeper=optuna",
-                           "hydra/launcher=basic", "hydra.sweeper.workers=0", "hydra.sweeper.n_jobs=1"]).returncode
+    worker = subprocess.Popen([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}",
+                               "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.workers=0",
+                               "hydra.sweeper.n_jobs=1"])
+    while True:
+        try:
+            return worker.wait()
+        except KeyboardInterrupt:
+            pass
 
 
 def start_workers(launcher, k: int, sweep_dir: str) -> List[Any]:
