@@ -109,6 +109,8 @@ def test_impossible_shapes_are_rejected_without_training(search):
     for name, r in results.items():
         assert study[name].state == TrialState.COMPLETE and study[name].value == pytest.approx(r["best_val_acc"])
     assert "search: 3 trained, 0 pruned, 1 rejected by the shape check" in proc.stdout
+    assert len(trials(folder)) == 4 and "max_rejected" not in proc.stdout + proc.stderr, \
+        "the grid's 4 points tried once each: none asked again"
     assert not (folder / ".search.lock").exists() and not (folder / ".cnnexp.lock").exists(), \
         "a finished search leaves no lock file"
 
@@ -125,7 +127,9 @@ def test_check_reads_a_refused_setting_from_its_record(search, tmp_path):
     (refused / "metrics.csv").unlink()
     unmarked = {k: v for k, v in record.items() if k not in ("refused", "rejected")}
     (refused / "results.json").write_text(json.dumps(unmarked))
-    assert check(folder)[0] == [f"{refused}: no config.yaml"], "a failed run that does not say it was refused"
+    assert check(folder) == ([], []), "a record and nothing else: a grid's refusal written before `refused`"
+    (refused / "metrics.csv").write_text("epoch\n0\n")
+    assert f"{refused}: no config.yaml" in check(folder)[0], "a failed run that trained and lost its config"
 
 
 HOLD = """

@@ -72,8 +72,10 @@ def check_run(run_dir: Path, search_running: bool = False) -> Tuple[List[str], L
     findings += _check_metrics(run_dir, results, status)
     # settings refused before the run began (a sweep's shape error, a search's rejected trial):
     # the record says so, and it is all the folder holds (`rejected`: a search's, written before `refused`)
-    refused = status == "failed" and bool(results.get("refused") or results.get("rejected"))
     trained = [n for n in ("checkpoints", "metrics.csv") if (run_dir / n).exists()]
+    marked = bool(results.get("refused") or results.get("rejected"))
+    unmarked = "refused" not in results and not trained and not (run_dir / "config.yaml").exists()  # a grid's, written before `refused`
+    refused = status == "failed" and (marked or unmarked)
     if refused and trained:
         findings.append(f"{where}/results.json: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")

@@ -350,6 +350,7 @@ class Search:
         self.direction = direction
         self.grace = options.grace_s if options.grace_s is not None else 2 * options.heartbeat_s
         self.job_idx = 0
+        self.grid_points: Optional[int] = None  # sampler=grid: the grid's size, once the space is known
 
     def open_study(self, arguments: List[str]):
         import optuna
@@ -391,7 +392,8 @@ class Search:
                 study.sampler = self.options.sampler_for(self.space, offset=len(study.trials))
         budget = self.options.n_trials
         if self.options.sampler == "grid":
-            budget = min(budget, math.prod(len(v) for v in grid(self.space).values()))
+            self.grid_points = math.prod(len(v) for v in grid(self.space).values())
+            budget = min(budget, self.grid_points)
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
@@ -457,7 +459,10 @@ class Search:
         counted = sum(1 for t in live if not skipped(t))  # trained, training, or waiting to re-run
         waiting = any(t.state == TrialState.WAITING for t in live)
         rejected = sum(1 for t in live if skipped(t))
-        while (waiting or counted < budget) and rejected < self.options.max_rejected:
+        # a grid is done once each point was tried: one that cannot fit is never counted, and
+        # asking on would only draw points already run until max_rejected
+        open_grid = lambda: self.grid_points is None or len(taken) < self.grid_points  # noqa: E731
+        while (waiting or (counted < budget and open_grid())) and rejected < self.options.max_rejected:
             trial = study.ask(self.space)  # a trial waiting to re-run comes first
             waiting = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             retry_of = trial.user_attrs.get("retry_of")
