@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -133,6 +133,7 @@ def test_transposed_formula_matches_pytorch(i, k, s, data):
 @hsettings(max_examples=30, deadline=None)  # whole networks built and run: fewer
 @given(k=st.integers(1, 7), s=st.integers(1, 3), padding=st.sampled_from([0, 1, 2, "same", "valid"]),
        pool=st.sampled_from(["max", "avg", "l2", "none"]), blocks=st.integers(1, 3), h=st.integers(8, 32))
+@example(k=3, s=3, padding="same", pool="none", blocks=2, h=8)  # "same" on 3×4: rows unpadded, columns 1 each side
 def test_whole_networks_match_their_plan(k, s, padding, pool, blocks, h):
     for name in ("cnn3", "convae"):
         base = model_settings(name, kernel_size=k, stride=s, padding=padding, pool=pool, input_shape=[1, h, h + 3])

@@ -61,7 +61,9 @@ class Layer:
 
     @property
     def symmetric(self) -> bool:
-        return all(a == b for a, b in self.pads)
+        """One padding all round, what nn.Conv2d's `padding=p` does. "same" on a non-square input can
+        pad each axis evenly but by different amounts (8×11, k 3, s 3: rows 0, columns 1 each side)."""
+        return len({side for axis in self.pads for side in axis}) == 1
 
     @property
     def memory(self) -> int:
