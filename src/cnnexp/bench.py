@@ -500,11 +500,12 @@ def ablation_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
             print(f"  {seed:>4} {one['train_s'] or float('nan'):>8.2f} {100 * (one['test_acc'] or float('nan')):>7.2f} "
                   f"{one['wall_s']:>8.1f}", flush=True)
         print(f"load average after {_load()}")
-        print(f"  {'variant':<34} {'train_s':>22} {'test acc %':>24} {'min %':>6} {'whole process s':>22}")
+        width = max(len(v) for v in runs)
+        print(f"  {'variant':<{width}} {'train_s':>22} {'test acc %':>24} {'min %':>6} {'whole process s':>22}")
         for variant, rs in runs.items():
             ok = [r for r in rs if r["test_acc"] is not None]
             accs = [r["test_acc"] for r in ok]
-            print(f"  {variant:<34} {spread([r['train_s'] for r in ok], digits=2):>22} {spread(accs, 100, 2):>24} "
+            print(f"  {variant:<{width}} {spread([r['train_s'] for r in ok], digits=2):>22} {spread(accs, 100, 2):>24} "
                   f"{100 * min(accs) if accs else float('nan'):>6.2f} {spread([r['wall_s'] for r in ok]):>22}"
                   + ("" if len(ok) == len(rs) else f"   {len(rs) - len(ok)} failed"), flush=True)
 
