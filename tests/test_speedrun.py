@@ -18,6 +18,8 @@ BAD = [
     ("lookahead.decay=1.0", "lookahead.decay"),
     ("tta.shift=-1", "tta.shift"),
     ("tta.shift=14", "tta.shift"),
+    ("tta.margin=0", "tta.margin"),
+    ("tta.margin=1.5", "tta.margin"),
     ("model.pool_first=sometimes", "model.pool_first"),
     ("model.head.init=he", "model.head.init"),
 ]
@@ -56,6 +58,23 @@ def test_shifted_views_translate_and_never_flip():
             for dy in range(-3, 4):
                 for dx in range(-3, 4):
                     assert not torch.equal(v, torch.roll(flipped, (dy, dx), (-2, -1))), "a mirrored view"
+
+
+def test_close_calls_get_the_shifted_views_and_the_rest_keep_their_plain_answer():
+    """margin < 1: an image whose top two classes are close is averaged over its five views, exactly
+    as margin=1 averages every image; a confident one keeps its plain logits."""
+    from cnnexp.tasks.tta import tta_logits
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():
+        plain, every = net(x), tta_logits(net, x, 1, margin=1.0)
+        chosen = tta_logits(net, x, 1, margin=0.3)
+    top2 = plain.softmax(1).topk(2, 1).values
+    close = top2[:, 0] - top2[:, 1] < 0.3
+    assert 0 < close.sum() < len(x), "the seed gives both kinds"
+    assert torch.allclose(chosen[close], every[close], atol=1e-6) and torch.equal(chosen[~close], plain[~close])
 
 
 def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):

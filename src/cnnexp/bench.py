@@ -434,6 +434,7 @@ SPEEDRUN_TRICKS = {
     "without pool before norm": ["model.pool_first=false"],
     "without zero class layer": ["model.head.init=xavier"],
     "without shifted test views": ["tta.shift=0"],
+    "without close calls only (every image shifted)": ["tta.margin=1.0"],
     "without Adam betas (0.8, 0.95)": ["optimizer.betas=[0.9,0.999]"],
     "without 1 epoch at 4e-2 (2 full at 3e-2)": ["trainer.limit_train_batches=1.0", "scheduler.max_lr=3e-2"],
     "without validating once": ["trainer.check_val_every_n_epoch=1"],

@@ -234,7 +234,8 @@ class LookaheadSettings:
 
 @dataclass
 class TTASettings:
-    shift: int  # pixels; 0: off
+    shift: int     # pixels; 0: off
+    margin: float  # shifted copies only where the plain view's top-two probability margin is below it; 1: all
 
 
 @dataclass
@@ -374,6 +375,8 @@ def check(s: Settings) -> Settings:
     _require(0.0 <= la.decay < 1.0, "lookahead.decay", la.decay, "a number in [0, 1), e.g. 0.8")
     _require(_is_int(s.tta.shift) and 0 <= s.tta.shift < min(shape[1:]) // 2, "tta.shift", s.tta.shift,
              f"an integer in [0, {min(shape[1:]) // 2}) pixels (0: off)")
+    _require(_finite(s.tta.margin) and 0.0 < s.tta.margin <= 1.0, "tta.margin", s.tta.margin,
+             "a number in (0, 1]: 1 shifts every image, 0.5 those whose answer is that close")
 
     _require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
              s.sweep_options.retries, "an integer ≥ 0")
@@ -484,7 +487,7 @@ MNIST_CLASSES = [str(digit) for digit in range(10)]
 # What a run recorded before issue #29's keys existed did: its config.yaml lacks them (resume, eval).
 RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
                    "model": {"pool_first": False, "head": {"init": "xavier"}},
-                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0}}
+                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0, "margin": 1.0}}
 
 
 def _with_defaults(given: dict, before: dict) -> dict:

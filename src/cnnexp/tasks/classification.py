@@ -27,7 +27,7 @@ class ClassificationTask(Task):
     def _step(self, batch, stage: str) -> dict:
         x, y = batch                 # (B, 1, 28, 28), (B,)
         shift = self.settings.tta.shift if stage == "test" else 0
-        logits = tta_logits(self.net, x, shift) if shift else self.net(x)  # (B, 10)
+        logits = tta_logits(self.net, x, shift, self.settings.tta.margin) if shift else self.net(x)  # (B, 10)
         on_step = stage == "train"
         smoothing = self.settings.loss.label_smoothing if on_step else 0.0  # evaluation: the plain loss
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
