@@ -40,14 +40,19 @@ def cluster():
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=60)
 
 
-def scontrol_jobs(job: str) -> dict:
-    """JobId → (JobState, Restarts) for a job or job array, from the controller's memory."""
-    text = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, check=True).stdout
-    jobs = {}
-    for line in text.splitlines():
-        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-        jobs[fields.get("ArrayTaskId", fields["JobId"])] = (fields["JobState"], int(fields["Restarts"]))
-    return jobs
+def scontrol_jobs(job: str, settle_s: float = 60) -> dict:
+    """JobId → (JobState, Restarts) for a job or job array, from the controller's memory, once each
+    task has ended: submitit reads a task's result as soon as it is pickled, while its process may still be exiting."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        text = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, check=True).stdout
+        jobs = {}
+        for line in text.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            jobs[fields.get("ArrayTaskId", fields["JobId"])] = (fields["JobState"], int(fields["Restarts"]))
+        if not any(state in ("PENDING", "RUNNING", "COMPLETING") for state, _ in jobs.values()) or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.5)
 
 
 def only_sweep(out):
