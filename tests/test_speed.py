@@ -30,6 +30,9 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
         assert numbers and all(n > 0 for n in numbers), (what, out)
     assert len(re.findall(measured["images/s"], out, flags=re.M)) == 4 and len(re.findall(measured["ratio"], out)) == 3
     assert "time to 99.2 % test accuracy, seeds 1–2" in out and re.search(r"speedrun .*\(n=2\).*0/2", out), out
+    as_run = out.split("each recipe as a user runs it")[-1]  # one cnnexp.train per seed: mean ± sd of what it recorded
+    assert re.search(r"^  speedrun +\d+\.\d\d ± \d+\.\d\d \(n=2\) +\d+\.\d\d ± \d+\.\d\d \(n=2\) +\d+\.\d\d +"
+                     r"\d+\.\d ± \d+\.\d \(n=2\)", as_run, flags=re.M), out
 
 
 def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
