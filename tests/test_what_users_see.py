@@ -55,6 +55,21 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
+def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data):
+    """The default (progress_bar_refresh=auto) with the console piped, as `… > log.txt` or `| tee`:
+    no carriage returns, no cursor escapes; each epoch's end as one line, and the result line.
+    (console_run pipes too, with an explicit refresh: that user gets the bar they asked for.)"""
+    quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
+    proc = cli("train", *quick, "trainer.limit_train_batches=4", f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = proc.stdout + proc.stderr
+    assert "\r" not in console and "\x1b[" not in console, repr(console[-2000:])
+    epochs = re.findall(r"^\[[\d:]+\] epoch (\d) \((\d) of 2\): train/acc [\d.]+  train/loss [\d.]+  "
+                        r"val/acc [\d.]+  val/loss [\d.]+  [\d.]+ s$", proc.stdout, re.MULTILINE)
+    assert epochs == [("0", "1"), ("1", "2")], proc.stdout
+    assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
+
+
 # ------------------------------------------------------------------ --help
 @pytest.mark.parametrize("module, expected", [
     ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
