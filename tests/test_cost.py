@@ -86,6 +86,21 @@ def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
         assert re.search(rf"\[{n}/2\] {name} — ETA \S+ (s|min|h) for the rest of the sweep", text), text[-2000:]
 
 
+def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
+    """Each job takes 5× its estimate; the sweep's launch took 30 s before the first job began."""
+    from cnnexp.console import remaining_seconds
+
+    jobs, started = [2.0, 2.0, 4.0, 4.0], 0.0
+    assert remaining_seconds(jobs, 0, {0: 30.0}, started, 30.0) == 12.0  # nothing measured: the estimate
+    # the first job's 10 s against its 2 s: 5× for the 10 s still estimated, the launch not counted
+    assert remaining_seconds(jobs, 1, {0: 30.0, 1: 40.0}, started, 40.0) == 50.0
+    assert remaining_seconds(jobs, 2, {0: 30.0, 1: 40.0, 2: 50.0}, started, 50.0) == 40.0
+    # a job skipped (ended ok in an earlier launch) never starts: the span covers its estimate too
+    assert remaining_seconds([2.0, 0.0, 4.0], 2, {0: 30.0, 2: 40.0}, started, 40.0) == 20.0
+    # jobs started in other processes (parallel, SLURM): the time since the sweep began
+    assert remaining_seconds(jobs, 2, {2: 60.0}, started, 60.0) == 120.0
+
+
 def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):
     """The cost line before a resume counts the epochs still to train, not all of max_epochs."""
     import shutil
