@@ -153,6 +153,43 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
     assert not any("± 0.0000" in cell for row in friendly for cell in row), "no spread from one run"
 
 
+def test_a_sweep_table_fits_100_columns_and_its_csv_keeps_every_column(tmp_path, capsys):
+    """Hand-made records of `-m model.kernel_size=3,5 seed=1,2,3`, then of the same grid without
+    replicates: what is the same in every row is said once above the table."""
+    import csv
+    import json
+
+    from cnnexp.sweeps.summary import write_summary
+
+    for replicated in (True, False):
+        folder = tmp_path / str(replicated)
+        (folder).mkdir()
+        (folder / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2,3']\n")
+        for kernel in (3, 5):
+            for seed in (1, 2, 3) if replicated else (1,):
+                run = folder / (f"kernel_size={kernel},seed={seed}" if replicated else f"kernel_size={kernel}")
+                run.mkdir()
+                overrides = [f"model.kernel_size={kernel}"] + ([f"seed={seed}"] if replicated else [])
+                (run / "results.json").write_text(json.dumps({
+                    "status": "ok", "overrides": overrides, "monitor": "val/acc", "mode": "max", "params": 1379557,
+                    "best_val_acc": 0.97 + 0.001 * kernel + 0.002 * seed, "test_acc": 0.96 + 0.001 * kernel + 0.003 * seed,
+                    "test_loss": 0.1 - 0.01 * seed - 0.001 * kernel, "images_per_s": 1400.0 + kernel, "seconds": 40.0 + kernel}))
+        write_summary(folder, ["seed"], write=False)
+        table = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("|", "all "))]
+        assert all(len(line) <= 100 for line in table), "\n".join(table)
+        if replicated:
+            assert table[0] == "all settings: n=3, ok=3", table
+            assert table[1] == "| setting | val acc | val acc 95% | test acc | test loss |", table
+            assert re.fullmatch(r"\| kernel_size=5 \| 0\.9790 ± 0\.0020 \| 0\.\d{4}–0\.\d{4} \| 0\.9710 ± 0\.0030 \| 0\.0750 ± 0\.0100 \|",
+                                table[3]), table
+        else:
+            assert table[0] == "all runs: status=ok, params=1,379,557", table
+            assert table[1] == "| run | val acc | test acc | test loss | images/s | time s |", table  # no reason: none failed
+    write_summary(tmp_path / "True", ["seed"])
+    with (tmp_path / "True" / "summary.csv").open() as f:
+        assert len(next(csv.reader(f))) == 3 + 3 * 4, "n, ok, and mean, sd and the interval of each metric"
+
+
 @pytest.mark.parametrize("key", ["optimizer.lr", "scheduler.max_lr"])
 def test_a_learning_rate_spanning_a_decade_is_drawn_on_a_log_axis(tmp_path, key):
     """A hand-made record of a search's draws, log-distributed (0.0006 … 0.008, no value a round one)."""
