@@ -70,6 +70,40 @@ def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, sha
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
+@pytest.mark.slow
+def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data):
+    """The same default on a terminal (a pseudo-terminal 120 columns wide): the bar, no epoch lines."""
+    import fcntl
+    import os
+    import pty
+    import sys
+    import termios
+
+    from tests.conftest import PROJECT
+
+    quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *quick, "trainer.max_epochs=1",
+                             "trainer.limit_train_batches=4", f"paths.output_dir={tmp_path}"], cwd=PROJECT,
+                            stdout=terminal, stderr=terminal, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    console = b"".join(chunks).decode(errors="replace")
+    assert any(BAR.search(line) for line in shown(console.replace("\r\n", "\n"))), console[-2000:]
+    assert not re.search(r"\] epoch \d", console), console[-2000:]
+
+
 # ------------------------------------------------------------------ --help
 @pytest.mark.parametrize("module, expected", [
     ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
