@@ -429,7 +429,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         refresh = settings.callbacks.progress_bar_refresh
         callbacks.append(TQDMProgressBar(refresh_rate=TERMINAL_REFRESH if refresh == "auto" else refresh))
     elif shown == "lines":  # a log file or a pipe: no carriage returns, no cursor escapes
-        callbacks.append(EpochLines())
+        callbacks.append(EpochLines(run_dir))
     loggers = []
     if settings.logger.tensorboard:
         # name="", version="": event files land in the run folder itself, so TensorBoard names the

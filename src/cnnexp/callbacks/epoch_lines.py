@@ -10,6 +10,8 @@ import time
 
 from lightning.pytorch.callbacks import ProgressBar
 
+from cnnexp.console import job_header
+
 log = logging.getLogger("cnnexp")
 TERMINAL_REFRESH = 20  # auto on a terminal: batches between bar updates
 
@@ -22,13 +24,26 @@ def bar_or_lines(refresh) -> str:
     return "bar" if refresh > 0 else "none"
 
 
-class EpochLines(ProgressBar):
-    """`epoch 1 (2 of 5): train/loss 0.2438  train/acc 0.9214  val/loss 0.1467  val/acc 0.959  20.5 s`
-    — epochs counted from 0, as metrics.csv and the checkpoint lines count them."""
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    def __init__(self):
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra (a notebook, the bench)
+        return False
+
+
+class EpochLines(ProgressBar):
+    """`epoch 1 (2 of 5): train/acc 0.9214  train/loss 0.2438  val/acc 0.959  val/loss 0.1467  20.5 s`
+    — epochs counted from 0, as metrics.csv and the checkpoint lines count them; a sweep's job
+    names itself first (`[3/12] kernel_size=5: epoch 1 …`), as its result line does: parallel
+    jobs' lines interleave."""
+
+    def __init__(self, run_dir):
         super().__init__()
         self.enabled, self.started = True, 0.0
+        self.prefix = f"{job_header(run_dir, True)}: " if _in_sweep() else ""
 
     def disable(self) -> None:  # Lightning: ranks other than 0
         self.enabled = False
@@ -49,4 +64,4 @@ class EpochLines(ProgressBar):
                           for key, value in metrics.items())
         epochs = f" ({trainer.current_epoch + 1} of {trainer.max_epochs})" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         seconds = time.perf_counter() - self.started
-        log.info("epoch %d%s: %s  %.1f s", trainer.current_epoch, epochs, shown, seconds)
+        log.info("%sepoch %d%s: %s  %.1f s", self.prefix, trainer.current_epoch, epochs, shown, seconds)
