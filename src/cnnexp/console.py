@@ -115,7 +115,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-_job_starts: dict = {}  # this process's sweep (its start as the key's 0th entry): when each job began
+_job_starts: dict = {}  # when each job of this process's sweep began (0-based job → unix time), keyed by the sweep's start
 
 
 def sweep_eta(done: int) -> str:
@@ -128,12 +128,10 @@ def sweep_eta(done: int) -> str:
         started, jobs = float(cost["started"]), [float(s) for s in cost["jobs"]]
     except (KeyError, ValueError, TypeError):
         return ""
-    if _job_starts.get("sweep") != started:  # a new sweep in this process
-        _job_starts.clear()
-        _job_starts["sweep"] = started
     now = time.time()
-    _job_starts[done] = now
-    rest = remaining_seconds(jobs, done, {k: v for k, v in _job_starts.items() if k != "sweep"}, started, now)
+    starts = _job_starts.setdefault(started, {})  # a second sweep in this process has its own
+    starts[done] = now
+    rest = remaining_seconds(jobs, done, starts, started, now)
     return f" — ETA {duration(rest)} for the rest of the sweep" if rest else ""
 
 
