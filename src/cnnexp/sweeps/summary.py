@@ -2,7 +2,8 @@
 differ only in replicate keys (`sweep_options.replicate_keys`) grouped with mean ±
 standard deviation; a plot of validation accuracy against what the sweep varies.
 
-Printed as markdown (friendly numbers); written for machines as plain-number CSV:
+Printed as markdown (friendly numbers; what every row shares said once above it, so that it
+fits 100 columns); written for machines as plain-number CSV, every column:
 summary.csv (one row per setting, or per run when there are no replicates), summary_runs.csv
 (one row per run), and summary.png. A sweep writes them when it ends; `python -m
 cnnexp.summary SWEEP_FOLDER` rebuilds them from the runs' results.json at any time.
