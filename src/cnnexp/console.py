@@ -115,9 +115,11 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+_job_starts: dict = {}  # when each job of this process's sweep began (0-based job → unix time), keyed by the sweep's start
+
+
 def sweep_eta(done: int) -> str:
-    """` — ETA 4.2 min for the rest` when job `done` (0-based) starts: the estimates of the jobs
-    still to run (this one included), scaled by how long the finished ones took against theirs."""
+    """` — ETA 4.2 min for the rest` when job `done` (0-based) starts (remaining_seconds)."""
     import json
     import time
 
@@ -126,10 +128,26 @@ def sweep_eta(done: int) -> str:
         started, jobs = float(cost["started"]), [float(s) for s in cost["jobs"]]
     except (KeyError, ValueError, TypeError):
         return ""
+    now = time.time()
+    starts = _job_starts.setdefault(started, {})  # a second sweep in this process has its own
+    starts[done] = now
+    rest = remaining_seconds(jobs, done, starts, started, now)
+    return f" — ETA {duration(rest)} for the rest of the sweep" if rest else ""
+
+
+def remaining_seconds(jobs: list, done: int, starts: dict, started: float, now: float) -> float:
+    """The estimates of the jobs still to run (this one included), scaled by how long the finished
+    ones took against theirs. A job's time is measured from its start to the next job's, where
+    both started in this process (the basic launcher's jobs, one after another): the sweep's launch
+    before the first job is not a job's cost, and counting it made the second job's ETA jump up.
+    Jobs started elsewhere (parallel, SLURM): the time since the sweep began."""
     rest = sum(jobs[done:]) if done < len(jobs) else (sum(jobs) / len(jobs) if jobs else 0.0)
-    finished = sum(jobs[:done])
-    scale = (time.time() - started) / finished if done and finished > 0 else 1.0
-    return f" — ETA {duration(rest * scale)} for the rest of the sweep" if rest else ""
+    begun = sorted(k for k in starts if k <= done)
+    measured = sum(starts[b] - starts[a] for a, b in zip(begun, begun[1:]))
+    estimated = sum(sum(jobs[a:b]) for a, b in zip(begun, begun[1:]))
+    if len(begun) < 2:
+        measured, estimated = now - started, sum(jobs[:done])
+    return rest * (measured / estimated if done and estimated > 0 else 1.0)
 
 
 class _Quiet(logging.Filter):

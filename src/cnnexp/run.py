@@ -402,6 +402,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     from cnnexp.board import Board
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
+    from cnnexp.callbacks.epoch_lines import TERMINAL_REFRESH, EpochLines, bar_or_lines
     from cnnexp.callbacks.epoch_lr import EpochLR
     from cnnexp.callbacks.timing import Timing
     from cnnexp.callbacks.stop_guard import StopGuard
@@ -423,9 +424,12 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
 
         callbacks.insert(1, Lookahead(settings.lookahead.every, settings.lookahead.decay))
     t = settings.trainer
-    show_bar = t.enable_progress_bar and settings.callbacks.progress_bar_refresh > 0
-    if show_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=settings.callbacks.progress_bar_refresh))
+    shown = bar_or_lines(settings.callbacks.progress_bar_refresh) if t.enable_progress_bar else "none"
+    if shown == "bar":
+        refresh = settings.callbacks.progress_bar_refresh
+        callbacks.append(TQDMProgressBar(refresh_rate=TERMINAL_REFRESH if refresh == "auto" else refresh))
+    elif shown == "lines":  # a log file or a pipe: no carriage returns, no cursor escapes
+        callbacks.append(EpochLines(run_dir))
     loggers = []
     if settings.logger.tensorboard:
         # name="", version="": event files land in the run folder itself, so TensorBoard names the
@@ -433,7 +437,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
     loggers += filter(None, [trainer_logger(settings, run_dir)])  # logger=mlflow
-    kwargs = {**trainer_arguments(settings), "enable_progress_bar": show_bar}
+    kwargs = {**trainer_arguments(settings), "enable_progress_bar": shown != "none"}
     plugins = [InFolderCheckpointIO()]
     if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder
         from lightning.pytorch.plugins.environments import SLURMEnvironment

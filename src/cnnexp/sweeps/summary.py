@@ -2,7 +2,8 @@
 differ only in replicate keys (`sweep_options.replicate_keys`) grouped with mean ±
 standard deviation; a plot of validation accuracy against what the sweep varies.
 
-Printed as markdown (friendly numbers); written for machines as plain-number CSV:
+Printed as markdown (friendly numbers; what every row shares said once above it, so that it
+fits 100 columns); written for machines as plain-number CSV, every column:
 summary.csv (one row per setting, or per run when there are no replicates), summary_runs.csv
 (one row per run), and summary.png. A sweep writes them when it ends; `python -m
 cnnexp.summary SWEEP_FOLDER` rebuilds them from the runs' results.json at any time.
@@ -181,12 +182,27 @@ def setting_stats(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple
     return sorted(entries, key=lambda e: _better_first(e[3].get(metric, (None,))[0], mode), reverse=True)
 
 
+STATS = ("mean", "sd", "95% low", "95% high")  # each metric's columns in summary.csv
+
+
+def _grouped_present(rows: List[Dict]) -> list:
+    return [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
+
+
+def group_columns(rows: List[Dict]) -> list:
+    """summary.csv's header for grouped runs: n, ok, and every statistic of every metric."""
+    return ["setting", "n", "ok"] + [f"{t} {s}" for _, t in _grouped_present(rows) for s in STATS]
+
+
 def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
-    """(header, friendly, plain): one row per setting, mean ± sd and n over its ok replicates,
-    best mean first, by the runs' monitor. An interval end clipped to its metric's range
-    (RANGES) is marked `(clipped)` in the friendly cells."""
-    present = [(k, t) for k, t in GROUPED if any(r.get(k) is not None for r in rows)]
-    header = ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")]
+    """(header, friendly, plain): one row per setting over its ok replicates, best mean first, by
+    the runs' monitor. plain has summary.csv's columns (group_columns); the friendly table fits a
+    terminal: `mean ± sd` per metric, and the 95 % interval of the metric that ranks them (an end
+    clipped to its metric's range, RANGES, is marked `(clipped)`)."""
+    present, metric = _grouped_present(rows), ranking(rows)[0]
+    header = ["setting", "n", "ok"]
+    for k, t in present:
+        header += [t, f"{t} 95%"] if k == metric else [t]
     friendly, plain = [], []
     for key, n, n_ok, stats in setting_stats(rows, replicate_keys):
         name = _setting_name(key)
@@ -194,11 +210,23 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
         cells = [name, str(n), str(n_ok)]
         for k, _ in present:
             mean, sd, low, high, cut_low, cut_high = stats[k]
-            cells += ["" if mean is None else f"{mean:.4f}", "" if sd is None else f"± {sd:.4f}",
-                      "" if mean is None else "1 run — no interval" if low is None else end_cell(low, cut_low),
-                      end_cell(high, cut_high)]
+            cells.append("" if mean is None else f"{mean:.4f}" + ("" if sd is None else f" ± {sd:.4f}"))
+            if k == metric:
+                cells.append("" if mean is None else "1 run — no interval" if low is None else
+                             f"{end_cell(low, cut_low)}–{end_cell(high, cut_high)}")
         friendly.append(cells)
     return header, friendly, plain
+
+
+def fit_terminal(header: list, body: list, noun: str) -> str:
+    """The markdown table with the columns that are the same in every row (past the first, which
+    names the row) said once above it — `all runs: status=ok, params=1,379,557` — and empty ones
+    left out, so that a typical sweep fits 100 columns. The CSVs keep every column."""
+    same = [i for i in range(1, len(header)) if len(body) > 1 and len({row[i] for row in body}) == 1]
+    said = ", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i])
+    kept = [i for i in range(len(header)) if i not in same]
+    table = markdown([header[i] for i in kept], [[row[i] for i in kept] for row in body])
+    return (f"all {noun}: {said}\n" if said else "") + table
 
 
 def ok_by_setting(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[str, List[Dict]]:
@@ -247,16 +275,16 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
         any(k in swept(rows) for k in replicate_keys)
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
-        print(markdown(g_header, g_friendly))
-        clipped = " — an interval end past what the metric can be (an accuracy above 1, a loss below 0) " \
-            "is clipped to it, marked (clipped)" if any("(clipped)" in c for row in g_friendly for c in row) else ""
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}, with the mean's 95 % Student-t interval{clipped}; "
-              "each run in summary_runs.csv)")
+        print(fit_terminal(g_header, g_friendly, "settings"))
+        clipped = " (an end past what the metric can be, an accuracy above 1 or a loss below 0, is clipped to it)" \
+            if any("(clipped)" in c for row in g_friendly for c in row) else ""
+        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval{clipped}; "
+              "every statistic in summary.csv, each run in summary_runs.csv)")
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         if write:
-            _csv(sweep_dir / "summary.csv", g_header, g_plain)
+            _csv(sweep_dir / "summary.csv", group_columns(rows), g_plain)
     else:
-        print(markdown(header, friendly))
+        print(fit_terminal(header, friendly, "runs"))
         if write:
             _csv(sweep_dir / "summary.csv", header, plain)
     print_best(rows, replicate_keys if replicated else ())
