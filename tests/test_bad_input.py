@@ -245,3 +245,17 @@ def test_a_slurm_sweep_without_a_controller_is_one_line_and_no_folder(tmp_path):
                env={"SLURM_CONF": str(conf)})
     assert proc.returncode == 2 and "hydra/launcher" in one_error_line(proc)
     assert not out.exists() or not any(out.rglob("*")), "no sweep folder, no job files"
+
+
+def test_a_sweep_runs_folder_is_read_whole_as_resume(tmp_path):
+    """A sweep names its runs' folders by their settings (`kernel_size=3,seed=1`): their `=` and `,`
+    are the folder's, not a second key or a sweep, without the user quoting them for Hydra."""
+    from cnnexp.compose import quote_folders
+
+    folder = tmp_path / "sweep" / "kernel_size=3,seed=1"
+    assert quote_folders([f"resume={folder}", "model.kernel_size=3,5"]) == [f"resume='{folder}'", "model.kernel_size=3,5"]
+    assert quote_folders(["resume='a=b'", "resume=outputs/2026-11-25/10-31-02"]) == ["resume='a=b'", "resume=outputs/2026-11-25/10-31-02"]
+    folder.mkdir(parents=True)
+    proc = cli("train", f"resume={folder}", "trainer.max_epochs=3")
+    line = one_error_line(proc)
+    assert proc.returncode == 2 and f"resume={folder}: not a run folder" in line, line

@@ -4,6 +4,7 @@ outside `@hydra.main` (shapes, bench, tests). Imports no torch."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,6 +96,23 @@ def user_config(cfg: DictConfig) -> DictConfig:
     plain = OmegaConf.to_container(cfg, resolve=False)
     plain.pop("hydra", None)
     return OmegaConf.create(plain)
+
+
+FOLDER_KEYS = ("resume",)  # settings whose value is a folder the user names on the command line
+PLAIN_VALUE = re.compile(r"[\w./~+\-]*")  # what Hydra reads as one plain string
+
+
+def quote_folders(argv: list) -> list:
+    """`resume=outputs/multirun/…/kernel_size=3,seed=1`: a sweep names its runs' folders by their
+    settings, so their `=` and `,` would read to Hydra as a second key and a sweep; such a folder
+    is quoted for Hydra, as the user would otherwise have to."""
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in FOLDER_KEYS and value[:1] not in ("'", '"') and not PLAIN_VALUE.fullmatch(value):
+            arg = f"{key}=\"{value}\"" if "'" in value else f"{key}='{value}'"
+        quoted.append(arg)
+    return quoted
 
 
 def check_override_keys(argv: list) -> None:

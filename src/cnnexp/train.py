@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cnnexp import CONF_DIR, stopping
-from cnnexp.compose import check_override_keys, register_resolvers, task_overrides
+from cnnexp.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
 from cnnexp.errors import UserError, fail
 from cnnexp.run import FailFast
 
@@ -41,6 +41,7 @@ def cli() -> None:
         sys.argv.insert(1, "-m")  # a launcher runs jobs of a multirun: one run through SLURM is a sweep of one
     try:  # overrides Hydra would reject with a traceback or the wrong advice, named first
         with_sweeper_of_resumed_search(sys.argv)
+        sys.argv[1:] = quote_folders(sys.argv[1:])
         check_override_keys(sys.argv[1:])
     except UserError as e:
         fail(e)
@@ -60,7 +61,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
     is read, so the recorded sweeper (hydra/sweeper=optuna) is named for it; a grid's resume,
     which takes no such option, is refused in one line."""
     args = argv[1:]
-    resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
+    resume = next((a.split("=", 1)[1].strip("'\"") for a in args if a.startswith("resume=")), None)
     sweeper = [a for a in args if a.lstrip("+~").startswith("hydra.sweeper.") or a.startswith("hydra/sweeper=")]
     if not resume or not {"-m", "--multirun"} & set(args) or not sweeper:
         return
