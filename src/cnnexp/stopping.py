@@ -60,6 +60,12 @@ def check() -> None:
         raise KeyboardInterrupt(f"received {signal.Signals(received).name}")
 
 
+def exit_code() -> int:
+    """128 + the number of the signal that stopped this process, as a shell reports one it ended:
+    130 for Ctrl-C, 143 for SIGTERM, 141 for a console that went away."""
+    return 128 + int(received if received is not None else signal.SIGINT)
+
+
 def cause() -> str:
     """What asked for the stop, for the record's reason: ` (received SIGTERM)`, or `` when none did."""
     if received is None:

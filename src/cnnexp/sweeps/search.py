@@ -730,9 +730,10 @@ def report(sweep_dir: Path, write: bool = True) -> None:
               "rejected by the shape check": sum(1 for t in trials if t.user_attrs.get("rejected")
                                                  and "duplicate_of" not in t.user_attrs),
               "asked again for settings already run": sum(1 for t in trials if "duplicate_of" in t.user_attrs)}
-    retried = sum(1 for t in trials if "retry_of" in t.user_attrs)
-    if retried:
-        counts["re-run after their worker was lost"] = retried
+    reruns = [t.user_attrs.get("run", t.number) for t in trials if "retry_of" in t.user_attrs]
+    if reruns:  # a trial lost twice is re-run twice: one trial, two re-runs
+        times = "" if len(set(reruns)) == len(reruns) else f" ({len(reruns)} re-runs in all)"
+        counts[f"re-run after their worker was lost{times}"] = len(set(reruns))
     storage = study_record(sweep_dir)["storage"]
     where = sweep_dir / {"sqlite": STUDY_FILE, "journal": JOURNAL_FILE}.get(storage, STUDY_RECORD)
     print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts.items())}; study {where}")
