@@ -148,6 +148,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         if fail_fast is True:
             raise FailFast(run_dir)
         return data
+    stopping.check()  # a stop that came while torch was imported (where it could not be raised): before any record
     settings = checked.settings
     if slurm.in_job():
         slurm.install_handlers()  # preemption and requeue: recorded, then continued by the restarted job
