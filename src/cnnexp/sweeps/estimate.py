@@ -126,9 +126,9 @@ def announce(config: DictConfig, jobs: int) -> None:
         if not trained:
             return
         mean = statistics.mean(trained)
-        log.info("search: ~%s for %d trials%s (n_trials × the mean of %d settings drawn from its space; "
+        log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
                  "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)",
-                 duration(jobs * mean), jobs, left_word, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
+                 duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
         per_job = [mean] * jobs
     else:
         every = grid_jobs(config)
