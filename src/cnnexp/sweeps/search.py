@@ -484,8 +484,6 @@ class Search:
     def all_done(self, study, budget: int) -> Optional[str]:
         """Why a (resumed) search has nothing left to run — its n_trials trained, or each point of
         its grid tried — or None; never while a trial runs or waits to re-run."""
-        from optuna.trial import TrialState
-
         trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("superseded")]
         if any(not t.state.is_finished() for t in trials):
             return None
