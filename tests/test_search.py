@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnnexp.check import check
 from cnnexp.errors import SettingsError
 from cnnexp.sweeps.search import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
-from tests.conftest import QUICK, cli, killed_after_epoch
+from tests.conftest import QUICK, cli, killed_after_epoch, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
 
@@ -180,6 +180,73 @@ def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
     events.Reload()
     images = set(events.Tags()["images"])
     assert {"search/history", "search/importance"} <= images and any(t.startswith("sweep/summary") for t in images)
+
+
+def folder_bytes(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_resumed_search_with_nothing_left_asks_nothing_and_changes_nothing(search, tmp_path):
+    """The grid's 4 points were all tried: an idle resume, and one that asks for more trials than
+    the grid holds, each say so in one line, ask the sampler nothing (no Optuna warning), print no
+    estimate for trials they will not run, and leave every byte of the folder — study.db too."""
+    folder = tmp_path / "search"
+    shutil.copytree(search[0], folder)
+    before = folder_bytes(folder)
+    for extra in ([], ["hydra.sweeper.n_trials=7"]):
+        proc = cli("train", "-m", f"resume={folder}", *extra)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert said.count("search: each of the grid's 4 points was tried (3 trained, 1 rejected or asked again): "
+                          "nothing to run") == 1, said[-3000:]
+        assert "GridSampler" not in said and "re-evaluating" not in said and "search: ~" not in said, said[-3000:]
+        assert folder_bytes(folder) == before, extra
+    assert len(trials(folder)) == 4
+
+
+def test_the_search_summary_counts_trials_re_run_and_re_runs(tmp_path, capsys):
+    """One trial lost twice and re-run twice, another trained once: 1 trial re-run, 2 re-runs."""
+    from cnnexp.sweeps.search import open_storage, report
+
+    study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name=STUDY_NAME, direction="maximize")
+    for attrs, state in [({"run": "lr=0.1", "superseded": True}, TrialState.FAIL),
+                         ({"run": "lr=0.1", "superseded": True, "retry_of": 0}, TrialState.FAIL),
+                         ({"run": "lr=0.1", "retry_of": 1}, TrialState.COMPLETE),
+                         ({"run": "lr=0.2"}, TrialState.COMPLETE)]:
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    report(tmp_path, write=False)
+    said = capsys.readouterr().out
+    assert "search: 2 trained, 0 pruned" in said
+    assert "1 re-run after their worker was lost (2 re-runs in all)" in said, said
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
+def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(tmp_path, shared_data, sig):
+    """Ctrl-C (or SIGTERM) mid-trial: no traceback — none dropped in a finaliser either — one
+    cnnexp line, exit 128 + the signal's number, and the trial's record says interrupted."""
+    out = tmp_path / "out"
+    proc = start(["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid", "optimizer.lr=choice(0.001,0.002)",
+                  *QUICK, "trainer.limit_train_batches=15"], out, pipe=True)
+    try:
+        wait_for_epoch(out, proc, "multirun/*/*/*/metrics.csv")
+        os.killpg(proc.pid, getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + getattr(signal, sig), err[-3000:]
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-3000:]
+    told = [line for line in err.splitlines() if line.startswith("cnnexp: ")]
+    assert len(told) == 1 and told[0].startswith("cnnexp: interrupted: the sweep stopped"), err[-3000:]
+    folder = sweep_dir(out)
+    [(name, record)] = runs(folder).items()
+    assert record["status"] == "interrupted" and f"received {sig}" in record["reason"], record
+    summary = {r["run"]: r["status"] for r in csv.DictReader((folder / "summary.csv").open())}
+    assert summary == {name: "interrupted"}
 
 
 # ------------------------------------------------------------------ pruning, a kill and a resume

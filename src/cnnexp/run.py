@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import shutil
 import signal
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,9 @@ def trainer_arguments(settings: Settings) -> Dict[str, Any]:
 def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
     """The job: train, test the best checkpoint, and record the true outcome in results.json.
     A sweep's run that failed or diverged inside a SLURM job fails that job too (cnnexp.slurm)."""
+    if multirun and signal.getsignal(signal.SIGINT) is signal.default_int_handler \
+            and threading.current_thread() is threading.main_thread():
+        stopping.install((signal.SIGINT,))  # a pool's worker process (hydra/launcher=parallel): Ctrl-C lands safely
     data = _run(cfg, run_dir, overrides, multirun)
     if multirun and slurm.in_job() and data.get("status") in ("failed", "diverged"):
         slurm.fail_job_at_exit()
@@ -148,6 +152,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         if fail_fast is True:
             raise FailFast(run_dir)
         return data
+    stopping.check()  # a stop that came while torch was imported (where it could not be raised): before any record
     settings = checked.settings
     if slurm.in_job():
         slurm.install_handlers()  # preemption and requeue: recorded, then continued by the restarted job

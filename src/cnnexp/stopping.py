@@ -1,29 +1,69 @@
 """A stop asked for by a signal — Ctrl-C, SIGTERM, SLURM's SIGUSR1/SIGUSR2 — is never lost.
 
-The handler raises KeyboardInterrupt, which Lightning turns into a graceful, recorded stop. A
-KeyboardInterrupt that lands in a finaliser (`__del__`) or a background callback is printed as
-"Exception ignored" and dropped by Python; `callbacks.stop_guard.StopGuard` raises it again at
-the next batch, so the run still ends as interrupted instead of training on. No torch here:
+The handler raises KeyboardInterrupt, which Lightning turns into a graceful, recorded stop —
+except where raising is unsafe: in a finaliser (`__del__`, a weakref callback), where Python
+would drop it after printing "Exception ignored … KeyboardInterrupt", or in an import, where a
+C++ extension (torch) aborts the process on it. There the handler only remembers the signal,
+and the next safe point raises it: `callbacks.stop_guard.StopGuard` at the next batch, the
+search's loop at its next look (`check`). One that lands where no frame shows it (a C callback)
+is dropped by Python without a word, and the same safe points raise it again. No torch here:
 `cnnexp.train` installs the handlers before anything is checked.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Iterable, Optional
 
 received: Optional[int] = None  # the signal that asked this process to stop
+
+UNSAFE_FILES = ("weakref.py", "_weakrefset.py", "<frozen importlib._bootstrap>")
 
 
 def install(signals: Iterable[int]) -> None:
     for sig in signals:
         signal.signal(sig, _stop)
+    if sys.unraisablehook is not _quiet:
+        _quiet.default = sys.unraisablehook  # type: ignore[attr-defined]
+        sys.unraisablehook = _quiet
 
 
 def _stop(signum, frame) -> None:
     global received
     received = signum
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+    if not unsafe(frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def unsafe(frame) -> bool:
+    """The main thread is in a finaliser or an import: a KeyboardInterrupt raised there would
+    be printed and dropped, or abort the process."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename.endswith(UNSAFE_FILES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _quiet(unraisable) -> None:
+    """sys.unraisablehook: a stop dropped where no frame showed it is not a traceback for the user."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and received is not None:
+        return
+    _quiet.default(unraisable)  # type: ignore[attr-defined]
+
+
+def check() -> None:
+    """At a safe point: raise the stop a signal asked for, if it has not stopped this process yet."""
+    if received is not None:
+        raise KeyboardInterrupt(f"received {signal.Signals(received).name}")
+
+
+def exit_code() -> int:
+    """128 + the number of the signal that stopped this process, as a shell reports one it ended:
+    130 for Ctrl-C, 143 for SIGTERM, 141 for a console that went away."""
+    return 128 + int(received if received is not None else signal.SIGINT)
 
 
 def cause() -> str:

@@ -110,7 +110,7 @@ def interrupted(stop: KeyboardInterrupt) -> None:
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
     else:
         print("cnnexp: interrupted before training started; nothing was recorded", file=sys.stderr)
-    raise SystemExit(130)
+    raise SystemExit(stopping.exit_code())
 
 
 def exit_without_teardown() -> None:

@@ -107,10 +107,15 @@ def search_samples(config: DictConfig) -> List[List[str]]:
 def announce(config: DictConfig, jobs: int) -> None:
     """Log the sweep's estimated total and hand each job the estimates for its ETA (an environment
     variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
-    from cnnexp.sweeps.search import is_search
+    from cnnexp.sweeps.search import is_search, trials_left
 
     from cnnexp.calibration import for_estimates
 
+    if is_search(config.hydra.sweeper):
+        left = trials_left(config)  # a resumed search: only the trials it will run
+        if not left:  # the search says it has nothing to run
+            return
+        left_word, jobs = " left" if OmegaConf.select(config, "resume", default=None) else "", left
     calibration = for_estimates()
     if calibration is None:  # a machine that cannot be measured still sweeps
         return
@@ -121,9 +126,9 @@ def announce(config: DictConfig, jobs: int) -> None:
         if not trained:
             return
         mean = statistics.mean(trained)
-        log.info("search: ~%s for %d trials (n_trials × the mean of %d settings drawn from its space; "
+        log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
                  "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)",
-                 duration(jobs * mean), jobs, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
+                 duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
         per_job = [mean] * jobs
     else:
         every = grid_jobs(config)

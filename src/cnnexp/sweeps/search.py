@@ -24,9 +24,9 @@ The job's side is `cnnexp.callbacks.report_to_study`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
+from cnnexp import stopping
 from cnnexp.errors import RunError, SettingsError, UserError
 from cnnexp.files import write_atomic
 from cnnexp.locks import WorkerLock, one_at_a_time
@@ -186,6 +187,37 @@ def grid(space: Dict[str, Any]) -> Dict[str, list]:
             raise SettingsError(key, "interval(…)", "the grid sampler needs a finite list of values: use choice(…) "
                                 "or range(…), or hydra.sweeper.sampler=tpe")
     return values
+
+
+def grid_points(space: Dict[str, Any]) -> set:
+    """Every point of the grid, each as `point_key` of its settings."""
+    values = grid(space)
+    return {point_key(dict(zip(values, combo))) for combo in itertools.product(*values.values())}
+
+
+def point_key(params: Dict[str, Any]) -> Tuple:
+    """Settings as a run would be named by them: two trials with the same key ran the same settings."""
+    return tuple(sorted((k, as_override(k, v)) for k, v in params.items()))
+
+
+def trials_left(config: DictConfig) -> int:
+    """Trials a search still has to train: n_trials (a grid: at most its points), less those a
+    resumed search's study holds already — what its cost estimate is for."""
+    from cnnexp.compose import task_overrides
+
+    options = SearchOptions.from_node(config.hydra.sweeper)
+    space, _ = search_space(param_lines(options) + task_overrides(config.hydra))
+    points = grid_points(space) if options.sampler == "grid" else None
+    budget = options.n_trials if points is None else min(options.n_trials, len(points))
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    if not OmegaConf.select(config, "resume", default=None) or study_record(sweep_dir) is None:
+        return budget
+    tried = [t for t in load_study(sweep_dir).get_trials(deepcopy=False)
+             if t.state.is_finished() and not t.user_attrs.get("superseded")]
+    left = budget - sum(1 for t in tried if not skipped(t))
+    if points is not None:
+        left = min(left, len(points - {point_key(t.params) for t in tried}))
+    return max(0, left)
 
 
 def check_search(config: DictConfig) -> SearchOptions:
@@ -350,9 +382,9 @@ class Search:
         self.direction = direction
         self.grace = options.grace_s if options.grace_s is not None else 2 * options.heartbeat_s
         self.job_idx = 0
-        self.grid_points: Optional[int] = None  # sampler=grid: the grid's size, once the space is known
+        self.grid_points: Optional[set] = None  # sampler=grid: its points (point_key), once the space is known
 
-    def open_study(self, arguments: List[str]):
+    def open_study(self, arguments: List[str], tell_options: bool = True):
         import optuna
 
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
@@ -370,30 +402,42 @@ class Search:
                                         study_name=record["study_name"], load_if_exists=True,
                                         sampler=self.options.sampler_for(self.space), pruner=self.options.make_pruner(),
                                         direction=self.direction)
-            study.set_user_attr("monitor", self.monitor)
-            study.set_user_attr("options", asdict(self.options))
+        if tell_options:
+            self.record(study)
         return study
+
+    def record(self, study) -> None:
+        """What the study optimises and the options it runs with, for its jobs and later workers."""
+        for key, value in (("monitor", self.monitor), ("options", asdict(self.options))):
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
 
     def run(self, arguments: List[str]) -> None:
         from optuna.trial import TrialState
 
-        study = self.open_study(arguments)
+        study = self.open_study(arguments, tell_options=False)  # recorded once there is something to run
         with one_at_a_time(self.sweep_dir):
             if self.lock is None or self.lock.alone():  # no other worker: its running trials were left by a kill
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     self.lose(study, t, "it did not finish in an earlier launch")
             earlier = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
                        and not t.user_attrs.get("superseded")]
+        budget = self.options.n_trials
+        if self.options.sampler == "grid":
+            self.grid_points = grid_points(self.space)
+            budget = min(budget, len(self.grid_points))
+        done = self.all_done(study, budget)
+        if done:  # asked again, the sampler would only draw what has run (a grid: with Optuna's warnings)
+            log.info("search: %s: nothing to run", done)
+            self.slots.close()
+            return
+        self.record(study)
         if earlier:
             log.info("study %s: %d trials trained or training, %d rejected, before this worker",
                      self.sweep_dir / STUDY_RECORD, sum(1 for t in earlier if not skipped(t)),
                      sum(1 for t in earlier if skipped(t)))
             if self.options.seed is not None:  # a seeded sampler would replay the first worker's draws
                 study.sampler = self.options.sampler_for(self.space, offset=len(study.trials))
-        budget = self.options.n_trials
-        if self.options.sampler == "grid":
-            self.grid_points = math.prod(len(v) for v in grid(self.space).values())
-            budget = min(budget, self.grid_points)
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         running: Dict[int, Tuple[Any, Path]] = {}  # job idx → (trial, run folder)
@@ -403,6 +447,7 @@ class Search:
         tick = min(1.0, self.options.heartbeat_s / 2)
         try:
             while True:
+                stopping.check()  # a Ctrl-C that landed where raising was unsafe stops the search here
                 filling = self.options.steady or not running  # batch: the next batch once this one has ended
                 while filling and len(running) + len(starting) < self.slots.capacity:
                     chosen, ready = ready or self.choose(study, budget, heartbeat), None
@@ -434,9 +479,22 @@ class Search:
                         "(hydra.sweeper.max_rejected=%d): narrow the space to settings that fit, or ask for fewer "
                         "trials than it holds", self.rejected(study), self.options.max_rejected)
 
-    @staticmethod
-    def key(params: Dict[str, Any]) -> Tuple:
-        return tuple(sorted((k, as_override(k, v)) for k, v in params.items()))
+    key = staticmethod(point_key)
+
+    def all_done(self, study, budget: int) -> Optional[str]:
+        """Why a (resumed) search has nothing left to run — its n_trials trained, or each point of
+        its grid tried — or None; never while a trial runs or waits to re-run."""
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("superseded")]
+        if any(not t.state.is_finished() for t in trials):
+            return None
+        trained, rejected = sum(1 for t in trials if not skipped(t)), sum(1 for t in trials if skipped(t))
+        if self.grid_points is not None and self.grid_points <= {self.key(t.params) for t in trials}:
+            return (f"each of the grid's {len(self.grid_points)} points was tried ({trained} trained, "
+                    f"{rejected} rejected or asked again)")
+        if trained >= budget:
+            return (f"{trained} trials trained, as hydra.sweeper.n_trials={self.options.n_trials} asks "
+                    "(a larger n_trials extends the search)")
+        return None
 
     def rejected(self, study) -> int:
         return sum(1 for t in study.get_trials(deepcopy=False) if skipped(t))
@@ -461,7 +519,7 @@ class Search:
         rejected = sum(1 for t in live if skipped(t))
         # a grid is done once each point was tried: one that cannot fit is never counted, and
         # asking on would only draw points already run until max_rejected
-        open_grid = lambda: self.grid_points is None or len(taken) < self.grid_points  # noqa: E731
+        open_grid = lambda: self.grid_points is None or not self.grid_points <= taken.keys()  # noqa: E731
         while (waiting or (counted < budget and open_grid())) and rejected < self.options.max_rejected:
             trial = study.ask(self.space)  # a trial waiting to re-run comes first
             waiting = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
@@ -670,9 +728,10 @@ def report(sweep_dir: Path, write: bool = True) -> None:
               "rejected by the shape check": sum(1 for t in trials if t.user_attrs.get("rejected")
                                                  and "duplicate_of" not in t.user_attrs),
               "asked again for settings already run": sum(1 for t in trials if "duplicate_of" in t.user_attrs)}
-    retried = sum(1 for t in trials if "retry_of" in t.user_attrs)
-    if retried:
-        counts["re-run after their worker was lost"] = retried
+    reruns = [t.user_attrs.get("run", t.number) for t in trials if "retry_of" in t.user_attrs]
+    if reruns:  # a trial lost twice is re-run twice: one trial, two re-runs
+        times = "" if len(set(reruns)) == len(reruns) else f" ({len(reruns)} re-runs in all)"
+        counts[f"re-run after their worker was lost{times}"] = len(set(reruns))
     storage = study_record(sweep_dir)["storage"]
     where = sweep_dir / {"sqlite": STUDY_FILE, "journal": JOURNAL_FILE}.get(storage, STUDY_RECORD)
     print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts.items())}; study {where}")
