@@ -68,12 +68,20 @@ def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert not any(re.match(r"(torch|lightning)\b", m) for m in imported)
     line = proc.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"cost: ~\S+ (s|min|h) per epoch, ~\S+ (s|min|h) for 2 epochs and the test \(cpu, bf16-cl; .*\)", line), line
+    assert re.fullmatch(r"cost: ~\S+ (s|min|h) per epoch, ~\S+ (s|min|h) for 2 epochs and the test \(cpu, bf16-cl; .*\)(; the machine is busy now .*)?", line), line
 
     empty = cli("shapes", "experiment=speedrun", QUICK[0], env={"XDG_CACHE_HOME": str(tmp_path)})
     assert empty.returncode == 0
     assert "not calibrated yet" in empty.stdout.splitlines()[-1] and "calibrate=true" in empty.stdout
     assert not (tmp_path / "cnnexp").exists()  # the shape check only reads
+
+
+def test_a_busy_machine_is_named_beside_an_estimate_measured_quiet():
+    from cnnexp.cost import busy_note
+
+    assert busy_note({"busy": False}, 1.5, 2) == ""
+    assert busy_note({"busy": True}, 6.0, 2) == ""  # measured busy: its rates already run long
+    assert busy_note({"busy": False}, 6.04, 2) == "; the machine is busy now (load 6.0 on 2 cores): expect it to take longer"
 
 
 def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):

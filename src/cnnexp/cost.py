@@ -225,4 +225,13 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
     epochs += " and the test" if e.tested else ""
     done = f"{e.done} trained before this resume; " if e.done else ""
     return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
-            f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)")
+            f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)"
+            + busy_note(calibration, os.getloadavg()[0], os.cpu_count() or 1))
+
+
+def busy_note(calibration: Dict[str, Any], load: float, cores: int) -> str:
+    """Other processes' work slows the run but not a calibration measured quiet: the ±30 % then
+    does not hold, and the user should know before trusting the figure."""
+    if calibration.get("busy") or load <= cores:
+        return ""
+    return f"; the machine is busy now (load {load:.1f} on {cores} cores): expect it to take longer"
