@@ -133,6 +133,7 @@ def test_sigterm_while_testing_is_recorded_interrupted(stopped_in_test):
     assert "ok —" in report and not (run_dir / ".cnnexp.lock").exists(), "the lock goes with the run"
     final = resumed_to_the_end(run_dir, 1)
     assert "test_acc" in final
+    assert final["seconds_before_resume"] == record["seconds"] < final["seconds"], "the run's time counts both launches"
 
 
 @pytest.mark.slow  # three processes that train: the matrix's extension cells ride on it

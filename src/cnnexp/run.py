@@ -181,7 +181,8 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     settings = checked.settings
     previous = read_results(run_dir) if checked.resume else None
     extends = previous if previous and previous.get("status") == "ok" else (previous or {}).get("extends")
-    record = RunRecord(run_dir, overrides, write=rank_zero, start=not checked.resume, extends=extends)
+    record = RunRecord(run_dir, overrides, write=rank_zero, start=not checked.resume, extends=extends,
+                       earlier_s=float((previous or {}).get("seconds") or 0))
     table = _shape_table(settings)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(checked.config))
     if rank_zero and not checked.resume:

@@ -84,11 +84,12 @@ class RunRecord:
     """
 
     def __init__(self, run_dir: Path, overrides: list, write: bool = True, start: bool = True,
-                 extends: Optional[Dict[str, Any]] = None):
+                 extends: Optional[Dict[str, Any]] = None, earlier_s: float = 0.0):
         self.run_dir = Path(run_dir)
         self.data: Dict[str, Any] = {"status": "running", "overrides": overrides,
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.t0 = time.perf_counter()
+        self.earlier_s = earlier_s  # a resume's: the seconds its run's earlier launches recorded
         self.write, self.started = write, False
         if extends:  # in every record this one writes: also a resume that only tests again
             self.data["extends"] = extends
@@ -102,7 +103,10 @@ class RunRecord:
         self.started = True
 
     def finish(self, status: str, reason: str = "", **metrics: Any) -> Dict[str, Any]:
-        self.data.update(status=status, seconds=round(time.perf_counter() - self.t0, 1), **metrics)
+        # seconds: the run's, over every launch that recorded its own (a SIGKILLed one could not)
+        self.data.update(status=status, seconds=round(self.earlier_s + time.perf_counter() - self.t0, 1), **metrics)
+        if self.earlier_s:
+            self.data["seconds_before_resume"] = self.earlier_s
         if reason:
             self.data["reason"] = reason
         if self.write and (self.started or status == "ok"):  # ok: re-tested what is on disk
