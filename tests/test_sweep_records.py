@@ -215,3 +215,24 @@ def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path):
     (folder / "multirun.yaml").write_text("hydra: [unclosed")
     proc = cli("summary", str(folder))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "multirun.yaml" in proc.stderr
+
+
+def test_a_run_extended_by_hand_keeps_its_setting_and_is_noted(seeded, tmp_path):
+    """`resume=SWEEP/pool=max,seed=1 trainer.max_epochs=2`, the folder as the sweep named it: the
+    run's record then holds the resume's overrides, and the summary reads its setting as its first
+    launch's with the resume's change (no longer a replicate of 1-epoch pool=max), counts both
+    launches' time and says it was extended."""
+    folder = tmp_path / "sweep"
+    shutil.copytree(seeded[0], folder)
+    run = folder / "pool=max,seed=1"
+    before = json.loads((run / "results.json").read_text())
+    proc = cli("train", f"resume={run}", "trainer.max_epochs=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads((run / "results.json").read_text())
+    assert after["epochs"] == 2 and after["extends"]["epochs"] == 1 and after["seconds"] > before["seconds"]
+    proc = cli("summary", str(folder))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "note: extended by a resume after the sweep: pool=max,seed=1 (1 → 2 epochs)" in proc.stdout, proc.stdout
+    settings = {r["setting"]: r for r in csv.DictReader((folder / "summary.csv").open())}
+    assert set(settings) == {"pool=max,max_epochs=1", "pool=max,max_epochs=2", "pool=avg,max_epochs=1"}, settings
+    assert "resume=" not in proc.stdout.split("on its own:")[-1]

@@ -58,8 +58,24 @@ def collect(sweep_dir: Path) -> List[Dict]:
             from cnnexp.resume import state
 
             results = {**results, "status": state(run_dir, results)}
-        rows.append({"run": run_dir.name, **results})
+        rows.append({"run": run_dir.name, **results, "overrides": own_overrides(run_dir, results.get("overrides", []))})
     return rows
+
+
+def own_overrides(run_dir: Path, overrides: List[str]) -> List[str]:
+    """A run resumed by hand (`resume=…/kernel_size=3 trainer.max_epochs=3`) records the resume's
+    overrides: its setting is its first launch's (.hydra/overrides.yaml) with the resume's changes."""
+    later = [o for o in overrides if key_value(o)[0] != "resume"]
+    if len(later) == len(overrides):
+        return overrides
+    from omegaconf import OmegaConf
+
+    try:
+        first = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    except Exception:  # a folder without Hydra's record of its launch: the resume's changes alone
+        first = []
+    changed = {key_value(o)[0] for o in later}
+    return [o for o in first if key_value(o)[0] not in changed] + later
 
 
 def swept(rows: List[Dict]) -> Dict[str, List[str]]:
@@ -287,6 +303,11 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
         print(fit_terminal(header, friendly, "runs"))
         if write:
             _csv(sweep_dir / "summary.csv", header, plain)
+    extended = [r for r in rows if r.get("extends") and r.get("status") == "ok"]
+    if extended:  # its row is no longer the sweep's setting alone
+        print("\nnote: extended by a resume after the sweep: " + "; ".join(
+            f"{r['run']} ({r['extends'].get('epochs')} → {r.get('epochs')} epochs)" for r in extended)
+            + " — ranked with the others as it is now")
     print_best(rows, replicate_keys if replicated else ())
     if write:
         figures = plot(sweep_dir, rows, replicate_keys)
