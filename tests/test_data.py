@@ -198,6 +198,10 @@ def test_datamodule_split_and_batches(shared_data):
     again = MNISTDataModule(settings(shared_data, val_size=5000), seed=1)
     again.setup("fit")
     assert torch.equal(again.val_rows, dm.val_rows), "the split is seeded"
+    other = MNISTDataModule(settings(shared_data, val_size=5000), seed=2)
+    other.setup("fit")
+    assert not torch.equal(other.val_rows, dm.val_rows)
+    assert torch.equal(other.samples(4), dm.samples(4)), "the views' digits are the same whatever the seed"
 
 
 def test_epochs_reshuffle_and_ranks_take_disjoint_shares():

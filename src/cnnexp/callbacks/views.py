@@ -35,7 +35,7 @@ class View(L.Callback):
         return tb
 
     def samples_on(self, pl_module, n: int) -> torch.Tensor:
-        """n fixed validation images from the data module, on the model's device."""
+        """n fixed images from the data module (the same in every run), on the model's device."""
         return self.source.samples(n).to(pl_module.device)
 
 
@@ -43,7 +43,7 @@ class ViewSource(Protocol):
     class_names: Sequence[str]
 
     def samples(self, n: int) -> torch.Tensor:
-        """n fixed validation images, as the model takes them."""
+        """n fixed images (the same in every run of the dataset), as the model takes them."""
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs back to [0, 1] pixels."""
@@ -98,7 +98,7 @@ class FilterImages(View):
 
 
 class FeatureMaps(View):
-    """The output of each conv block for a few fixed validation digits, every N epochs."""
+    """The output of each conv block for a few fixed digits, every N epochs."""
 
     def __init__(self, source: ViewSource, every_n_epochs: int = 1, digits: int = 4, channels: int = 8):
         self.source, self.every, self.digits, self.channels = source, every_n_epochs, digits, channels
