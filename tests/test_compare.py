@@ -206,3 +206,16 @@ def test_compare_png_band_is_clipped_as_the_table_is():
     assert max(highs) == 1.0 and min(lows) >= 0 and means == [pytest.approx(0.945), pytest.approx(0.985)]
     _, lows, highs = band("val/loss", [[0.02, 0.30], [0.05]])
     assert lows[0] == 0.0 and highs[0] > 0.30 and lows[1] == highs[1] == 0.05  # one run: no band
+
+
+def test_what_compare_writes_by_default_is_ignored_by_git():
+    """compare's default out= is the current folder: in a clone, its files stay out of `git status`."""
+    import subprocess
+
+    from tests.conftest import PROJECT
+
+    if not (PROJECT / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = ["compare.csv", "compare.png"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT, capture_output=True, text=True)
+    assert proc.stdout.split() == names
