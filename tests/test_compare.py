@@ -219,3 +219,13 @@ def test_what_compare_writes_by_default_is_ignored_by_git():
     names = ["compare.csv", "compare.png"]
     proc = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT, capture_output=True, text=True)
     assert proc.stdout.split() == names
+
+
+def test_resuming_a_finished_sweep_says_nothing_is_left(replicated, tmp_path):
+    """Every run ended ok: the resume's cost line says there is nothing to run, not `~0.0 s`."""
+    folder = tmp_path / "sweep"
+    shutil.copytree(replicated[0], folder)
+    proc = cli("train", "-m", f"resume={folder}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if "sweep: 6 runs" in x)
+    assert line.endswith("sweep: 6 runs — all ended ok before (skipped): nothing left to run"), line
