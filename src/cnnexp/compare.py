@@ -5,7 +5,8 @@ the summary groups them), or one setting of a sweep, `SWEEP:kernel_size=5`. Prin
 config keys whose effective values differ (config.yaml), the metrics (mean, sd and 95 %
 interval where replicated), and Welch's test of each against the first on the metric that
 ranks runs. Written to DIR (default: the current folder): compare.csv (those numbers) and
-compare.png (the validation curves from metrics.csv, overlaid, 95 % bands where replicated).
+compare.png (the validation curves from metrics.csv, overlaid, 95 % bands where replicated,
+clipped to what the metric can be as the table's ends are).
 The numbers are the summary's own: the same functions, on the same runs.
 """
 

@@ -4,7 +4,8 @@ folder alone — the network is rebuilt from the checkpoint's own config.
     python -m cnnexp.eval run=outputs/2026-11-25/10-31-02 [split=val] [full=true] [data.root=DIR] [json=true]
 
 By default the run's own precision and evaluation limits (trainer.limit_test_batches …): the
-number it logged, again. full=true evaluates the whole split.
+number it logged, again, and the first line says over how many of the split's images. full=true
+evaluates the whole split.
 """
 
 from __future__ import annotations
