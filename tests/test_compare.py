@@ -193,3 +193,39 @@ def test_the_sweeps_hparams_carry_each_settings_interval_clipped_to_its_range(tm
     assert value["setting/best_val_acc_high"] == 1.0 and value["setting/n"] == 3
     assert value["setting/best_val_acc_low"] == pytest.approx(0.9316, abs=1e-4)
     assert value["setting/best_val_acc_mean"] == pytest.approx(0.98333, abs=1e-4)
+
+
+def test_compare_png_band_is_clipped_as_the_table_is():
+    """Two seeds near the ceiling: mean ± t·sd/√2 passes 1 (and a loss's falls below 0); the band
+    compare.png draws stays inside what the metric can be, as the table's `(clipped)` ends do."""
+    from cnnexp.compare import band
+
+    accuracies = [[0.90, 0.99], [0.97, 1.0]]
+    assert max(stats.interval(v).high for v in accuracies) > 1  # unclipped, the band would pass 1
+    means, lows, highs = band("val/acc", accuracies)
+    assert max(highs) == 1.0 and min(lows) >= 0 and means == [pytest.approx(0.945), pytest.approx(0.985)]
+    _, lows, highs = band("val/loss", [[0.02, 0.30], [0.05]])
+    assert lows[0] == 0.0 and highs[0] > 0.30 and lows[1] == highs[1] == 0.05  # one run: no band
+
+
+def test_what_compare_writes_by_default_is_ignored_by_git():
+    """compare's default out= is the current folder: in a clone, its files stay out of `git status`."""
+    import subprocess
+
+    from tests.conftest import PROJECT
+
+    if not (PROJECT / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = ["compare.csv", "compare.png"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT, capture_output=True, text=True)
+    assert proc.stdout.split() == names
+
+
+def test_resuming_a_finished_sweep_says_nothing_is_left(replicated, tmp_path):
+    """Every run ended ok: the resume's cost line says there is nothing to run, not `~0.0 s`."""
+    folder = tmp_path / "sweep"
+    shutil.copytree(replicated[0], folder)
+    proc = cli("train", "-m", f"resume={folder}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if "sweep: 6 runs" in x)
+    assert line.endswith("sweep: 6 runs — all ended ok before (skipped): nothing left to run"), line

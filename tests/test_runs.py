@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -24,6 +25,14 @@ def test_eval_reproduces_the_logged_test_accuracy(quick_run):
     assert result["checkpoint"].endswith("best.ckpt")
     assert result["test/acc"] == pytest.approx(logged["test_acc"], abs=1e-6)
     assert result["test/loss"] == pytest.approx(logged["test_loss"], abs=1e-5)
+    from omegaconf import OmegaConf
+
+    batch = OmegaConf.load(run_dir / "config.yaml").data.eval_batch_size
+    assert (result["images"], result["images_in_split"]) == (2 * batch, 10_000)  # QUICK: limit_test_batches=2
+    from cnnexp.eval import heading
+
+    assert f"as the run evaluated it: {2 * batch:,} of its 10,000 images" in heading(result)
+    assert "full=true evaluates all" in heading(result)
 
 
 def test_eval_full_tests_the_whole_split(quick_run, shared_data):
@@ -35,6 +44,7 @@ def test_eval_full_tests_the_whole_split(quick_run, shared_data):
     from cnnexp.run_folder import load_task
 
     result = evaluate(EvalArgs(run=str(quick_run[0]), full=True))
+    assert result["images"] == result["images_in_split"] == 10_000
     task, _ = load_task(str(quick_run[0]), None)
     images, labels = load_split(shared_data, train=False)
     with torch.no_grad():
@@ -122,6 +132,32 @@ def test_bad_run_folders(tmp_path, make_bad, words):
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("train", f"resume={bad}")
     assert proc.returncode == 2 and words in proc.stderr and f"resume={bad}" in proc.stderr
+
+
+def _sweep_of_two(folder):
+    """A multirun folder's shape: run folders (named key=value,…) holding config.yaml."""
+    for name in ("kernel_size=3,seed=1", "kernel_size=5,seed=1"):
+        (folder / "sweep" / name).mkdir(parents=True)
+        (folder / "sweep" / name / "config.yaml").write_text("seed: 1\n")
+    return folder / "sweep"
+
+
+def test_a_sweep_folder_names_a_run_that_works_as_printed(tmp_path):
+    """eval/predict/export/resume given a sweep: one line naming one of its runs, as an argument
+    that, `=` in the run's name and all, is read back as that run's folder."""
+    from cnnexp import cli_args
+    from cnnexp.errors import RunError
+    from cnnexp.eval import EvalArgs
+    from cnnexp.run_folder import open_run
+
+    sweep = _sweep_of_two(tmp_path)
+    proc = cli("eval", f"run={sweep}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "a sweep of 2 runs, not a run; pass one of them, e.g. " in proc.stderr
+    suggested = proc.stderr.strip().rsplit("e.g. ", 1)[1]
+    assert open_run(cli_args.parse(EvalArgs, [suggested]).run) == sweep / "kernel_size=3,seed=1"
+    with pytest.raises(RunError, match=re.escape(f"continue the whole sweep: python -m cnnexp.train -m resume={sweep})")):
+        open_run(str(sweep), key="resume")
 
 
 @pytest.mark.slow  # default run: truncated and foreign checkpoints on resume (tests/test_bad_input.py)

@@ -242,6 +242,28 @@ def test_a_learning_rate_spanning_a_decade_is_drawn_on_a_log_axis(tmp_path, key)
     assert low < 0.000561152 and high > 0.00796945
 
 
+def test_summary_n_labels_stay_inside_the_frame(tmp_path):
+    """Hand-made records of `-m model.kernel_size=3,5 seed=1,2`: each point's `n=2` is drawn inside
+    the axes, the rightmost one too (to its point's left), and the title says what the bars are."""
+    import json
+
+    from cnnexp.sweeps.summary import collect, plot
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2']\n")
+    for kernel in (3, 5):
+        for seed in (1, 2):
+            (tmp_path / f"kernel_size={kernel},seed={seed}").mkdir()
+            (tmp_path / f"kernel_size={kernel},seed={seed}" / "results.json").write_text(json.dumps(
+                {"status": "ok", "best_val_acc": 0.93 + 0.01 * seed, "overrides": [f"model.kernel_size={kernel}", f"seed={seed}"]}))
+    figure = plot(tmp_path, collect(tmp_path), ["seed"])["sweep/summary"]
+    ax, renderer = figure.axes[0], figure.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text() == "n=2"]
+    frame = ax.get_window_extent(renderer)
+    assert len(labels) == 2 and all(frame.x0 < (box := t.get_window_extent(renderer)).x0 and box.x1 < frame.x1
+                                    for t in labels), [t.get_window_extent(renderer) for t in labels]
+    assert "mean and 95 % interval over seed (n = 2 each)" in figure._suptitle.get_text()
+
+
 # ------------------------------------------------------------------ TensorBoard, as a user opens it
 @pytest.fixture(scope="module")
 def board(tmp_path_factory, shared_data):

@@ -5,7 +5,8 @@ the summary groups them), or one setting of a sweep, `SWEEP:kernel_size=5`. Prin
 config keys whose effective values differ (config.yaml), the metrics (mean, sd and 95 %
 interval where replicated), and Welch's test of each against the first on the metric that
 ranks runs. Written to DIR (default: the current folder): compare.csv (those numbers) and
-compare.png (the validation curves from metrics.csv, overlaid, 95 % bands where replicated).
+compare.png (the validation curves from metrics.csv, overlaid, 95 % bands where replicated,
+clipped to what the metric can be as the table's ends are).
 The numbers are the summary's own: the same functions, on the same runs.
 """
 
@@ -185,10 +186,10 @@ def curves(entries: Sequence[Entry], out: Path) -> Path:
         for entry in entries:
             runs = [rows[key] for rows in read[entry.label] if key in rows]
             epochs = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
-            found = [stats.interval([r[x] for r in runs]) for x in epochs]
-            line, = ax.plot(epochs, [f.mean for f in found], "o-", label=f"{entry.label} (n={len(runs)})", markersize=3)
+            means, lows, highs = band(key, [[r[x] for r in runs] for x in epochs])
+            line, = ax.plot(epochs, means, "o-", label=f"{entry.label} (n={len(runs)})", markersize=3)
             if len(runs) > 1:
-                ax.fill_between(epochs, [f.low for f in found], [f.high for f in found], alpha=0.2, color=line.get_color())
+                ax.fill_between(epochs, lows, highs, alpha=0.2, color=line.get_color())
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel(title)
@@ -200,6 +201,19 @@ def curves(entries: Sequence[Entry], out: Path) -> Path:
     plt.close(fig)
     write_atomic(out / "compare.png", buffer.getvalue())
     return out / "compare.png"
+
+
+# a curve's values are the same quantity as the summary's best of them: the same range to clip to
+CURVE_RANGES = {"val/acc": "best_val_acc", "val/loss": "best_val_loss"}
+
+
+def band(key: str, per_epoch: Sequence[Sequence[float]]) -> tuple:
+    """(means, lows, highs) of a curve: per epoch, the mean over the runs and its 95 % interval,
+    clipped to what the metric can be as the tables and summary.png clip it (an accuracy to
+    [0, 1], a loss at 0); an epoch of one run has its mean as both ends."""
+    found = [stats.interval(values) for values in per_epoch]
+    ends = [bounded(CURVE_RANGES.get(key, key), f.low, f.high)[:2] if f.n > 1 else (f.mean, f.mean) for f in found]
+    return [f.mean for f in found], [low for low, _ in ends], [high for _, high in ends]
 
 
 def _epochs(path: Path) -> Dict[str, Dict[int, float]]:

@@ -4,7 +4,8 @@ folder alone — the network is rebuilt from the checkpoint's own config.
     python -m cnnexp.eval run=outputs/2026-11-25/10-31-02 [split=val] [full=true] [data.root=DIR] [json=true]
 
 By default the run's own precision and evaluation limits (trainer.limit_test_batches …): the
-number it logged, again. full=true evaluates the whole split.
+number it logged, again, and the first line says over how many of the split's images. full=true
+evaluates the whole split.
 """
 
 from __future__ import annotations
@@ -50,7 +51,28 @@ def evaluate(args: EvalArgs) -> dict:
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     run = trainer.validate if args.split == "val" else trainer.test
     metrics = run(task, datamodule=datamodule, verbose=False)[0]
-    return {"checkpoint": str(path), "split": args.split, "full": args.full, **{k: round(float(v), 6) for k, v in metrics.items()}}
+    return {"checkpoint": str(path), "split": args.split, "full": args.full, **images_seen(trainer, args.split),
+            **{k: round(float(v), 6) for k, v in metrics.items()}}
+
+
+def images_seen(trainer, split: str) -> dict:
+    """How many of the split's images the figures are over: a run's limit_{test,val}_batches
+    evaluates its first batches only (None where the loader does not say its batch size)."""
+    loader = trainer.test_dataloaders if split == "test" else trainer.val_dataloaders
+    loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+    batches = (trainer.num_test_batches if split == "test" else trainer.num_val_batches)[0]
+    total = len(loader.sampler)  # a DataLoader's or cnnexp's in-memory loader's: the split's images
+    seen = total if loader.batch_size is None or batches == float("inf") else min(int(batches) * loader.batch_size, total)
+    return {"images": seen, "images_in_split": total}
+
+
+def heading(result: dict) -> str:
+    """What the figures are of: the checkpoint, the split, and how many of its images — the run's
+    limit_{test,val}_batches may have evaluated a few batches of it, which full=true does not."""
+    seen, total, split = result["images"], result["images_in_split"], result["split"]
+    over = f"all {total:,} images" if seen == total else \
+        f"{seen:,} of its {total:,} images, the run's trainer.limit_{split}_batches; full=true evaluates all"
+    return f"{result['checkpoint']} on the {split} set ({over if result['full'] else 'as the run evaluated it: ' + over}):"
 
 
 def main(argv=None) -> None:
@@ -67,7 +89,7 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['checkpoint']} on the {args.split} set ({'all of it' if args.full else 'as the run evaluated it'}):")
+        print(heading(result))
         for key, value in result.items():
             if "/" in key:
                 print(f"  {key:<12} {100 * value:.2f} %" if key.endswith("acc") else f"  {key:<12} {value:.4f}")

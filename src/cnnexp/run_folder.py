@@ -128,6 +128,12 @@ def open_run(path: str, key: str = "run") -> Path:
     if not folder.is_dir():
         raise RunError(f"{key}={path}: no such folder")
     if not (folder / "config.yaml").is_file():
+        runs = sorted(p.name for p in folder.iterdir() if (p / "config.yaml").is_file())
+        if runs:  # a sweep (multirun) folder: name one of its runs, as this argument takes it
+            raise RunError(f"{key}={path}: a sweep of {len(runs)} run{'s' * (len(runs) > 1)}, not a run; "
+                           f"pass one of them, e.g. {key}={Path(path) / runs[0]}"
+                           + (f" (or continue the whole sweep: python -m cnnexp.train -m resume={path})"
+                              if key == "resume" else ""))
         raise RunError(f"{key}={path}: not a run folder (no config.yaml); pass a folder under outputs/, "
                        "e.g. outputs/2026-11-25/10-31-02")
     return folder

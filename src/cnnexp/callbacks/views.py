@@ -193,6 +193,13 @@ def confusion_figure(matrix: torch.Tensor, names: Sequence[str]):
                                     labels=[str(names[i]) for i in shown])
     if len(shown) < len(names):
         ax.set_title(f"the {len(shown)} of {len(names)} classes with the most test mistakes", fontsize=9)
+    # torchmetrics tilts both axes' labels at 10 pt: upright and larger, to read at TensorBoard's card
+    # size (a card shows the 700 px figure at about 500); long names along x keep their tilt
+    size, short = min(16, max(7, 250 / len(shown))), all(len(str(names[i])) <= 3 for i in shown)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=size)
+    ax.tick_params(axis="x", labelrotation=0 if short else 45, labelsize=size)
+    for label in ax.get_xticklabels():  # a tilted name ends under its column
+        label.set(ha="center" if short else "right", rotation_mode="anchor")
     fig.set_size_inches(7, 7)
     return fig
 

@@ -146,8 +146,12 @@ def announce(config: DictConfig, jobs: int) -> None:
         left = ", ".join(filter(None, [skipped and f"{skipped} ended ok before (skipped)", continued and
                                        f"{continued} continue{'s' if continued == 1 else ''} from last.ckpt"]))
         left = f" — {left} —" if left else ""
-        log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)",
-                 len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
-                 "for what is left" if left else "in all", sampled)
+        if every and not todo:  # a resume of a finished sweep: no estimate of nothing
+            log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
+                     "" if len(every) == 1 else "s")
+        else:
+            log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)",
+                     len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
+                     "for what is left" if left else "in all", sampled)
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)

@@ -500,8 +500,10 @@ def _panel(ax, key: str, values: List[str], points: List[Dict], metric: str, np,
         above = [p["high"] - p["mean"] for _, p in spread]
         ax.errorbar(x[[i for i, _ in spread]], [p["mean"] for _, p in spread], yerr=[below, above], fmt="none",
                     ecolor="tab:blue", capsize=4, label="95 % interval of its n runs")
-        for i, p in spread:
-            ax.annotate(f"n={p['n']}", (x[i], p["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        for i, p in spread:  # the rightmost one's to its left: inside the frame
+            last = x[i] == max(x[j] for j, _ in spread)
+            ax.annotate(f"n={p['n']}", (x[i], p["mean"]), textcoords="offset points", xytext=(-5 if last else 5, 4),
+                        ha="right" if last else "left", fontsize=8)
     for kind, marker, color in (("failed", "x", "red"), ("rejected", "v", "dimgray")):
         hit = [i for i, p in enumerate(points) if p[kind]]
         if hit:
