@@ -115,7 +115,7 @@ def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], co
     if changed:
         client.log_batch(run_id, tags=changed)
     record.data["mlflow_run_id"] = run_id
-    if not record.keep:  # a resumed finished run keeps its results.json, which holds this id already
+    if record.write and record.started:  # a resume's record is written once training starts, with this id
         write_results(record.run_dir, record.data)
     record.listeners.append(lambda data: close_run(cfg.tracking_uri, run_id, run_dir, data))
     return run_id
