@@ -121,7 +121,9 @@ def test_a_copied_run_tests_its_own_checkpoint(tmp_path, shared_data):
     shutil.copytree(original, copy)
     again = cli("train", f"resume={copy}", "trainer.max_epochs=2")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"Loaded model weights from the checkpoint at {copy}" in again.stderr + again.stdout
+    record = json.loads((copy / "results.json").read_text())
+    assert record["status"] == "ok" and record["epochs"] == 2 and (copy / "checkpoints" / record["tested_checkpoint"]).is_file()
+    assert f"— run folder {copy}" in again.stderr + again.stdout, "the copy trained and tested in its own folder"
     assert {p: p.stat().st_mtime_ns for p in original.rglob("*") if p.is_file()} == before
 
 

@@ -44,7 +44,7 @@ def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
 @pytest.mark.slow
 def test_sweep_split_is_reported(shared_data):
     proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
-               "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=600)
+               "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for words in ("4-run sweep: sequential", "per job of a sequential 4-run sweep", "evaluation as before #18",
                   "train steps", "validation", "views", "checkpoints", "launch share", "outside training steps"):
