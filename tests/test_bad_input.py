@@ -187,9 +187,9 @@ def corrupt_config(run: Path) -> None:
 @pytest.mark.parametrize("spoil, extra, words", [
     (None, ["model=convae"], "only dotted overrides"),
     (None, ["model.blocks.0.channels=64"], "weights do not fit"),
-    (None, ["trainer.max_epochs=abc"], "trainer.max_epochs"),
-    (None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what"),
-    (truncate_last, [], "not a readable cnnexp checkpoint"),
+    pytest.param(None, ["trainer.max_epochs=abc"], "trainer.max_epochs", marks=pytest.mark.slow),  # a type: SETTINGS_CASES
+    pytest.param(None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what", marks=pytest.mark.slow),
+    pytest.param(truncate_last, [], "not a readable cnnexp checkpoint", marks=pytest.mark.slow),  # truncated-best: default
     (truncate_best, [], "best.ckpt is not a whole checkpoint"),
     (foreign_last, [], "not a cnnexp checkpoint"),
     (corrupt_config, [], "config.yaml cannot be read"),

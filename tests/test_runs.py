@@ -122,7 +122,7 @@ def test_same_seed_same_metrics(tmp_path, shared_data):
 
 @pytest.mark.parametrize("make_bad, words", [
     (lambda d: d / "missing", "no such folder"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "not a run folder"),
+    pytest.param(lambda d: (d / "empty").mkdir() or d / "empty", "not a run folder", marks=pytest.mark.slow),  # and a sweep's: below
 ])
 def test_bad_run_folders(tmp_path, make_bad, words):
     bad = make_bad(tmp_path)

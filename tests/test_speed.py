@@ -82,6 +82,7 @@ def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):
     assert results["test_acc"] > 0.6 and abs(results["test_acc"] - single["test_acc"]) < 0.1, (results, single)
 
 
+@pytest.mark.slow  # two DDP processes (16 s); the default run's sampler cells are in tests/test_data.py
 def test_ddp_ranks_draw_disjoint_shares_that_cover_the_split(tmp_path, shared_data):
     import subprocess
     import sys
