@@ -48,6 +48,7 @@ TRAIN_CASES = [
     ("strategy", ["trainer.strategy=bogus"]),
     ("no-data", ["data.root=/nonexistent-cnnexp-data", "data.sources=[local]"]),
     ("resume-missing", ["resume=/nonexistent-cnnexp-run"]),
+    ("dollar-in-folder", ["hydra.run.dir=/nonexistent-cnnexp-e$HOME"]),  # Lightning's logger would expand it
     ("folder-key-on-mnist", ["data.num_workers=1"]),  # Hydra's own many-line error, before check_override_keys knew the source
 ]
 if not torch.cuda.is_available():
@@ -255,6 +256,7 @@ def test_a_sweep_runs_folder_is_read_whole_as_resume(tmp_path):
     folder = tmp_path / "sweep" / "kernel_size=3,seed=1"
     assert quote_folders([f"resume={folder}", "model.kernel_size=3,5"]) == [f"resume='{folder}'", "model.kernel_size=3,5"]
     assert quote_folders(["resume='a=b'", "resume=outputs/2026-11-25/10-31-02"]) == ["resume='a=b'", "resume=outputs/2026-11-25/10-31-02"]
+    assert quote_folders(["resume=/x/it's a=b"]) == ["resume='/x/it\\'s a=b'"]
     folder.mkdir(parents=True)
     proc = cli("train", f"resume={folder}", "trainer.max_epochs=3")
     line = one_error_line(proc)

@@ -170,8 +170,9 @@ def test_a_resumed_grid_takes_no_search_options(grid, tmp_path):
 def test_a_resumed_grid_estimates_and_runs_only_what_is_left(grid, tmp_path):
     """3 ok runs (one of them marked killed, as SIGKILL leaves it: its last.ckpt holds its only
     epoch) and a setting that cannot fit: the estimate counts the continued run's test alone and
-    the refused one's nothing; the launch ran something, so it keeps its record."""
-    folder = tmp_path / "sweep"
+    the refused one's nothing; the launch ran something, so it keeps its record. The sweep sits in
+    a folder whose name Hydra would misread unquoted (`=`, `,`, a quote): cnnexp quotes it."""
+    folder = tmp_path / "lr=0.1,it's"
     shutil.copytree(grid[0], folder)
     killed = folder / "kernel_size=3,stride=2"
     record = json.loads((killed / "results.json").read_text())

@@ -4,14 +4,13 @@ outside `@hydra.main` (shapes, bench, tests). Imports no torch."""
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import CONF_DIR, PROJECT_DIR
-from cnnexp.overrides import key_value
+from cnnexp.overrides import hydra_quoted, key_value
 from cnnexp.run_folder import claim_fresh
 
 
@@ -99,7 +98,6 @@ def user_config(cfg: DictConfig) -> DictConfig:
 
 
 FOLDER_KEYS = ("resume",)  # settings whose value is a folder the user names on the command line
-PLAIN_VALUE = re.compile(r"[\w./~+\-]*")  # what Hydra reads as one plain string
 
 
 def quote_folders(argv: list) -> list:
@@ -109,8 +107,8 @@ def quote_folders(argv: list) -> list:
     quoted = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in FOLDER_KEYS and value[:1] not in ("'", '"') and not PLAIN_VALUE.fullmatch(value):
-            arg = f"{key}=\"{value}\"" if "'" in value else f"{key}='{value}'"
+        if sep and key in FOLDER_KEYS and value[:1] not in ("'", '"'):
+            arg = f"{key}={hydra_quoted(value)}"
         quoted.append(arg)
     return quoted
 

@@ -38,8 +38,10 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     path = Path(output_dir).expanduser().absolute()
     long = next((part for part in path.parts if len(part.encode()) > 255), None)
     existing = None if long else next((p for p in (path.resolve(), *path.resolve().parents) if p.exists()), None)
-    problem = None
-    if long:  # the file system refuses it at mkdir, deep inside Hydra
+    problem = dollar_problem(path)
+    if problem:  # said before the probe: the folder may well be writable
+        pass
+    elif long:  # the file system refuses it at mkdir, deep inside Hydra
         problem = f"the name {long[:40]}… is {len(long.encode())} bytes, more than the 255 a file system allows"
     elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
@@ -49,8 +51,16 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
         except OSError as e:
             problem = f"cannot create folders in {existing} ({e.strerror or e})"
     if problem:
-        raise SettingsError(key, output_dir,
-                            f"{problem}; pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
+        fix = ("name a folder without one" if "$" in str(path)
+               else f"pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
+        raise SettingsError(key, output_dir, f"{problem}; {fix}")
+
+
+def dollar_problem(path: Path) -> str:
+    """Lightning's TensorBoard logger expands `$NAME` in its folder: a run folder with a `$` in its
+    path would write its events elsewhere (`…/e$HOME` → `…/e/root`)."""
+    return (f"its path holds a `$`, which Lightning's TensorBoard logger reads as an environment variable "
+            f"(its events would land outside the run folder)") if "$" in str(path) else ""
 
 
 # ------------------------------------------------------------------ results.json

@@ -120,6 +120,7 @@ def announce(config: DictConfig, jobs: int) -> None:
     if calibration is None:  # a machine that cannot be measured still sweeps
         return
     started = time.perf_counter()
+    busy = cost.busy_note(calibration, os.getloadavg()[0], os.cpu_count() or 1)
     if is_search(config.hydra.sweeper):
         seconds = [_seconds(o, calibration) for o in search_samples(config)]
         trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
@@ -127,8 +128,9 @@ def announce(config: DictConfig, jobs: int) -> None:
             return
         mean = statistics.mean(trained)
         log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
-                 "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)",
-                 duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained), duration(jobs * min(trained)), duration(jobs * max(trained)))
+                 "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
+                 duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
+                 duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
         per_job = [mean] * jobs
     else:
         every = grid_jobs(config)
@@ -150,8 +152,8 @@ def announce(config: DictConfig, jobs: int) -> None:
             log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
                      "" if len(every) == 1 else "s")
         else:
-            log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)",
+            log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
                      len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
-                     "for what is left" if left else "in all", sampled)
+                     "for what is left" if left else "in all", sampled, busy)
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from cnnexp.overrides import hydra_quoted
+
 FIRST_RECORD = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept by the first resume
 
 
@@ -161,14 +163,14 @@ def resume_sweep(config: DictConfig) -> Path:
     keep_first_record(folder)
     with read_write(config.hydra):
         config.hydra.overrides.task = list(overrides)
-        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder.resolve()}")
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={hydra_quoted(str(folder.resolve()))}")
         # this launch's Hydra records and job logs go to the sweep's .resume-<time>/, so that a
         # finished run's folder stays exactly as it was
         launch = folder.resolve() / f".resume-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         launch.mkdir(exist_ok=True)
-        config.hydra.overrides.hydra.append(f"hydra.output_subdir={launch}/job${{hydra.job.num}}")
+        config.hydra.overrides.hydra.append("hydra.output_subdir=" + hydra_quoted(f"{launch}/job${{hydra.job.num}}"))
         config.hydra.overrides.hydra.append(
-            f"hydra.job_logging.handlers.file.filename={launch}/job${{hydra.job.num}}.log")
+            "hydra.job_logging.handlers.file.filename=" + hydra_quoted(f"{launch}/job${{hydra.job.num}}.log"))
         # the recorded sweeper and its space; options this command sets (hydra.sweeper.n_trials=…) win
         named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)  # ${hydra.job.num} stays text
         sweeper = recorded.hydra.sweeper

@@ -62,6 +62,13 @@ def collect(sweep_dir: Path) -> List[Dict]:
     return rows
 
 
+def first_launch(record: Dict) -> Dict:
+    """The record an extended run started from: each extension keeps the one it extended."""
+    while isinstance(record.get("extends"), dict):
+        record = record["extends"]
+    return record
+
+
 def own_overrides(run_dir: Path, overrides: List[str]) -> List[str]:
     """A run resumed by hand (`resume=…/kernel_size=3 trainer.max_epochs=3`) records the resume's
     overrides: its setting is its first launch's (.hydra/overrides.yaml) with the resume's changes."""
@@ -306,7 +313,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     extended = [r for r in rows if r.get("extends") and r.get("status") == "ok"]
     if extended:  # its row is no longer the sweep's setting alone
         print("\nnote: extended by a resume after the sweep: " + "; ".join(
-            f"{r['run']} ({r['extends'].get('epochs')} → {r.get('epochs')} epochs)" for r in extended)
+            f"{r['run']} ({first_launch(r).get('epochs')} → {r.get('epochs')} epochs)" for r in extended)
             + " — ranked with the others as it is now")
     print_best(rows, replicate_keys if replicated else ())
     if write:
