@@ -155,11 +155,13 @@ class _Quiet(logging.Filter):
     lines for hardware this machine does not have (the GPU line becomes `accelerator: cpu`, once
     per process: a sweep's jobs share it), the end of a fit that ran all its epochs (the result
     line follows; an early or max_steps stop is still said), and the checkpoint it restores for
-    the test (the result line names it)."""
+    the test (the result line names it), and its own word on a Ctrl-C or SIGTERM (cnnexp's
+    `interrupted` line names the signal and what was recorded)."""
 
     DROP = ("Tip:", "was configured so", "TPU available: False", "HPU available: False",
             "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
-            "stopped: `max_epochs=", "to estimate number of stepping batches")
+            "stopped: `max_epochs=", "to estimate number of stepping batches", "Detected KeyboardInterrupt",
+            "Received SIGTERM")
     said_accelerator = False
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -180,7 +182,7 @@ def quiet_lightning() -> None:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning_utilities.core.rank_zero"):
+                 "lightning_utilities.core.rank_zero", "lightning.pytorch.trainer.connectors.signal_connector"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Quiet) for f in logger.filters):
             logger.addFilter(_Quiet())
