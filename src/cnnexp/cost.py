@@ -226,12 +226,14 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
     done = f"{e.done} trained before this resume; " if e.done else ""
     return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
             f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)"
-            + busy_note(calibration, os.getloadavg()[0], os.cpu_count() or 1))
+            + busy_note(calibration))
 
 
-def busy_note(calibration: Dict[str, Any], load: float, cores: int) -> str:
+def busy_note(calibration: Dict[str, Any], load: Optional[float] = None, cores: Optional[int] = None) -> str:
     """Other processes' work slows the run but not a calibration measured quiet: the ±30 % then
-    does not hold, and the user should know before trusting the figure."""
+    does not hold, and the user should know before trusting the figure (load: this machine's now)."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = (os.cpu_count() or 1) if cores is None else cores
     if calibration.get("busy") or load <= cores:
         return ""
     return f"; the machine is busy now (load {load:.1f} on {cores} cores): expect it to take longer"

@@ -184,7 +184,8 @@ def claimable(config: DictConfig, kind: str) -> None:
 
     key = f"hydra.{kind}.dir"
     raw = str(OmegaConf.to_container(config.hydra[kind], resolve=False)["dir"])
-    if f"cnnexp.{kind}_dir" in raw or any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK")):
+    launched_rank = any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+    if f"cnnexp.{kind}_dir" in raw or launched_rank:
         return  # a DDP rank that rank 0 launched into its own folder (hydra.run.dir=…), where its record is
     path = Path(str(OmegaConf.select(config, key))).expanduser()
     check_writable(str(path), key)  # first: a name too long, a file where a folder goes

@@ -39,8 +39,9 @@ class Resume:
 def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     """The run to continue, checked whole; raises a UserError and changes nothing otherwise."""
     folder = open_run(folder_arg, key="resume").resolve()  # a wrong path is answered before torch loads
-    if dollar_problem(folder):
-        raise RunError(f"resume={folder_arg}: {dollar_problem(folder)}; move the run to a folder without `$` "
+    dollar = dollar_problem(folder)
+    if dollar:
+        raise RunError(f"resume={folder_arg}: {dollar}; move the run to a folder without `$` "
                        "and resume it there (a moved run resumes from its own checkpoints)")
 
     from hydra.core.override_parser.overrides_parser import OverridesParser

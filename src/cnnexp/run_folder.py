@@ -36,12 +36,12 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     """Probe the nearest existing folder on the way to output_dir with a real (removed) temp dir:
     permission bits say nothing for root, read-only mounts or /proc."""
     path = Path(output_dir).expanduser().absolute()
+    if dollar_problem(path):  # said before the probe: the folder may well be writable
+        raise SettingsError(key, output_dir, f"{dollar_problem(path)}; name a folder without one")
     long = next((part for part in path.parts if len(part.encode()) > 255), None)
     existing = None if long else next((p for p in (path.resolve(), *path.resolve().parents) if p.exists()), None)
-    problem = dollar_problem(path)
-    if problem:  # said before the probe: the folder may well be writable
-        pass
-    elif long:  # the file system refuses it at mkdir, deep inside Hydra
+    problem = None
+    if long:  # the file system refuses it at mkdir, deep inside Hydra
         problem = f"the name {long[:40]}… is {len(long.encode())} bytes, more than the 255 a file system allows"
     elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
@@ -51,9 +51,8 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
         except OSError as e:
             problem = f"cannot create folders in {existing} ({e.strerror or e})"
     if problem:
-        fix = ("name a folder without one" if "$" in str(path)
-               else f"pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
-        raise SettingsError(key, output_dir, f"{problem}; {fix}")
+        raise SettingsError(key, output_dir,
+                            f"{problem}; pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
 
 
 def dollar_problem(path: Path) -> str:

@@ -120,7 +120,7 @@ def announce(config: DictConfig, jobs: int) -> None:
     if calibration is None:  # a machine that cannot be measured still sweeps
         return
     started = time.perf_counter()
-    busy = cost.busy_note(calibration, os.getloadavg()[0], os.cpu_count() or 1)
+    busy = cost.busy_note(calibration)
     if is_search(config.hydra.sweeper):
         seconds = [_seconds(o, calibration) for o in search_samples(config)]
         trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
