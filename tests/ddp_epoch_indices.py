@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from cnnexp.compose import compose_config
+from cnnexp.config.compose import compose_config
 from cnnexp.data.mnist import MNISTDataModule
-from cnnexp.settings import load
+from cnnexp.config.settings import load
 from cnnexp.tasks.classification import ClassificationTask
 
 

@@ -76,9 +76,9 @@ SETTINGS_CASES = [
 
 @pytest.mark.parametrize("overrides, key", [c[1:] for c in SETTINGS_CASES], ids=[c[0] for c in SETTINGS_CASES])
 def test_settings_that_cannot_work_are_refused_naming_the_key(overrides, key):
-    from cnnexp.compose import check_override_keys, compose_config
-    from cnnexp.errors import UserError
-    from cnnexp.settings import load
+    from cnnexp.config.compose import check_override_keys, compose_config
+    from cnnexp.core.errors import UserError
+    from cnnexp.config.settings import load
 
     with pytest.raises(UserError) as raised:
         check_override_keys([f"data.root={SHARED_DATA}", *overrides])
@@ -87,8 +87,8 @@ def test_settings_that_cannot_work_are_refused_naming_the_key(overrides, key):
 
 
 def test_no_validation_is_allowed_when_nothing_monitors_it():
-    from cnnexp.compose import compose_config
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config
+    from cnnexp.config.settings import load
 
     s = load(compose_config([f"data.root={SHARED_DATA}", "trainer.limit_val_batches=0",
                              "callbacks.checkpoint.monitor=train/loss", "model.kernel_size=null"]))
@@ -207,7 +207,7 @@ def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra,
 
 
 def test_a_locked_run_folder_is_refused(finished_copy):
-    from cnnexp.locks import FolderLock
+    from cnnexp.core.locks import FolderLock
 
     before = snapshot(finished_copy)
     held = FolderLock(finished_copy)  # as a running resume holds it
@@ -222,9 +222,9 @@ def test_a_locked_run_folder_is_refused(finished_copy):
 def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
     """data=folder with data.test_fraction=0 and no test/ folder: the test after fit would have
     nothing to test (an IndexError once training had ended); refused first, unless no test is asked."""
-    from cnnexp.compose import compose_config
-    from cnnexp.errors import UserError
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config
+    from cnnexp.core.errors import UserError
+    from cnnexp.config.settings import load
     from tests.folder_data import tinted_digits
 
     root = tinted_digits(tmp_path / "images", SHARED_DATA, per_class=6, classes=2)
@@ -251,7 +251,7 @@ def test_a_slurm_sweep_without_a_controller_is_one_line_and_no_folder(tmp_path):
 def test_a_sweep_runs_folder_is_read_whole_as_resume(tmp_path):
     """A sweep names its runs' folders by their settings (`kernel_size=3,seed=1`): their `=` and `,`
     are the folder's, not a second key or a sweep, without the user quoting them for Hydra."""
-    from cnnexp.compose import quote_folders
+    from cnnexp.config.compose import quote_folders
 
     folder = tmp_path / "sweep" / "kernel_size=3,seed=1"
     assert quote_folders([f"resume={folder}", "model.kernel_size=3,5"]) == [f"resume='{folder}'", "model.kernel_size=3,5"]

@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from cnnexp import settings as config
-from cnnexp.compose import compose_config
+from cnnexp.config import settings as config
+from cnnexp.config.compose import compose_config
 from cnnexp.sweeps import summary
-from cnnexp.sweeps.search import objective
+from cnnexp.search.study import objective
 from tests.conftest import QUICK, cli, only_run_dir
 
 

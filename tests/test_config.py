@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from cnnexp import settings as config
-from cnnexp.compose import compose_config
+from cnnexp.config import settings as config
+from cnnexp.config.compose import compose_config
 from tests.conftest import cli
 
 
@@ -52,7 +52,7 @@ def test_trainer_settings_are_real_trainer_arguments():
 def test_bad_settings_name_the_key_and_what_is_allowed(override, key, words):
     """In-process: the message's words. That the CLI prints it as one line, exit 2 and no folder is
     tests/test_bad_input.py's (through the real CLI)."""
-    from cnnexp.errors import UserError
+    from cnnexp.core.errors import UserError
 
     with pytest.raises(UserError) as raised:
         config.load(composed(override))
@@ -88,8 +88,8 @@ def test_unwritable_output_folder_is_reported(tmp_path):
 
 def test_a_group_option_or_key_that_does_not_exist_is_one_line():
     """Hydra answers `optimizer=adamx` with a dozen lines and exit 1; cnnexp names the options."""
-    from cnnexp.compose import check_override_keys
-    from cnnexp.errors import SettingsError
+    from cnnexp.config.compose import check_override_keys
+    from cnnexp.core.errors import SettingsError
 
     with pytest.raises(SettingsError, match="one of adam, adamw, sgd"):
         check_override_keys(["optimizer=adamx"])

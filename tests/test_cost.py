@@ -21,7 +21,7 @@ def cache(tmp_path_factory):
     """XDG_CACHE_HOME holding this machine's calibration, measured with TINY probes."""
     import os
 
-    from cnnexp.calibration import calibrate
+    from cnnexp.cost.calibration import calibrate
 
     folder = tmp_path_factory.mktemp("xdg-cache")
     before = os.environ.get("XDG_CACHE_HOME")
@@ -37,8 +37,8 @@ def cache(tmp_path_factory):
 
 
 def test_calibration_is_cached_and_measured_again_for_another_machine(cache, monkeypatch):
-    from cnnexp import cost
-    from cnnexp.calibration import calibrate
+    from cnnexp.cost import estimate as cost
+    from cnnexp.cost.calibration import calibrate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     path = cost.cache_file()
@@ -77,7 +77,7 @@ def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
 
 
 def test_a_busy_machine_is_named_beside_an_estimate_measured_quiet():
-    from cnnexp.cost import busy_note
+    from cnnexp.cost.estimate import busy_note
 
     assert busy_note({"busy": False}, 1.5, 2) == ""
     assert busy_note({"busy": True}, 6.0, 2) == ""  # measured busy: its rates already run long
@@ -98,7 +98,7 @@ def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
 
 def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
     """Each job takes 5× its estimate; the sweep's launch took 30 s before the first job began."""
-    from cnnexp.console import remaining_seconds
+    from cnnexp.core.console import remaining_seconds
 
     jobs, started = [2.0, 2.0, 4.0, 4.0], 0.0
     assert remaining_seconds(jobs, 0, {0: 30.0}, started, 30.0) == 12.0  # nothing measured: the estimate
@@ -115,9 +115,9 @@ def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):
     """The cost line before a resume counts the epochs still to train, not all of max_epochs."""
     import shutil
 
-    from cnnexp import cost
-    from cnnexp.resume import epochs_done
-    from cnnexp.settings import load
+    from cnnexp.cost import estimate as cost
+    from cnnexp.run.resume import epochs_done
+    from cnnexp.config.settings import load
     from omegaconf import OmegaConf
 
     run = tmp_path / "run"

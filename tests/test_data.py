@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnexp.compose import compose_config
-from cnnexp.settings import DataSettings, load
+from cnnexp.config.compose import compose_config
+from cnnexp.config.settings import DataSettings, load
 from cnnexp.data import idx
 from cnnexp.data.memory import EpochPermutation, InMemoryLoader
 from cnnexp.data.mnist import MNISTDataModule, load_split

@@ -9,10 +9,11 @@ import os
 import pytest
 from PIL import Image
 
-from cnnexp import arithmetic, settings as settings_module
+from cnnexp.arithmetic import draw as arithmetic
+from cnnexp.config import settings as settings_module
 from cnnexp.arithmetic import render, scene
-from cnnexp.compose import compose_config
-from cnnexp.models.geometry import effective_kernel, receptive_box
+from cnnexp.config.compose import compose_config
+from cnnexp.arithmetic.geometry import effective_kernel, receptive_box
 from cnnexp.shapes import main as shapes_main
 from tests.conftest import SHARED_DATA
 

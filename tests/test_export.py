@@ -111,7 +111,7 @@ def test_cnn3_exports_with_its_facts_and_matches_pytorch(cnn3_run, capsys):
     import torch
 
     from cnnexp.data.mnist import load_split, to_float
-    from cnnexp.run_folder import load_task
+    from cnnexp.run.restore import load_task
 
     task, _ = load_task(str(cnn3_run), None)
     x = to_float(load_split(SHARED_DATA, train=False)[0][-300:], True)  # not the images export checked
@@ -221,7 +221,7 @@ def test_a_layer_no_exporter_takes_is_one_line():
     import torch
     from torch import nn
 
-    from cnnexp.errors import RunError
+    from cnnexp.core.errors import RunError
 
     class NanMedian(nn.Module):  # no ONNX operator, and no decomposition into one
         def forward(self, x):

@@ -161,7 +161,7 @@ def test_an_interrupted_extension_leaves_a_record_of_what_is_on_disk(stopped_in_
 
 
 def test_check_tells_a_dead_run_from_a_live_one(stopped_in_test, tmp_path):
-    from cnnexp.locks import FolderLock
+    from cnnexp.core.locks import FolderLock
 
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_in_test[0], run_dir)

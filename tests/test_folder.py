@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnexp.compose import compose_config
-from cnnexp.errors import UserError
-from cnnexp.settings import load
+from cnnexp.config.compose import compose_config
+from cnnexp.core.errors import UserError
+from cnnexp.config.settings import load
 from tests.conftest import SHARED_DATA, cli, only_run_dir
 from tests.folder_data import COLOURS, tinted_digits
 

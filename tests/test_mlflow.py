@@ -84,10 +84,10 @@ def _tags(run: dict) -> dict:
 
 
 def test_where_runs_are_tracked_and_a_server_that_does_not_answer(shared_data, tmp_path, monkeypatch):
-    from cnnexp.compose import compose_config
-    from cnnexp.errors import RunError
-    from cnnexp.loggers import check_tracking
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config
+    from cnnexp.core.errors import RunError
+    from cnnexp.tracking.loggers import check_tracking
+    from cnnexp.config.settings import load
 
     base = [f"data.root={shared_data}", f"paths.output_dir={tmp_path}"]
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

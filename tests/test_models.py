@@ -9,12 +9,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cnnexp import CONF_DIR
-from cnnexp import settings as config
+from cnnexp.config import settings as config
 from cnnexp.models import build_network
-from cnnexp.errors import ShapeError
-from cnnexp.models.geometry import conv_out, plan, same_pads, transposed_out
+from cnnexp.core.errors import ShapeError
+from cnnexp.arithmetic.geometry import conv_out, plan, same_pads, transposed_out
 from cnnexp.models.modules import L2Pool2d
-from cnnexp.models.table import format_table
+from cnnexp.arithmetic.table import format_table
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
@@ -69,7 +69,7 @@ def test_shortcuts_set_every_block_and_one_block_can_differ():
 
 
 def plan_blocks(s):
-    from cnnexp.models.geometry import resolve_blocks
+    from cnnexp.arithmetic.geometry import resolve_blocks
 
     return resolve_blocks(s)
 
@@ -260,7 +260,7 @@ def test_receptive_field_matches_the_gradient_of_one_unit():
 def test_macs_match_torch_flop_counter(name, overrides):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cnnexp.models.geometry import total_macs
+    from cnnexp.arithmetic.geometry import total_macs
 
     s = model_settings(name, **overrides)
     net = build_network(s).eval()

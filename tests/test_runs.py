@@ -41,7 +41,7 @@ def test_eval_full_tests_the_whole_split(quick_run, shared_data):
 
     from cnnexp.data.mnist import load_split, to_float
     from cnnexp.eval import EvalArgs, evaluate
-    from cnnexp.run_folder import load_task
+    from cnnexp.run.restore import load_task
 
     result = evaluate(EvalArgs(run=str(quick_run[0]), full=True))
     assert result["images"] == result["images_in_split"] == 10_000
@@ -54,7 +54,7 @@ def test_eval_full_tests_the_whole_split(quick_run, shared_data):
 
 def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_data, tmp_path):
     from cnnexp.data.mnist import load_split, to_float
-    from cnnexp.run_folder import load_task
+    from cnnexp.run.restore import load_task
 
     run_dir, _ = quick_run
     task, _ = load_task(str(run_dir), None)
@@ -145,10 +145,10 @@ def _sweep_of_two(folder):
 def test_a_sweep_folder_names_a_run_that_works_as_printed(tmp_path):
     """eval/predict/export/resume given a sweep: one line naming one of its runs, as an argument
     that, `=` in the run's name and all, is read back as that run's folder."""
-    from cnnexp import cli_args
-    from cnnexp.errors import RunError
+    from cnnexp.config import args as cli_args
+    from cnnexp.core.errors import RunError
     from cnnexp.eval import EvalArgs
-    from cnnexp.run_folder import open_run
+    from cnnexp.records.folder import open_run
 
     sweep = _sweep_of_two(tmp_path)
     proc = cli("eval", f"run={sweep}")

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnexp.check import check
-from cnnexp.errors import SettingsError
-from cnnexp.sweeps.search import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
+from cnnexp.core.errors import SettingsError
+from cnnexp.search.study import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
 from tests.conftest import QUICK, cli, killed_after_epoch, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
@@ -63,7 +63,7 @@ def test_named_search_composes_with_its_five_keys():
     from hydra import compose, initialize_config_dir
 
     from cnnexp import CONF_DIR
-    from cnnexp.compose import register_resolvers
+    from cnnexp.config.compose import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -135,7 +135,7 @@ def test_check_reads_a_refused_setting_from_its_record(search, tmp_path):
 HOLD = """
 import sys, time
 from pathlib import Path
-from cnnexp.locks import WorkerLock
+from cnnexp.core.locks import WorkerLock
 lock = WorkerLock(Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(600)
@@ -206,7 +206,7 @@ def test_a_resumed_search_with_nothing_left_asks_nothing_and_changes_nothing(sea
 
 def test_the_search_summary_counts_trials_re_run_and_re_runs(tmp_path, capsys):
     """One trial lost twice and re-run twice, another trained once: 1 trial re-run, 2 re-runs."""
-    from cnnexp.sweeps.search import open_storage, report
+    from cnnexp.search.study import open_storage, report
 
     study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name=STUDY_NAME, direction="maximize")
     for attrs, state in [({"run": "lr=0.1", "superseded": True}, TrialState.FAIL),

@@ -20,9 +20,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from cnnexp.errors import RunError
-from cnnexp.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
-from cnnexp.sweeps.search import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
+from cnnexp.core.errors import RunError
+from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
+from cnnexp.search.study import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker
@@ -59,7 +59,7 @@ def test_search_workers_share_the_folder_lock_that_a_grid_sweep_holds_alone(tmp_
 ENDING = """
 import sys, time
 from pathlib import Path
-from cnnexp.locks import WorkerLock, last_out
+from cnnexp.core.locks import WorkerLock, last_out
 folder = Path(sys.argv[1])
 lock = WorkerLock(folder)
 (folder / sys.argv[2]).write_text("joined")
@@ -198,7 +198,7 @@ def postgres():
 def test_a_study_in_postgresql_is_found_through_the_sweep_folders_record(tmp_path, postgres):
     import uuid
 
-    from cnnexp.sweeps.search import STUDY_RECORD
+    from cnnexp.search.study import STUDY_RECORD
 
     name = f"test-{uuid.uuid4().hex[:8]}"
     (tmp_path / STUDY_RECORD).write_text(json.dumps({"storage": postgres, "study_name": name}))
@@ -364,7 +364,7 @@ def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path,
 def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoch(tmp_path, shared_data):
     from dataclasses import asdict
 
-    from cnnexp.sweeps.search import SearchOptions
+    from cnnexp.search.study import SearchOptions
 
     study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp", direction="maximize")
     options = SearchOptions(n_trials=2, n_jobs=1, sampler="random", seed=None, direction="maximize", pruner="median",

@@ -27,9 +27,9 @@ BAD = [
 
 @pytest.mark.parametrize("override,key", BAD, ids=[b[0] for b in BAD])
 def test_each_trick_setting_is_checked_by_name(override, key):
-    from cnnexp.compose import compose_config
-    from cnnexp.errors import SettingsError
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.config.settings import load
 
     with pytest.raises(SettingsError) as e:
         load(compose_config([f"data.root={SHARED_DATA}", "experiment=speedrun", override]))
@@ -83,11 +83,11 @@ def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):
     import lightning as L
 
     from cnnexp.callbacks.lookahead import Lookahead
-    from cnnexp.compose import compose_config
+    from cnnexp.config.compose import compose_config
     from cnnexp.data import make_datamodule
-    from cnnexp.run import build_trainer
-    from cnnexp.settings import load
-    from cnnexp.tasks import task_class
+    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.config.settings import load
+    from cnnexp.core.catalogue import task_class
 
     settings = load(compose_config([f"data.root={SHARED_DATA}", "experiment=speedrun", "trainer.max_epochs=1",
                                     "trainer.limit_train_batches=7", "trainer.limit_val_batches=1",
@@ -116,9 +116,9 @@ def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):
 
 
 def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
-    from cnnexp.compose import compose_config
+    from cnnexp.config.compose import compose_config
     from cnnexp.models import build_network
-    from cnnexp.settings import load
+    from cnnexp.config.settings import load
 
     nets = {first: build_network(load(compose_config([f"data.root={SHARED_DATA}", "model=speed",
                                                       f"model.pool_first={first}"])).model) for first in ("true", "false")}
@@ -131,7 +131,7 @@ def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
 
 @pytest.mark.slow  # ten short runs: the recipe and each variant of bench.ABLATIONS, through cnnexp.train
 def test_bench_ablation_prints_every_variant(shared_data):
-    from cnnexp.bench import ABLATIONS
+    from cnnexp.bench.harness import ABLATIONS
 
     proc = cli("bench", f"data.root={shared_data}", "recipes=speedrun", "ablate=true", "seeds=1",
                "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=900)

@@ -179,7 +179,7 @@ def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data):
 
 
 def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path):
-    from cnnexp.locks import LOCK
+    from cnnexp.core.locks import LOCK
 
     folder = tmp_path / "sweep"
     shutil.copytree(seeded[0], folder)

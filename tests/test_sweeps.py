@@ -113,7 +113,7 @@ def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
 
 
 def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):
-    from cnnexp.run_folder import claim_fresh
+    from cnnexp.records.folder import claim_fresh
 
     first, second = claim_fresh(str(tmp_path / "10-31-02")), claim_fresh(str(tmp_path / "10-31-02"))
     assert first != second and second.endswith("10-31-02-2")
@@ -140,7 +140,7 @@ def test_this_module_stays_on_one_worker(request):
 
 
 def test_replicates_share_their_settings_prefix():
-    from cnnexp.compose import run_name
+    from cnnexp.config.compose import run_name
 
     assert run_name(["seed=1", "trainer.max_epochs=2", "model.kernel_size=5"]) == "kernel_size=5,max_epochs=2,seed=1"
     # Hydra's parser splits the overrides: a list value stays one part, an excluded key none
@@ -192,7 +192,7 @@ def test_a_sweep_of_one_setting_is_named_by_what_was_set():
     from hydra import compose, initialize_config_dir
 
     from cnnexp import CONF_DIR
-    from cnnexp.compose import NO_OVERRIDES, register_resolvers, run_name
+    from cnnexp.config.compose import NO_OVERRIDES, register_resolvers, run_name
     from cnnexp.sweeps.naming import name_exclusions
 
     register_resolvers()

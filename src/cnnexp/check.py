@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path
 from typing import List, Tuple
 
-from cnnexp.errors import fail
-from cnnexp.resume import state
+from cnnexp.core.errors import fail
+from cnnexp.run.resume import state
 
 STATUSES = ("ok", "failed", "interrupted", "pruned", "diverged", "running")
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
@@ -104,7 +104,7 @@ def _check_metrics(run_dir: Path, results: dict, status: str) -> List[str]:
 def _check_config(run_dir: Path, required: bool) -> List[str]:
     from omegaconf import OmegaConf
 
-    from cnnexp.resume import interpolations
+    from cnnexp.run.resume import interpolations
 
     path = run_dir / "config.yaml"
     if not path.is_file():
@@ -119,7 +119,7 @@ def _check_config(run_dir: Path, required: bool) -> List[str]:
 def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     from omegaconf import OmegaConf
 
-    from cnnexp.locks import holder
+    from cnnexp.core.locks import holder
     from cnnexp.sweeps.naming import FIRST_RECORD, recorded_sweeper
 
     findings: List[str] = []
@@ -158,7 +158,7 @@ def check(folder: Path) -> Tuple[List[str], List[str]]:
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    from cnnexp.cli_args import exit_on_help
+    from cnnexp.config.args import exit_on_help
 
     exit_on_help(f"{USAGE}\n\n{__doc__}", args)
     if len(args) != 1:
@@ -177,7 +177,7 @@ def main(argv: List[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

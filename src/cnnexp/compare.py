@@ -21,10 +21,10 @@ from typing import Dict, List, Sequence
 
 from omegaconf import OmegaConf
 
-from cnnexp.errors import RunError, UserError, fail
-from cnnexp.files import write_atomic
-from cnnexp.hparams import flatten
-from cnnexp.run_folder import read_results
+from cnnexp.core.errors import RunError, UserError, fail
+from cnnexp.core.files import write_atomic
+from cnnexp.tracking.hparams import flatten
+from cnnexp.records.folder import read_results
 from cnnexp.sweeps import stats
 from cnnexp.sweeps.summary import (GROUPED, bounded, collect, end_cell, markdown, ok_by_setting, ranking,
                                   recorded_replicate_keys)
@@ -98,7 +98,7 @@ def configs(entry: Entry) -> List[Dict]:
     """Each run's effective config, flat. config.yaml holds each block as built, so the model's
     shortcuts (`model.kernel_size`: set, or null for the blocks' own) would only show how it was
     typed: they are left out, the blocks' values say what ran."""
-    from cnnexp.models.geometry import SHORTCUTS
+    from cnnexp.arithmetic.geometry import SHORTCUTS
 
     typed = {f"model.{key}" for key in SHORTCUTS}
     return [{k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))).items()
@@ -260,7 +260,7 @@ def main(argv: List[str] | None = None) -> None:
     except UserError as e:
         fail(e)
     except OSError as e:
-        from cnnexp.files import os_error_line
+        from cnnexp.core.files import os_error_line
 
         fail(os_error_line(e))
     except Exception as e:  # a record edited by hand (config.yaml, multirun.yaml) that YAML cannot read
@@ -272,7 +272,7 @@ def main(argv: List[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

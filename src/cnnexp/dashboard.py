@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from cnnexp import cli_args
-from cnnexp.errors import RunError, UserError, fail
+from cnnexp.config import args as cli_args
+from cnnexp.core.errors import RunError, UserError, fail
 
 USAGE = "usage: python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1]"
 
@@ -26,7 +26,7 @@ class DashboardArgs:
 
 
 def main(argv: List[str] | None = None) -> None:
-    from cnnexp.sweeps.search import open_storage, study_record
+    from cnnexp.search.study import open_storage, study_record
 
     args = sys.argv[1:] if argv is None else argv
     cli_args.exit_on_help(__doc__, args, DashboardArgs)

@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cnnexp.errors import SettingsError, UserError, fail
-from cnnexp.run_folder import load_task
+from cnnexp.core.errors import SettingsError, UserError, fail
+from cnnexp.run.restore import load_task
 
 
 @dataclass
@@ -35,7 +35,7 @@ class EvalArgs:
 
 
 def evaluate(args: EvalArgs) -> dict:
-    from cnnexp.console import quiet_lightning
+    from cnnexp.core.console import quiet_lightning
 
     import lightning as L
 
@@ -76,7 +76,7 @@ def heading(result: dict) -> str:
 
 
 def main(argv=None) -> None:
-    from cnnexp import cli_args
+    from cnnexp.config import args as cli_args
 
     cli_args.exit_on_help(__doc__, argv, EvalArgs)
     try:
@@ -97,7 +97,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
-from cnnexp import exported
-from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.models import onnx_network as exported
+from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
-from cnnexp.files import write_atomic
-from cnnexp.run_folder import load_checkpoint, open_run, rebuild_task
+from cnnexp.core.files import write_atomic
+from cnnexp.run.restore import load_checkpoint, rebuild_task
+from cnnexp.records.folder import open_run
 
 FORMATS = {"onnx": exported.ONNX_FILE, "torchscript": "model.torchscript.pt"}
 
@@ -189,7 +190,7 @@ def export(args: ExportArgs) -> dict:
 
     from cnnexp import __version__
     from cnnexp.data.mnist import MEAN, STD
-    from cnnexp.tasks import TASKS
+    from cnnexp.core.catalogue import TASKS
 
     checkpoint = load_checkpoint(ckpt)
     task = rebuild_task(checkpoint, ckpt, args.data.root)
@@ -242,7 +243,7 @@ def export(args: ExportArgs) -> dict:
 
 
 def main(argv=None) -> None:
-    from cnnexp import cli_args
+    from cnnexp.config import args as cli_args
 
     cli_args.exit_on_help(__doc__, argv, ExportArgs)
     try:

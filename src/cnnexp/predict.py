@@ -24,7 +24,7 @@ from typing import Callable, List, Optional
 
 from cnnexp.data import images
 from cnnexp.data.images import EXTENSIONS
-from cnnexp.errors import RunError, SettingsError, UserError, fail
+from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 
 BACKENDS = ("torch", "onnx")
 
@@ -89,8 +89,8 @@ class Classifier:
 
 
 def torch_classifier(args: PredictArgs) -> Classifier:
-    from cnnexp.run_folder import load_task
-    from cnnexp.tasks import TASKS
+    from cnnexp.run.restore import load_task
+    from cnnexp.core.catalogue import TASKS
 
     task, _ = load_task(args.run, args.ckpt)  # a bad folder or checkpoint refused before torch is imported
 
@@ -123,7 +123,7 @@ def onnx_classifier(args: PredictArgs) -> Classifier:
     """The exported model and the facts it carries: numpy and onnxruntime only."""
     import numpy as np
 
-    from cnnexp import exported
+    from cnnexp.models import onnx_network as exported
 
     model = exported.load(args.run, args.model)
     facts = model.facts
@@ -185,7 +185,7 @@ def predict(args: PredictArgs) -> List[dict]:
 
 
 def main(argv=None) -> None:
-    from cnnexp import cli_args
+    from cnnexp.config import args as cli_args
 
     cli_args.exit_on_help(__doc__, argv, PredictArgs)
     try:
@@ -209,7 +209,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

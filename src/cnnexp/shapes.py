@@ -23,16 +23,16 @@ import sys
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp import cost
-from cnnexp import settings as settings_module
-from cnnexp.compose import check_override_keys, compose_config, reference_model
-from cnnexp.errors import SettingsError, UserError, fail
-from cnnexp.models.table import cost_warning, format_table, table_json
+from cnnexp.cost import estimate as cost
+from cnnexp.config import settings as settings_module
+from cnnexp.config.compose import check_override_keys, compose_config, reference_model
+from cnnexp.core.errors import SettingsError, UserError, fail
+from cnnexp.arithmetic.table import cost_warning, format_table, table_json
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    from cnnexp.cli_args import exit_on_help
+    from cnnexp.config.args import exit_on_help
 
     exit_on_help(__doc__, args)
     as_json = [a for a in args if a.startswith("json=")]
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = settings_module.load(compose_config(overrides))
         folder = None
         if draw:
-            from cnnexp import arithmetic  # Pillow: only when drawing
+            from cnnexp.arithmetic import draw as arithmetic  # Pillow: only when drawing
             folder = arithmetic.folder(draw[-1])
     except (UserError, HydraException, OmegaConfBaseException) as e:
         fail(e)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     if calibrate and calibrate[-1] == "calibrate=true":
         import logging
 
-        from cnnexp.calibration import calibrate as measure  # torch: only when asked
+        from cnnexp.cost.calibration import calibrate as measure  # torch: only when asked
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         calibration = measure(force=True)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

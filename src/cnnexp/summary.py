@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import List
 
-from cnnexp.errors import fail
+from cnnexp.core.errors import fail
 from cnnexp.sweeps.summary import collect, recorded_replicate_keys, write_summary
 
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    from cnnexp.cli_args import exit_on_help
+    from cnnexp.config.args import exit_on_help
 
     exit_on_help(__doc__, args)
     if len(args) != 1:
@@ -40,7 +40,7 @@ def main(argv: List[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from cnnexp.console import report_like_cat
+    from cnnexp.core.console import report_like_cat
 
     report_like_cat()
     main()

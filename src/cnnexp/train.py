@@ -22,15 +22,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cnnexp import CONF_DIR, stopping
-from cnnexp.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
-from cnnexp.errors import UserError, fail
-from cnnexp.run import FailFast
+from cnnexp import CONF_DIR
+from cnnexp.core import stopping
+from cnnexp.config.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
+from cnnexp.core.errors import UserError, fail
+from cnnexp.run.lifecycle import FailFast
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
-    from cnnexp.run import run
+    from cnnexp.run.lifecycle import run
 
     hc = HydraConfig.get()
     return run(cfg, Path(hc.runtime.output_dir), task_overrides(hc), hc.mode == RunMode.MULTIRUN)
@@ -74,7 +75,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
 
 def stopped_early(stop) -> None:
     """sweep_options.fail_fast: the summary of what ran, and which run stopped the sweep."""
-    from cnnexp.hydra_callback import SettingsCheck
+    from cnnexp.sweeps.callback import SettingsCheck
     from cnnexp.sweeps.summary import write_summary
 
     if SettingsCheck.sweep_dir is not None:
@@ -86,7 +87,7 @@ def stopped_early(stop) -> None:
 
 def interrupted(stop: KeyboardInterrupt) -> None:
     """One line on how to go on; a sweep first gets the summary of what ran."""
-    from cnnexp.hydra_callback import SettingsCheck
+    from cnnexp.sweeps.callback import SettingsCheck
 
     sweep = SettingsCheck.sweep_dir
     last = SettingsCheck.stop() if sweep is not None and sweep.is_dir() else None  # its summary, by the last out

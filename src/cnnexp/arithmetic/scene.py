@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from cnnexp.models.geometry import Layer, effective_kernel
+from cnnexp.arithmetic.geometry import Layer, effective_kernel
 
 MAX_FRAMES = 64  # positions drawn per picture; further rows of positions are summarised
 

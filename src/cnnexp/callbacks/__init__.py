@@ -1,1 +1,2 @@
-"""Lightning callbacks: per-epoch CSV, timing, checkpoints in the run folder, TensorBoard views."""
+"""Lightning callbacks a run's trainer carries: per-epoch CSV and console lines, timing,
+checkpoints in the run folder, lookahead weights, TensorBoard views, reports to a search's study."""

@@ -11,7 +11,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from cnnexp.files import write_atomic
+from cnnexp.core.files import write_atomic
 
 
 class InFolderCheckpointIO(TorchCheckpointIO):

@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-from cnnexp.files import write_atomic
+from cnnexp.core.files import write_atomic
 
 
 class EpochCSV(L.Callback):

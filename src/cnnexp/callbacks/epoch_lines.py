@@ -10,7 +10,7 @@ import time
 
 from lightning.pytorch.callbacks import ProgressBar
 
-from cnnexp.console import job_header
+from cnnexp.core.console import job_header
 
 log = logging.getLogger("cnnexp")
 TERMINAL_REFRESH = 20  # auto on a terminal: batches between bar updates

@@ -15,7 +15,7 @@ from typing import Optional, Set
 
 from lightning.pytorch.callbacks import Callback
 
-from cnnexp.sweeps.search import Heartbeat, SearchOptions, load_study, study_record
+from cnnexp.search.study import Heartbeat, SearchOptions, load_study, study_record
 
 
 class ReportToStudy(Callback):

@@ -6,7 +6,7 @@ import signal
 
 import lightning as L
 
-from cnnexp import stopping
+from cnnexp.core import stopping
 
 
 class StopGuard(L.Callback):

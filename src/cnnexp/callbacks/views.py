@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from cnnexp.callbacks.timing import timed
-from cnnexp.tasks import TASKS
+from cnnexp.core.catalogue import TASKS
 
 
 class View(L.Callback):
@@ -137,7 +137,7 @@ class ReceptiveFields(View):
     def on_fit_start(self, trainer, pl_module) -> None:
         from torchvision.utils import draw_bounding_boxes
 
-        from cnnexp.models.geometry import receptive_box
+        from cnnexp.arithmetic.geometry import receptive_box
 
         tb = tensorboard(trainer)
         if tb is None or not self.convs:
@@ -163,7 +163,7 @@ class ArithmeticSheets(View):
     def on_fit_start(self, trainer, pl_module) -> None:
         import numpy as np
 
-        from cnnexp.arithmetic import sheets
+        from cnnexp.arithmetic.draw import sheets
 
         if (tb := tensorboard(trainer)) is not None:
             for name, image in sheets(self.layers):

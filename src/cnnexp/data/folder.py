@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnexp.data import images
 from cnnexp.data.memory import InMemoryData, to_float
-from cnnexp.errors import RunError
+from cnnexp.core.errors import RunError
 
 log = logging.getLogger("cnnexp")
 STATS_SAMPLE = 2000  # images the mean and std are estimated from when the set is streamed

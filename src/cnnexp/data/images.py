@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from cnnexp.errors import DataUnavailable, RunError, SettingsError
+from cnnexp.core.errors import DataUnavailable, RunError, SettingsError
 
 log = logging.getLogger("cnnexp")
 

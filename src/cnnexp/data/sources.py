@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 from cnnexp.data import idx
-from cnnexp.errors import DataUnavailable
-from cnnexp.files import write_atomic
+from cnnexp.core.errors import DataUnavailable
+from cnnexp.core.files import write_atomic
 
 log = logging.getLogger(__name__)
 

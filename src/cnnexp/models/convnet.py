@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cnnexp.models import modules
-from cnnexp.models.geometry import POOLS, Layer
+from cnnexp.arithmetic.geometry import POOLS, Layer
 
 
 def pool_module(layer: Layer) -> nn.Module:

@@ -1,2 +1,3 @@
-"""What a sweep adds to single runs: run folders named by the swept keys (`naming`) and the
-table of every run's results at the end (`summary`)."""
+"""What a sweep adds to single runs: folders named by the swept keys and resumed (`naming`), the
+estimated total and ETAs (`estimate`), seed replicates and their intervals (`stats`), the summary
+of every run's results, and the Hydra callback that checks a sweep before any folder (`callback`)."""

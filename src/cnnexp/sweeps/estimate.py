@@ -22,8 +22,8 @@ from typing import List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnexp import cost
-from cnnexp.console import SWEEP_COST, duration
+from cnnexp.cost import estimate as cost
+from cnnexp.core.console import SWEEP_COST, duration
 
 log = logging.getLogger("cnnexp")
 
@@ -32,9 +32,9 @@ MAX_COMPOSED = 48  # runs composed to estimate a sweep (a few seconds at most)
 
 def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float]:
     """One run's estimated seconds (beyond `done` epochs); 0 for settings that cannot train (they fail at once)."""
-    from cnnexp.compose import compose_config, user_config
-    from cnnexp.errors import UserError
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config, user_config
+    from cnnexp.core.errors import UserError
+    from cnnexp.config.settings import load
 
     try:
         estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration, done)
@@ -54,7 +54,7 @@ def grid_jobs(config: DictConfig) -> List[List[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from cnnexp.compose import task_overrides
+    from cnnexp.config.compose import task_overrides
 
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)
@@ -65,9 +65,9 @@ def grid_jobs(config: DictConfig) -> List[List[str]]:
 def epochs_done(config: DictConfig, jobs: List[List[str]]) -> List[Optional[int]]:
     """Per job of a resumed sweep, what its earlier launches left: None for a run that ended ok
     (skipped), else the epochs its last.ckpt continues from (0: it runs from the start)."""
-    from cnnexp import resume
-    from cnnexp.compose import run_name
-    from cnnexp.run_folder import read_results
+    from cnnexp.run import resume
+    from cnnexp.config.compose import run_name
+    from cnnexp.records.folder import read_results
     from cnnexp.sweeps.naming import name_exclusions
 
     if not OmegaConf.select(config, "resume", default=None):
@@ -85,8 +85,8 @@ def search_samples(config: DictConfig) -> List[List[str]]:
     """Settings drawn from a search's space: each choice, each interval's low, middle and high."""
     import math
 
-    from cnnexp.compose import task_overrides
-    from cnnexp.sweeps.search import SearchOptions, as_override, param_lines, search_space
+    from cnnexp.config.compose import task_overrides
+    from cnnexp.search.study import SearchOptions, as_override, param_lines, search_space
 
     space, fixed = search_space(param_lines(SearchOptions.from_node(config.hydra.sweeper)) + task_overrides(config.hydra))
     values = {}
@@ -107,9 +107,9 @@ def search_samples(config: DictConfig) -> List[List[str]]:
 def announce(config: DictConfig, jobs: int) -> None:
     """Log the sweep's estimated total and hand each job the estimates for its ETA (an environment
     variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
-    from cnnexp.sweeps.search import is_search, trials_left
+    from cnnexp.search.study import is_search, trials_left
 
-    from cnnexp.calibration import for_estimates
+    from cnnexp.cost.calibration import for_estimates
 
     if is_search(config.hydra.sweeper):
         left = trials_left(config)  # a resumed search: only the trials it will run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from cnnexp.overrides import hydra_quoted
+from cnnexp.config.overrides import hydra_quoted
 
 FIRST_RECORD = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept by the first resume
 
@@ -30,7 +30,7 @@ def name_exclusions(config: DictConfig) -> list:
     setting (`-m seed=1`, or a SLURM run) varies nothing: its run is named by what the command set."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from cnnexp.compose import task_overrides
+    from cnnexp.config.compose import task_overrides
 
     task = OverridesParser.create().parse_overrides(task_overrides(config.hydra))
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
@@ -48,7 +48,7 @@ def drop_duplicate_values(config: DictConfig) -> None:
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from cnnexp.compose import task_overrides
+    from cnnexp.config.compose import task_overrides
 
     parsed = OverridesParser.create().parse_overrides(task_overrides(config.hydra))
     kept = []
@@ -83,7 +83,7 @@ def recorded_sweep(folder: Path) -> Path:
 
 def keep_first_record(folder: Path) -> None:
     """Before a resume's sweeper writes multirun.yaml over, the first launch's is kept aside."""
-    from cnnexp.files import write_atomic
+    from cnnexp.core.files import write_atomic
 
     if not (Path(folder) / FIRST_RECORD).is_file():
         write_atomic(Path(folder) / FIRST_RECORD, (Path(folder) / "multirun.yaml").read_bytes())
@@ -91,7 +91,7 @@ def keep_first_record(folder: Path) -> None:
 
 def restore_first_record(folder: Path, launch: Path | None) -> None:
     """multirun.yaml back as the first launch wrote it; the resume's own goes to its .resume-<time>/."""
-    from cnnexp.files import write_atomic
+    from cnnexp.core.files import write_atomic
 
     first, current = Path(folder) / FIRST_RECORD, Path(folder) / "multirun.yaml"
     if not first.is_file() or not current.is_file():
@@ -136,8 +136,8 @@ def resume_sweep(config: DictConfig) -> Path:
     this launch's own folder, SWEEP/.resume-<time>/."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from cnnexp.compose import compose_config, task_overrides
-    from cnnexp.errors import RunError
+    from cnnexp.config.compose import compose_config, task_overrides
+    from cnnexp.core.errors import RunError
 
     typed = OmegaConf.select(config, "resume")
     folder = Path(str(typed)).expanduser()
@@ -189,7 +189,7 @@ def study_is_optunas(folder: Path, typed) -> None:
     handed to Optuna (which would add its tables to it)."""
     import sqlite3
 
-    from cnnexp.errors import RunError
+    from cnnexp.core.errors import RunError
 
     db = Path(folder) / "study.db"
     if not db.exists():
@@ -209,7 +209,7 @@ def study_is_optunas(folder: Path, typed) -> None:
 
 
 def is_a_sweep(folder: Path, typed) -> None:
-    from cnnexp.errors import RunError
+    from cnnexp.core.errors import RunError
 
     if not (Path(folder) / "multirun.yaml").is_file():
         raise RunError(f"resume={typed}: not a sweep folder (no multirun.yaml); pass a folder under "
@@ -220,7 +220,7 @@ def sweeper_options_fit(folder: Path, typed, args: list) -> str | None:
     """`-m resume=SWEEP hydra.sweeper.…=…`: the recorded sweeper those options are composed with
     (`optuna`), or None for a grid, which takes none of them: a grid has no trials to add, and its
     values are what its first launch recorded. Hydra would answer with its own error, exit 1."""
-    from cnnexp.errors import RunError
+    from cnnexp.core.errors import RunError
 
     is_a_sweep(folder, typed)
     choice = recorded_sweeper(folder)
@@ -256,8 +256,8 @@ def count_jobs(config) -> int:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from cnnexp.compose import task_overrides
-    from cnnexp.sweeps.search import is_search
+    from cnnexp.config.compose import task_overrides
+    from cnnexp.search.study import is_search
 
     if is_search(config.hydra.sweeper):
         return int(config.hydra.sweeper.n_trials)

@@ -20,10 +20,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from cnnexp.files import write_atomic
-from cnnexp.overrides import key_value
-from cnnexp.run_folder import read_results
-from cnnexp.sweeps import search, stats as replicate_stats
+from cnnexp.core.files import write_atomic
+from cnnexp.config.overrides import key_value
+from cnnexp.records.folder import read_results
+from cnnexp.search import study as search
+from cnnexp.sweeps import stats as replicate_stats
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
            ("test_loss", "test loss"), ("params", "params"), ("images_per_s", "images/s"), ("seconds", "time s")]
@@ -55,7 +56,7 @@ def collect(sweep_dir: Path) -> List[Dict]:
         elif not isinstance(results, dict) or not isinstance(results.get("overrides", []), list):
             results = {"status": "failed", "reason": "results.json is not a run record"}
         elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
-            from cnnexp.resume import state
+            from cnnexp.run.resume import state
 
             results = {**results, "status": state(run_dir, results)}
         rows.append({"run": run_dir.name, **results, "overrides": own_overrides(run_dir, results.get("overrides", []))})
@@ -549,8 +550,8 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
     from omegaconf import OmegaConf
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from cnnexp.events import SWEEP_RUN, Events, hparams
-    from cnnexp.hparams import HPARAM_METRICS, flat_hparams
+    from cnnexp.tracking.events import SWEEP_RUN, Events, hparams
+    from cnnexp.tracking.hparams import HPARAM_METRICS, flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
     metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
@@ -602,7 +603,7 @@ def _log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, ob
 def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
     """One setting's HParams session: its keys, and its mean and interval ends as metrics (rewritten
     whole by each summary, so a rebuilt summary shows today's numbers once)."""
-    from cnnexp.events import Events, hparams
+    from cnnexp.tracking.events import Events, hparams
 
     for old in folder.glob("events.out.tfevents.*"):
         old.unlink()

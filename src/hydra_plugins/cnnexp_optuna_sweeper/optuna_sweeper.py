@@ -1,5 +1,5 @@
 """The Hydra side of `hydra/sweeper=optuna` (options in conf/hydra/sweeper/optuna.yaml); the
-search itself is `cnnexp.sweeps.search`. Hydra imports this module at every start: it imports
+search itself is `cnnexp.search`. Hydra imports this module at every start: it imports
 neither optuna nor torch."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ class OptunaSweeper(Sweeper):
             config=config, hydra_context=hydra_context, task_function=task_function)
 
     def sweep(self, arguments: List[str]) -> None:
-        from cnnexp.errors import UserError, fail
-        from cnnexp.hydra_callback import SettingsCheck
-        from cnnexp.sweeps.search import Search, SearchOptions
+        from cnnexp.core.errors import UserError, fail
+        from cnnexp.sweeps.callback import SettingsCheck
+        from cnnexp.search.study import Search, SearchOptions
 
-        from .slots import slots_for, start_workers, wait_for
+        from cnnexp.search.slots import slots_for, start_workers, wait_for
 
         try:
             options = SearchOptions.from_node(OmegaConf.create(self.options))

@@ -18,8 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from cnnexp.errors import RunError
-from cnnexp.files import os_error_line
+from cnnexp.core.errors import RunError
+from cnnexp.core.files import os_error_line
 
 LOCK = ".cnnexp.lock"
 TURN = ".search.lock"  # a search's workers take turns through it

@@ -13,8 +13,8 @@ from typing import List, Optional, Type, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnexp.errors import SettingsError
-from cnnexp.settings import describe_omegaconf_error
+from cnnexp.core.errors import SettingsError
+from cnnexp.config.settings import describe_omegaconf_error
 
 T = TypeVar("T")
 

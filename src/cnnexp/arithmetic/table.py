@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from cnnexp.models.geometry import Layer, total_macs, total_params
+from cnnexp.arithmetic.geometry import Layer, total_macs, total_params
 
 
 def _shape(shape) -> str:

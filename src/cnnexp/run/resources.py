@@ -10,8 +10,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from cnnexp.errors import RunError
-from cnnexp.settings import Settings
+from cnnexp.core.errors import RunError
+from cnnexp.config.settings import Settings
 
 log = logging.getLogger("cnnexp")
 
@@ -40,7 +40,7 @@ class memory_errors_explained:
     turn an allocation failure into one line naming the estimate and a smaller setting."""
 
     def __init__(self, settings: Settings):
-        from cnnexp.models.geometry import memory_estimate
+        from cnnexp.arithmetic.geometry import memory_estimate
 
         self.settings = settings
         self.need = memory_estimate(settings.model.layers, settings.data.batch_size, settings.optimizer.name)

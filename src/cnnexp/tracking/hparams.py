@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from cnnexp.overrides import key_value
+from cnnexp.config.overrides import key_value
 
 HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
 # What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
-from cnnexp.errors import SettingsError, ShapeError
-from cnnexp.models.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan, resolve_blocks
-from cnnexp.tasks import TASKS, monitor_and_mode
+from cnnexp.core.errors import SettingsError, ShapeError
+from cnnexp.arithmetic.geometry import ACTIVATIONS, NORMS, POOLS, SHORTCUTS, fixes, plan, resolve_blocks
+from cnnexp.core.catalogue import TASKS, monitor_and_mode
 
 
 # ---------------------------------------------------------------- the schema, group by group

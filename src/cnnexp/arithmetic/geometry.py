@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, List, Optional, Tuple
 
-from cnnexp.errors import SettingsError, ShapeError
+from cnnexp.core.errors import SettingsError, ShapeError
 
 Shape = Tuple[int, ...]  # (C, H, W) or (features,)
 POOLS = {"max": "MaxPool2d", "avg": "AvgPool2d", "l2": "L2Pool2d"}  # pool name → module class
@@ -260,7 +260,7 @@ def _mirror(encoder: List[Layer]) -> List[Layer]:
 def plan(model: Any) -> List[Layer]:
     """The shape table of a model: encoder blocks, then the classifier head or the decoder."""
     encoder = _conv_stack(model)
-    from cnnexp.tasks import TASKS
+    from cnnexp.core.catalogue import TASKS
 
     if TASKS[model.task].decoder:
         return encoder + _mirror(encoder)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from cnnexp.errors import RunError
+from cnnexp.core.errors import RunError
 
 ONNX_FILE = "model.onnx"
 INPUT, OUTPUT = "input", "output"  # the graph's tensor names; the batch axis (0) is dynamic
@@ -92,7 +92,7 @@ class OnnxModel:
 
 def load(run: Optional[str], model: Optional[str]) -> OnnxModel:
     """model= wins; else the run folder's model.onnx."""
-    from cnnexp.run_folder import open_run
+    from cnnexp.records.folder import open_run
 
     if model:
         path = Path(model).expanduser()

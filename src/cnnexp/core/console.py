@@ -47,7 +47,7 @@ class ConsoleHandler(logging.StreamHandler):
         """A console whose reader went away (`| head`) stops the run as SIGPIPE stops other tools
         — recorded, through cnnexp.stopping — instead of a traceback for every line after it."""
         if isinstance(sys.exc_info()[1], BrokenPipeError):
-            from cnnexp import stopping
+            from cnnexp.core import stopping
 
             silence_closed_streams()
             stopping.received = signal.SIGPIPE

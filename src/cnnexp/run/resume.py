@@ -17,10 +17,11 @@ from typing import List, Optional
 
 from omegaconf import OmegaConf
 
-from cnnexp.errors import RunError
-from cnnexp.locks import FolderLock, holder
-from cnnexp.run_folder import choose_checkpoint, dollar_problem, load_checkpoint, open_run
-from cnnexp.settings import Settings, load
+from cnnexp.core.errors import RunError
+from cnnexp.core.locks import FolderLock, holder
+from cnnexp.records.folder import choose_checkpoint, dollar_problem, open_run
+from cnnexp.run.restore import load_checkpoint
+from cnnexp.config.settings import Settings, load
 
 
 def lock_folder(folder: Path) -> FolderLock:
@@ -97,7 +98,7 @@ def interpolations(tree, prefix: str = "") -> List[str]:
 
 def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> None:
     """The checkpoint opens, and its weights load into the network these settings build."""
-    from cnnexp.tasks import task_class
+    from cnnexp.core.catalogue import task_class
 
     state = load_checkpoint(checkpoint)  # truncated or foreign: RunError now, not mid-way through fit
     task = task_class(settings.model.task)(settings)

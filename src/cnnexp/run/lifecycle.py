@@ -21,19 +21,20 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnexp import resume as resuming
-from cnnexp import slurm, stopping
-from cnnexp.compose import reference_model
-from cnnexp.console import job_header, silence_closed_streams
+from cnnexp.run import resume as resuming
+from cnnexp.run import slurm
+from cnnexp.core import stopping
+from cnnexp.config.compose import reference_model
+from cnnexp.core.console import job_header, silence_closed_streams
 from cnnexp.data.sources import ensure_mnist
-from cnnexp.models.table import cost_warning
-from cnnexp.errors import RunError, SettingsError, UserError, fail
-from cnnexp.files import os_error_line, write_atomic
-from cnnexp.hparams import log_hparams
-from cnnexp.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
-from cnnexp.resources import memory_errors_explained, share_cores
-from cnnexp.run_folder import RunRecord, check_writable, read_results
-from cnnexp.settings import Settings, load
+from cnnexp.arithmetic.table import cost_warning
+from cnnexp.core.errors import RunError, SettingsError, UserError, fail
+from cnnexp.core.files import os_error_line, write_atomic
+from cnnexp.tracking.hparams import log_hparams
+from cnnexp.tracking.loggers import check_tracking, open_run as open_tracking_run, trainer_logger
+from cnnexp.run.resources import memory_errors_explained, share_cores
+from cnnexp.records.folder import RunRecord, check_writable, read_results
+from cnnexp.config.settings import Settings, load
 
 log = logging.getLogger("cnnexp")
 
@@ -89,7 +90,7 @@ def check_trainer(settings: Settings) -> None:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     import lightning as L
 
-    from cnnexp.console import quiet_lightning
+    from cnnexp.core.console import quiet_lightning
 
     quiet_lightning()
     quiet = logging.getLogger("lightning.pytorch")
@@ -310,9 +311,9 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
 
     from cnnexp.callbacks.report_to_study import trial_reporter
     from cnnexp.callbacks.views import view_callbacks
-    from cnnexp.console import quiet_lightning
+    from cnnexp.core.console import quiet_lightning
     from cnnexp.data import make_datamodule
-    from cnnexp.tasks import task_class
+    from cnnexp.core.catalogue import task_class
     from cnnexp.tasks.base import Diverged
 
     quiet_lightning()
@@ -405,7 +406,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     import lightning as L
     from lightning.pytorch.callbacks import TQDMProgressBar
 
-    from cnnexp.board import Board
+    from cnnexp.tracking.board import Board
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.epoch_lines import TERMINAL_REFRESH, EpochLines, bar_or_lines
@@ -459,7 +460,7 @@ def _float(value) -> float | None:
 
 
 def _shape_table(settings: Settings) -> str:
-    from cnnexp.models.table import format_table
+    from cnnexp.arithmetic.table import format_table
 
     return format_table(settings.model.layers)
 
@@ -467,8 +468,8 @@ def _shape_table(settings: Settings) -> str:
 def _cost_line(settings: Settings, done: int = 0) -> str:
     """The run's estimated seconds (cnnexp.cost) for the epochs not `done` before a resume; the
     first run on a machine measures it first."""
-    from cnnexp import cost
-    from cnnexp.calibration import for_estimates
+    from cnnexp.cost import estimate as cost
+    from cnnexp.cost.calibration import for_estimates
 
     return cost.line(settings, for_estimates(), read=False, done=done)
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cnnexp.console import duration
+from cnnexp.core.console import duration
 from cnnexp.data.idx import TRAIN_IMAGES
-from cnnexp.files import write_atomic
-from cnnexp.models.geometry import total_macs, total_params
+from cnnexp.core.files import write_atomic
+from cnnexp.arithmetic.geometry import total_macs, total_params
 
 TEST_IMAGES = 10000  # MNIST's test set
 CACHE_NAME = "calibration.json"

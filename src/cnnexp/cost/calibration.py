@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Tuple
 from omegaconf import OmegaConf
 
 from cnnexp import CONF_DIR
-from cnnexp.cost import read_calibration, values_per_image, write_calibration
-from cnnexp.models.geometry import total_macs
+from cnnexp.cost.estimate import read_calibration, values_per_image, write_calibration
+from cnnexp.arithmetic.geometry import total_macs
 
 log = logging.getLogger("cnnexp")
 
@@ -34,7 +34,7 @@ FRAMEWORK_BATCH_S = 0.007  # Lightning's per-step work beyond a plain loop (hook
 
 
 def _model(name: str):
-    from cnnexp.settings import ModelSettings
+    from cnnexp.config.settings import ModelSettings
 
     recorded = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
     recorded.update(input_shape=[1, 28, 28], num_classes=10)

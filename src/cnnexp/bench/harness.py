@@ -61,8 +61,8 @@ class BenchArgs:
 # ------------------------------------------------------------------ helpers
 def compose_settings(overrides: List[str]):
     """The checked settings of conf/ with these overrides."""
-    from cnnexp.compose import compose_config
-    from cnnexp.settings import load
+    from cnnexp.config.compose import compose_config
+    from cnnexp.config.settings import load
 
     return load(compose_config(overrides))
 
@@ -156,8 +156,8 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
 def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) -> float:
     import lightning as L
 
-    from cnnexp.run import build_trainer
-    from cnnexp.tasks import task_class
+    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.core.catalogue import task_class
 
     class StepTimer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -244,7 +244,7 @@ def peer_run(peer: Path, data_dir: Path, workdir: Path, args: List[str], startup
     """`python src/train.py args` in a lightning-hydra-template checkout, its MNIST where ours is;
     returns exit code and launch → first training step (nan if it never trained)."""
     marker = Path(tempfile.mkdtemp(dir=workdir)) / "first_step"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(Path(__file__).parents[1])]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(Path(__file__).parents[2])]))}
     launched = time.time()
     rc, _ = launch([sys.executable, "src/train.py", f"data.data_dir={data_dir}", f"paths.log_dir={workdir / 'peer-logs'}",
                     "test=False", "+callbacks.first_step._target_=cnnexp.bench.first_step_marker",
@@ -322,7 +322,7 @@ SEARCH = ["-m", "hydra/sweeper=optuna", "hydra/launcher=parallel", "hydra.sweepe
 def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
     """The same search (same seeded draws) launched in batches, each waited for, and in steady
     state: cnnexp.sweeps.search.slot_use of each."""
-    from cnnexp.sweeps.search import load_study, slot_use
+    from cnnexp.search.study import load_study, slot_use
 
     measured = {}
     for mode, steady in (("batches of n_jobs", "false"), ("steady state", "true")):
@@ -349,8 +349,8 @@ def estimate_table(args: "BenchArgs", overrides: List[str], work: Path) -> None:
     it then takes (time/epoch_s in metrics.csv: training and validation), as a user runs it."""
     import csv
 
-    from cnnexp import cost
-    from cnnexp.calibration import calibrate
+    from cnnexp.cost import estimate as cost
+    from cnnexp.cost.calibration import calibrate
 
     started = time.perf_counter()
     calibration = calibrate(force=True)
@@ -383,8 +383,8 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
     import torch
 
     from cnnexp.data.mnist import MNISTDataModule
-    from cnnexp.run import build_trainer
-    from cnnexp.tasks import task_class
+    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.core.catalogue import task_class
 
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)
@@ -538,9 +538,9 @@ def _load() -> str:
 # ------------------------------------------------------------------ the report
 def main(argv: List[str] | None = None) -> None:
 
-    from cnnexp import cli_args
-    from cnnexp.console import quiet_lightning
-    from cnnexp.errors import SettingsError, UserError, fail
+    from cnnexp.config import args as cli_args
+    from cnnexp.core.console import quiet_lightning
+    from cnnexp.core.errors import SettingsError, UserError, fail
 
     argv = sys.argv[1:] if argv is None else argv
     cli_args.exit_on_help(__doc__, argv, BenchArgs)

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp import CONF_DIR, PROJECT_DIR
-from cnnexp.overrides import hydra_quoted, key_value
-from cnnexp.run_folder import claim_fresh
+from cnnexp.config.overrides import hydra_quoted, key_value
+from cnnexp.records.folder import claim_fresh
 
 
 NAME_BYTES = 200  # a folder name stays under the file systems' 255 bytes, with room for -2, .part …
@@ -123,8 +123,8 @@ def check_override_keys(argv: list) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from cnnexp.errors import SettingsError
-    from cnnexp.settings import Settings, suggest_key
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.config.settings import Settings, suggest_key
 
     args, _ = get_args_parser().parse_known_args(argv)
     parser = OverridesParser.create()
@@ -151,8 +151,8 @@ def check_override_keys(argv: list) -> None:
 def group_option_exists(group: str, override) -> None:
     """`optimizer=adamx`: the options conf/ holds for the group, named in one line (Hydra's own
     answer is a dozen lines and exit 1)."""
-    from cnnexp.errors import SettingsError
-    from cnnexp.settings import Settings, suggest_key
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.config.settings import Settings, suggest_key
 
     folder = CONF_DIR / group
     if not folder.is_dir():
@@ -176,7 +176,7 @@ def group_option_exists(group: str, override) -> None:
 
 def block_exists(key: str, text: str, overrides: list) -> None:
     """`model.blocks.5.kernel_size=3` on a network of 3 blocks: named here, not by Hydra's merge error."""
-    from cnnexp.errors import SettingsError
+    from cnnexp.core.errors import SettingsError
 
     parts = key.split(".")
     if parts[:2] != ["model", "blocks"] or len(parts) < 3 or not parts[2].isdigit():
@@ -203,7 +203,7 @@ REFERENCE = {"classification": "cnn3", "reconstruction": "convae"}  # conf/model
 def reference_model(model):
     """The task's reference network (conf/model/cnn3.yaml, convae.yaml) on this model's input and
     classes, as ModelSettings: what a costly setting is measured against (models.table)."""
-    from cnnexp.settings import ModelSettings
+    from cnnexp.config.settings import ModelSettings
 
     name = REFERENCE.get(model.task)
     if name is None:

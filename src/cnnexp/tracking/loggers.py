@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from cnnexp.errors import RunError, SettingsError
-from cnnexp.files import write_atomic
-from cnnexp.run_folder import write_results
+from cnnexp.core.errors import RunError, SettingsError
+from cnnexp.core.files import write_atomic
+from cnnexp.records.folder import write_results
 
 log = logging.getLogger("cnnexp")
 
@@ -92,7 +92,7 @@ def open_run(settings, run_dir: Path, record, previous: Optional[Dict], config: 
 def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], config: dict) -> str:
     from mlflow.entities import Param, RunTag
 
-    from cnnexp.hparams import flatten
+    from cnnexp.tracking.hparams import flatten
 
     client = _client(cfg.tracking_uri)
     run_id = (previous or {}).get("mlflow_run_id")
@@ -149,7 +149,7 @@ def trainer_logger(settings, run_dir: Path):
         return None
     from lightning.pytorch.loggers import MLFlowLogger
 
-    from cnnexp.run_folder import read_results
+    from cnnexp.records.folder import read_results
 
     class EpochMLFlowLogger(MLFlowLogger):
         def log_metrics(self, metrics, step=None):

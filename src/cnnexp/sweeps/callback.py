@@ -12,9 +12,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from cnnexp.compose import task_overrides, user_config
-from cnnexp.console import SWEEP_SIZE
-from cnnexp.errors import UserError, fail
+from cnnexp.config.compose import task_overrides, user_config
+from cnnexp.core.console import SWEEP_SIZE
+from cnnexp.core.errors import UserError, fail
 
 
 class SettingsCheck(Callback):
@@ -25,7 +25,7 @@ class SettingsCheck(Callback):
     replicate_keys = ("seed",)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnexp.run import check
+        from cnnexp.run.lifecycle import check
 
         try:
             if not OmegaConf.select(config, "resume", default=None):
@@ -34,23 +34,23 @@ class SettingsCheck(Callback):
         except UserError as e:
             fail(e)
         except OSError as e:  # Hydra would make it a warning, then a traceback
-            from cnnexp.files import os_error_line
+            from cnnexp.core.files import os_error_line
 
             fail(os_error_line(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
-        from cnnexp.loggers import open_sweep
-        from cnnexp.locks import FolderLock, WorkerLock
-        from cnnexp.run_folder import check_writable
+        from cnnexp.tracking.loggers import open_sweep
+        from cnnexp.core.locks import FolderLock, WorkerLock
+        from cnnexp.records.folder import check_writable
         from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
                                           recorded_sweeper, resume_sweep, runs_state)
-        from cnnexp.sweeps.search import check_search, is_search
+        from cnnexp.search.study import check_search, is_search
 
         recorded = None
         try:
             if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-                from cnnexp.slurm import check_controller
+                from cnnexp.run.slurm import check_controller
 
                 check_controller()  # before the sweep folder exists: a cluster that is not there is one line
             if OmegaConf.select(config, "resume", default=None):
@@ -81,7 +81,7 @@ class SettingsCheck(Callback):
             SettingsCheck.abandon()
             fail(e)
         except OSError as e:
-            from cnnexp.files import os_error_line
+            from cnnexp.core.files import os_error_line
 
             SettingsCheck.abandon()
             fail(os_error_line(e))
@@ -90,7 +90,7 @@ class SettingsCheck(Callback):
             traceback.print_exc()
             raise SystemExit(1)
         if "submitit" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-            from cnnexp.slurm import QuietSacct
+            from cnnexp.run.slurm import QuietSacct
 
             logging.getLogger("submitit").addFilter(QuietSacct())
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -103,8 +103,8 @@ class SettingsCheck(Callback):
         restore_record(getattr(self, "sweep_dir", None), getattr(self, "launch", None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnexp.locks import last_out
-        from cnnexp.loggers import close_sweep
+        from cnnexp.core.locks import last_out
+        from cnnexp.tracking.loggers import close_sweep
         from cnnexp.sweeps.naming import forget_launch, ran_nothing
         from cnnexp.sweeps.summary import finish_sweep
 
@@ -131,7 +131,7 @@ class SettingsCheck(Callback):
         """The sweep was stopped (Ctrl-C, SIGTERM): the summary of what ran, written as at its end by
         the last worker out; False where other workers still run the search (the last of them
         writes it)."""
-        from cnnexp.locks import last_out
+        from cnnexp.core.locks import last_out
         from cnnexp.sweeps.summary import collect, write_summary
 
         restore_record(cls.sweep_dir, cls.launch)
@@ -179,8 +179,8 @@ def claimable(config: DictConfig, kind: str) -> None:
     """A folder the user named (hydra.run.dir=…, hydra.sweep.dir=…) is claimed only if it holds no
     other run's or sweep's record: nothing trains into another record unless it resumes it. The
     default names claim a fresh folder themselves (cnnexp.compose)."""
-    from cnnexp.errors import SettingsError
-    from cnnexp.run_folder import check_writable
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.records.folder import check_writable
 
     key = f"hydra.{kind}.dir"
     raw = str(OmegaConf.to_container(config.hydra[kind], resolve=False)["dir"])

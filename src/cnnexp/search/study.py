@@ -37,10 +37,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnexp import stopping
-from cnnexp.errors import RunError, SettingsError, UserError
-from cnnexp.files import write_atomic
-from cnnexp.locks import WorkerLock, one_at_a_time
+from cnnexp.core import stopping
+from cnnexp.core.errors import RunError, SettingsError, UserError
+from cnnexp.core.files import write_atomic
+from cnnexp.core.locks import WorkerLock, one_at_a_time
 
 log = logging.getLogger("cnnexp")
 
@@ -203,7 +203,7 @@ def point_key(params: Dict[str, Any]) -> Tuple:
 def trials_left(config: DictConfig) -> int:
     """Trials a search still has to train: n_trials (a grid: at most its points), less those a
     resumed search's study holds already — what its cost estimate is for."""
-    from cnnexp.compose import task_overrides
+    from cnnexp.config.compose import task_overrides
 
     options = SearchOptions.from_node(config.hydra.sweeper)
     space, _ = search_space(param_lines(options) + task_overrides(config.hydra))
@@ -223,7 +223,7 @@ def trials_left(config: DictConfig) -> int:
 def check_search(config: DictConfig) -> SearchOptions:
     """Before the sweep folder exists: the options and the space parse, and a grid is finite."""
     options = SearchOptions.from_node(config.hydra.sweeper)
-    from cnnexp.compose import task_overrides
+    from cnnexp.config.compose import task_overrides
 
     space, _ = search_space(param_lines(options) + task_overrides(config.hydra))
     if not space:
@@ -355,7 +355,7 @@ def last_heard(trial) -> float:
 def objective(config: DictConfig) -> Tuple[str, str]:
     """(metric, direction): what the runs' best checkpoint is chosen by, as the settings check
     resolves it (cnnexp.tasks.monitor_and_mode) — the study optimises the same "best"."""
-    from cnnexp.tasks import monitor_and_mode
+    from cnnexp.core.catalogue import monitor_and_mode
 
     monitor, mode = monitor_and_mode(str(config.model.task),
                                      OmegaConf.select(config, "callbacks.checkpoint.monitor", default="auto"),
@@ -588,7 +588,7 @@ class Search:
         max_retries times, then failed for good."""
         from optuna.trial import TrialState
 
-        from cnnexp.run_folder import read_results, write_results
+        from cnnexp.records.folder import read_results, write_results
 
         retries = int(t.user_attrs.get("retries", 0))
         storage = study._storage
@@ -612,7 +612,7 @@ class Search:
     def reject(self, study, trial, run_dir: Path, overrides: List[str], problem: str) -> None:
         from optuna.trial import TrialState
 
-        from cnnexp.run_folder import RunRecord
+        from cnnexp.records.folder import RunRecord
 
         run_dir.mkdir(parents=True, exist_ok=True)
         RunRecord(run_dir, overrides).refuse(problem, rejected=True, trial=trial.number)
@@ -627,7 +627,7 @@ class Search:
         without recording a result (its process killed) lost its trial."""
         from optuna.trial import TrialState
 
-        from cnnexp.run_folder import read_results
+        from cnnexp.records.folder import read_results
 
         if stored(study, trial).state.is_finished():  # taken for lost meanwhile (silent past grace_s): its retry tells
             log.warning("trial %d (%s) ended after it was taken for lost", trial.number, run_dir.name)
@@ -691,8 +691,8 @@ def skipped(trial) -> bool:
 
 def settings_problem(job: DictConfig) -> Optional[str]:
     """The settings and shape check of `cnnexp.settings`, without data or torch: None if fine."""
-    from cnnexp.compose import user_config
-    from cnnexp.settings import load
+    from cnnexp.config.compose import user_config
+    from cnnexp.config.settings import load
 
     try:
         load(OmegaConf.to_container(user_config(job), resolve=True))
@@ -716,7 +716,7 @@ def report(sweep_dir: Path, write: bool = True) -> None:
     import optuna
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as plots
-    from cnnexp.events import SWEEP_RUN, Events
+    from cnnexp.tracking.events import SWEEP_RUN, Events
 
     study = load_study(sweep_dir)
     monitor = study.user_attrs.get("monitor", "objective")

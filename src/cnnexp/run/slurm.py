@@ -30,7 +30,7 @@ def check_controller(timeout_s: float = 30) -> None:
     (else submitit's sbatch fails with a traceback after the folder and its job files are made)."""
     import shutil
 
-    from cnnexp.errors import SettingsError
+    from cnnexp.core.errors import SettingsError
 
     fix = ("submit from a machine of a SLURM cluster (SLURM_CONF naming its slurm.conf), start one here "
            "(scripts/local-slurm.sh start), or run the sweep here with hydra/launcher=parallel")
@@ -58,14 +58,14 @@ def rank() -> int:
 
 def install_handlers() -> None:
     """A signal ends the run as Ctrl-C does (recorded as interrupted), remembering which."""
-    from cnnexp import stopping
+    from cnnexp.core import stopping
 
     stopping.install((signal.SIGTERM, *REQUEUE_SIGNALS))
 
 
 def after_interrupt() -> None:
     """A requeue signal: put the job back in the queue (once, from rank 0) before this process ends."""
-    from cnnexp import stopping
+    from cnnexp.core import stopping
 
     if stopping.received not in REQUEUE_SIGNALS or rank() != 0:
         return

@@ -1,7 +1,9 @@
-"""A run folder, the unit users come back to: claiming a new one, its results.json, finding
-its config and checkpoints, loading them safely and rebuilding the exact task.
+"""A run folder, the unit users come back to, and a sweep folder around runs: the only module that
+knows their file names, the statuses a record can hold, the checkpoint paths, what makes a folder
+a run or a sweep, and when a run can be resumed. Everyone else asks here.
 
-    outputs/<date>/<time>/  config.yaml  shapes.txt  metrics.csv  results.json  checkpoints/  events…
+    outputs/<date>/<time>/  config.yaml  shapes.txt  metrics.csv  results.json  checkpoints/{best,last}.ckpt  events…
+    outputs/multirun/<date>/<time>/  multirun.yaml  summary.csv  summary.png  <run>/ …
 """
 
 from __future__ import annotations
@@ -11,12 +13,91 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from cnnexp.errors import RunError, SettingsError
-from cnnexp.files import write_atomic
+from cnnexp.core.errors import RunError, SettingsError
+from cnnexp.core.files import write_atomic
 
-RESULTS = "results.json"
+# ------------------------------------------------------------------ the files
+CONFIG = "config.yaml"          # the effective config, as the run was checked
+SHAPES = "shapes.txt"           # the shape table it was built from
+METRICS = "metrics.csv"         # one row per epoch
+RESULTS = "results.json"        # status, reason, metrics: the run's record (RunRecord)
+CHECKPOINTS = "checkpoints"     # best.ckpt (the monitored best) and last.ckpt (where a resume goes on)
+SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it at the root of every sweep; resume= and the summary read it
+SUMMARY = "summary.csv"         # a sweep's table, one row per setting (summary_runs.csv: per run)
+RUN_FILES = (RESULTS, CONFIG, SHAPES, METRICS)  # a run's record, as MLflow receives it
+
+# What results.json's `status` can say, and what each means: docs/records.md#statuses.
+STATUSES = {
+    "ok": "trained and tested",
+    "failed": "stopped by an error (reason says which)",
+    "interrupted": "stopped by a signal (Ctrl-C, SIGTERM, a closed console); resume= goes on",
+    "pruned": "a search's trial stopped early by its pruner",
+    "diverged": "the loss became NaN or infinite",
+    "running": "started and not finished, or killed before it could say",
+}
+STOPPED = ("failed", "interrupted", "pruned", "diverged")  # a record in one of these says why
+RESUMABLE = ("running", "interrupted")                      # with a last.ckpt: resume= goes on from it
+
+
+def config_path(folder: Path) -> Path:
+    return Path(folder) / CONFIG
+
+
+def shapes_path(folder: Path) -> Path:
+    return Path(folder) / SHAPES
+
+
+def metrics_path(folder: Path) -> Path:
+    return Path(folder) / METRICS
+
+
+def results_path(folder: Path) -> Path:
+    return Path(folder) / RESULTS
+
+
+def checkpoint_dir(folder: Path) -> Path:
+    return Path(folder) / CHECKPOINTS
+
+
+def checkpoint_path(folder: Path, which: str = "best") -> Path:
+    """checkpoints/best.ckpt or checkpoints/last.ckpt."""
+    return checkpoint_dir(folder) / f"{which}.ckpt"
+
+
+def sweep_config_path(folder: Path) -> Path:
+    return Path(folder) / SWEEP_CONFIG
+
+
+def summary_path(folder: Path) -> Path:
+    return Path(folder) / SUMMARY
+
+
+def is_run(folder: Path) -> bool:
+    """A run folder: it holds the config a run was checked with."""
+    return config_path(folder).is_file()
+
+
+def is_sweep(folder: Path) -> bool:
+    """A sweep (or search) folder: Hydra's multirun.yaml at its root."""
+    return sweep_config_path(folder).is_file()
+
+
+def records_in(folder: Path) -> List[str]:
+    """The record files (and checkpoint folder) a folder holds: empty for a folder no run or
+    sweep has written to."""
+    return [n for n in (RESULTS, CONFIG, SWEEP_CONFIG, CHECKPOINTS) if (Path(folder) / n).exists()]
+
+
+def resumable(folder: Path, status: Optional[str]) -> bool:
+    """A run that stopped before its end (or was killed) and left a last.ckpt to go on from."""
+    return status in RESUMABLE and checkpoint_path(folder, "last").is_file()
+
+
+def best_key(monitor: str) -> str:
+    """results.json's key for the best value of the monitored metric: val/acc → best_val_acc."""
+    return f"best_{monitor.replace('/', '_')}"
 
 
 # ------------------------------------------------------------------ claiming a folder
@@ -73,12 +154,12 @@ def _finite(value: Any) -> Any:
 
 
 def write_results(run_dir: Path, data: Dict[str, Any]) -> None:
-    write_atomic(Path(run_dir) / RESULTS, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+    write_atomic(results_path(run_dir), json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def read_results(run_dir: Path) -> Optional[Dict[str, Any]]:
     try:
-        return json.loads((Path(run_dir) / RESULTS).read_text())
+        return json.loads(results_path(run_dir).read_text())
     except (OSError, ValueError):
         return None
 
@@ -136,8 +217,8 @@ def open_run(path: str, key: str = "run") -> Path:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise RunError(f"{key}={path}: no such folder")
-    if not (folder / "config.yaml").is_file():
-        runs = sorted(p.name for p in folder.iterdir() if (p / "config.yaml").is_file())
+    if not is_run(folder):
+        runs = sorted(p.name for p in folder.iterdir() if is_run(p))
         if runs:  # a sweep (multirun) folder: name one of its runs, as this argument takes it
             raise RunError(f"{key}={path}: a sweep of {len(runs)} run{'s' * (len(runs) > 1)}, not a run; "
                            f"pass one of them, e.g. {key}={Path(path) / runs[0]}"
@@ -159,49 +240,7 @@ def choose_checkpoint(run: Optional[str], ckpt: Optional[str], which: str = "bes
         raise RunError("say which run: run=outputs/<date>/<time> (or ckpt=path/to/file.ckpt)")
     folder = open_run(run, key)
     for name in ((which, "last") if which == "best" else (which,)):
-        path = folder / "checkpoints" / f"{name}.ckpt"
+        path = checkpoint_path(folder, name)
         if path.is_file():
             return path
     raise RunError(f"{key}={run}: no checkpoints/{which}.ckpt in this run (did it finish an epoch?)")
-
-
-def load_checkpoint(path: Path) -> dict:
-    """torch.load with weights_only=True: a checkpoint cannot run code when it is opened."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise RunError(f"{path}: not a readable cnnexp checkpoint ({first})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or \
-            "run_config" not in checkpoint.get("hyper_parameters", {}):
-        raise RunError(f"{path}: not a cnnexp checkpoint (no state_dict with its run config)")
-    return checkpoint
-
-
-def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):
-    """The task exactly as trained: network from the checkpoint's own config (checked once, as
-    it is loaded), then its weights."""
-    from cnnexp import settings as settings_module
-    from cnnexp.errors import UserError
-    from cnnexp.tasks import task_class
-
-    run_config = checkpoint["hyper_parameters"]["run_config"]
-    if data_root:
-        run_config = {**run_config, "data": {**run_config["data"], "root": data_root}}
-    try:
-        settings = settings_module.load(run_config)
-    except (UserError, KeyError, TypeError) as e:
-        raise RunError(f"{path}: its config no longer builds a model ({e})") from None
-    task = task_class(settings.model.task)(settings)
-    try:
-        task.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as e:
-        raise RunError(f"{path}: weights do not fit the network in its config ({str(e).splitlines()[0]})") from None
-    return task.eval()
-
-
-def load_task(run: Optional[str], ckpt: Optional[str], data_root: Optional[str] = None) -> Tuple[object, Path]:
-    path = choose_checkpoint(run, ckpt)
-    return rebuild_task(load_checkpoint(path), path, data_root), path

@@ -1,0 +1,109 @@
+"""The convolution-arithmetic pictures, drawn for the configured network (`python -m cnnexp.shapes
+draw=DIR`, and TensorBoard's `arithmetic/<layer>` images).
+
+Per conv, pool and transposed-conv row of the shape plan: `<layer>.gif` (the kernel visiting each
+position) and `<layer>.png` (every position as a tile); per grouped conv `<layer>_groups.png`;
+and `receptive_field.png` over a real digit. `scene` says what is drawn (data the tests count),
+`render` draws it. No torch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from PIL import Image
+
+from cnnexp.arithmetic import render, scene
+from cnnexp.core.errors import SettingsError
+from cnnexp.arithmetic.geometry import Layer, receptive_box
+from cnnexp.arithmetic.table import note
+
+
+def scenes(layer: Layer) -> Tuple[scene.Slide, Optional[scene.Scatter]]:
+    """The sliding window of a layer and, for a transposed convolution, its scatter view."""
+    if layer.kind == "convT":
+        return scene.direct(layer, note(layer)), scene.scatter(layer)
+    return scene.window(layer), None
+
+
+def sheets(layers: List[Layer]) -> Iterator[Tuple[str, Image.Image]]:
+    """(name, still sheet) per drawable layer: what TensorBoard shows as arithmetic/<name>."""
+    for layer in filter(scene.drawable, layers):
+        yield scene.name(layer), render.sheet(*scenes(layer))
+
+
+def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, caption: str = "") -> List[Path]:
+    """Every picture of the network into `folder` (which exists); the paths written."""
+    written = []
+    for layer in filter(scene.drawable, layers):
+        slide, scatter = scenes(layer)
+        path = folder / f"{slide.name}.gif"
+        render.save_gif(render.animation(slide, scatter), path)
+        render.sheet(slide, scatter).save(folder / f"{slide.name}.png")
+        written += [path, folder / f"{slide.name}.png"]
+        if layer.kind == "conv" and layer.groups > 1:
+            g = scene.groups(layer)
+            render.groups(g).save(folder / f"{g.name}.png")
+            written.append(folder / f"{g.name}.png")
+    windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
+    if windows:
+        _, height, width = windows[0].in_shape
+        boxes = []
+        for l in windows:
+            box = receptive_box(l, height, width)
+            clipped = " (past the image)" if box[2] - box[0] < l.rf or box[3] - box[1] < l.rf else ""
+            boxes.append((f"{scene.name(l)}: rf {l.rf}, jump {l.jump}{clipped}", box))
+        render.receptive_fields(boxes, digit, height, width, caption).save(folder / "receptive_field.png")
+        written.append(folder / "receptive_field.png")
+    return written
+
+
+def first_digit(data) -> Tuple[Optional[bytes], str]:
+    """A real input to draw receptive fields over: MNIST's first test digit, or the first image of a
+    data=folder (greyscale, at the network's size); else None and why."""
+    from cnnexp.data import idx
+
+    if data.name == "mnist":
+        try:
+            _, raw = idx.read_local(data.root, "t10k-images-idx3-ubyte")
+        except idx.CorruptFile as e:
+            return None, f"no MNIST digit ({e}); an empty grid instead"
+        return raw[16: 16 + 28 * 28], "MNIST's first test digit"
+    from PIL import Image
+
+    from cnnexp.data import images
+
+    folder = images.scan(data.root, data.strict, data.val_fraction, data.test_fraction, 0)
+    path = folder.files["train"][0][0]
+    height, width = data.image_size
+    with Image.open(path) as image:
+        return image.convert("L").resize((width, height)).tobytes(), f"{path.name}"
+
+
+def folder(value: str) -> Path:
+    """draw=DIR: a folder, made if need be, that can be written to; else SettingsError."""
+    path = Path(value).expanduser()
+    what = "a folder to draw the pictures into"
+    if not value:
+        raise SettingsError("draw", value, f"{what}, e.g. draw=pictures")
+    if path.exists() and not path.is_dir():
+        raise SettingsError("draw", value, f"{what}; this is a file: give a folder's name")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".cnnexp-draw-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise SettingsError("draw", value, f"{what}; it cannot be written ({e.strerror}): give another") from None
+    return path
+
+
+def draw_network(settings, path: Path) -> str:
+    """Every picture of the configured network into `path`; what was drawn, in a line."""
+    start = time.perf_counter()
+    digit, source = first_digit(settings.data)
+    written = draw(settings.model.layers, path, digit, f"over {source}")
+    return (f"drew {len(written)} pictures into {path} in {time.perf_counter() - start:.1f} s "
+            f"(receptive fields over {source})")

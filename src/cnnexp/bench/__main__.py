@@ -1,0 +1,3 @@
+from cnnexp.bench import main
+
+main()

@@ -1,0 +1,35 @@
+"""The one way a matplotlib figure becomes a picture: headless, at one resolution, written
+atomically. summary.png, compare.png, the search's figures and TensorBoard's images all pass here."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from cnnexp.core.files import write_atomic
+
+DPI = 110  # every PNG the product writes; a figure's size in inches decides its pixels
+
+
+def pyplot():
+    """matplotlib.pyplot, headless: figures are rendered to images, never shown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png(figure, close: bool = True) -> bytes:
+    """The figure as PNG bytes at DPI; closed unless it is still to be used (TensorBoard too)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    if close:
+        pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def save_png(figure, path: Path, close: bool = True) -> Path:
+    write_atomic(Path(path), png(figure, close))
+    return Path(path)

@@ -1,0 +1,2 @@
+"""The run folder and its records: the only place that knows their file names, statuses and
+checkpoint paths; everyone above asks it."""

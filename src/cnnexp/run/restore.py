@@ -1,0 +1,52 @@
+"""A finished run brought back: its checkpoint opened safely (no pickled code runs) and the task
+rebuilt exactly as it was trained, from the checkpoint's own config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+from cnnexp.core.errors import RunError
+from cnnexp.records.folder import choose_checkpoint
+
+
+def load_checkpoint(path: Path) -> dict:
+    """torch.load with weights_only=True: a checkpoint cannot run code when it is opened."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise RunError(f"{path}: not a readable cnnexp checkpoint ({first})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or \
+            "run_config" not in checkpoint.get("hyper_parameters", {}):
+        raise RunError(f"{path}: not a cnnexp checkpoint (no state_dict with its run config)")
+    return checkpoint
+
+
+def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):
+    """The task exactly as trained: network from the checkpoint's own config (checked once, as
+    it is loaded), then its weights."""
+    from cnnexp.config import settings as settings_module
+    from cnnexp.core.errors import UserError
+    from cnnexp.core.catalogue import task_class
+
+    run_config = checkpoint["hyper_parameters"]["run_config"]
+    if data_root:
+        run_config = {**run_config, "data": {**run_config["data"], "root": data_root}}
+    try:
+        settings = settings_module.load(run_config)
+    except (UserError, KeyError, TypeError) as e:
+        raise RunError(f"{path}: its config no longer builds a model ({e})") from None
+    task = task_class(settings.model.task)(settings)
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as e:
+        raise RunError(f"{path}: weights do not fit the network in its config ({str(e).splitlines()[0]})") from None
+    return task.eval()
+
+
+def load_task(run: Optional[str], ckpt: Optional[str], data_root: Optional[str] = None) -> Tuple[object, Path]:
+    path = choose_checkpoint(run, ckpt)
+    return rebuild_task(load_checkpoint(path), path, data_root), path

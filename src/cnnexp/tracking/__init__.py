@@ -1,0 +1,1 @@
+"""Where a run is watched: TensorBoard's names, events and HParams; MLflow."""
