@@ -11,7 +11,9 @@ from PIL import Image
 
 from cnnexp.arithmetic import draw as arithmetic
 from cnnexp.config import settings as settings_module
-from cnnexp.arithmetic import render, scene
+from cnnexp.arithmetic import scene
+from cnnexp.arithmetic.animation import animation
+from cnnexp.arithmetic.panels import hidden_note
 from cnnexp.config.compose import compose_config
 from cnnexp.arithmetic.geometry import effective_kernel, receptive_box
 from cnnexp.shapes import main as shapes_main
@@ -137,8 +139,8 @@ def test_grouped_network_draws_its_channel_groups(tmp_path):
 def test_a_frame_is_drawn_per_position_and_the_sheet_summarises_the_rest():
     layer = plan_of()[0]  # block1 conv: 28×28 positions
     slide, _ = arithmetic.scenes(layer)
-    assert slide.hidden_rows == 28 - len(slide.frames) // 28 and len(render.animation(slide)) == len(slide.frames)
-    assert "… 26 more rows of positions (728 of 784)" in render._summary(slide)
+    assert slide.hidden_rows == 28 - len(slide.frames) // 28 and len(animation(slide)) == len(slide.frames)
+    assert "… 26 more rows of positions (728 of 784)" in hidden_note(slide)
 
 
 @pytest.mark.parametrize("where", ["file", "under-a-file", "unwritable"])

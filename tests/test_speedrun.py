@@ -129,9 +129,9 @@ def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
     assert nets["true"](x).shape == nets["false"](x).shape == (2, 10)
 
 
-@pytest.mark.slow  # ten short runs: the recipe and each variant of bench.ABLATIONS, through cnnexp.train
+@pytest.mark.slow  # ten short runs: the recipe and each variant of bench.ablation.ABLATIONS, through cnnexp.train
 def test_bench_ablation_prints_every_variant(shared_data):
-    from cnnexp.bench.harness import ABLATIONS
+    from cnnexp.bench.ablation import ABLATIONS
 
     proc = cli("bench", f"data.root={shared_data}", "recipes=speedrun", "ablate=true", "seeds=1",
                "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=900)

@@ -1,3 +1,4 @@
 """The convolution arithmetic, without torch: the shape plan by the textbook formulas (`geometry`),
-the printed table (`table`), and the pictures (`scene` says what is drawn, `render` draws it,
-`draw` writes them for a network)."""
+the printed table (`table`), and the pictures (`scene` says what is drawn; `canvas` and `panels`
+are what it is drawn with; `animation`, `sheet`, `channel_groups`, `receptive_field` draw each
+picture; `draw` writes them for a network)."""

@@ -3,22 +3,29 @@ draw=DIR`, and TensorBoard's `arithmetic/<layer>` images).
 
 Per conv, pool and transposed-conv row of the shape plan: `<layer>.gif` (the kernel visiting each
 position) and `<layer>.png` (every position as a tile); per grouped conv `<layer>_groups.png`;
-and `receptive_field.png` over a real digit. `scene` says what is drawn (data the tests count),
-`render` draws it. No torch.
+and `receptive_field.png` over a real digit. `scene` says what is drawn (data the tests count);
+`animation`, `sheet`, `channel_groups` and `receptive_field` draw it. No torch.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from PIL import Image
 
-from cnnexp.arithmetic import render, scene
-from cnnexp.core.errors import SettingsError
+from cnnexp.arithmetic import scene
+from cnnexp.arithmetic.animation import animation, save_gif
+from cnnexp.arithmetic.channel_groups import groups
 from cnnexp.arithmetic.geometry import Layer, receptive_box
+from cnnexp.arithmetic.receptive_field import receptive_fields
+from cnnexp.arithmetic.sheet import sheet
 from cnnexp.arithmetic.table import note
+from cnnexp.core.errors import SettingsError
+
+IDX_HEADER = 16  # an IDX image file's magic, count, rows and columns: four 4-byte integers before the pixels
 
 
 def scenes(layer: Layer) -> Tuple[scene.Slide, Optional[scene.Scatter]]:
@@ -31,7 +38,7 @@ def scenes(layer: Layer) -> Tuple[scene.Slide, Optional[scene.Scatter]]:
 def sheets(layers: List[Layer]) -> Iterator[Tuple[str, Image.Image]]:
     """(name, still sheet) per drawable layer: what TensorBoard shows as arithmetic/<name>."""
     for layer in filter(scene.drawable, layers):
-        yield scene.name(layer), render.sheet(*scenes(layer))
+        yield scene.name(layer), sheet(*scenes(layer))
 
 
 def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, caption: str = "") -> List[Path]:
@@ -40,12 +47,12 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
     for layer in filter(scene.drawable, layers):
         slide, scatter = scenes(layer)
         path = folder / f"{slide.name}.gif"
-        render.save_gif(render.animation(slide, scatter), path)
-        render.sheet(slide, scatter).save(folder / f"{slide.name}.png")
+        save_gif(animation(slide, scatter), path)
+        sheet(slide, scatter).save(folder / f"{slide.name}.png")
         written += [path, folder / f"{slide.name}.png"]
         if layer.kind == "conv" and layer.groups > 1:
             g = scene.groups(layer)
-            render.groups(g).save(folder / f"{g.name}.png")
+            groups(g).save(folder / f"{g.name}.png")
             written.append(folder / f"{g.name}.png")
     windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
     if windows:
@@ -55,7 +62,7 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
             box = receptive_box(l, height, width)
             clipped = " (past the image)" if box[2] - box[0] < l.rf or box[3] - box[1] < l.rf else ""
             boxes.append((f"{scene.name(l)}: rf {l.rf}, jump {l.jump}{clipped}", box))
-        render.receptive_fields(boxes, digit, height, width, caption).save(folder / "receptive_field.png")
+        receptive_fields(boxes, digit, height, width, caption).save(folder / "receptive_field.png")
         written.append(folder / "receptive_field.png")
     return written
 
@@ -70,7 +77,7 @@ def first_digit(data) -> Tuple[Optional[bytes], str]:
             _, raw = idx.read_local(data.root, "t10k-images-idx3-ubyte")
         except idx.CorruptFile as e:
             return None, f"no MNIST digit ({e}); an empty grid instead"
-        return raw[16: 16 + 28 * 28], "MNIST's first test digit"
+        return raw[IDX_HEADER: IDX_HEADER + math.prod(idx.IMAGE_SHAPE)], "MNIST's first test digit"
     from PIL import Image
 
     from cnnexp.data import images

@@ -1,6 +1,7 @@
 """The conv stack and the classifier built on it, both read off the shape plan.
 
-For the reference `cnn3` (`python -m cnnexp.shapes` prints the full table):
+For the reference `cnn3` on an MNIST digit (data/idx.py's IMAGE_SHAPE; another input's shape comes
+from its data, and `python -m cnnexp.shapes` prints the full table):
 
     x        1×28×28
     block1   conv 3×3 s1 p1 → 32×28×28, ReLU, maxpool 2/2 → 32×14×14
