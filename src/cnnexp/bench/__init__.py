@@ -1,4 +1,4 @@
-"""What measures the product, apart from it: `python -m cnnexp.bench` (docs/benchmarks.md). Nothing
+"""What measures the product, apart from it: `python -m cnnexp.bench` (docs/performance.md). Nothing
 in the product imports it. `harness` reads the options and runs the parts in order: `loops` (the
 speed comparison), `startup`, `sweep_speed`, `estimate_vs_clock`, `recipes` (time to accuracy),
 `ablation`; `runs` is how each runs cnnexp."""
