@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from cnnexp.config import settings as config
 from cnnexp.config.compose import compose_config
+from cnnexp.config.schema import TrainerSettings
 from tests.conftest import cli
 
 
@@ -36,7 +37,7 @@ def test_trainer_settings_are_real_trainer_arguments():
     import lightning as L
 
     accepted = set(inspect.signature(L.Trainer.__init__).parameters)
-    ours = {f.name for f in dataclasses.fields(config.TrainerSettings)}
+    ours = {f.name for f in dataclasses.fields(TrainerSettings)}
     assert ours <= accepted, f"not Trainer arguments: {ours - accepted}"
 
 

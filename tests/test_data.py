@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from cnnexp.config.compose import compose_config
-from cnnexp.config.settings import DataSettings, load
+from cnnexp.config.schema import DataSettings
+from cnnexp.config.settings import load
 from cnnexp.data import idx
 from cnnexp.data.memory import EpochPermutation, InMemoryLoader
 from cnnexp.data.mnist import MNISTDataModule, load_split

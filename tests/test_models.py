@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cnnexp import CONF_DIR
-from cnnexp.config import settings as config
+from cnnexp.config.schema import ModelSettings
 from cnnexp.models import build_network
 from cnnexp.core.errors import ShapeError
 from cnnexp.arithmetic.geometry import conv_out, plan, same_pads, transposed_out
@@ -25,7 +25,7 @@ def model_settings(name="cnn3", **overrides):
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     # the model group alone, typed but not checked: tests build impossible ones on purpose
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config.ModelSettings), cfg))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelSettings), cfg))
 
 
 def test_cnn3_is_the_reference_network():

@@ -24,8 +24,8 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp.cost import estimate as cost
-from cnnexp.config import settings as settings_module
 from cnnexp.config.compose import check_override_keys, compose_config, reference_model
+from cnnexp.config.settings import load
 from cnnexp.core.errors import SettingsError, UserError, fail
 from cnnexp.arithmetic.table import cost_warning, format_table, table_json
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             if flag and flag[-1].split("=", 1)[1] not in ("true", "false"):
                 raise SettingsError(flag[-1].split("=", 1)[0], flag[-1].split("=", 1)[1], "true or false")
         check_override_keys(overrides)  # as train does: a key Hydra would reject in many lines, named in one
-        settings = settings_module.load(compose_config(overrides))
+        settings = load(compose_config(overrides))
         folder = None
         if draw:
             from cnnexp.arithmetic import draw as arithmetic  # Pillow: only when drawing

@@ -1,2 +1,3 @@
-"""The run's settings: the typed schema and its one check, composing `conf/` with Hydra, the
-overrides and key=value arguments users type."""
+"""The run's settings: the typed schema, its one check, the messages that name a bad key, older
+records brought up to today's keys; composing `conf/` with Hydra, the overrides and key=value
+arguments users type."""

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp.core.errors import SettingsError
-from cnnexp.config.settings import describe_omegaconf_error
+from cnnexp.config.messages import describe_omegaconf_error
 
 T = TypeVar("T")
 

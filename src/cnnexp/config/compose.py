@@ -42,13 +42,9 @@ def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
     return name
 
 
-def _run_dir(resume: Any, fresh: str) -> str:
-    """A resumed run continues in its own folder; a new one claims a fresh folder."""
-    return str(Path(resume).expanduser().resolve()) if resume else claim_fresh(fresh)
-
-
-def _sweep_dir(resume: Any, fresh: str) -> str:
-    """`-m resume=SWEEP` continues in that sweep's folder; a new sweep claims a fresh one."""
+def _run_or_sweep_dir(resume: Any, fresh: str) -> str:
+    """A resumed run (`resume=RUN`) or sweep (`-m resume=SWEEP`) continues in its own folder; a new
+    one claims a fresh folder."""
     return str(Path(resume).expanduser().resolve()) if resume else claim_fresh(fresh)
 
 
@@ -66,8 +62,8 @@ def register_resolvers() -> None:
     resolvers = {
         "cnnexp.project_dir": (lambda: str(PROJECT_DIR), True),
         "cnnexp.fresh": (claim_fresh, True),      # cached: resolved (and the folder claimed) once
-        "cnnexp.run_dir": (_run_dir, True),
-        "cnnexp.sweep_dir": (_sweep_dir, True),
+        "cnnexp.run_dir": (_run_or_sweep_dir, True),
+        "cnnexp.sweep_dir": (_run_or_sweep_dir, True),
         "cnnexp.hydra_subdir": (_hydra_subdir, True),
         "cnnexp.run_name": (run_name, False),
         "cnnexp.slurm_tasks": (_slurm_tasks, False),
@@ -123,8 +119,9 @@ def check_override_keys(argv: list) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    from cnnexp.config.messages import suggest_key
+    from cnnexp.config.schema import Settings
     from cnnexp.core.errors import SettingsError
-    from cnnexp.config.settings import Settings, suggest_key
 
     args, _ = get_args_parser().parse_known_args(argv)
     parser = OverridesParser.create()
@@ -151,8 +148,9 @@ def check_override_keys(argv: list) -> None:
 def group_option_exists(group: str, override) -> None:
     """`optimizer=adamx`: the options conf/ holds for the group, named in one line (Hydra's own
     answer is a dozen lines and exit 1)."""
+    from cnnexp.config.messages import suggest_key
+    from cnnexp.config.schema import Settings
     from cnnexp.core.errors import SettingsError
-    from cnnexp.config.settings import Settings, suggest_key
 
     folder = CONF_DIR / group
     if not folder.is_dir():
@@ -197,17 +195,19 @@ def task_overrides(hydra_node) -> list:
     return OmegaConf.to_container(hydra_node.overrides.task, resolve=False)
 
 
-REFERENCE = {"classification": "cnn3", "reconstruction": "convae"}  # conf/model/<name>.yaml
-
-
 def reference_model(model):
-    """The task's reference network (conf/model/cnn3.yaml, convae.yaml) on this model's input and
-    classes, as ModelSettings: what a costly setting is measured against (models.table)."""
-    from cnnexp.config.settings import ModelSettings
+    """The task's reference network (the catalogue names it) on this model's input and classes: what
+    a costly setting is measured against (arithmetic.table); None for a task without one."""
+    from cnnexp.core.catalogue import REFERENCE_MODELS
 
-    name = REFERENCE.get(model.task)
-    if name is None:
-        return None
+    name = REFERENCE_MODELS.get(model.task)
+    return None if name is None else conf_model(name, model.input_shape, model.num_classes)
+
+
+def conf_model(name: str, input_shape, num_classes: int):
+    """conf/model/<name>.yaml on this input and these classes, as ModelSettings, without composing."""
+    from cnnexp.config.schema import ModelSettings
+
     recorded = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
-    recorded.update(input_shape=list(model.input_shape), num_classes=model.num_classes)
+    recorded.update(input_shape=list(input_shape), num_classes=num_classes)
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelSettings), recorded))

@@ -45,3 +45,7 @@ def monitor_and_mode(task: str, monitor: str = "auto", mode: str = "auto") -> Tu
 def task_class(name: str):
     module, cls = TASKS[name].path.split(":")
     return getattr(import_module(module), cls)
+
+
+# Each task's reference network, conf/model/<name>.yaml: what a costly setting is measured against.
+REFERENCE_MODELS = {"classification": "cnn3", "reconstruction": "convae"}

@@ -5,10 +5,10 @@ transposed convolutions), built as a run builds them, each timed for a training 
 (forward, loss, backward) and an evaluation batch, in every mode a run can use — precision ×
 memory layout — on each device there is, round by round (the fastest round counts). A batch of
 two images gives the cost of a batch itself; a least-squares fit (no negative rates) of the rest
-gives the seconds per MAC and per value (cost.py has the formula); Adam's update is timed on its
+gives the seconds per MAC and per value (cost/estimate.py has the formula); Adam's update is timed on its
 own, per parameter. Lightning's own work per training step (its hooks, the logged values,
 the progress bar) is not in a plain loop: FRAMEWORK_BATCH_S allows for it. The whole measurement
-takes a few seconds; `cost.write_calibration` caches it.
+takes a few seconds; `estimate.write_calibration` caches it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import os
 import time
 from typing import Dict, List, Optional, Tuple
 
-from omegaconf import OmegaConf
-
-from cnnexp import CONF_DIR
-from cnnexp.cost.estimate import read_calibration, values_per_image, write_calibration
 from cnnexp.arithmetic.geometry import total_macs
+from cnnexp.config.compose import conf_model
+from cnnexp.config.validate import MNIST_CLASSES
+from cnnexp.core.catalogue import TASKS
+from cnnexp.cost.estimate import read_calibration, values_per_image, write_calibration
+from cnnexp.data.idx import IMAGE_SHAPE
 
 log = logging.getLogger("cnnexp")
 
@@ -34,11 +35,8 @@ FRAMEWORK_BATCH_S = 0.007  # Lightning's per-step work beyond a plain loop (hook
 
 
 def _model(name: str):
-    from cnnexp.config.settings import ModelSettings
-
-    recorded = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
-    recorded.update(input_shape=[1, 28, 28], num_classes=10)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelSettings), recorded))
+    """A probe network on MNIST's images and classes, built as a run builds it."""
+    return conf_model(name, IMAGE_SHAPE, len(MNIST_CLASSES))
 
 
 def _modes(device: str) -> List[Tuple[str, object]]:
@@ -77,31 +75,37 @@ def _fit(per_batch: float, work: List[Tuple[int, float, float]], seconds: List[f
     return {"per_batch": per_batch, "per_mac": float(coef[0]), "per_value": float(coef[1])}
 
 
-def measure_device(device: str, probes=PROBES, rounds: int = ROUNDS) -> Dict[str, Dict[str, Dict[str, float]]]:
+def _adam_per_param(device: str, rounds: int) -> float:
+    """Adam's fused update, per parameter (bf16 autocast keeps fp32 weights: one rate for all modes)."""
+    import torch
+
+    weights = [torch.zeros(1 << 20, device=device, requires_grad=True)]
+    weights[0].grad = torch.ones_like(weights[0])
+    adam = torch.optim.Adam(weights, lr=1e-3, fused=device in ("cpu", "cuda"))
+    adam.step()
+    return min(_seconds(adam.step, device) for _ in range(rounds)) / weights[0].numel()
+
+
+def _probe_calls(device: str, models: Dict, probes) -> Dict[Tuple[str, int, str], object]:
+    """(mode, probe index, stage) → the call to time: a training step and an evaluation batch of
+    each probe network on MNIST-shaped images, in each mode."""
     import torch
     import torch.nn.functional as F
 
     from cnnexp.models import build_network
 
-    torch.manual_seed(0)
-    models = {name: _model(name) for name, _, _ in probes}
-    # Adam's fused update, per parameter (bf16 autocast keeps fp32 weights: one rate for all modes)
-    weights = [torch.zeros(1 << 20, device=device, requires_grad=True)]
-    weights[0].grad = torch.ones_like(weights[0])
-    adam = torch.optim.Adam(weights, lr=1e-3, fused=device in ("cpu", "cuda"))
-    adam.step()
-    per_param = min(_seconds(adam.step, device) for _ in range(rounds)) / weights[0].numel()
-    calls = {}  # (mode, probe index, stage) → the call to time
+    calls = {}
     for mode, dtype in _modes(device):
         layout = torch.channels_last if mode.endswith("-cl") else torch.contiguous_format
         for i, (name, batch, eval_batch) in enumerate(probes):
             model = models[name]
             net = build_network(model).to(device).to(memory_format=layout)
-            x = torch.randn(batch, 1, 28, 28, device=device).to(memory_format=layout)
-            y = torch.randint(0, 10, (batch,), device=device)
-            xe = torch.randn(eval_batch, 1, 28, 28, device=device).to(memory_format=layout)
+            x = torch.randn(batch, *IMAGE_SHAPE, device=device).to(memory_format=layout)
+            y = torch.randint(0, len(MNIST_CLASSES), (batch,), device=device)
+            xe = torch.randn(eval_batch, *IMAGE_SHAPE, device=device).to(memory_format=layout)
 
-            def train_step(net=net, x=x, y=y, dtype=dtype, reconstruct=model.task == "reconstruction"):
+            # a task that names classes is scored against labels; the others against their input
+            def train_step(net=net, x=x, y=y, dtype=dtype, reconstruct=not TASKS[model.task].classifies):
                 net.train()
                 with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                     out = net(x)
@@ -115,6 +119,16 @@ def measure_device(device: str, probes=PROBES, rounds: int = ROUNDS) -> Dict[str
                     net(xe)
 
             calls[mode, i, "train"], calls[mode, i, "eval"] = train_step, eval_step
+    return calls
+
+
+def measure_device(device: str, probes=PROBES, rounds: int = ROUNDS) -> Dict[str, Dict[str, Dict[str, float]]]:
+    import torch
+
+    torch.manual_seed(0)
+    models = {name: _model(name) for name, _, _ in probes}
+    per_param = _adam_per_param(device, rounds)
+    calls = _probe_calls(device, models, probes)
     for call in calls.values():  # untimed: oneDNN builds its kernels for each shape on the first call
         call()
     fastest = {key: float("inf") for key in calls}

