@@ -321,8 +321,9 @@ SEARCH = ["-m", "hydra/sweeper=optuna", "hydra/launcher=parallel", "hydra.sweepe
 
 def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
     """The same search (same seeded draws) launched in batches, each waited for, and in steady
-    state: cnnexp.sweeps.search.slot_use of each."""
-    from cnnexp.search.study import load_study, slot_use
+    state: cnnexp.search.report.slot_use of each."""
+    from cnnexp.search.report import slot_use
+    from cnnexp.search.study import load_study
 
     measured = {}
     for mode, steady in (("batches of n_jobs", "false"), ("steady state", "true")):

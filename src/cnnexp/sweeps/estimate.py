@@ -14,7 +14,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import statistics
 import time
 from pathlib import Path
@@ -82,34 +81,19 @@ def epochs_done(config: DictConfig, jobs: List[List[str]]) -> List[Optional[int]
 
 
 def search_samples(config: DictConfig) -> List[List[str]]:
-    """Settings drawn from a search's space: each choice, each interval's low, middle and high."""
-    import math
+    """Settings drawn from a search's space: each choice, each number's low, middle and high."""
+    from cnnexp.search.space import as_override, samples, space_of
 
-    from cnnexp.config.compose import task_overrides
-    from cnnexp.search.study import SearchOptions, as_override, param_lines, search_space
-
-    space, fixed = search_space(param_lines(SearchOptions.from_node(config.hydra.sweeper)) + task_overrides(config.hydra))
-    values = {}
-    for key, d in space.items():
-        if hasattr(d, "choices"):
-            values[key] = list(d.choices)
-        else:
-            middle = math.sqrt(d.low * d.high) if d.log else (d.low + d.high) / 2
-            if isinstance(d.low, int) and isinstance(d.high, int):
-                middle = round(middle)
-            values[key] = list(dict.fromkeys([d.low, middle, d.high]))
-    combos = list(itertools.product(*values.values()))
-    if len(combos) > MAX_COMPOSED:
-        combos = random.Random(0).sample(combos, MAX_COMPOSED)
-    return [fixed + [as_override(k, v) for k, v in zip(values, combo)] for combo in combos]
+    space, fixed = space_of(config)
+    return [fixed + [as_override(k, v) for k, v in point.items()] for point in samples(space, MAX_COMPOSED)]
 
 
 def announce(config: DictConfig, jobs: int) -> None:
     """Log the sweep's estimated total and hand each job the estimates for its ETA (an environment
     variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
-    from cnnexp.search.study import is_search, trials_left
-
     from cnnexp.cost.calibration import for_estimates
+    from cnnexp.search.options import is_search
+    from cnnexp.search.trials import trials_left
 
     if is_search(config.hydra.sweeper):
         left = trials_left(config)  # a resumed search: only the trials it will run
