@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 
 from cnnexp.core import stopping
 from cnnexp.core.locks import WorkerLock, one_at_a_time
-from cnnexp.records.folder import RESUMABLE, RunRecord, best_key, read_results, write_results
+from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, best_key, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
 from cnnexp.search.study import STUDY_RECORD, Heartbeat, create_study, last_heard, objective, sampler
@@ -313,7 +313,8 @@ class Search:
         status = (results or {}).get("status")
         if status in (None, "running"):
             with one_at_a_time(self.sweep_dir):
-                self.lose(study, stored(study, trial), f"its job ended without a result ({job.error or 'no results.json'})")
+                why = job.error or f"no {RESULTS}"
+                self.lose(study, stored(study, trial), f"its job ended without a result ({why})")
             return
         value = results.get(best_key(self.monitor))
         trial.set_user_attr("status", status)
