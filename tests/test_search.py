@@ -19,7 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnexp.check import check
 from cnnexp.core.errors import SettingsError
-from cnnexp.search.study import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
+from cnnexp.search.options import param_lines
+from cnnexp.search.space import check_search, grid, search_space
+from cnnexp.search.study import STUDY_NAME, storage_url
 from tests.conftest import QUICK, cli, killed_after_epoch, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
@@ -206,7 +208,8 @@ def test_a_resumed_search_with_nothing_left_asks_nothing_and_changes_nothing(sea
 
 def test_the_search_summary_counts_trials_re_run_and_re_runs(tmp_path, capsys):
     """One trial lost twice and re-run twice, another trained once: 1 trial re-run, 2 re-runs."""
-    from cnnexp.search.study import open_storage, report
+    from cnnexp.search.report import report
+    from cnnexp.search.study import open_storage
 
     study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name=STUDY_NAME, direction="maximize")
     for attrs, state in [({"run": "lr=0.1", "superseded": True}, TrialState.FAIL),

@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 
 from cnnexp.core.errors import RunError
 from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
-from cnnexp.search.study import HEARTBEAT, Heartbeat, load_study, open_storage, skipped
+from cnnexp.search.study import HEARTBEAT, Heartbeat, load_study, open_storage
+from cnnexp.search.trials import skipped
 from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker
@@ -364,7 +365,7 @@ def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path,
 def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoch(tmp_path, shared_data):
     from dataclasses import asdict
 
-    from cnnexp.search.study import SearchOptions
+    from cnnexp.search.options import SearchOptions
 
     study = optuna.create_study(storage=open_storage(tmp_path, "sqlite"), study_name="cnnexp", direction="maximize")
     options = SearchOptions(n_trials=2, n_jobs=1, sampler="random", seed=None, direction="maximize", pruner="median",

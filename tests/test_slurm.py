@@ -137,7 +137,8 @@ def jobs_of(folder) -> list:
 
 
 def trained(folder) -> list:
-    from cnnexp.search.study import load_study, skipped
+    from cnnexp.search.study import load_study
+    from cnnexp.search.trials import skipped
 
     trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
     assert all(t.state.name == "COMPLETE" for t in trials), [(t.number, t.state) for t in trials]

@@ -68,8 +68,9 @@ def sweep_table(overrides: List[str], work: Path) -> None:
 
 def search_modes(overrides: List[str], work: Path) -> Dict[str, tuple]:
     """The same search (same seeded draws) launched in batches, each waited for, and in steady
-    state: cnnexp.search.study.slot_use of each."""
-    from cnnexp.search.study import load_study, slot_use
+    state: cnnexp.search.report.slot_use of each."""
+    from cnnexp.search.report import slot_use
+    from cnnexp.search.study import load_study
 
     measured = {}
     for mode, steady in (("batches of n_jobs", "false"), ("steady state", "true")):

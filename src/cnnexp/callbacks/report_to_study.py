@@ -1,6 +1,6 @@
 """A search trial's job reports its monitored metric to the study after each validation, stops
 when the pruner says so, and stamps the trial's heartbeat while it runs (`hydra/sweeper=optuna`,
-see `cnnexp.sweeps.search`).
+see `cnnexp.search.loop`).
 
 Optuna's own `PyTorchLightningPruningCallback` (optuna-integration) needs the Trial object in the
 training process; this one re-opens the trial from the storage the sweep folder records, so every
@@ -15,7 +15,8 @@ from typing import Optional, Set
 
 from lightning.pytorch.callbacks import Callback
 
-from cnnexp.search.study import Heartbeat, SearchOptions, load_study, study_record
+from cnnexp.search.options import SearchOptions
+from cnnexp.search.study import Heartbeat, load_study, pruner, study_record
 
 
 class ReportToStudy(Callback):
@@ -61,7 +62,7 @@ def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
 
     study = load_study(Path(run_dir).parent)
     options = SearchOptions(**study.user_attrs["options"])
-    study.pruner = options.make_pruner()
+    study.pruner = pruner(options)
     trial = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                   if t.user_attrs.get("run") == Path(run_dir).name), None)
     if trial is None:

@@ -1,1 +1,3 @@
-"""The Optuna search: its options, space and study, the slots its trials run in, its report."""
+"""The Optuna search: its options stated once (`options`), the space and its points (`space`),
+the study and its storage (`study`), what its trials say (`trials`), one worker's loop (`loop`),
+the slots its trials run in (`slots`), its report (`report`)."""

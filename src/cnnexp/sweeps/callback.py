@@ -45,7 +45,8 @@ class SettingsCheck(Callback):
         from cnnexp.records.folder import check_writable
         from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
                                           recorded_sweeper, resume_sweep, runs_state)
-        from cnnexp.search.study import check_search, is_search
+        from cnnexp.search.options import is_search
+        from cnnexp.search.space import check_search
 
         recorded = None
         try:

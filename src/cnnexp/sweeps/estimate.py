@@ -1,5 +1,5 @@
 """What a sweep will cost, said before it launches: the sum of its runs' estimates (cnnexp.cost),
-and for each job's header an ETA for the rest (cnnexp.console.sweep_eta).
+and for each job's header an ETA for the rest (cnnexp.core.console.sweep_eta).
 
 A grid's runs are each composed and estimated (beyond MAX_COMPOSED, an even sample, scaled to
 the grid's size). A search's trials are not known before the study asks for them: its total is
@@ -14,7 +14,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import statistics
 import time
 from pathlib import Path
@@ -82,78 +81,74 @@ def epochs_done(config: DictConfig, jobs: List[List[str]]) -> List[Optional[int]
 
 
 def search_samples(config: DictConfig) -> List[List[str]]:
-    """Settings drawn from a search's space: each choice, each interval's low, middle and high."""
-    import math
+    """Settings drawn from a search's space: each choice, each number's low, middle and high."""
+    from cnnexp.search.space import as_override, samples, space_of
 
-    from cnnexp.config.compose import task_overrides
-    from cnnexp.search.study import SearchOptions, as_override, param_lines, search_space
-
-    space, fixed = search_space(param_lines(SearchOptions.from_node(config.hydra.sweeper)) + task_overrides(config.hydra))
-    values = {}
-    for key, d in space.items():
-        if hasattr(d, "choices"):
-            values[key] = list(d.choices)
-        else:
-            middle = math.sqrt(d.low * d.high) if d.log else (d.low + d.high) / 2
-            if isinstance(d.low, int) and isinstance(d.high, int):
-                middle = round(middle)
-            values[key] = list(dict.fromkeys([d.low, middle, d.high]))
-    combos = list(itertools.product(*values.values()))
-    if len(combos) > MAX_COMPOSED:
-        combos = random.Random(0).sample(combos, MAX_COMPOSED)
-    return [fixed + [as_override(k, v) for k, v in zip(values, combo)] for combo in combos]
+    space, fixed = space_of(config)
+    return [fixed + [as_override(k, v) for k, v in point.items()] for point in samples(space, MAX_COMPOSED)]
 
 
 def announce(config: DictConfig, jobs: int) -> None:
     """Log the sweep's estimated total and hand each job the estimates for its ETA (an environment
     variable, which parallel and SLURM jobs inherit as they do the sweep's size)."""
-    from cnnexp.search.study import is_search, trials_left
-
     from cnnexp.cost.calibration import for_estimates
+    from cnnexp.search.options import is_search
+    from cnnexp.search.trials import trials_left
 
-    if is_search(config.hydra.sweeper):
-        left = trials_left(config)  # a resumed search: only the trials it will run
-        if not left:  # the search says it has nothing to run
+    search = is_search(config.hydra.sweeper)
+    if search:
+        jobs = trials_left(config)  # a resumed search: only the trials it will run
+        if not jobs:  # the search says it has nothing to run
             return
-        left_word, jobs = " left" if OmegaConf.select(config, "resume", default=None) else "", left
     calibration = for_estimates()
     if calibration is None:  # a machine that cannot be measured still sweeps
         return
     started = time.perf_counter()
     busy = cost.busy_note(calibration)
-    if is_search(config.hydra.sweeper):
-        seconds = [_seconds(o, calibration) for o in search_samples(config)]
-        trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
-        if not trained:
-            return
-        mean = statistics.mean(trained)
-        log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
-                 "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
-                 duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
-                 duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
-        per_job = [mean] * jobs
-    else:
-        every = grid_jobs(config)
-        done = epochs_done(config, every)  # a resumed sweep: only what is left
-        todo = [(job, d) for job, d in zip(every, done) if d is not None]
-        chosen = _sample(todo, MAX_COMPOSED)
-        seconds = [_seconds(o, calibration, d) for o, d in chosen]
-        if None in seconds:
-            return
-        scale = len(todo) / len(chosen) if chosen else 1
-        each = iter(seconds) if len(chosen) == len(todo) else itertools.repeat(statistics.mean(seconds))
-        per_job = [0.0 if d is None else next(each) for d in done]
-        sampled = "" if scale == 1 else f", from {len(chosen)} of them"
-        skipped, continued = done.count(None), sum(1 for d in done if d)
-        left = ", ".join(filter(None, [skipped and f"{skipped} ended ok before (skipped)", continued and
-                                       f"{continued} continue{'s' if continued == 1 else ''} from last.ckpt"]))
-        left = f" — {left} —" if left else ""
-        if every and not todo:  # a resume of a finished sweep: no estimate of nothing
-            log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
-                     "" if len(every) == 1 else "s")
-        else:
-            log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
-                     len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
-                     "for what is left" if left else "in all", sampled, busy)
+    per_job = _search_total(config, calibration, jobs, busy) if search else _grid_total(config, calibration, busy)
+    if per_job is None:
+        return
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)
+
+
+def _search_total(config: DictConfig, calibration, jobs: int, busy: str) -> Optional[List[float]]:
+    """Logs n_trials × the mean over settings drawn from the space; each trial's estimate, or None."""
+    left_word = " left" if OmegaConf.select(config, "resume", default=None) else ""
+    seconds = [_seconds(o, calibration) for o in search_samples(config)]
+    trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
+    if not trained:
+        return None
+    mean = statistics.mean(trained)
+    log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
+             "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
+             duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
+             duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
+    return [mean] * jobs
+
+
+def _grid_total(config: DictConfig, calibration, busy: str) -> Optional[List[float]]:
+    """Logs the grid's total (of what is left, on a resume); each job's estimate, or None."""
+    every = grid_jobs(config)
+    done = epochs_done(config, every)  # a resumed sweep: only what is left
+    todo = [(job, d) for job, d in zip(every, done) if d is not None]
+    chosen = _sample(todo, MAX_COMPOSED)
+    seconds = [_seconds(o, calibration, d) for o, d in chosen]
+    if None in seconds:
+        return None
+    scale = len(todo) / len(chosen) if chosen else 1
+    each = iter(seconds) if len(chosen) == len(todo) else itertools.repeat(statistics.mean(seconds))
+    per_job = [0.0 if d is None else next(each) for d in done]
+    sampled = "" if scale == 1 else f", from {len(chosen)} of them"
+    skipped, continued = done.count(None), sum(1 for d in done if d)
+    left = ", ".join(filter(None, [skipped and f"{skipped} ended ok before (skipped)", continued and
+                                   f"{continued} continue{'s' if continued == 1 else ''} from last.ckpt"]))
+    left = f" — {left} —" if left else ""
+    if every and not todo:  # a resume of a finished sweep: no estimate of nothing
+        log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
+                 "" if len(every) == 1 else "s")
+    else:
+        log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
+                 len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
+                 "for what is left" if left else "in all", sampled, busy)
+    return per_job

@@ -257,7 +257,7 @@ def count_jobs(config) -> int:
     from omegaconf import OmegaConf
 
     from cnnexp.config.compose import task_overrides
-    from cnnexp.search.study import is_search
+    from cnnexp.search.options import is_search
 
     if is_search(config.hydra.sweeper):
         return int(config.hydra.sweeper.n_trials)

@@ -24,6 +24,7 @@ from cnnexp.core.files import write_atomic
 from cnnexp.config.overrides import key_value
 from cnnexp.records.folder import read_results
 from cnnexp.search import study as search
+from cnnexp.search.report import report as search_report
 from cnnexp.sweeps import stats as replicate_stats
 
 METRICS = [("best_val_acc", "val acc"), ("test_acc", "test acc"), ("best_val_loss", "val loss"),
@@ -321,7 +322,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
         figures = plot(sweep_dir, rows, replicate_keys)
         _log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
     if search.study_record(sweep_dir) is not None:  # sqlite, journal or a database
-        search.report(sweep_dir, write)
+        search_report(sweep_dir, write)
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The Hydra side of `hydra/sweeper=optuna` (options in conf/hydra/sweeper/optuna.yaml); the
+"""The Hydra side of `hydra/sweeper=optuna` (its options: `cnnexp.search.options`); the
 search itself is `cnnexp.search`. Hydra imports this module at every start: it imports
 neither optuna nor torch."""
 
@@ -24,10 +24,11 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         from cnnexp.core.errors import UserError, fail
-        from cnnexp.sweeps.callback import SettingsCheck
-        from cnnexp.search.study import Search, SearchOptions
-
+        from cnnexp.records.folder import sweep_config_path
+        from cnnexp.search.loop import Search
+        from cnnexp.search.options import SearchOptions
         from cnnexp.search.slots import slots_for, start_workers, wait_for
+        from cnnexp.sweeps.callback import SettingsCheck
 
         try:
             options = SearchOptions.from_node(OmegaConf.create(self.options))
@@ -35,7 +36,7 @@ class OptunaSweeper(Sweeper):
             fail(e)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
+        OmegaConf.save(self.config, sweep_config_path(sweep_dir))  # what resume= and cnnexp.summary read
         search = Search(options, self.config,
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
                         slots=None if options.workers else slots_for(self.launcher, options.n_jobs),
