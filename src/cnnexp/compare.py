@@ -27,7 +27,7 @@ from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path, r
 from cnnexp.sweeps import stats
 from cnnexp.sweeps.collect import collect, ranking, recorded_replicate_keys
 from cnnexp.sweeps.replicates import bounded, ok_by_setting
-from cnnexp.sweeps.tables import end_cell, markdown, write_csv
+from cnnexp.sweeps.tables import STATS, end_cell, markdown, write_csv
 from cnnexp.tracking.hparams import flatten
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
@@ -146,7 +146,7 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
     present = [(m.key, m.title) for m in QUALITY if any(e.values(m.key) for e in entries)]
     metric = ranking_metric(entries)
     title = title_of(metric)
-    header = ["", "n"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")] + \
+    header = ["", "n"] + [f"{t} {s}" for _, t in present for s in STATS] + \
         [f"{title} − first", "95% low", "95% high", "Welch p", "seeds needed"]
     friendly, plain = [], []
     for i, entry in enumerate(entries):
