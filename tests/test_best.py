@@ -11,7 +11,7 @@ import torch
 
 from cnnexp.config import settings as config
 from cnnexp.config.compose import compose_config
-from cnnexp.sweeps import summary
+from cnnexp.sweeps import tables as summary
 from cnnexp.search.study import objective
 from tests.conftest import QUICK, cli, only_run_dir
 

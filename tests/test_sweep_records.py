@@ -97,7 +97,8 @@ def test_summary_reads_the_records_without_torch(seeded):
 
 def test_the_summary_title_fits_its_figure(seeded):
     """520 px wide (a TensorBoard card): the title, replicates and n included, wraps inside it."""
-    from cnnexp.sweeps.summary import collect, plot
+    from cnnexp.sweeps.collect import collect
+    from cnnexp.sweeps.plots import plot
 
     folder, _ = seeded
     figure = plot(folder, collect(folder), ["seed"])["sweep/summary"]

@@ -164,7 +164,9 @@ def test_summary_marks_failed_and_rejected_settings_apart(tmp_path):
     """A hand-made sweep record: one key, values given 2,1,4,8 (4 failed, 8 rejected), one run each."""
     import json
 
-    from cnnexp.sweeps.summary import collect, group_table, plot, run_table
+    from cnnexp.sweeps.collect import collect
+    from cnnexp.sweeps.plots import plot
+    from cnnexp.sweeps.tables import group_table, run_table
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.stride=2,1,4,8']\n")
     for stride, record in {2: {"status": "ok", "best_val_acc": 0.9}, 1: {"status": "ok", "best_val_acc": 0.95},
@@ -193,7 +195,7 @@ def test_a_sweep_table_fits_100_columns_and_its_csv_keeps_every_column(tmp_path,
     import csv
     import json
 
-    from cnnexp.sweeps.summary import write_summary
+    from cnnexp.sweeps.report import write_summary
 
     for replicated in (True, False):
         folder = tmp_path / str(replicated)
@@ -229,7 +231,8 @@ def test_a_learning_rate_spanning_a_decade_is_drawn_on_a_log_axis(tmp_path, key)
     """A hand-made record of a search's draws, log-distributed (0.0006 … 0.008, no value a round one)."""
     import json
 
-    from cnnexp.sweeps.summary import collect, plot
+    from cnnexp.sweeps.collect import collect
+    from cnnexp.sweeps.plots import plot
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: []\n")
     for i, lr in enumerate([0.000561152, 0.00157513, 0.00291064, 0.00796945]):
@@ -247,7 +250,8 @@ def test_summary_n_labels_stay_inside_the_frame(tmp_path):
     the axes, the rightmost one too (to its point's left), and the title says what the bars are."""
     import json
 
-    from cnnexp.sweeps.summary import collect, plot
+    from cnnexp.sweeps.collect import collect
+    from cnnexp.sweeps.plots import plot
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2']\n")
     for kernel in (3, 5):

@@ -13,7 +13,6 @@ The numbers are the summary's own: the same functions, on the same runs.
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +20,15 @@ from typing import Dict, List, Sequence
 
 from omegaconf import OmegaConf
 
+from cnnexp.core.catalogue import CURVES, QUALITY, title_of
 from cnnexp.core.errors import RunError, UserError, fail
-from cnnexp.core.files import write_atomic
-from cnnexp.tracking.hparams import flatten
-from cnnexp.records.folder import read_results
+from cnnexp.core.figures import pyplot, save_png
+from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path, read_results
 from cnnexp.sweeps import stats
-from cnnexp.sweeps.summary import (GROUPED, bounded, collect, end_cell, markdown, ok_by_setting, ranking,
-                                  recorded_replicate_keys)
+from cnnexp.sweeps.collect import collect, ranking, recorded_replicate_keys
+from cnnexp.sweeps.replicates import bounded, ok_by_setting
+from cnnexp.sweeps.tables import STATS, end_cell, markdown, write_csv
+from cnnexp.tracking.hparams import flatten
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
 
@@ -61,7 +62,7 @@ def entries_of(arg: str) -> List[Entry]:
         path = Path(folder).expanduser()
     if not path.is_dir():
         raise RunError(f"{arg}: no such folder")
-    if (path / "multirun.yaml").is_file():
+    if is_sweep(path):
         rows = collect(path)
         settings = ok_by_setting(rows, recorded_replicate_keys(path))
         if spec is not None:
@@ -72,7 +73,7 @@ def entries_of(arg: str) -> List[Entry]:
                                f"name one of: {known}")
         found = [Entry(arg if spec is not None else f"{arg}:{name}", [path / r["run"] for r in runs], runs)
                  for name, runs in settings.items()]
-    elif spec is None and (path / "config.yaml").is_file():
+    elif spec is None and is_run(path):
         results = read_results(path) or {}
         found = [Entry(arg, [path], [results])] if results.get("status") == "ok" else []
         if not found:
@@ -101,7 +102,7 @@ def configs(entry: Entry) -> List[Dict]:
     from cnnexp.arithmetic.geometry import SHORTCUTS
 
     typed = {f"model.{key}" for key in SHORTCUTS}
-    return [{k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))).items()
+    return [{k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(config_path(run)))).items()
              if k not in typed} for run in entry.runs]
 
 
@@ -142,10 +143,10 @@ def ranking_metric(entries: Sequence[Entry]) -> str:
 def metrics_table(entries: Sequence[Entry]) -> tuple:
     """(header, friendly, plain): per entry n, then mean, sd, 95 % interval of each metric; then
     the test against the first entry on the ranking metric."""
-    present = [(k, t) for k, t in GROUPED if any(e.values(k) for e in entries)]
+    present = [(m.key, m.title) for m in QUALITY if any(e.values(m.key) for e in entries)]
     metric = ranking_metric(entries)
-    title = dict(GROUPED).get(metric, metric)
-    header = ["", "n"] + [f"{t} {s}" for _, t in present for s in ("mean", "sd", "95% low", "95% high")] + \
+    title = title_of(metric)
+    header = ["", "n"] + [f"{t} {s}" for _, t in present for s in STATS] + \
         [f"{title} − first", "95% low", "95% high", "Welch p", "seeds needed"]
     friendly, plain = [], []
     for i, entry in enumerate(entries):
@@ -173,15 +174,9 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
 def curves(entries: Sequence[Entry], out: Path) -> Path:
     """compare.png: validation accuracy and loss per epoch, one line per entry (the mean over
     its runs, with the 95 % interval as a band where it has two or more)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    read = {e.label: [_epochs(run / "metrics.csv") for run in e.runs] for e in entries}
-    shown = [(k, t) for k, t in (("val/acc", "validation accuracy"), ("val/loss", "validation loss"))
-             if any(k in rows for runs in read.values() for rows in runs)]
-    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(5 * max(1, len(shown)), 3.8), squeeze=False)
+    read = {e.label: [_epochs(metrics_path(run)) for run in e.runs] for e in entries}
+    shown = [(m.curve, m.label) for m in CURVES if any(m.curve in rows for runs in read.values() for rows in runs)]
+    fig, axes = pyplot().subplots(1, max(1, len(shown)), figsize=(5 * max(1, len(shown)), 3.8), squeeze=False)
     for ax, (key, title) in zip(axes[0], shown):
         for entry in entries:
             runs = [rows[key] for rows in read[entry.label] if key in rows]
@@ -196,23 +191,16 @@ def curves(entries: Sequence[Entry], out: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("mean over replicates, 95 % interval as a band", fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(out / "compare.png", buffer.getvalue())
-    return out / "compare.png"
-
-
-# a curve's values are the same quantity as the summary's best of them: the same range to clip to
-CURVE_RANGES = {"val/acc": "best_val_acc", "val/loss": "best_val_loss"}
+    return save_png(fig, out / "compare.png")
 
 
 def band(key: str, per_epoch: Sequence[Sequence[float]]) -> tuple:
     """(means, lows, highs) of a curve: per epoch, the mean over the runs and its 95 % interval,
     clipped to what the metric can be as the tables and summary.png clip it (an accuracy to
-    [0, 1], a loss at 0); an epoch of one run has its mean as both ends."""
+    [0, 1], a loss at 0: a curve's range is that of the summary's best of it); an epoch of one run
+    has its mean as both ends."""
     found = [stats.interval(values) for values in per_epoch]
-    ends = [bounded(CURVE_RANGES.get(key, key), f.low, f.high)[:2] if f.n > 1 else (f.mean, f.mean) for f in found]
+    ends = [bounded(key, f.low, f.high)[:2] if f.n > 1 else (f.mean, f.mean) for f in found]
     return [f.mean for f in found], [low for low, _ in ends], [high for _, high in ends]
 
 
@@ -237,10 +225,8 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
     print("config keys that differ:\n" + (markdown(header, rows) if len(header) > 1 else "(none)") + "\n")
     header, friendly, plain = metrics_table(entries)
     print(markdown(header, friendly))
-    text = io.StringIO()
-    csv.writer(text).writerows([header, *[["" if v is None else v for v in row] for row in plain]])
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "compare.csv", text.getvalue())
+    write_csv(out / "compare.csv", header, plain)
     figure = curves(entries, out)
     print(f"\n(mean ± sd, 95 % Student-t interval; Welch's test against {entries[0].label}) — "
           f"written: {out / 'compare.csv'}, {figure}")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.core.errors import fail
-from cnnexp.sweeps.summary import collect, recorded_replicate_keys, write_summary
+from cnnexp.sweeps.collect import collect, recorded_replicate_keys
+from cnnexp.sweeps.report import write_summary
 
 
 def main(argv: List[str] | None = None) -> None:

@@ -76,7 +76,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
 def stopped_early(stop) -> None:
     """sweep_options.fail_fast: the summary of what ran, and which run stopped the sweep."""
     from cnnexp.sweeps.callback import SettingsCheck
-    from cnnexp.sweeps.summary import write_summary
+    from cnnexp.sweeps.report import write_summary
 
     if SettingsCheck.sweep_dir is not None:
         write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)

@@ -244,3 +244,29 @@ def choose_checkpoint(run: Optional[str], ckpt: Optional[str], which: str = "bes
         if path.is_file():
             return path
     raise RunError(f"{key}={run}: no checkpoints/{which}.ckpt in this run (did it finish an epoch?)")
+
+
+# ------------------------------------------------------------------ a sweep's view of its runs
+SUMMARY_RUNS = "summary_runs.csv"  # a sweep's table, one row per run
+SUMMARY_PLOT = "summary.png"       # a sweep's metric against what it varies
+REJECTED = "rejected"  # shown for a search's setting its shape check refused: results.json says failed, rejected: true
+AS_MEANT = ("ok", "pruned")  # a run that ended as its sweep meant (a pruner stops trials by design): both log HParams
+
+
+def summary_runs_path(folder: Path) -> Path:
+    return Path(folder) / SUMMARY_RUNS
+
+
+def summary_plot_path(folder: Path) -> Path:
+    return Path(folder) / SUMMARY_PLOT
+
+
+def shown_status(record: Dict[str, Any]) -> str:
+    """`rejected` for a search's setting that never trained (its shapes cannot work), apart from
+    runs that failed; results.json keeps `failed` with `rejected: true`."""
+    return REJECTED if record.get("rejected") else record.get("status", "?")
+
+
+def went_wrong(record: Dict[str, Any]) -> bool:
+    """Neither ended as its sweep meant nor rejected by a search's shape check: what fails a sweep."""
+    return shown_status(record) not in (*AS_MEANT, REJECTED)

@@ -107,7 +107,7 @@ class SettingsCheck(Callback):
         from cnnexp.core.locks import last_out
         from cnnexp.tracking.loggers import close_sweep
         from cnnexp.sweeps.naming import forget_launch, ran_nothing
-        from cnnexp.sweeps.summary import finish_sweep
+        from cnnexp.sweeps.report import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         restore_record(sweep_dir, SettingsCheck.launch)
@@ -133,7 +133,8 @@ class SettingsCheck(Callback):
         the last worker out; False where other workers still run the search (the last of them
         writes it)."""
         from cnnexp.core.locks import last_out
-        from cnnexp.sweeps.summary import collect, write_summary
+        from cnnexp.sweeps.collect import collect
+        from cnnexp.sweeps.report import write_summary
 
         restore_record(cls.sweep_dir, cls.launch)
         try:

@@ -7,7 +7,6 @@ SummaryWriter writes; a run's own events stay with Lightning's logger (cnnexp.bo
 
 from __future__ import annotations
 
-import io
 import struct
 import time
 from pathlib import Path
@@ -35,14 +34,12 @@ class Events:
         self.summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
 
     def figure(self, tag: str, figure, step: int = 0) -> None:
-        """A matplotlib figure as a PNG image at its own size (dpi), then closed."""
-        import matplotlib.pyplot as plt
+        """A matplotlib figure as a PNG image (cnnexp.core.figures, at the one DPI), then closed."""
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=figure.dpi)
-        plt.close(figure)
-        png = buffer.getvalue()
+        from cnnexp.core.figures import png as as_png
+
+        png = as_png(figure)
         width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR
         image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)  # RGBA
         self.summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)

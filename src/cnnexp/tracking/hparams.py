@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from cnnexp.config.overrides import key_value
+from cnnexp.core.catalogue import HPARAM_METRICS
 
-HPARAM_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "test_loss", "params", "images_per_s")
 # What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).
 HPARAM_KEYS = ("model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
 NOT_HPARAMS = ("paths.", "data.root", "resume", "hydra", "sweep", "experiment", "print_config")

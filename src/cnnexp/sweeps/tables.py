@@ -1,0 +1,130 @@
+"""A sweep's tables: one row per run, best first, and — with replicates — one row per setting
+(mean ± sd, the 95 % interval of the metric that ranks them), the best against the runner-up,
+and the best setting's command.
+
+Printed as markdown (friendly numbers; what every row shares said once above it, so that it
+fits 100 columns); written for machines as plain-number CSV, every column."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shlex
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from cnnexp.core.catalogue import RECORDED, recorded, title_of
+from cnnexp.core.files import write_atomic
+from cnnexp.records.folder import shown_status
+from cnnexp.sweeps import stats as replicate_stats
+from cnnexp.sweeps.collect import ranking, score
+from cnnexp.sweeps.replicates import best_setting, ok_by_setting, present_quality, setting_name, setting_stats
+
+STATS = ("mean", "sd", "95% low", "95% high")  # each metric's columns in summary.csv
+
+
+def cell(key: str, value) -> str:
+    if value is None:
+        return ""
+    decimals = getattr(recorded(key), "decimals", None)
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
+def reason(r: Dict) -> str:
+    """The first line of why a run stopped."""
+    return str(r.get("reason", "")).splitlines()[0] if r.get("reason") else ""
+
+
+def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
+    """(header, friendly cells, plain values): one row per run, best first."""
+    present = [(m.key, m.title) for m in RECORDED if any(r.get(m.key) is not None for r in rows)]
+    header = ["run", "status"] + [title for _, title in present] + ["reason"]
+    friendly, plain = [], []
+    rank = ranking(rows)
+    for r in sorted(rows, key=lambda r: score(r, rank), reverse=True):
+        friendly.append([r["run"], shown_status(r), *(cell(k, r.get(k)) for k, _ in present), reason(r)])
+        plain.append([r["run"], shown_status(r), *(r.get(k) for k, _ in present), reason(r)])
+    return header, friendly, plain
+
+
+def end_cell(value: float | None, clipped: bool) -> str:
+    """An interval end as the tables print it (summary, compare)."""
+    return "" if value is None else f"{value:.4f}" + (" (clipped)" if clipped else "")
+
+
+def group_columns(rows: List[Dict]) -> list:
+    """summary.csv's header for grouped runs: n, ok, and every statistic of every metric."""
+    return ["setting", "n", "ok"] + [f"{t} {s}" for _, t in present_quality(rows) for s in STATS]
+
+
+def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, list, list]:
+    """(header, friendly, plain): one row per setting over its ok replicates, best mean first, by
+    the runs' monitor. plain has summary.csv's columns (group_columns); the friendly table fits a
+    terminal: `mean ± sd` per metric, and the 95 % interval of the metric that ranks them (an end
+    clipped to its metric's range, the catalogue's, is marked `(clipped)`)."""
+    present, metric = present_quality(rows), ranking(rows)[0]
+    header = ["setting", "n", "ok"]
+    for k, t in present:
+        header += [t, f"{t} 95%"] if k == metric else [t]
+    friendly, plain = [], []
+    for key, n, n_ok, stats in setting_stats(rows, replicate_keys):
+        name = setting_name(key)
+        plain.append([name, n, n_ok, *(v for k, _ in present for v in stats[k][:4])])
+        cells = [name, str(n), str(n_ok)]
+        for k, _ in present:
+            mean, sd, low, high, cut_low, cut_high = stats[k]
+            cells.append("" if mean is None else f"{mean:.4f}" + ("" if sd is None else f" ± {sd:.4f}"))
+            if k == metric:
+                cells.append("" if mean is None else "1 run — no interval" if low is None else
+                             f"{end_cell(low, cut_low)}–{end_cell(high, cut_high)}")
+        friendly.append(cells)
+    return header, friendly, plain
+
+
+def markdown(header: list, body: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def fit_terminal(header: list, body: list, noun: str) -> str:
+    """The markdown table with the columns that are the same in every row (past the first, which
+    names the row) said once above it — `all runs: status=ok, params=1,379,557` — and empty ones
+    left out, so that a typical sweep fits 100 columns. The CSVs keep every column."""
+    same = [i for i in range(1, len(header)) if len(body) > 1 and len({row[i] for row in body}) == 1]
+    said = ", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i])
+    kept = [i for i in range(len(header)) if i not in same]
+    table = markdown([header[i] for i in kept], [[row[i] for i in kept] for row in body])
+    return (f"all {noun}: {said}\n" if said else "") + table
+
+
+def write_csv(path: Path, header: list, plain: list) -> None:
+    """Plain numbers at full precision: what csv readers, pandas and spreadsheets parse."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in plain])
+    write_atomic(path, text.getvalue())
+
+
+def print_contrast(rows: List[Dict], replicate_keys: Sequence[str], ranked: Sequence[str]):
+    """The best setting against the runner-up (the first two of `ranked`, the group table's
+    order) on the metric that ranks them: Welch's test, and the seeds needed to tell them apart."""
+    if len(ranked) < 2:
+        return None
+    metric = ranking(rows)[0]
+    ok = ok_by_setting(rows, replicate_keys)
+    found = replicate_stats.welch(*([r[metric] for r in ok[name] if r.get(metric) is not None] for name in ranked[:2]))
+    print(f"best vs runner-up by {title_of(metric)}: {ranked[0]} − {ranked[1]} = "
+          + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"))
+    return found
+
+
+def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
+    found = best_setting(rows, replicate_keys)
+    if found is not None:
+        label = "best setting" if replicate_keys else "best run"
+        print(f"\n{label}: {found[0]}, by {ranking(rows)[0]} ({ranking(rows)[1]}); on its own:\n"
+              "  python -m cnnexp.train " + " ".join(shlex.quote(o) for o in found[1]))
