@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnexp.check import check
+from cnnexp.check import folder_findings as check
 from cnnexp.core.errors import SettingsError
 from cnnexp.search.study import STUDY_NAME, check_search, grid, param_lines, search_space, storage_url
 from tests.conftest import QUICK, cli, killed_after_epoch, start, wait_for_epoch

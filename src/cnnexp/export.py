@@ -33,7 +33,7 @@ from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
 from cnnexp.core.files import write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
-from cnnexp.records.folder import open_run
+from cnnexp.records.folder import checkpoint_path, open_run
 
 FORMATS = {"onnx": exported.ONNX_FILE, "torchscript": "model.torchscript.pt"}
 
@@ -182,7 +182,7 @@ def describe(result: dict) -> str:
 def export(args: ExportArgs) -> dict:
     check(args)
     folder = open_run(args.run)
-    ckpt = folder / "checkpoints" / "best.ckpt"
+    ckpt = checkpoint_path(folder, "best")
     if not ckpt.is_file():
         raise RunError(f"run={args.run}: no checkpoints/best.ckpt (written when the run first validates); "
                        "train it further, or resume it: python -m cnnexp.train resume=" + args.run)

@@ -24,6 +24,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         from cnnexp.core.errors import UserError, fail
+        from cnnexp.records.folder import sweep_config_path
         from cnnexp.sweeps.callback import SettingsCheck
         from cnnexp.search.study import Search, SearchOptions
 
@@ -35,7 +36,7 @@ class OptunaSweeper(Sweeper):
             fail(e)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume= and cnnexp.summary read
+        OmegaConf.save(self.config, sweep_config_path(sweep_dir))  # what resume= and cnnexp.summary read
         search = Search(options, self.config,
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
                         slots=None if options.workers else slots_for(self.launcher, options.n_jobs),
