@@ -27,9 +27,9 @@ CHECKPOINTS = "checkpoints"     # best.ckpt (the monitored best) and last.ckpt (
 SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it at the root of every sweep; resume= and the summary read it
 SUMMARY = "summary.csv"         # a sweep's table, one row per setting
 SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
-SUMMARY_FIGURE = "summary.png"  # the sweep's figure
+SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
 RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS)  # a run's record, in the order MLflow receives it
-SWEEP_FILES = (SUMMARY_FIGURE, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
+SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
 
 # What results.json's `status` can say, and what each means: docs/records.md#statuses.
 STATUSES = {
