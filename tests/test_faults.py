@@ -202,7 +202,7 @@ def test_check_finds_broken_records(stopped_in_test, tmp_path):
 def test_check_reports_each_broken_launch_record(tmp_path):
     """A sweep whose multirun.yaml and first-launch copy are both corrupt: one finding each (the
     second used to hide behind a `differs` line); a sound copy makes the difference the finding."""
-    from cnnexp.check import check
+    from cnnexp.check import folder_findings as check
     from cnnexp.sweeps.naming import FIRST_RECORD
 
     sweep = tmp_path / "sweep"

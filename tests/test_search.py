@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnexp.check import check
+from cnnexp.check import folder_findings as check
 from cnnexp.core.errors import SettingsError
 from cnnexp.search.options import param_lines
 from cnnexp.search.space import check_search, grid, search_space

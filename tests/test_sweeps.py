@@ -60,7 +60,7 @@ def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
 
 
 def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
-    from cnnexp.check import check_sweep
+    from cnnexp.check import sweep_findings as check_sweep
 
     folder, _ = grid
     assert not (folder / "kernel_size=5,stride=2" / "config.yaml").exists()

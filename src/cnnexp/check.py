@@ -19,72 +19,91 @@ from pathlib import Path
 from typing import List, Tuple
 
 from cnnexp.core.errors import fail
+from cnnexp.records.folder import (CHECKPOINTS, CONFIG, METRICS, RESULTS, STATUSES, STOPPED, SWEEP_CONFIG,
+                                   checkpoint_dir, config_path, holds_run_record, is_sweep, metrics_path,
+                                   results_path, resumable, sweep_config_path)
 from cnnexp.run.resume import state
 
-STATUSES = ("ok", "failed", "interrupted", "pruned", "diverged", "running")
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
          "(outputs/multirun/<date>/<time>); prints one line per broken promise of docs/records.md, exit 1 if any")
 
 
-def check_run(run_dir: Path, search_running: bool = False) -> Tuple[List[str], List[str]]:
+def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str], List[str]]:
     """(findings, notes) for one run folder; `search_running`: it is a trial of a search whose
     workers are alive, which run a killed trial again themselves."""
-    findings: List[str] = []
-    notes: List[str] = []
     where = str(run_dir)
     try:
-        results = json.loads((run_dir / "results.json").read_text())
+        results = json.loads(results_path(run_dir).read_text())
     except FileNotFoundError:
-        return [f"{where}: no results.json (a run writes it when it starts)"], notes
+        return [f"{where}: no {RESULTS} (a run writes it when it starts)"], []
     except (OSError, ValueError) as e:
-        return [f"{where}/results.json: not readable JSON ({str(e).splitlines()[0][:120]})"], notes
-    if not isinstance(results, dict) or results.get("status") not in STATUSES:
-        return [f"{where}/results.json: not a run record (status must be one of {', '.join(STATUSES)})"], notes
+        return [f"{where}/{RESULTS}: not readable JSON ({str(e).splitlines()[0][:120]})"], []
+    # in the tuple of statuses: a status read as a list or a dict is none of them (no TypeError)
+    if not isinstance(results, dict) or results.get("status") not in tuple(STATUSES):
+        return [f"{where}/{RESULTS}: not a run record (status must be one of {', '.join(STATUSES)})"], []
     status = state(run_dir, results)
-    alive = status == "running"
-    resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
-    if status == "dead" and search_running:
-        notes.append(f"{where}: dead — killed with its worker; the search's running workers run it again from its "
-                     "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s")
-    elif status == "dead":
-        notes.append(f"{where}: dead — results.json says running but no process holds its lock (killed); "
-                     + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable else
-                        "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
-                        "run it again"))
-    elif alive:
-        notes.append(f"{where}: running (a live process holds its lock)")
-    if status in ("failed", "interrupted", "pruned", "diverged") and not results.get("reason"):
-        findings.append(f"{where}/results.json: status {status} without a reason")
-
-    checkpoints = run_dir / "checkpoints"
-    tested = results.get("tested_checkpoint")
-    if status == "ok" and tested and tested != "final weights" and not (checkpoints / tested).is_file():
-        findings.append(f"{where}/results.json: names {tested}, which is not in checkpoints/")
-    for ckpt in sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []:
-        if not zipfile.is_zipfile(ckpt):
-            findings.append(f"{ckpt}: not a whole checkpoint (not a readable zip)")
-    if not alive:
+    notes = _liveness_notes(run_dir, results, status, search_running)
+    findings: List[str] = []
+    if status in STOPPED and not results.get("reason"):
+        findings.append(f"{where}/{RESULTS}: status {status} without a reason")
+    findings += _checkpoint_findings(run_dir, results, status)
+    if status != "running":
         leftovers = [p for p in run_dir.rglob(".*.part")]
         if leftovers:
             notes.append(f"{where}: {len(leftovers)} unfinished temporary file(s) (e.g. {leftovers[0].name}) "
                          "from a killed write; the files they were to replace are whole")
-
-    findings += _check_metrics(run_dir, results, status)
-    # settings refused before the run began (a sweep's shape error, a search's rejected trial):
-    # the record says so, and it is all the folder holds (`rejected`: a search's, written before `refused`)
-    trained = [n for n in ("checkpoints", "metrics.csv") if (run_dir / n).exists()]
-    marked = bool(results.get("refused") or results.get("rejected"))
-    unmarked = "refused" not in results and not trained and not (run_dir / "config.yaml").exists()  # a grid's, written before `refused`
-    refused = status == "failed" and (marked or unmarked)
+    findings += _epoch_findings(run_dir, results, status)
+    refused, trained = _refused(run_dir, results, status)
     if refused and trained:
-        findings.append(f"{where}/results.json: says its settings were refused before it ran, "
+        findings.append(f"{where}/{RESULTS}: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")
-    findings += _check_config(run_dir, not refused)
+    findings += _config_findings(run_dir, not refused)
     return findings, notes
 
 
-def _check_metrics(run_dir: Path, results: dict, status: str) -> List[str]:
-    path = run_dir / "metrics.csv"
+def _liveness_notes(run_dir: Path, results: dict, status: str, search_running: bool) -> List[str]:
+    """A `running` record: alive (its lock held) or dead, and how a dead one goes on."""
+    where = str(run_dir)
+    if status == "dead" and search_running:
+        return [f"{where}: dead — killed with its worker; the search's running workers run it again from its "
+                "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s"]
+    if status == "dead":
+        return [f"{where}: dead — {RESULTS} says running but no process holds its lock (killed); "
+                + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable(run_dir, results["status"])
+                   else "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
+                        "run it again")]
+    if status == "running":
+        return [f"{where}: running (a live process holds its lock)"]
+    return []
+
+
+def _checkpoint_findings(run_dir: Path, results: dict, status: str) -> List[str]:
+    """The checkpoint the record says it tested is there, and every checkpoint is whole."""
+    findings = []
+    checkpoints = checkpoint_dir(run_dir)
+    tested = results.get("tested_checkpoint")
+    if status == "ok" and tested and tested != "final weights" and not (checkpoints / tested).is_file():
+        findings.append(f"{run_dir}/{RESULTS}: names {tested}, which is not in {CHECKPOINTS}/")
+    for ckpt in sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []:
+        if not zipfile.is_zipfile(ckpt):
+            findings.append(f"{ckpt}: not a whole checkpoint (not a readable zip)")
+    return findings
+
+
+def _refused(run_dir: Path, results: dict, status: str) -> Tuple[bool, List[str]]:
+    """Whether the record says its settings were refused before the run began (a sweep's shape
+    error, a search's rejected trial) — then it is all the folder holds — and what the folder
+    holds of a training all the same. `rejected`: a search's, and a record with neither mark
+    nor config a grid's, both written before `refused` existed."""
+    trained = [n for n in (CHECKPOINTS, METRICS) if (run_dir / n).exists()]
+    marked = bool(results.get("refused") or results.get("rejected"))
+    unmarked = "refused" not in results and not trained and not config_path(run_dir).exists()
+    return status == "failed" and (marked or unmarked), trained
+
+
+def _epoch_findings(run_dir: Path, results: dict, status: str) -> List[str]:
+    """metrics.csv holds each epoch once, in order from 0, and no more than the record says."""
+    path = metrics_path(run_dir)
     if not path.is_file():
         return []
     try:
@@ -97,18 +116,19 @@ def _check_metrics(run_dir: Path, results: dict, status: str) -> List[str]:
     if isinstance(recorded, int) and status not in ("running", "dead"):
         allowed = recorded if status == "ok" else recorded + 1  # a stop may fall after its epoch's row
         if len(epochs) > allowed:
-            return [f"{path}: {len(epochs)} epochs, but results.json ({status}) says {recorded}"]
+            return [f"{path}: {len(epochs)} epochs, but {RESULTS} ({status}) says {recorded}"]
     return []
 
 
-def _check_config(run_dir: Path, required: bool) -> List[str]:
+def _config_findings(run_dir: Path, required: bool) -> List[str]:
+    """config.yaml is there (unless the run was refused), readable, and holds values only."""
     from omegaconf import OmegaConf
 
     from cnnexp.run.resume import interpolations
 
-    path = run_dir / "config.yaml"
+    path = config_path(run_dir)
     if not path.is_file():
-        return [f"{run_dir}: no config.yaml"] if required else []
+        return [f"{run_dir}: no {CONFIG}"] if required else []
     try:
         found = interpolations(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     except Exception as e:
@@ -116,7 +136,8 @@ def _check_config(run_dir: Path, required: bool) -> List[str]:
     return [f"{path}: holds an interpolation ({found[0]}); a record holds values"] if found else []
 
 
-def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
+def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
+    """(findings, notes) for a sweep folder: its records of the launch, then each of its runs."""
     from omegaconf import OmegaConf
 
     from cnnexp.core.locks import holder
@@ -126,7 +147,7 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     notes: List[str] = []
     first = folder / FIRST_RECORD
     broken = {}  # each record of the launch that does not parse: each is its own finding
-    for path in (folder / "multirun.yaml", *([first] if first.is_file() else [])):
+    for path in (sweep_config_path(folder), *([first] if first.is_file() else [])):
         try:
             OmegaConf.load(path)
         except Exception as e:
@@ -138,22 +159,21 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     if sweep_alive:
         notes.append(f"{folder}: " + ("a search is running in it (its workers hold its lock)" if search else
                                       "a sweep is running in it (a live process holds its lock)"))
-    elif first.is_file() and first not in broken and first.read_bytes() != (folder / "multirun.yaml").read_bytes():
-        findings.append(f"{folder}/multirun.yaml: differs from the first launch's ({FIRST_RECORD}); "
+    elif first.is_file() and first not in broken and first.read_bytes() != sweep_config_path(folder).read_bytes():
+        findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_RECORD}); "
                         f"the next python -m cnnexp.train -m resume={folder} puts it back")
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (run_dir / "results.json").exists() and not (run_dir / "config.yaml").exists():
+        if not holds_run_record(run_dir):
             continue  # a job that never started: Hydra's folder, no record to check
-        f, n = check_run(run_dir, search_running=sweep_alive and search)
+        f, n = run_findings(run_dir, search_running=sweep_alive and search)
         findings += f
         notes += n
     return findings, notes
 
 
-def check(folder: Path) -> Tuple[List[str], List[str]]:
-    if (folder / "multirun.yaml").is_file():
-        return check_sweep(folder)
-    return check_run(folder)
+def folder_findings(folder: Path) -> Tuple[List[str], List[str]]:
+    """(findings, notes) for a sweep folder or a run folder, whichever `folder` is."""
+    return sweep_findings(folder) if is_sweep(folder) else run_findings(folder)
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -166,9 +186,9 @@ def main(argv: List[str] | None = None) -> None:
     folder = Path(args[0]).expanduser()
     if not folder.is_dir():
         fail(f"{args[0]}: no such folder")
-    if not any((folder / n).exists() for n in ("multirun.yaml", "results.json", "config.yaml")):
-        fail(f"{args[0]}: neither a run folder (results.json, config.yaml) nor a sweep folder (multirun.yaml)")
-    findings, notes = check(folder)
+    if not sweep_config_path(folder).exists() and not holds_run_record(folder):
+        fail(f"{args[0]}: neither a run folder ({RESULTS}, {CONFIG}) nor a sweep folder ({SWEEP_CONFIG})")
+    findings, notes = folder_findings(folder)
     for line in notes + findings:
         print(line)
     if findings:

@@ -33,7 +33,7 @@ from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
 from cnnexp.core.files import write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
-from cnnexp.records.folder import open_run
+from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, open_run
 
 FORMATS = {"onnx": exported.ONNX_FILE, "torchscript": "model.torchscript.pt"}
 
@@ -47,7 +47,8 @@ class ExportArgs:
     data: EvalData = field(default_factory=EvalData)
 
 
-def check(args: ExportArgs) -> None:
+def check_args(args: ExportArgs) -> None:
+    """The arguments, and that what the format needs is installed, before any file is read."""
     if args.format not in FORMATS:
         raise SettingsError("format", args.format, " or ".join(FORMATS))
     if args.images < 1:
@@ -180,16 +181,14 @@ def describe(result: dict) -> str:
 
 
 def export(args: ExportArgs) -> dict:
-    check(args)
+    check_args(args)
     folder = open_run(args.run)
-    ckpt = folder / "checkpoints" / "best.ckpt"
+    ckpt = checkpoint_path(folder, "best")
     if not ckpt.is_file():
-        raise RunError(f"run={args.run}: no checkpoints/best.ckpt (written when the run first validates); "
+        raise RunError(f"run={args.run}: no {CHECKPOINTS}/{ckpt.name} (written when the run first validates); "
                        "train it further, or resume it: python -m cnnexp.train resume=" + args.run)
     import torch
 
-    from cnnexp import __version__
-    from cnnexp.data.mnist import MEAN, STD
     from cnnexp.core.catalogue import TASKS
 
     checkpoint = load_checkpoint(ckpt)
@@ -202,44 +201,67 @@ def export(args: ExportArgs) -> dict:
     example = torch.cat([x, x])[:2]  # two images: a batch of one could be specialised as a constant
     started = time.perf_counter()
     path = folder / FORMATS[args.format]
-    if args.format == "torchscript":
-        warnings.filterwarnings("ignore", message=".*torch.jit.* is deprecated.*")  # it is the format asked for
-        data, exporter = to_torchscript(net, example)
-        loaded = torch.jit.load(io.BytesIO(data))
-        with torch.no_grad():
-            outputs = torch.cat([loaded(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
-    else:
-        import onnx
-
-        data, exporter = to_onnx(net, example)
-        outputs = exported.run(exported.session(data, path), x.numpy())
+    data, exporter, outputs, loaded = convert(args.format, net, x, example, path)
     seconds = time.perf_counter() - started
     result = parity(reference, outputs, classify, args.tolerance)
     summary = describe(result)
     if not result["ok"]:
         raise RunError(f"{path.name} not written — the export disagrees with PyTorch: {summary}; "
                        f"exporter {exporter.split(';')[0]}")
-    monitor, best = best_score(checkpoint)
-    normalize = settings.data.normalize
-    facts = exported.Facts(
-        task=settings.model.task, model=settings.model.name, data=settings.data.name,
-        classes=classes if classify else [], input_shape=list(settings.model.input_shape),
-        channels=int(settings.model.input_shape[0]), normalize=normalize,
-        mean=list(settings.data.mean) if settings.data.name == "folder" else [MEAN],
-        std=list(settings.data.std) if settings.data.name == "folder" else [STD],
-        monitor=monitor, best_value=best, version=__version__, exporter=exporter,
-        parity={k: v for k, v in result.items() if k != "ok"})
-    if args.format == "onnx":
-        proto = onnx.load_from_string(data)
-        onnx.helper.set_model_props(proto, facts.props())
-        proto.doc_string = f"cnnexp {settings.model.name} from {ckpt.name}"
-        data = proto.SerializeToString()
-    else:  # TorchScript keeps its facts as an extra file inside the archive
-        buffer = io.BytesIO()
-        torch.jit.save(loaded, buffer, _extra_files={"cnnexp.json": json.dumps(facts.__dict__)})
-        data = buffer.getvalue()
+    facts = run_facts(settings, checkpoint, classes if classify else [], exporter, result)
+    data = with_facts(args.format, data, loaded, facts, f"cnnexp {settings.model.name} from {ckpt.name}")
     write_atomic(path, data)  # only now: a failed check or a kill leaves no file, or the earlier one
     return {"file": str(path), "exporter": exporter, "seconds": round(seconds, 2), "summary": summary, **result}
+
+
+def convert(fmt: str, net, x, example, path: Path):
+    """(bytes, exporter, outputs on x, loaded module): the network in `fmt`, what made it, what the
+    exported network answers for x, and for TorchScript the loaded module (None for ONNX)."""
+    import torch
+
+    if fmt == "torchscript":
+        warnings.filterwarnings("ignore", message=".*torch.jit.* is deprecated.*")  # it is the format asked for
+        data, exporter = to_torchscript(net, example)
+        loaded = torch.jit.load(io.BytesIO(data))
+        with torch.no_grad():
+            outputs = torch.cat([loaded(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
+        return data, exporter, outputs, loaded
+    data, exporter = to_onnx(net, example)
+    return data, exporter, exported.run(exported.session(data, path), x.numpy()), None
+
+
+def run_facts(settings, checkpoint: dict, classes: list, exporter: str, result: dict) -> "exported.Facts":
+    """What the exported file carries to be used alone (exported.Facts)."""
+    from cnnexp import __version__
+    from cnnexp.data.mnist import MEAN, STD
+
+    monitor, best = best_score(checkpoint)
+    folder_data = settings.data.name == "folder"
+    return exported.Facts(
+        task=settings.model.task, model=settings.model.name, data=settings.data.name,
+        classes=classes, input_shape=list(settings.model.input_shape),
+        channels=int(settings.model.input_shape[0]), normalize=settings.data.normalize,
+        mean=list(settings.data.mean) if folder_data else [MEAN],
+        std=list(settings.data.std) if folder_data else [STD],
+        monitor=monitor, best_value=best, version=__version__, exporter=exporter,
+        parity={k: v for k, v in result.items() if k != "ok"})
+
+
+def with_facts(fmt: str, data: bytes, loaded, facts, doc: str) -> bytes:
+    """The exported bytes carrying their facts: ONNX's model properties (and doc string), or an
+    extra file inside the TorchScript archive."""
+    if fmt == "onnx":
+        import onnx
+
+        proto = onnx.load_from_string(data)
+        onnx.helper.set_model_props(proto, facts.props())
+        proto.doc_string = doc
+        return proto.SerializeToString()
+    import torch
+
+    buffer = io.BytesIO()
+    torch.jit.save(loaded, buffer, _extra_files={"cnnexp.json": json.dumps(facts.__dict__)})
+    return buffer.getvalue()
 
 
 def main(argv=None) -> None:

@@ -24,9 +24,11 @@ from typing import Callable, List, Optional
 
 from cnnexp.data import images
 from cnnexp.data.images import EXTENSIONS
+from cnnexp.data.idx import IMAGE_SHAPE
 from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 
 BACKENDS = ("torch", "onnx")
+DIGIT_SIDE = 20  # px: MNIST's digits were scaled to fit a 20×20 box, then centred in the frame
 
 
 @dataclass
@@ -41,8 +43,8 @@ class PredictArgs:
 
 
 def mnist_style(path: Path):
-    """An image file → 28×28 uint8 array, white digit on black, centred like MNIST; None when the
-    image holds no ink (blank, or a single shade)."""
+    """An image file → a uint8 array of MNIST's height × width, white digit on black, centred like
+    MNIST; None when the image holds no ink (blank, or a single shade)."""
     import numpy as np
 
     a = images.to_channels(images.read_rgb(path), 1)[0]
@@ -54,15 +56,16 @@ def mnist_style(path: Path):
     ink = a > 0.25 * a.max()
     rows, cols = np.where(ink.any(1))[0], np.where(ink.any(0))[0]
     digit = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][None]
-    scale = 20 / max(digit.shape[1:])           # the longer side to 20 px, as MNIST's digits
+    scale = DIGIT_SIDE / max(digit.shape[1:])   # the longer side to 20 px, as MNIST's digits
     h, w = (max(1, round(n * scale)) for n in digit.shape[1:])
     d = images.resize(images.resize(digit, w, axis=2), h, axis=1)[0].astype(np.float32)
     ys, xs = np.indices(d.shape)
     mass = d.sum() or 1.0
     cy, cx = (ys * d).sum() / mass, (xs * d).sum() / mass
-    canvas = np.zeros((28, 28), np.uint8)       # centre of mass at the centre
-    top, left = int(round(14 - cy)), int(round(14 - cx))
-    top, left = min(max(top, 0), 28 - d.shape[0]), min(max(left, 0), 28 - d.shape[1])
+    height, width = IMAGE_SHAPE[1:]
+    canvas = np.zeros((height, width), np.uint8)  # centre of mass at the centre
+    top, left = int(round(height // 2 - cy)), int(round(width // 2 - cx))
+    top, left = min(max(top, 0), height - d.shape[0]), min(max(left, 0), width - d.shape[1])
     canvas[top:top + d.shape[0], left:left + d.shape[1]] = d
     return canvas
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.core.errors import fail
+from cnnexp.records.folder import SWEEP_CONFIG, is_sweep
 from cnnexp.sweeps.collect import collect, recorded_replicate_keys
 from cnnexp.sweeps.report import write_summary
 
@@ -27,15 +28,15 @@ def main(argv: List[str] | None = None) -> None:
     folder = Path(args[0]).expanduser()
     if not folder.is_dir():
         fail(f"{args[0]}: no such folder")
-    if not (folder / "multirun.yaml").is_file():  # Hydra writes it at the root of every sweep
-        fail(f"{args[0]}: not a sweep folder (no multirun.yaml); pass a folder under outputs/multirun/, "
+    if not is_sweep(folder):
+        fail(f"{args[0]}: not a sweep folder (no {SWEEP_CONFIG}); pass a folder under outputs/multirun/, "
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     if not collect(folder):
         fail(f"{args[0]}: this sweep holds no runs yet")
     try:
         keys = recorded_replicate_keys(folder)
     except Exception as e:
-        fail(f"{args[0]}/multirun.yaml: not readable ({str(e).splitlines()[0][:160]}); "
+        fail(f"{args[0]}/{SWEEP_CONFIG}: not readable ({str(e).splitlines()[0][:160]}); "
              "`python -m cnnexp.check` says what else is wrong in this folder")
     write_summary(folder, keys)
 

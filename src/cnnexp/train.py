@@ -26,6 +26,7 @@ from cnnexp import CONF_DIR
 from cnnexp.core import stopping
 from cnnexp.config.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
 from cnnexp.core.errors import UserError, fail
+from cnnexp.records.folder import checkpoint_path
 from cnnexp.run.lifecycle import FailFast
 
 
@@ -102,7 +103,7 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     elif getattr(stop, "run_dir", None) is not None and not stop.recorded:
         print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
-    elif getattr(stop, "run_dir", None) is not None and not (stop.run_dir / "checkpoints" / "last.ckpt").is_file():
+    elif getattr(stop, "run_dir", None) is not None and not checkpoint_path(stop.run_dir, "last").is_file():
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. No checkpoint was written whole yet "
               "(the first is written as the first epoch ends), so there is no last.ckpt to continue from: "
               "run it again", file=sys.stderr)

@@ -81,7 +81,7 @@ def read_local(root: str | Path, name: str, keep: bool = False) -> Tuple[Path, b
     raise CorruptFile("; ".join(problems) or f"{raw_dir(root) / name}: missing")
 
 
-def encode_images(pixels: bytes, n: int, rows: int = 28, cols: int = 28) -> bytes:
+def encode_images(pixels: bytes, n: int, rows: int = IMAGE_SHAPE[1], cols: int = IMAGE_SHAPE[2]) -> bytes:
     return struct.pack(">IIII", IMAGE_MAGIC, n, rows, cols) + pixels
 
 

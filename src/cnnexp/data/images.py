@@ -49,6 +49,27 @@ def scan(root: str, strict: bool, val_fraction: float, test_fraction: float, see
 @functools.lru_cache(maxsize=4)
 def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: float, seed: int) -> Folder:
     path = Path(root)
+    given, classes = _layout(path, root)
+    listed, sizes, colour = _listed(path, root, given, classes, strict)
+    # a split without its own folder is carved out of the training images, seeded and per class
+    missing = [s for s in ("val", "test") if not listed.get(s)]
+    files = {s: listed.get(s, []) for s in SPLITS}
+    if given:
+        files["train"] = listed["train"]
+    carved = stratified(listed["train" if given else "all"], len(classes),
+                        val_fraction if "val" in missing else 0.0, test_fraction if "test" in missing else 0.0, seed)
+    files["train"] = carved["train"]
+    for s in missing:
+        files[s] = carved[s]
+    if not files["val"]:
+        raise SettingsError("data.val_fraction", val_fraction, f"leaves no validation image out of {len(files['train'])}; "
+                            "raise it (e.g. 0.1) or add a val/ folder")
+    return Folder(classes, files, sizes.most_common(1)[0][0], colour)
+
+
+def _layout(path: Path, root: str) -> Tuple[List[str], List[str]]:
+    """(the split folders the root has, the class names): train/val/test folders or none, and at
+    least two class folders."""
     if not path.is_dir():
         raise DataUnavailable(f"data.root={root}: no such folder; give a folder with one subfolder of images "
                               "per class (data.root=path/to/images)")
@@ -64,6 +85,13 @@ def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: fl
     if len(classes) < 2:
         raise DataUnavailable(f"data.root={root}: only one class ({classes[0]}); a classifier needs at least two "
                               "class folders")
+    return given, classes
+
+
+def _listed(path: Path, root: str, given: List[str], classes: List[str], strict: bool):
+    """Each split's (image, class index) pairs (`all` when the root has no split folders), the
+    counts of image sizes (H, W), and whether any image has colour; files that are not readable
+    images refused (strict) or skipped with one warning."""
     index = {name: i for i, name in enumerate(classes)}
     skipped: List[str] = []
     sizes: Counter = Counter()
@@ -96,20 +124,7 @@ def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: fl
     if skipped:
         log.warning("data.root=%s: skipped %d files that are not readable images: %s%s", root, len(skipped),
                     ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
-    # a split without its own folder is carved out of the training images, seeded and per class
-    missing = [s for s in ("val", "test") if not listed.get(s)]
-    files = {s: listed.get(s, []) for s in SPLITS}
-    if given:
-        files["train"] = listed["train"]
-    carved = stratified(listed["train" if given else "all"], len(classes),
-                        val_fraction if "val" in missing else 0.0, test_fraction if "test" in missing else 0.0, seed)
-    files["train"] = carved["train"]
-    for s in missing:
-        files[s] = carved[s]
-    if not files["val"]:
-        raise SettingsError("data.val_fraction", val_fraction, f"leaves no validation image out of {len(files['train'])}; "
-                            "raise it (e.g. 0.1) or add a val/ folder")
-    return Folder(classes, files, sizes.most_common(1)[0][0], colour)
+    return listed, sizes, colour
 
 
 def stratified(items: List[Tuple[Path, int]], n_classes: int, val_fraction: float, test_fraction: float,

@@ -25,8 +25,9 @@ def to_float(images: torch.Tensor, normalize: bool, mean=MEAN, std=STD) -> torch
 
 
 def load_split(root, train: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(images uint8 N×1×28×28, labels int64 N) from verified files under root/MNIST/raw; decoded
-    once per process (the jobs of a sweep share them), again only if the files change."""
+    """(images uint8 N×1×H×W, one idx.IMAGE_SHAPE each; labels int64 N) from verified files under
+    root/MNIST/raw; decoded once per process (the jobs of a sweep share them), again only if the
+    files change."""
     raw = idx.raw_dir(root)
     stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(raw.glob("*")) if p.is_file())
     return _decoded(str(root), train, stamp)
@@ -40,7 +41,7 @@ def _decoded(root: str, train: bool, stamp: tuple) -> Tuple[torch.Tensor, torch.
         _, data = idx.read_local(root, f"{prefix}-{kind}")
         tensors.append(torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=offset))  # one copy, writable
     images, labels = tensors
-    return images.view(-1, 1, 28, 28), labels.long()
+    return images.view(-1, *idx.IMAGE_SHAPE), labels.long()
 
 
 class MNISTDataModule(InMemoryData):

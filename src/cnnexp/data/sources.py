@@ -154,26 +154,7 @@ def ensure_mnist(data_settings) -> Path:
 def _obtain(data_settings) -> Path:
     raw = idx.raw_dir(data_settings.root)
     report: Dict[str, List[str]] = {}  # source → why it gave no verified copy; said only if every source fails
-    missing: List[str] = []
-    corrupt: Dict[str, Path] = {}
-    if "local" in data_settings.sources:
-        for name in idx.FILES:
-            copies = idx.local_copies(data_settings.root, name)
-            if not copies:
-                missing.append(name)
-                continue
-            try:
-                idx.read_local(data_settings.root, name, keep=True)  # the data module decodes these bytes
-            except idx.CorruptFile as e:
-                report.setdefault("local", []).append(str(e))
-                corrupt[name] = copies[0]
-                missing.append(name)
-        if corrupt:
-            log.warning("corrupt MNIST files, not used: %s", "; ".join(str(p) for p in corrupt.values()))
-        if missing and not corrupt:
-            report["local"] = [f"{raw} lacks {', '.join(missing)}"]
-    else:
-        missing = list(idx.FILES)
+    missing, corrupt = _local(data_settings, raw, report) if "local" in data_settings.sources else (list(idx.FILES), {})
     if not missing:
         return raw
 
@@ -215,6 +196,28 @@ def _obtain(data_settings) -> Path:
         f"{len(idx.FILES)} files missing or corrupt) into {raw} — tried {tried}. "
         f"To place the files by hand: {fix}, "
         "or point data.root at a folder that holds MNIST/raw/ (for example data.root=../shared/datasets).")
+
+
+def _local(data_settings, raw: Path, report: Dict[str, List[str]]) -> Tuple[List[str], Dict[str, Path]]:
+    """(the files with no verified local copy, the corrupt copies among them); why, into `report`."""
+    missing: List[str] = []
+    corrupt: Dict[str, Path] = {}
+    for name in idx.FILES:
+        copies = idx.local_copies(data_settings.root, name)
+        if not copies:
+            missing.append(name)
+            continue
+        try:
+            idx.read_local(data_settings.root, name, keep=True)  # the data module decodes these bytes
+        except idx.CorruptFile as e:
+            report.setdefault("local", []).append(str(e))
+            corrupt[name] = copies[0]
+            missing.append(name)
+    if corrupt:
+        log.warning("corrupt MNIST files, not used: %s", "; ".join(str(p) for p in corrupt.values()))
+    if missing and not corrupt:
+        report["local"] = [f"{raw} lacks {', '.join(missing)}"]
+    return missing, corrupt
 
 
 def _described(source: str, data_settings) -> str:

@@ -35,5 +35,5 @@ class ConvAutoencoder(nn.Module):
         self.decoder = nn.Sequential(decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        code = self.features(x)    # (B, 1, 28, 28) → (B, C, h, w)
-        return self.decoder(code)  # (B, C, h, w) → (B, 1, 28, 28)
+        code = self.features(x)    # (B, C, H, W) → (B, C', h, w)
+        return self.decoder(code)  # (B, C', h, w) → (B, C, H, W)

@@ -25,8 +25,11 @@ METRICS = "metrics.csv"         # one row per epoch
 RESULTS = "results.json"        # status, reason, metrics: the run's record (RunRecord)
 CHECKPOINTS = "checkpoints"     # best.ckpt (the monitored best) and last.ckpt (where a resume goes on)
 SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it at the root of every sweep; resume= and the summary read it
-SUMMARY = "summary.csv"         # a sweep's table, one row per setting (summary_runs.csv: per run)
-RUN_FILES = (RESULTS, CONFIG, SHAPES, METRICS)  # a run's record, as MLflow receives it
+SUMMARY = "summary.csv"         # a sweep's table, one row per setting
+SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
+SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
+RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS)  # a run's record, in the order MLflow receives it
+SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
 
 # What results.json's `status` can say, and what each means: docs/records.md#statuses.
 STATUSES = {
@@ -82,6 +85,12 @@ def is_run(folder: Path) -> bool:
 def is_sweep(folder: Path) -> bool:
     """A sweep (or search) folder: Hydra's multirun.yaml at its root."""
     return sweep_config_path(folder).is_file()
+
+
+def holds_run_record(folder: Path) -> bool:
+    """A folder a run has written its record in: results.json or config.yaml (a run refused
+    before it began holds only results.json). A sweep's job that never started holds neither."""
+    return results_path(folder).exists() or config_path(folder).exists()
 
 
 def records_in(folder: Path) -> List[str]:
@@ -247,8 +256,6 @@ def choose_checkpoint(run: Optional[str], ckpt: Optional[str], which: str = "bes
 
 
 # ------------------------------------------------------------------ a sweep's view of its runs
-SUMMARY_RUNS = "summary_runs.csv"  # a sweep's table, one row per run
-SUMMARY_PLOT = "summary.png"       # a sweep's metric against what it varies
 REJECTED = "rejected"  # shown for a search's setting its shape check refused: results.json says failed, rejected: true
 AS_MEANT = ("ok", "pruned")  # a run that ended as its sweep meant (a pruner stops trials by design): both log HParams
 

@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 
 from cnnexp.core.errors import RunError
 from cnnexp.core.locks import FolderLock, holder
-from cnnexp.records.folder import choose_checkpoint, dollar_problem, open_run
+from cnnexp.records.folder import (CONFIG, checkpoint_path, choose_checkpoint, config_path, dollar_problem,
+                                   metrics_path, open_run, resumable)
 from cnnexp.run.restore import load_checkpoint
 from cnnexp.config.settings import Settings, load
 
@@ -45,21 +46,42 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         raise RunError(f"resume={folder_arg}: {dollar}; move the run to a folder without `$` "
                        "and resume it there (a moved run resumes from its own checkpoints)")
 
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
+    saved = saved_config(folder, folder_arg)
+    apply_overrides(saved, overrides)
+    saved.resume = str(folder)
+    settings = load(saved)
+    checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
+    best = checkpoint_path(folder, "best")
+    if best.is_file() and not zipfile.is_zipfile(best):  # the test would open it after all the training
+        raise RunError(f"resume={folder_arg}: {best} is not a whole checkpoint (damaged or cut short); the resume "
+                       "would test it — put a good copy back, or start a new run (eval ckpt=…/last.ckpt still works)")
+    weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
+    return Resume(folder, settings, checkpoint, lock, epochs_done(folder))
+
+
+def saved_config(folder: Path, folder_arg: str):
+    """The run's config.yaml as it was recorded: values only, never resolved."""
     try:
-        saved = OmegaConf.load(folder / "config.yaml")
+        saved = OmegaConf.load(config_path(folder))
         if not isinstance(saved, dict) and not OmegaConf.is_dict(saved):
             raise ValueError("not a mapping")
         found = interpolations(OmegaConf.to_container(saved, resolve=False))
     except Exception as e:
-        raise RunError(f"resume={folder_arg}: its config.yaml cannot be read ({str(e).splitlines()[0][:160]}); "
+        raise RunError(f"resume={folder_arg}: its {CONFIG} cannot be read ({str(e).splitlines()[0][:160]}); "
                        "the run cannot be resumed, but eval and predict still read its checkpoints") from None
     if found:  # a record is data: resolving it would run what it names (${oc.env:…}, resolvers)
-        raise RunError(f"resume={folder_arg}: its config.yaml holds an interpolation ({found[0]}); a run's config "
+        raise RunError(f"resume={folder_arg}: its {CONFIG} holds an interpolation ({found[0]}); a run's config "
                        "records values, not expressions — it was edited by hand; write the value there instead")
+    return saved
+
+
+def apply_overrides(saved, overrides: List[str]) -> None:
+    """The resume's dotted overrides onto the saved config; groups and what "best" means stay."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key == "resume":
@@ -76,15 +98,6 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
             OmegaConf.update(saved, key, override.value(), force_add=False)
         except Exception as e:
             raise RunError(f"{override.input_line}: cannot apply to the saved config ({str(e).splitlines()[0]})") from None
-    saved.resume = str(folder)
-    settings = load(saved)
-    checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
-    best = folder / "checkpoints" / "best.ckpt"
-    if best.is_file() and not zipfile.is_zipfile(best):  # the test would open it after all the training
-        raise RunError(f"resume={folder_arg}: {best} is not a whole checkpoint (damaged or cut short); the resume "
-                       "would test it — put a good copy back, or start a new run (eval ckpt=…/last.ckpt still works)")
-    weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
-    return Resume(folder, settings, checkpoint, lock, epochs_done(folder))
 
 
 def interpolations(tree, prefix: str = "") -> List[str]:
@@ -115,7 +128,7 @@ def epochs_done(run_dir: Path) -> int:
     """Epochs the run has finished: metrics.csv gains its whole row as each epoch ends, with the
     last.ckpt a resume continues from (0 where it cannot be read)."""
     try:
-        with (Path(run_dir) / "metrics.csv").open(newline="") as f:
+        with metrics_path(run_dir).open(newline="") as f:
             return 1 + max((int(r["epoch"]) for r in csv.DictReader(f)), default=-1)
     except (OSError, ValueError, KeyError, TypeError):
         return 0
@@ -127,7 +140,7 @@ def in_earlier_launch(results: Optional[dict], run_dir: Path) -> str:
     status = results.get("status") if isinstance(results, dict) else None
     if status == "ok":
         return "skip"
-    if status in ("running", "interrupted") and (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+    if resumable(run_dir, status):
         return "continue"
     return "run"
 

@@ -25,9 +25,9 @@ class ClassificationTask(Task):
         self.test_acc = MulticlassAccuracy(num_classes=classes, average="micro")
 
     def _step(self, batch, stage: str) -> dict:
-        x, y = batch                 # (B, 1, 28, 28), (B,)
+        x, y = batch                 # (B, C, H, W), (B,)
         shift = self.settings.tta.shift if stage == "test" else 0
-        logits = tta_logits(self.net, x, shift, self.settings.tta.margin) if shift else self.net(x)  # (B, 10)
+        logits = tta_logits(self.net, x, shift, self.settings.tta.margin) if shift else self.net(x)  # (B, num_classes)
         on_step = stage == "train"
         smoothing = self.settings.loss.label_smoothing if on_step else 0.0  # evaluation: the plain loss
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)

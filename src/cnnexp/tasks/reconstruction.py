@@ -14,7 +14,7 @@ class ReconstructionTask(Task):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, _ = batch                 # labels are not used
-        x_hat = self.net(x)          # (B, 1, 28, 28) → (B, 1, 28, 28)
+        x_hat = self.net(x)          # (B, C, H, W) → (B, C, H, W)
         loss = F.mse_loss(x_hat, x)
         if stage == "train":
             self.stop_if_diverged(loss)

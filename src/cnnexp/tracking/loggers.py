@@ -24,14 +24,19 @@ from typing import Any, Dict, Optional
 
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
-from cnnexp.records.folder import write_results
+from cnnexp.records.folder import AS_MEANT, RUN_FILES, SWEEP_FILES, write_results
 
 log = logging.getLogger("cnnexp")
 
 PARENT_FILE = "mlflow_run.json"  # in a sweep folder: the parent run of its trials
-ARTIFACTS = ("config.yaml", "shapes.txt", "metrics.csv", "results.json")
-SWEEP_ARTIFACTS = ("summary.png", "summary.csv", "summary_runs.csv", "multirun.yaml")
-STATUS = {"ok": "FINISHED", "pruned": "FINISHED", "interrupted": "KILLED"}  # anything else: FAILED
+
+
+def mlflow_status(status: Optional[str]) -> str:
+    """MLflow's end state for a record's status: ok, or pruned (a search stopped it on purpose),
+    FINISHED; interrupted KILLED; anything else FAILED."""
+    if status == "interrupted":
+        return "KILLED"
+    return "FINISHED" if status in AS_MEANT else "FAILED"
 
 
 def _client(tracking_uri: str):
@@ -133,10 +138,10 @@ def close_run(tracking_uri: str, run_id: str, run_dir: Path, data: Dict[str, Any
         client.log_batch(run_id, metrics=[Metric(k, v, now, epoch) for k, v in final.items()],
                          tags=[RunTag("cnnexp.status", str(data.get("status"))),
                                *([RunTag("cnnexp.reason", str(data["reason"])[:5000])] if data.get("reason") else [])])
-        for name in ARTIFACTS:
+        for name in RUN_FILES:
             if (run_dir / name).is_file():
                 client.log_artifact(run_id, str(run_dir / name))
-        client.set_terminated(run_id, STATUS.get(data.get("status"), "FAILED"))
+        client.set_terminated(run_id, mlflow_status(data.get("status")))
     except Exception as e:  # the tracker is a copy: the run folder already holds the record
         log.warning("MLflow: could not record the end of run %s (%s)", run_id, e)
 
@@ -200,7 +205,7 @@ def close_sweep(sweep_dir: Path) -> None:
         return
     try:
         client = _client(recorded["tracking_uri"])
-        for name in SWEEP_ARTIFACTS:
+        for name in SWEEP_FILES:
             if (sweep_dir / name).is_file():
                 client.log_artifact(recorded["run_id"], str(sweep_dir / name))
         client.set_terminated(recorded["run_id"], "FINISHED")
