@@ -81,7 +81,7 @@ def _layout(path: Path, root: str) -> Tuple[List[str], List[str]]:
     classes = sorted(d.name for d in top.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataUnavailable(f"data.root={root}: no class folders in {top}; put each class's images in its own "
-                              "subfolder (e.g. {top}/cats/1.jpg, {top}/dogs/2.jpg)")
+                              f"subfolder (e.g. {top}/cats/1.jpg, {top}/dogs/2.jpg)")
     if len(classes) < 2:
         raise DataUnavailable(f"data.root={root}: only one class ({classes[0]}); a classifier needs at least two "
                               "class folders")
