@@ -120,7 +120,8 @@ def check_sweep(folder: Path) -> Tuple[List[str], List[str]]:
     from omegaconf import OmegaConf
 
     from cnnexp.core.locks import holder
-    from cnnexp.sweeps.naming import FIRST_RECORD, recorded_sweeper
+    from cnnexp.records.folder import FIRST_SWEEP_CONFIG as FIRST_RECORD
+    from cnnexp.sweeps.relaunch import recorded_sweeper
 
     findings: List[str] = []
     notes: List[str] = []

@@ -244,3 +244,11 @@ def choose_checkpoint(run: Optional[str], ckpt: Optional[str], which: str = "bes
         if path.is_file():
             return path
     raise RunError(f"{key}={run}: no checkpoints/{which}.ckpt in this run (did it finish an epoch?)")
+
+
+# ------------------------------------------------------------------ a resumed sweep's first record
+FIRST_SWEEP_CONFIG = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept aside by the first resume
+
+
+def first_sweep_config_path(folder: Path) -> Path:
+    return Path(folder) / FIRST_SWEEP_CONFIG

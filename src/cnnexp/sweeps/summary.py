@@ -39,7 +39,7 @@ def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
 
     from cnnexp import CONF_DIR
 
-    from cnnexp.sweeps.naming import recorded_sweep
+    from cnnexp.sweeps.relaunch import recorded_sweep
 
     key = "sweep_options.replicate_keys"
     recorded = recorded_sweep(Path(sweep_dir))
