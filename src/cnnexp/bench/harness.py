@@ -156,7 +156,7 @@ def tensor_loop(settings, datamodule, steps: int, warmup: int) -> float:
 def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) -> float:
     import lightning as L
 
-    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.run.trainer import build_trainer
     from cnnexp.core.catalogue import task_class
 
     class StepTimer(L.Callback):
@@ -383,7 +383,7 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
     import torch
 
     from cnnexp.data.mnist import MNISTDataModule
-    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.run.trainer import build_trainer
     from cnnexp.core.catalogue import task_class
 
     L.seed_everything(settings.seed, workers=True, verbose=False)
