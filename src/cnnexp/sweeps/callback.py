@@ -163,7 +163,7 @@ def claimable(config: DictConfig, kind: str) -> None:
                                             f"or continue that run with resume={path}")
 
 
-def _open_sweep(config: DictConfig):
+def _open_sweep(config: DictConfig) -> DictConfig | None:
     """The sweep's folder, checked and claimed (or, for `-m resume=SWEEP`, the recorded sweep
     relaunched into its own); its runs named and counted, its total estimated. Returns the
     resumed sweep's first record (None for a new sweep)."""
