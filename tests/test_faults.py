@@ -203,7 +203,7 @@ def test_check_reports_each_broken_launch_record(tmp_path):
     """A sweep whose multirun.yaml and first-launch copy are both corrupt: one finding each (the
     second used to hide behind a `differs` line); a sound copy makes the difference the finding."""
     from cnnexp.check import folder_findings as check
-    from cnnexp.sweeps.naming import FIRST_RECORD
+    from cnnexp.records.folder import FIRST_SWEEP_CONFIG as FIRST_RECORD
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()

@@ -85,7 +85,7 @@ def test_lookahead_weights_are_checkpointed_and_tested(tmp_path):
     from cnnexp.callbacks.lookahead import Lookahead
     from cnnexp.config.compose import compose_config
     from cnnexp.data import make_datamodule
-    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.run.trainer import build_trainer
     from cnnexp.config.settings import load
     from cnnexp.core.catalogue import task_class
 

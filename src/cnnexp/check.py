@@ -141,11 +141,12 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
     from omegaconf import OmegaConf
 
     from cnnexp.core.locks import holder
-    from cnnexp.sweeps.naming import FIRST_RECORD, recorded_sweeper
+    from cnnexp.records.folder import FIRST_SWEEP_CONFIG
+    from cnnexp.sweeps.relaunch import recorded_sweeper
 
     findings: List[str] = []
     notes: List[str] = []
-    first = folder / FIRST_RECORD
+    first = folder / FIRST_SWEEP_CONFIG
     broken = {}  # each record of the launch that does not parse: each is its own finding
     for path in (sweep_config_path(folder), *([first] if first.is_file() else [])):
         try:
@@ -160,7 +161,7 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
         notes.append(f"{folder}: " + ("a search is running in it (its workers hold its lock)" if search else
                                       "a sweep is running in it (a live process holds its lock)"))
     elif first.is_file() and first not in broken and first.read_bytes() != sweep_config_path(folder).read_bytes():
-        findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_RECORD}); "
+        findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_SWEEP_CONFIG}); "
                         f"the next python -m cnnexp.train -m resume={folder} puts it back")
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not holds_run_record(run_dir):

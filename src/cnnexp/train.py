@@ -27,7 +27,7 @@ from cnnexp.core import stopping
 from cnnexp.config.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
 from cnnexp.core.errors import UserError, fail
 from cnnexp.records.folder import checkpoint_path
-from cnnexp.run.lifecycle import FailFast
+from cnnexp.run.outcome import FailFast
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -67,7 +67,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
     sweeper = [a for a in args if a.lstrip("+~").startswith("hydra.sweeper.") or a.startswith("hydra/sweeper=")]
     if not resume or not {"-m", "--multirun"} & set(args) or not sweeper:
         return
-    from cnnexp.sweeps.naming import sweeper_options_fit
+    from cnnexp.sweeps.relaunch import sweeper_options_fit
 
     choice = sweeper_options_fit(Path(resume).expanduser(), resume, sweeper)  # a grid takes none: a UserError
     if choice and not any(a.startswith("hydra/sweeper=") for a in args):

@@ -103,7 +103,7 @@ def lightning_run(settings, datamodule, steps: int, warmup: int, workdir: Path) 
     import lightning as L
 
     from cnnexp.core.catalogue import task_class
-    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.run.trainer import build_trainer
 
     class StepTimer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

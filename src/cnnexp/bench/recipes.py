@@ -24,7 +24,7 @@ def time_to_accuracy(settings, target: float, workdir: Path) -> Dict[str, float]
 
     from cnnexp.core.catalogue import task_class
     from cnnexp.data.mnist import MNISTDataModule
-    from cnnexp.run.lifecycle import build_trainer
+    from cnnexp.run.trainer import build_trainer
 
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)

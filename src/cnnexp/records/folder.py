@@ -277,3 +277,11 @@ def shown_status(record: Dict[str, Any]) -> str:
 def went_wrong(record: Dict[str, Any]) -> bool:
     """Neither ended as its sweep meant nor rejected by a search's shape check: what fails a sweep."""
     return shown_status(record) not in (*AS_MEANT, REJECTED)
+
+
+# ------------------------------------------------------------------ a resumed sweep's first record
+FIRST_SWEEP_CONFIG = ".multirun.first.yaml"  # multirun.yaml as the first launch wrote it, kept aside by the first resume
+
+
+def first_sweep_config_path(folder: Path) -> Path:
+    return Path(folder) / FIRST_SWEEP_CONFIG

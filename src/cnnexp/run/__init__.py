@@ -1,2 +1,3 @@
-"""One run top to bottom: its lifecycle, the trainer, resume, restoring a finished run, cores and
-memory, SLURM."""
+"""One run top to bottom (`lifecycle`): the check before any folder (`preflight`), what it writes
+as it starts (`start`), fit and test (`fit`) with its trainer (`trainer`), how it ended
+(`outcome`); resume, restoring a finished run, cores and memory, SLURM."""

@@ -15,22 +15,23 @@ from omegaconf import DictConfig, OmegaConf
 from cnnexp.config.compose import task_overrides, user_config
 from cnnexp.core.console import SWEEP_SIZE
 from cnnexp.core.errors import UserError, fail
+from cnnexp.records.folder import check_writable, is_sweep, records_in, summary_path
 
 
 class SettingsCheck(Callback):
     sweep_dir = None  # the sweep under way, so an interrupted one still gets its summary
     lock = None
     launch = None     # a resumed sweep's .resume-<time>/, where this launch's own records go
-    before = None     # a resumed sweep's runs as this launch found them (naming.runs_state)
-    replicate_keys = ("seed",)
+    before = None     # a resumed sweep's runs as this launch found them (relaunch.runs_state)
+    replicate_keys = None  # the sweep's sweep_options.replicate_keys; None: as its record says (summary)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnexp.run.lifecycle import check
+        from cnnexp.run.preflight import check_run
 
         try:
             if not OmegaConf.select(config, "resume", default=None):
                 claimable(config, "run")
-            check(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
+            check_run(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
         except UserError as e:
             fail(e)
         except OSError as e:  # Hydra would make it a warning, then a traceback
@@ -40,44 +41,8 @@ class SettingsCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Each job is checked on its own (a bad one is recorded as failed); the folder is common.
-        from cnnexp.tracking.loggers import open_sweep
-        from cnnexp.core.locks import FolderLock, WorkerLock
-        from cnnexp.records.folder import check_writable
-        from cnnexp.sweeps.naming import (count_jobs, drop_duplicate_values, name_runs_by_swept_keys, recorded_sweep,
-                                          recorded_sweeper, resume_sweep, runs_state)
-        from cnnexp.search.options import is_search
-        from cnnexp.search.space import check_search
-
-        recorded = None
         try:
-            if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-                from cnnexp.run.slurm import check_controller
-
-                check_controller()  # before the sweep folder exists: a cluster that is not there is one line
-            if OmegaConf.select(config, "resume", default=None):
-                folder = Path(str(config.resume)).expanduser()
-                if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;
-                    # a search's resumes join it as workers, sharing its lock
-                    SettingsCheck.lock = (WorkerLock if recorded_sweeper(folder) == "optuna" else FolderLock)(folder)
-                    SettingsCheck.before = runs_state(folder)
-                SettingsCheck.launch = resume_sweep(config)  # the recorded sweep, into its own folder
-                recorded = OmegaConf.load(recorded_sweep(Path(str(config.hydra.sweep.dir))))
-            else:
-                claimable(config, "sweep")
-                check_writable(str(user_config(config).paths.output_dir))
-            if is_search(config.hydra.sweeper):
-                check_search(config)  # its options and space, before the sweep folder exists
-            drop_duplicate_values(config)
-            name_runs_by_swept_keys(config)
-            os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
-            from cnnexp.sweeps.estimate import announce
-
-            announce(config, int(os.environ[SWEEP_SIZE]))  # the estimated total; each header's ETA
-            sweep_dir = Path(str(config.hydra.sweep.dir))
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            if SettingsCheck.lock is None:  # a grid sweep's folder: one process; a search's: its workers
-                SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
-            open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
+            recorded = _open_sweep(config)
         except UserError as e:
             SettingsCheck.abandon()
             fail(e)
@@ -97,7 +62,7 @@ class SettingsCheck(Callback):
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
         keys = OmegaConf.select(recorded if recorded is not None else config, "sweep_options.replicate_keys",
                                 default=None)  # a resume groups as the first launch did
-        SettingsCheck.replicate_keys = tuple(keys or ["seed"])
+        SettingsCheck.replicate_keys = None if keys is None else tuple(keys)
         self.sweep_dir, self.launch = SettingsCheck.sweep_dir, SettingsCheck.launch  # travel with the callback to job processes
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -106,7 +71,7 @@ class SettingsCheck(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.core.locks import last_out
         from cnnexp.tracking.loggers import close_sweep
-        from cnnexp.sweeps.naming import forget_launch, ran_nothing
+        from cnnexp.sweeps.relaunch import forget_launch, ran_nothing
         from cnnexp.sweeps.report import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -117,7 +82,7 @@ class SettingsCheck(Callback):
             with last_out(SettingsCheck.lock) as last:  # a search's summary: once, by its last worker to end
                 if last:  # an idle resume prints it; it writes it only where it is missing
                     finish_sweep(sweep_dir, SettingsCheck.replicate_keys,
-                                 write=not idle or not (sweep_dir / "summary.csv").is_file())
+                                 write=not idle or not summary_path(sweep_dir).is_file())
                 else:
                     print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
                           f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
@@ -169,7 +134,7 @@ class SettingsCheck(Callback):
 def restore_record(sweep_dir, launch) -> None:
     if sweep_dir is None:
         return
-    from cnnexp.sweeps.naming import restore_first_record
+    from cnnexp.sweeps.relaunch import restore_first_record
 
     try:
         restore_first_record(Path(sweep_dir), launch)
@@ -182,7 +147,6 @@ def claimable(config: DictConfig, kind: str) -> None:
     other run's or sweep's record: nothing trains into another record unless it resumes it. The
     default names claim a fresh folder themselves (cnnexp.compose)."""
     from cnnexp.core.errors import SettingsError
-    from cnnexp.records.folder import check_writable
 
     key = f"hydra.{kind}.dir"
     raw = str(OmegaConf.to_container(config.hydra[kind], resolve=False)["dir"])
@@ -191,10 +155,52 @@ def claimable(config: DictConfig, kind: str) -> None:
         return  # a DDP rank that rank 0 launched into its own folder (hydra.run.dir=…), where its record is
     path = Path(str(OmegaConf.select(config, key))).expanduser()
     check_writable(str(path), key)  # first: a name too long, a file where a folder goes
-    if kind == "sweep" and (path / "multirun.yaml").is_file():
+    if kind == "sweep" and is_sweep(path):
         raise SettingsError(key, str(path), f"it holds a sweep already; continue it with -m resume={path}, "
                                             "or name a new folder for a new sweep")
-    found = [n for n in ("results.json", "config.yaml", "multirun.yaml", "checkpoints") if (path / n).exists()]
+    found = records_in(path)
     if found:
         raise SettingsError(key, str(path), f"it holds another run's record ({found[0]}); name a new folder, "
                                             f"or continue that run with resume={path}")
+
+
+def _open_sweep(config: DictConfig) -> DictConfig | None:
+    """The sweep's folder, checked and claimed (or, for `-m resume=SWEEP`, the recorded sweep
+    relaunched into its own); its runs named and counted, its total estimated. Returns the
+    resumed sweep's first record (None for a new sweep)."""
+    from cnnexp.core.locks import FolderLock, WorkerLock
+    from cnnexp.search.options import is_search
+    from cnnexp.search.space import check_search
+    from cnnexp.sweeps.estimate import announce
+    from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys
+    from cnnexp.sweeps.relaunch import recorded_sweep, recorded_sweeper, resume_sweep, runs_state
+    from cnnexp.tracking.loggers import open_sweep
+
+    recorded = None
+    if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+        from cnnexp.run.slurm import check_controller
+
+        check_controller()  # before the sweep folder exists: a cluster that is not there is one line
+    if OmegaConf.select(config, "resume", default=None):
+        folder = Path(str(config.resume)).expanduser()
+        if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;
+            # a search's resumes join it as workers, sharing its lock
+            SettingsCheck.lock = (WorkerLock if recorded_sweeper(folder) == "optuna" else FolderLock)(folder)
+            SettingsCheck.before = runs_state(folder)
+        SettingsCheck.launch = resume_sweep(config)  # the recorded sweep, into its own folder
+        recorded = OmegaConf.load(recorded_sweep(Path(str(config.hydra.sweep.dir))))
+    else:
+        claimable(config, "sweep")
+        check_writable(str(user_config(config).paths.output_dir))
+    if is_search(config.hydra.sweeper):
+        check_search(config)  # its options and space, before the sweep folder exists
+    drop_duplicate_values(config)
+    name_runs_by_swept_keys(config)
+    os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
+    announce(config, int(os.environ[SWEEP_SIZE]))  # the estimated total; each header's ETA
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if SettingsCheck.lock is None:  # a grid sweep's folder: one process; a search's: its workers
+        SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
+    open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
+    return recorded

@@ -14,13 +14,13 @@ from cnnexp.records.folder import best_key, read_results, sweep_config_path
 
 def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
     """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them
-    (naming.recorded_sweep: a resume that names others does not regroup it); conf/train.yaml's
+    (relaunch.recorded_sweep: a resume that names others does not regroup it); conf/train.yaml's
     default for a sweep recorded before the key existed."""
     from omegaconf import OmegaConf
 
     from cnnexp import CONF_DIR
 
-    from cnnexp.sweeps.naming import recorded_sweep
+    from cnnexp.sweeps.relaunch import recorded_sweep
 
     key = "sweep_options.replicate_keys"
     recorded = recorded_sweep(Path(sweep_dir))

@@ -8,7 +8,7 @@ checkpoint's monitor) are unchanged everywhere else; its `epoch` counter is not 
 
 A run writes its HParams session (its values and status), never an experiment: with fast
 loading TensorBoard takes the first experiment it finds as the whole sweep's, so only the sweep's
-`_sweep` folder declares one (cnnexp.sweeps.summary, written by cnnexp.events), with the swept keys first.
+`_sweep` folder declares one (cnnexp.sweeps.hparams_experiment, written by cnnexp.tracking.events), with the swept keys first.
 """
 
 from __future__ import annotations

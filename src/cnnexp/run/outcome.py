@@ -1,0 +1,91 @@
+"""How a run ends, as its results.json says: ok, failed (with the reason), or stopped early —
+interrupted, diverged, pruned — and what each ending raises to the launch above it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Dict
+
+from cnnexp.config.settings import Settings
+from cnnexp.core.console import job_header
+from cnnexp.core.files import os_error_line
+from cnnexp.records.folder import RunRecord, config_path, results_path
+from cnnexp.run import slurm
+
+log = logging.getLogger("cnnexp")
+
+
+class Stopped(Exception):
+    """Training ended early with a true status other than ok or failed."""
+
+    def __init__(self, status: str, reason: str, **results: Any):
+        self.status, self.reason, self.results = status, reason, results
+        super().__init__(reason)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, recorded as `interrupted` in the run's results.json — or, for a resume
+    stopped before training started, not recorded at all (`recorded`): the folder is as it was."""
+
+    def __init__(self, run_dir: Path, reason: str, recorded: bool = True):
+        self.run_dir, self.reason, self.recorded = run_dir, reason, recorded
+        super().__init__(reason)
+
+
+class FailFast(SystemExit):
+    """sweep_options.fail_fast: the first failed run stops the sweep (a SystemExit passes through
+    Hydra's launcher, which records an Exception and goes on)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        super().__init__(1)
+
+
+def ended_ok(record: RunRecord, results: Dict[str, Any], run_dir: Path, multirun: bool) -> dict:
+    """The record says ok; the console, what the test measured."""
+    data = record.finish("ok", **results)
+    done = f"{job_header(run_dir, multirun)}: " if multirun else ""
+    where = "" if multirun else f" — run folder {run_dir}"
+    if "test_acc" in data:
+        log.info("%stest accuracy: %.2f %% (%s)%s", done, 100 * data["test_acc"], data["tested_checkpoint"], where)
+    elif "test_loss" in data:
+        log.info("%stest loss: %.4f (%s)%s", done, data["test_loss"], data["tested_checkpoint"], where)
+    return data
+
+
+def ended_early(record: RunRecord, stop: Stopped, run_dir: Path, resumed: bool) -> dict:
+    """Diverged or pruned: the record, returned to the sweep. Interrupted: the record, then
+    Interrupted, which stops the sweep too (cnnexp.train prints how to go on)."""
+    data = finish_if_possible(record, stop.status, reason=stop.reason, **stop.results)
+    log.warning("%s (run folder %s)", stop.reason, run_dir)
+    if stop.status == "interrupted":
+        if slurm.in_job():
+            slurm.after_interrupt()
+        raise Interrupted(run_dir, stop.reason, record.started or not resumed)
+    return data
+
+
+def finish_if_possible(record: RunRecord, status: str, reason: str = "", **metrics) -> dict:
+    """The final record, unless the disk refuses it (full, read-only): the console then says why."""
+    try:
+        return record.finish(status, reason=reason, **metrics)
+    except OSError as e:
+        log.error("results.json could not be written: %s", os_error_line(e, record.run_dir))
+        return record.data
+
+
+def failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
+    """A sweep's run that failed: its record goes back to the sweep, unless it is to stop there."""
+    if settings.sweep_options.fail_fast:
+        raise FailFast(run_dir) from None
+    return data
+
+
+def drop_fresh_folder(run_dir: Path) -> None:
+    """A single new run rejected before it started leaves no folder (it holds only Hydra's log)."""
+    if run_dir.is_dir() and not config_path(run_dir).exists() and not results_path(run_dir).exists():
+        logging.shutdown()
+        shutil.rmtree(run_dir, ignore_errors=True)

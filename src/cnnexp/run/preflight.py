@@ -1,0 +1,61 @@
+"""A run's settings checked once, before any folder is written: the settings, the shapes, the
+output folder (or, for a resume, the run it continues), the data files, and what Lightning
+rejects. The Hydra callback calls `check_run` before Hydra creates the folder; the job then
+reuses its answer, and every later step receives the checked settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnexp.config.settings import Settings, load
+from cnnexp.core.errors import SettingsError
+from cnnexp.data.sources import ensure_mnist
+from cnnexp.records.folder import check_writable
+from cnnexp.run import resume as resuming
+from cnnexp.run.trainer import check_trainer
+from cnnexp.tracking.loggers import check_tracking
+
+
+@dataclass
+class Checked:
+    settings: Settings
+    resume: Optional[resuming.Resume] = None
+
+    @property
+    def config(self) -> dict:
+        """The effective config, as config.yaml records it: per-block values as built."""
+        return dataclasses.asdict(self.settings)
+
+
+_checked: Dict[str, Checked] = {}
+
+
+def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
+    """Pure Python until Lightning's check: a typo is answered before torch is imported.
+    Memoised, so the Hydra callback's check is the job's."""
+    key = OmegaConf.to_yaml(cfg) + repr(overrides)
+    if key not in _checked:
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as e:  # an interpolation that cannot resolve: name its key
+            raise SettingsError(getattr(e, "full_key", None) or "?", getattr(e, "value", None) or "${…}",
+                                str(e).splitlines()[0]) from None
+        config.pop("hydra", None)
+        settings = load(config)
+        if settings.resume:
+            found = resuming.prepare(settings.resume, overrides)
+            checked = Checked(found.settings, found)
+        else:
+            check_writable(settings.paths.output_dir)
+            checked = Checked(settings)
+        if checked.settings.data.name == "mnist":
+            ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
+        check_trainer(checked.settings)
+        check_tracking(checked.settings)
+        _checked[key] = checked
+    return _checked[key]
