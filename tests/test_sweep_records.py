@@ -16,6 +16,7 @@ from tests.helpers import QUICK, SHORT, cli, killed_after_epoch, sweep_dir
 
 pytestmark = pytest.mark.xdist_group("test_sweep_records")  # its module fixtures are built once, on one worker
 
+# smaller still: this module's sweeps hold up to 4 runs
 TINY = [*SHORT, "trainer.limit_train_batches=10", "trainer.limit_test_batches=1", "trainer.limit_val_batches=1"]
 
 
