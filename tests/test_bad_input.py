@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import QUICK, SHARED_DATA, cli
+from tests.helpers import SHARED_DATA, SHORT, cli
 
-SHORT = [*QUICK, "trainer.max_epochs=1"]
+pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 
 # (id, overrides): `python -m cnnexp.train` must refuse each before any folder exists.
 TRAIN_CASES = [
@@ -219,7 +219,7 @@ def test_a_locked_run_folder_is_refused(finished_copy):
     assert snapshot(finished_copy) == before
 
 
-def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
+def test_a_folder_without_test_images_is_refused_before_training(tmp_path, shared_data):
     """data=folder with data.test_fraction=0 and no test/ folder: the test after fit would have
     nothing to test (an IndexError once training had ended); refused first, unless no test is asked."""
     from cnnexp.config.compose import compose_config
@@ -227,7 +227,7 @@ def test_a_folder_without_test_images_is_refused_before_training(tmp_path):
     from cnnexp.config.settings import load
     from tests.folder_data import tinted_digits
 
-    root = tinted_digits(tmp_path / "images", SHARED_DATA, per_class=6, classes=2)
+    root = tinted_digits(tmp_path / "images", shared_data, per_class=6, classes=2)
     args = ["data=folder", f"data.root={root}", "data.test_fraction=0", "data.batch_size=4"]
     with pytest.raises(UserError) as raised:
         load(compose_config(args))

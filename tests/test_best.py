@@ -13,7 +13,7 @@ from cnnexp.config import settings as config
 from cnnexp.config.compose import compose_config
 from cnnexp.sweeps import tables as summary
 from cnnexp.search.study import objective
-from tests.conftest import QUICK, cli, only_run_dir
+from tests.helpers import QUICK, cli, only_run_dir
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -30,7 +30,7 @@ def test_monitor_and_mode_are_resolved_once_and_the_search_follows(overrides, ex
     assert objective(composed) == (expected[0], "maximize" if expected[1] == "max" else "minimize")
 
 
-def test_a_val_loss_run_keeps_the_epoch_of_the_lowest_loss(tmp_path, shared_data):
+def test_a_val_loss_run_keeps_the_epoch_of_the_lowest_loss(tmp_path, shared_data, calibrated):
     proc = cli("train", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=15", "optimizer.lr=3e-3",
                "callbacks.checkpoint.monitor=val/loss", "test_after_fit=false",
                *(f"callbacks.views.{v}=false" for v in ("feature_maps", "filters", "arithmetic", "mistakes",

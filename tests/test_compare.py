@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 
 from cnnexp.compare import main as compare_main
 from cnnexp.sweeps import stats
-from tests.conftest import QUICK, cli
+from tests.helpers import QUICK, cli
 
 pytestmark = pytest.mark.xdist_group("test_compare")  # its module fixtures are built once, on one worker
 
@@ -69,7 +69,7 @@ def test_one_run_has_no_interval_and_no_test():
 
 # ------------------------------------------------------------------ a real sweep
 @pytest.fixture(scope="module")
-def replicated(tmp_path_factory, shared_data):
+def replicated(tmp_path_factory, shared_data, calibrated):
     """2 settings × 3 seeds of real, tiny training."""
     out = tmp_path_factory.mktemp("replicated")
     proc = cli("train", "-m", "model.kernel_size=3,5", "seed=1,2,3", *TINY, f"paths.output_dir={out}")
@@ -98,7 +98,7 @@ def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
     assert re.search(r"Welch p = [0-9.e-]+; (\d+ seeds per setting to tell it apart at 80% power|no spread)", line), line
 
 
-def test_compare_gives_the_summary_figures(replicated, tmp_path):
+def test_compare_gives_the_summary_figures(replicated, tmp_path, calibrated):
     folder, stdout = replicated
     proc = cli("compare", f"{folder}:kernel_size=5", f"{folder}:model.kernel_size=3", f"out={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -212,7 +212,7 @@ def test_what_compare_writes_by_default_is_ignored_by_git():
     """compare's default out= is the current folder: in a clone, its files stay out of `git status`."""
     import subprocess
 
-    from tests.conftest import PROJECT
+    from tests.helpers import PROJECT
 
     if not (PROJECT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -221,7 +221,7 @@ def test_what_compare_writes_by_default_is_ignored_by_git():
     assert proc.stdout.split() == names
 
 
-def test_resuming_a_finished_sweep_says_nothing_is_left(replicated, tmp_path):
+def test_resuming_a_finished_sweep_says_nothing_is_left(replicated, tmp_path, calibrated):
     """Every run ended ok: the resume's cost line says there is nothing to run, not `~0.0 s`."""
     folder = tmp_path / "sweep"
     shutil.copytree(replicated[0], folder)

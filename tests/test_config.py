@@ -8,7 +8,7 @@ import pytest
 from cnnexp.config import settings as config
 from cnnexp.config.compose import compose_config
 from cnnexp.config.schema import TrainerSettings
-from tests.conftest import cli
+from tests.helpers import cli
 
 
 def composed(*overrides: str):
@@ -61,7 +61,7 @@ def test_bad_settings_name_the_key_and_what_is_allowed(override, key, words):
     assert "\n" not in message and key in message and words in message, message
 
 
-def test_settings_check_does_not_import_torch(tmp_path):
+def test_settings_check_does_not_import_torch(tmp_path, calibrated):
     """The check must answer before the ~4 s torch/Lightning imports: they must not happen at all."""
     proc = cli("train", "data.batch_size=0", f"paths.output_dir={tmp_path}", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 2
@@ -69,7 +69,7 @@ def test_settings_check_does_not_import_torch(tmp_path):
     assert "hydra" in imported and "torch" not in imported and "lightning" not in imported
 
 
-def test_unknown_key_and_group_option_are_one_line(tmp_path):
+def test_unknown_key_and_group_option_are_one_line(tmp_path, calibrated):
     proc = cli("train", "trainer.max_epoch=3", f"paths.output_dir={tmp_path / 'o'}")
     assert proc.returncode == 2 and "trainer.max_epoch" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("train", "model=cnn4", f"paths.output_dir={tmp_path / 'o'}")
@@ -78,7 +78,7 @@ def test_unknown_key_and_group_option_are_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unwritable_output_folder_is_reported(tmp_path):
+def test_unwritable_output_folder_is_reported(tmp_path, calibrated):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     proc = cli("train", f"paths.output_dir={blocker / 'outputs'}")

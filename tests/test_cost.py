@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT, QUICK, TINY_CALIBRATION, cli
+from tests.helpers import PROJECT, QUICK, TINY_CALIBRATION, cli, run_env
 
 pytestmark = pytest.mark.xdist_group("test_cost")  # the calibrated cache is measured once, on one worker
 TINY = TINY_CALIBRATION
@@ -18,21 +18,14 @@ TINY = TINY_CALIBRATION
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """XDG_CACHE_HOME holding this machine's calibration, measured with TINY probes."""
-    import os
-
+    """XDG_CACHE_HOME holding this machine's calibration, measured with TINY probes: this module's own,
+    for its tests change it (the `calibrated` one is the whole session's)."""
     from cnnexp.cost.calibration import calibrate
 
     folder = tmp_path_factory.mktemp("xdg-cache")
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(folder)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CACHE_HOME", str(folder))
         calibrate(force=True, **TINY)
-    finally:
-        if before is None:
-            os.environ.pop("XDG_CACHE_HOME")
-        else:
-            os.environ["XDG_CACHE_HOME"] = before
     return folder
 
 
@@ -63,7 +56,7 @@ def test_calibration_is_cached_and_measured_again_for_another_machine(cache, mon
 def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
     env = {"XDG_CACHE_HOME": str(cache)}
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.shapes", "experiment=speedrun", QUICK[0]],
-                          cwd=PROJECT, capture_output=True, text=True, env={**__import__("os").environ, **env})
+                          cwd=PROJECT, capture_output=True, text=True, env=run_env(env))
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert not any(re.match(r"(torch|lightning)\b", m) for m in imported)
@@ -111,7 +104,7 @@ def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
     assert remaining_seconds(jobs, 2, {2: 60.0}, started, 60.0) == 120.0
 
 
-def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):
+def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeypatch):
     """The cost line before a resume counts the epochs still to train, not all of max_epochs."""
     import shutil
 
@@ -124,6 +117,7 @@ def test_a_resume_costs_the_epochs_left(quick_run, tmp_path):
     shutil.copytree(quick_run[0], run)
     assert epochs_done(run) == 2 and epochs_done(tmp_path) == 0  # QUICK: 2 epochs; no metrics.csv
     settings = load(OmegaConf.load(run / "config.yaml"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(calibrated))  # the calibration the resume below reads
     whole, rest = (cost.estimate(settings, cost.read_calibration(), done) for done in (0, 2))
     assert rest.epochs == 0 and rest.done == 2 and rest.total_s < whole.total_s - 1.5 * whole.epoch_s
     proc = cli("train", f"resume={run}", "trainer.max_epochs=3", "trainer.limit_train_batches=3")

@@ -17,7 +17,7 @@ from cnnexp.arithmetic.panels import hidden_note
 from cnnexp.config.compose import compose_config
 from cnnexp.arithmetic.geometry import effective_kernel, receptive_box
 from cnnexp.shapes import main as shapes_main
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 pytestmark = pytest.mark.xdist_group("test_draw")  # its module fixtures are built once, on one worker
 
@@ -117,7 +117,8 @@ def test_receptive_field_boxes_are_the_rf_column():
     assert [l.rf for l in layers] == [3, 4, 8, 10, 18, 26]
 
 
-def test_draw_writes_a_gif_per_layer_with_a_frame_per_position(tmp_path, capsys):
+def test_draw_writes_a_gif_per_layer_with_a_frame_per_position(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # its cost line reads no user's calibration
     shapes_main([f"data.root={SHARED_DATA}", "model=convae", f"draw={tmp_path}"])
     captured = capsys.readouterr()
     assert "decoder3" in captured.out and "drew 13 pictures" in captured.err

@@ -21,7 +21,7 @@ from PIL import Image
 from cnnexp import export as export_module
 from cnnexp.export import ExportArgs
 from cnnexp.predict import PredictArgs, predict
-from tests.conftest import PROJECT, SHARED_DATA, cli, only_run_dir
+from tests.helpers import PROJECT, SHARED_DATA, cli, only_run_dir
 from tests.folder_data import tinted_digits
 
 pytestmark = pytest.mark.xdist_group("test_export")  # its module fixtures are built once, on one worker
@@ -88,7 +88,7 @@ def tinted(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def colour_run(tmp_path_factory, tinted) -> Path:
+def colour_run(tmp_path_factory, tinted, calibrated) -> Path:
     return train(tmp_path_factory, "colour", "data=folder", f"data.root={tinted}", "data.batch_size=32", "model=speed")
 
 
@@ -164,7 +164,7 @@ def test_colour_folder_run_with_batch_norm_exports_and_predicts_its_classes(colo
     same_answers(onnx_answers, torch_answers, "class")
 
 
-def test_bad_requests_are_one_line(cnn3_run, capsys, tmp_path):
+def test_bad_requests_are_one_line(cnn3_run, capsys, tmp_path, calibrated):
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.yaml").write_text((cnn3_run / "config.yaml").read_text())
@@ -191,7 +191,7 @@ MATRIX = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MATRIX)
-def test_every_network_exports_and_matches_pytorch(name, tmp_path_factory, tinted, capsys):
+def test_every_network_exports_and_matches_pytorch(name, tmp_path_factory, tinted, capsys, calibrated):
     overrides = MATRIX[name] + ([f"data.root={tinted}"] if "data=folder" in MATRIX[name] else [])
     run = train(tmp_path_factory, name, *overrides)
     out = export(run, capsys, "images=500")

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICK, cli, only_run_dir, start, wait_for_epoch
+from tests.helpers import QUICK, cli, only_run_dir, start, wait_for_epoch
 
-pytestmark = pytest.mark.xdist_group("test_faults")  # its module fixtures are built once, on one worker
+pytestmark = [pytest.mark.xdist_group("test_faults"),  # its module fixtures are built once, on one worker
+              pytest.mark.usefixtures("calibrated")]  # its tests start runs
 
 # a run whose phases are long enough to be hit: epochs of 30 batches, a test of 20
 BASE = [*QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=30", "trainer.limit_test_batches=20",
@@ -118,7 +119,7 @@ def resumed_to_the_end(run_dir: Path, epochs: int) -> dict:
 
 # ------------------------------------------------------------------ the default cells
 @pytest.fixture(scope="module")
-def stopped_in_test(tmp_path_factory, shared_data):
+def stopped_in_test(tmp_path_factory, shared_data, calibrated):
     """One run stopped with SIGTERM while its best checkpoint is tested, then resumed: shared below."""
     out = tmp_path_factory.mktemp("stopped_in_test")
     code, err = faulted([*BASE, "trainer.max_epochs=1", "trainer.limit_train_batches=10"], out, "test", "SIGTERM")

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnnexp.config.compose import compose_config
 from cnnexp.core.errors import UserError
 from cnnexp.config.settings import load
-from tests.conftest import SHARED_DATA, cli, only_run_dir
+from tests.helpers import SHARED_DATA, cli, only_run_dir
 from tests.folder_data import COLOURS, tinted_digits
 
 pytestmark = pytest.mark.xdist_group("test_folder")  # its module fixtures are built once, on one worker
@@ -30,14 +30,14 @@ def tinted(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def folder_run(tinted, tmp_path_factory):
+def folder_run(tinted, tmp_path_factory, calibrated):
     out = tmp_path_factory.mktemp("folder_run")
     proc = cli("train", *RUN, f"data.root={tinted}", f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return only_run_dir(out), proc
 
 
-def test_shapes_come_from_the_data_without_a_model_setting(tinted):
+def test_shapes_come_from_the_data_without_a_model_setting(tinted, calibrated):
     proc = cli("shapes", "data=folder", f"data.root={tinted}", "json=true")
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = json.loads(proc.stdout)
@@ -67,7 +67,7 @@ def load_recorded(run: Path) -> dict:
     return OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))["data"]
 
 
-def test_eval_and_predict_work_from_the_run_folder_and_name_classes(folder_run, tinted):
+def test_eval_and_predict_work_from_the_run_folder_and_name_classes(folder_run, tinted, calibrated):
     run, _ = folder_run
     results = json.loads((run / "results.json").read_text())
     again = cli("eval", f"run={run}", "json=true")
@@ -92,7 +92,7 @@ def test_filters_and_mistakes_are_drawn_in_colour(folder_run):
 
 
 @pytest.mark.slow
-def test_a_folder_beyond_the_memory_budget_is_streamed(tinted, tmp_path):
+def test_a_folder_beyond_the_memory_budget_is_streamed(tinted, tmp_path, calibrated):
     proc = cli("train", *RUN, "trainer.max_epochs=1", "data.memory_budget_mb=0", "data.num_workers=1",
                f"data.root={tinted}", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -180,7 +180,7 @@ def test_bad_data_is_one_clear_error(tmp_path, make, extra, words):
     assert words in str(e.value), str(e.value)
 
 
-def test_bad_folder_through_the_cli_is_one_line_and_no_folder(tmp_path):
+def test_bad_folder_through_the_cli_is_one_line_and_no_folder(tmp_path, calibrated):
     classes(tmp_path / "images", {"only": 3})
     proc = cli("train", "data=folder", f"data.root={tmp_path / 'images'}", f"paths.output_dir={tmp_path / 'out'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

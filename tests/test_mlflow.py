@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import QUICK, cli, killed_after_epoch, only_run_dir
+from tests.helpers import QUICK, cli, killed_after_epoch, only_run_dir
 
 pytest.importorskip("mlflow")
 
@@ -105,7 +105,7 @@ def test_where_runs_are_tracked_and_a_server_that_does_not_answer(shared_data, t
 
 
 @pytest.mark.slow  # a server start and real training: longer than the default run allows
-def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server, tmp_path, monkeypatch):
+def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server, tmp_path, monkeypatch, calibrated):
     out = tmp_path / "out"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     killed_after_epoch([*QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=60", "logger=mlflow"],
@@ -132,7 +132,7 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server
 
 
 @pytest.mark.slow
-def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path):
+def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path, calibrated):
     out = tmp_path / "out"
     proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "model=speed", "trainer.max_epochs=1",
                "trainer.limit_train_batches=3", "logger=[tensorboard,mlflow]", f"paths.output_dir={out}",

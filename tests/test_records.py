@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import PROJECT, QUICK, cli, only_run_dir, start, wait_for_epoch
+from tests.helpers import PROJECT, QUICK, SHORT, cli, only_run_dir, run_env, start, wait_for_epoch
 
-SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
+pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 
 
 def results(run_dir: Path) -> dict:
@@ -32,7 +32,7 @@ def test_a_console_closed_before_the_run_stops_it_as_sigpipe_would_recorded(tmp_
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *SHORT, f"paths.output_dir={out}"], cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=run_env())
     proc.stdout.close()  # before the first line is written: every write to stdout fails
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGPIPE, err[-3000:]
@@ -132,7 +132,7 @@ def test_out_of_memory_is_one_line(tmp_path, shared_data):
     limit = 6 * 2**30
     proc = subprocess.run(
         [sys.executable, "-m", "cnnexp.train", *SHORT, *(f"model.blocks.{i}.channels=4096" for i in range(3)),
-         f"paths.output_dir={tmp_path / 'out'}"], cwd=PROJECT, capture_output=True, text=True, timeout=300,
+         f"paths.output_dir={tmp_path / 'out'}"], cwd=PROJECT, capture_output=True, text=True, timeout=300, env=run_env(),
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("cnnexp: error:")]

@@ -13,7 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from tests.conftest import QUICK, cli, only_run_dir, start, wait_for_epoch
+from tests.helpers import QUICK, cli, only_run_dir, start, wait_for_epoch
+
+pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 
 
 def test_eval_reproduces_the_logged_test_accuracy(quick_run):

@@ -22,17 +22,10 @@ from cnnexp.core.errors import SettingsError
 from cnnexp.search.options import param_lines
 from cnnexp.search.space import check_search, grid, search_space
 from cnnexp.search.study import STUDY_NAME, storage_url
-from tests.conftest import QUICK, cli, killed_after_epoch, start, wait_for_epoch
+from tests.helpers import QUICK, SHORT, cli, killed_after_epoch, start, sweep_dir, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
 
-SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
-
-
-def sweep_dir(out):
-    found = list((out / "multirun").glob("*/*"))
-    assert len(found) == 1, found
-    return found[0]
 
 
 def runs(folder):
@@ -76,7 +69,7 @@ def test_named_search_composes_with_its_five_keys():
     assert space["optimizer.lr"].log and options.pruner == "median" and options.n_trials == 30
 
 
-def test_a_bad_search_option_is_one_line_and_no_folder(tmp_path):
+def test_a_bad_search_option_is_one_line_and_no_folder(tmp_path, calibrated):
     out = tmp_path / "out"
     proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=bayes", "model.kernel_size=choice(3,5)",
                f"paths.output_dir={out}")
@@ -87,7 +80,7 @@ def test_a_bad_search_option_is_one_line_and_no_folder(tmp_path):
 
 # ------------------------------------------------------------------ a search that trains
 @pytest.fixture(scope="module")
-def search(tmp_path_factory, shared_data):
+def search(tmp_path_factory, shared_data, calibrated):
     """Grid over kernel × stride: kernel 5 with stride 2 cannot fit (28 → 13 → 6 → 2 → 1 → 0)."""
     out = tmp_path_factory.mktemp("search")
     proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=10",
@@ -188,7 +181,7 @@ def folder_bytes(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_resumed_search_with_nothing_left_asks_nothing_and_changes_nothing(search, tmp_path):
+def test_a_resumed_search_with_nothing_left_asks_nothing_and_changes_nothing(search, tmp_path, calibrated):
     """The grid's 4 points were all tried: an idle resume, and one that asks for more trials than
     the grid holds, each say so in one line, ask the sampler nothing (no Optuna warning), print no
     estimate for trials they will not run, and leave every byte of the folder — study.db too."""
@@ -227,7 +220,7 @@ def test_the_search_summary_counts_trials_re_run_and_re_runs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
-def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(tmp_path, shared_data, sig):
+def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(tmp_path, shared_data, sig, calibrated):
     """Ctrl-C (or SIGTERM) mid-trial: no traceback — none dropped in a finaliser either — one
     cnnexp line, exit 128 + the signal's number, and the trial's record says interrupted."""
     out = tmp_path / "out"
@@ -254,7 +247,7 @@ def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(
 
 # ------------------------------------------------------------------ pruning, a kill and a resume
 @pytest.mark.slow  # a sweep's resume stays in the default run (test_sweep_records)
-def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data):
+def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data, calibrated):
     """The grid's seeded order is lr 0.003, 1e-07, 0.002: the first finishes, the second trails
     it after one epoch and is pruned, the third is killed in its second epoch and resumed."""
     out = tmp_path / "out"

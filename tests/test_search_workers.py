@@ -24,17 +24,12 @@ from cnnexp.core.errors import RunError
 from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
 from cnnexp.search.study import HEARTBEAT, Heartbeat, load_study, open_storage
 from cnnexp.search.trials import skipped
-from tests.conftest import PROJECT, QUICK, cli, start, wait_for_epoch
+from tests.helpers import PROJECT, QUICK, cli, start, sweep_dir, wait_for_epoch
 
-pytestmark = pytest.mark.xdist_group("test_search_workers")  # its module fixtures are built once, on one worker
+pytestmark = [pytest.mark.xdist_group("test_search_workers"),  # its module fixtures are built once, on one worker
+              pytest.mark.usefixtures("calibrated")]  # most of its tests start runs
 
 SEARCH = ["-m", "hydra/sweeper=optuna", *QUICK, "trainer.limit_train_batches=15"]
-
-
-def sweep_dir(out):
-    found = list((out / "multirun").glob("*/*"))
-    assert len(found) == 1, found
-    return found[0]
 
 
 def run_folders(folder):

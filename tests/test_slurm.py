@@ -14,14 +14,15 @@ import time
 
 import pytest
 
-from tests.conftest import PROJECT, QUICK, cli, start
+from tests.helpers import PROJECT, QUICK, SHORT, cli, start, sweep_dir
 
 SCRIPT = PROJECT / "scripts" / "local-slurm.sh"
 pytestmark = [pytest.mark.skipif(
     shutil.which("slurmctld") is None or os.geteuid() != 0,
     reason="SLURM is not installed (as root: apt-get install -y slurm-wlm munge), or not root; "
            ".ci/run installs it so CI runs these"),
-    pytest.mark.xdist_group("test_slurm")]  # its cluster is started once, on one worker
+    pytest.mark.xdist_group("test_slurm"),  # its cluster is started once, on one worker
+    pytest.mark.usefixtures("calibrated")]  # its tests start runs
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 
 
@@ -33,10 +34,9 @@ def cluster():
     started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr
     conf = f"{state}/slurm.conf"
-    before = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf  # cli() passes the environment on to sbatch, squeue, scontrol
-    yield conf
-    os.environ.pop("SLURM_CONF") if before is None else os.environ.update(SLURM_CONF=before)
+    with pytest.MonkeyPatch.context() as env:  # while this module's tests run: sbatch, squeue, scontrol find it
+        env.setenv("SLURM_CONF", conf)
+        yield conf
     if not was_running:
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=60)
 
@@ -56,17 +56,11 @@ def scontrol_jobs(job: str, settle_s: float = 60) -> dict:
         time.sleep(0.5)
 
 
-def only_sweep(out):
-    found = list((out / "multirun").glob("*/*"))
-    assert len(found) == 1, found
-    return found[0]
-
-
 def test_a_sweep_through_sbatch_records_a_python_failure_in_slurm_too(cluster, tmp_path, shared_data):
     proc = cli("train", "-m", *SLURM, "model.kernel_size=3,9", "model.stride=2", *QUICK, "trainer.max_epochs=1",
                "trainer.limit_train_batches=10", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 1 and "1 of 2 runs failed" in proc.stderr, proc.stderr[-3000:]
-    folder = only_sweep(tmp_path)
+    folder = sweep_dir(tmp_path)
     ok, bad = (json.loads((folder / name / "results.json").read_text()) for name in ("kernel_size=3", "kernel_size=9"))
     assert ok["status"] == "ok" and ok["test_acc"] > 0.2 and bad["status"] == "failed" and "< 1" in bad["reason"]
     assert any((folder / "kernel_size=3").glob("events.out.tfevents.*")) and (folder / "kernel_size=3" / "metrics.csv").is_file()
@@ -81,7 +75,7 @@ def test_a_ddp_job_runs_its_ranks_through_srun(cluster, tmp_path, shared_data, q
     proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *SLURM, *QUICK,
                f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    [run] = [d for d in only_sweep(tmp_path).iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
+    [run] = [d for d in sweep_dir(tmp_path).iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
     assert run.name.endswith("max_epochs=2,trainer=ddp"), "a sweep of one: named by what was set"
     results = json.loads((run / "results.json").read_text())
     single = json.loads((quick_run[0] / "results.json").read_text())  # the same QUICK run, one process
@@ -125,8 +119,8 @@ def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
 
 
 # ------------------------------------------------------------------ a search through SLURM
-SEARCH = ["-m", "hydra/sweeper=optuna", *SLURM, *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15",
-          "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler=grid", "optimizer.lr=choice(0.001,0.002,0.003)"]
+SEARCH = ["-m", "hydra/sweeper=optuna", *SLURM, *SHORT, "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler=grid",
+          "optimizer.lr=choice(0.001,0.002,0.003)"]
 RUNS = ["lr=0.001", "lr=0.002", "lr=0.003"]
 
 
@@ -149,7 +143,7 @@ def trained(folder) -> list:
 def test_a_search_submits_each_trial_as_its_own_job_when_a_slot_frees(cluster, tmp_path, shared_data):
     proc = cli("train", *SEARCH, "hydra.sweeper.n_jobs=2", f"paths.output_dir={tmp_path}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = only_sweep(tmp_path)
+    folder = sweep_dir(tmp_path)
     trials = trained(folder)
     assert sorted(t.user_attrs["run"] for t in trials) == RUNS
     jobs = jobs_of(folder)
@@ -168,7 +162,7 @@ def test_worker_jobs_on_slurm_train_the_study_together_and_one_summary_is_writte
     them, each once; the submitting process, the last worker out, writes the one summary."""
     proc = cli("train", *SEARCH, "hydra.sweeper.workers=2", f"paths.output_dir={tmp_path}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = only_sweep(tmp_path)
+    folder = sweep_dir(tmp_path)
     assert sorted(t.user_attrs["run"] for t in trained(folder)) == RUNS
     assert sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))) == RUNS
     jobs = jobs_of(folder)

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from tests.conftest import QUICK, cli, only_run_dir
+from tests.helpers import QUICK, cli, only_run_dir
+
+pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 
 
 @pytest.mark.slow  # the bench is measured by running it (make bench); here: it prints every figure
@@ -87,7 +89,7 @@ def test_ddp_ranks_draw_disjoint_shares_that_cover_the_split(tmp_path, shared_da
     import subprocess
     import sys
 
-    from tests.conftest import PROJECT
+    from tests.helpers import PROJECT
 
     out = tmp_path / "indices.json"
     proc = subprocess.run([sys.executable, str(PROJECT / "tests" / "ddp_epoch_indices.py"), str(shared_data), str(out)],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import SHARED_DATA, cli
+from tests.helpers import SHARED_DATA, cli
 
 # (override, the key the error must name): each trick's setting with a value it refuses
 BAD = [
@@ -36,7 +36,7 @@ def test_each_trick_setting_is_checked_by_name(override, key):
     assert str(e.value).startswith(f"{key}="), str(e.value)
 
 
-def test_a_bad_trick_setting_is_one_line_and_exit_2(tmp_path):
+def test_a_bad_trick_setting_is_one_line_and_exit_2(tmp_path, calibrated):
     proc = cli("train", "experiment=speedrun", "tta.shift=-1", f"data.root={SHARED_DATA}", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("cnnexp: error: tta.shift=-1") and not any(tmp_path.iterdir())
@@ -130,7 +130,7 @@ def test_pool_first_pools_before_the_norm_and_keeps_the_shapes():
 
 
 @pytest.mark.slow  # ten short runs: the recipe and each variant of bench.ablation.ABLATIONS, through cnnexp.train
-def test_bench_ablation_prints_every_variant(shared_data):
+def test_bench_ablation_prints_every_variant(shared_data, calibrated):
     from cnnexp.bench.ablation import ABLATIONS
 
     proc = cli("bench", f"data.root={shared_data}", "recipes=speedrun", "ablate=true", "seeds=1",

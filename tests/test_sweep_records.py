@@ -12,18 +12,12 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import QUICK, cli, killed_after_epoch
+from tests.helpers import QUICK, SHORT, cli, killed_after_epoch, sweep_dir
 
 pytestmark = pytest.mark.xdist_group("test_sweep_records")  # its module fixtures are built once, on one worker
 
-SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_test_batches=1",
-         "trainer.limit_val_batches=1"]
-
-
-def sweep_dir(out: Path) -> Path:
-    found = list((out / "multirun").glob("*/*"))
-    assert len(found) == 1, found
-    return found[0]
+# smaller still: this module's sweeps hold up to 4 runs
+TINY = [*SHORT, "trainer.limit_train_batches=10", "trainer.limit_test_batches=1", "trainer.limit_val_batches=1"]
 
 
 def runs(folder: Path) -> dict:
@@ -32,10 +26,10 @@ def runs(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory, shared_data):
+def seeded(tmp_path_factory, shared_data, calibrated):
     """2 pools × 2 seeds, kernel 5 everywhere: replicates, a plot, HParams to read back."""
     out = tmp_path_factory.mktemp("seeded")
-    proc = cli("train", "-m", "model.pool=max,avg", "seed=1,2", "model.kernel_size=5", *SHORT, f"paths.output_dir={out}")
+    proc = cli("train", "-m", "model.pool=max,avg", "seed=1,2", "model.kernel_size=5", *TINY, f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep_dir(out), proc
 
@@ -61,7 +55,9 @@ def test_seeds_are_grouped_as_replicates_with_mean_and_sd(seeded):
 
 def test_summary_csv_holds_plain_numbers(seeded):
     folder, _ = seeded
-    for row in csv.DictReader((folder / "summary_runs.csv").open()):
+    rows = list(csv.DictReader((folder / "summary_runs.csv").open()))
+    assert len(rows) == 4, rows  # 2 pools × 2 seeds
+    for row in rows:
         assert int(row["params"]) > 0 and "," not in row["params"]
         assert 0 < float(row["val acc"]) <= 1 and float(row["images/s"]) > 0
 
@@ -140,7 +136,7 @@ def test_sweep_root_declares_the_swept_values(seeded):
 
 
 @pytest.mark.slow  # the search test kills and resumes a sweep too (tests/test_search.py)
-def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data):
+def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data, calibrated):
     out = tmp_path / "out"
     args = ["-m", "model.pool=max,avg,l2", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=40"]
     killed_after_epoch(args, out, "multirun/*/*/pool=avg/metrics.csv")  # the first run done, the second in its epoch 2
@@ -163,15 +159,15 @@ def test_a_killed_sweep_resumes_from_its_folder(tmp_path, shared_data):
     assert sorted(r["run"] for r in summary) == ["pool=avg", "pool=l2", "pool=max"]
 
 
-def test_resuming_a_folder_that_holds_no_sweep_is_refused(tmp_path):
+def test_resuming_a_folder_that_holds_no_sweep_is_refused(tmp_path, calibrated):
     (tmp_path / "not-a-sweep").mkdir()
     proc = cli("train", "-m", f"resume={tmp_path / 'not-a-sweep'}")
     assert proc.returncode == 2 and "not a sweep folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data):
+def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data, calibrated):
     out = tmp_path / "out"
-    proc = cli("train", "-m", "model.kernel_size=9,3", "model.stride=2", "sweep_options.fail_fast=true", *SHORT,
+    proc = cli("train", "-m", "model.kernel_size=9,3", "model.stride=2", "sweep_options.fail_fast=true", *TINY,
                f"paths.output_dir={out}")
     assert proc.returncode == 1 and "stopped after its first failure" in proc.stderr, proc.stderr[-2000:]
     folder = sweep_dir(out)
@@ -179,14 +175,14 @@ def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data):
     assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["failed"]
 
 
-def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path):
+def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path, calibrated):
     from cnnexp.core.locks import LOCK
 
     folder = tmp_path / "sweep"
     shutil.copytree(seeded[0], folder)
     first = (folder / "multirun.yaml").read_bytes()
     before = runs(folder)
-    again = cli("train", "-m", "model.pool=max", *SHORT, f"hydra.sweep.dir={folder}")
+    again = cli("train", "-m", "model.pool=max", *TINY, f"hydra.sweep.dir={folder}")
     assert again.returncode == 2 and f"-m resume={folder}" in again.stderr and "Traceback" not in again.stderr
     more = cli("train", "-m", f"resume={folder}", "model.pool=max,avg,l2")
     assert more.returncode == 2 and "would change the recorded sweep" in more.stderr, more.stderr[-2000:]
@@ -203,7 +199,7 @@ def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(see
     assert cli("check", str(folder)).returncode == 0
 
 
-def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path):
+def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path, calibrated):
     folder = tmp_path / "sweep"
     shutil.copytree(seeded[0], folder)
     run = next(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -218,7 +214,7 @@ def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "multirun.yaml" in proc.stderr
 
 
-def test_a_run_extended_by_hand_keeps_its_setting_and_is_noted(seeded, tmp_path):
+def test_a_run_extended_by_hand_keeps_its_setting_and_is_noted(seeded, tmp_path, calibrated):
     """`resume=SWEEP/pool=max,seed=1 trainer.max_epochs=2`, the folder as the sweep named it: the
     run's record then holds the resume's overrides, and the summary reads its setting as its first
     launch's with the resume's change (no longer a replicate of 1-epoch pool=max), counts both

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import QUICK, cli, only_run_dir
+from tests.helpers import QUICK, cli, only_run_dir
 
 
 def scalars(run_dir):
@@ -51,7 +51,7 @@ def test_tensorboard_events_hold_train_val_test_metrics(quick_run):
 
 
 @pytest.mark.slow
-def test_runs_from_another_working_directory(tmp_path, shared_data):
+def test_runs_from_another_working_directory(tmp_path, shared_data, calibrated):
     """conf/ is found wherever the command is started."""
     out = tmp_path / "out"
     proc = cli("train", *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=5",
@@ -114,7 +114,7 @@ def test_real_tensorboard_serves_the_run(quick_run):
 
 
 @pytest.mark.slow  # convae's plan, network and monitor are checked in-process (test_models, test_best)
-def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
+def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data, calibrated):
     out = tmp_path / "out"
     proc = cli("train", "model=convae", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=30",
                f"paths.output_dir={out}")
@@ -135,7 +135,7 @@ def test_convae_reconstructs_and_its_loss_falls(tmp_path, shared_data):
                                        pytest.param(["model.blocks.1.groups=32", "model.blocks.2.groups=64",
                                                      "model.blocks.1.dilation=2"], marks=pytest.mark.slow)],
                          ids=["batchnorm-gelu", "depthwise-dilated"])
-def test_block_options_train(tmp_path, shared_data, overrides):
+def test_block_options_train(tmp_path, shared_data, overrides, calibrated):
     out = tmp_path / "out"
     proc = cli("train", *overrides, *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=30",
                f"paths.output_dir={out}")

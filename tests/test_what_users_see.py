@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import QUICK, cli, only_run_dir
+from tests.helpers import QUICK, cli, only_run_dir
 
 pytestmark = pytest.mark.xdist_group("test_what_users_see")  # its module fixtures are built once, on one worker
 
@@ -24,7 +24,7 @@ def shown(console: str) -> list:
 
 # ------------------------------------------------------------------ the console of a real run
 @pytest.fixture(scope="module")
-def console_run(tmp_path_factory, shared_data):
+def console_run(tmp_path_factory, shared_data, calibrated):
     out = tmp_path_factory.mktemp("console")
     proc = cli("train", *QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=4", "callbacks.progress_bar_refresh=1",
                f"paths.output_dir={out}")
@@ -55,7 +55,7 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
-def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data):
+def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data, calibrated):
     """The default (progress_bar_refresh=auto) with the console piped, as `… > log.txt` or `| tee`:
     no carriage returns, no cursor escapes; each epoch's end as one line, and the result line.
     (console_run pipes too, with an explicit refresh: that user gets the bar they asked for.)"""
@@ -71,7 +71,7 @@ def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, sha
 
 
 @pytest.mark.slow
-def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data):
+def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data, calibrated):
     """The same default on a terminal (a pseudo-terminal 120 columns wide): the bar, no epoch lines."""
     import fcntl
     import os
@@ -79,14 +79,14 @@ def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data):
     import sys
     import termios
 
-    from tests.conftest import PROJECT
+    from tests.helpers import PROJECT, run_env
 
     quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
     master, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "cnnexp.train", *quick, "trainer.max_epochs=1",
                              "trainer.limit_train_batches=4", f"paths.output_dir={tmp_path}"], cwd=PROJECT,
-                            stdout=terminal, stderr=terminal, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=terminal, stderr=terminal, env=run_env())
     os.close(terminal)
     chunks = []
     while True:
@@ -119,31 +119,32 @@ def test_help_shows_usage_keys_and_an_example(module, expected, capsys):
     assert f"python -m cnnexp.{module}" in text and expected in text, text
 
 
-def test_train_help_is_hydras_with_the_keys_and_examples():
+def test_train_help_is_hydras_with_the_keys_and_examples(calibrated):
     proc = cli("train", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "python -m cnnexp.train -m model.kernel_size=3,5,7" in proc.stdout and "print_config=true" in proc.stdout
     assert "model: cnn3, convae" in proc.stdout and "shell-completion" not in proc.stdout
 
 
-def test_a_report_piped_to_head_ends_quietly_as_cat_does(console_run):
-    import os
+def test_a_report_piped_to_head_ends_quietly_as_cat_does(console_run, calibrated):
     import signal
     import sys
 
-    from tests.conftest import PROJECT
+    from tests.helpers import PROJECT, run_env
 
     for module, args in (("shapes", []), ("check", [str(console_run[1])])):
         proc = subprocess.Popen([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=PROJECT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stderr=subprocess.PIPE, text=True, env=run_env())
         proc.stdout.close()  # head has read enough before the first line
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGPIPE and "Traceback" not in err, (module, err)
 
 
 # ------------------------------------------------------------------ warnings and numbers
-def test_a_network_far_beyond_the_reference_is_named_with_its_factors(capsys):
+def test_a_network_far_beyond_the_reference_is_named_with_its_factors(capsys, tmp_path, monkeypatch):
     from cnnexp.shapes import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # its cost line reads no user's calibration
 
     main(["model.pool=none"])
     out = capsys.readouterr().out
@@ -270,7 +271,7 @@ def test_summary_n_labels_stay_inside_the_frame(tmp_path):
 
 # ------------------------------------------------------------------ TensorBoard, as a user opens it
 @pytest.fixture(scope="module")
-def board(tmp_path_factory, shared_data):
+def board(tmp_path_factory, shared_data, calibrated):
     """A 2-run sweep over kernel 3,5 (slow tests only)."""
     out = tmp_path_factory.mktemp("board")
     proc = cli("train", "-m", "model.kernel_size=3,5", *QUICK, "trainer.max_epochs=2", "trainer.limit_train_batches=5",
