@@ -54,7 +54,7 @@ def _quiet(unraisable) -> None:
     _quiet.default(unraisable)  # type: ignore[attr-defined]
 
 
-def check() -> None:
+def raise_if_asked() -> None:
     """At a safe point: raise the stop a signal asked for, if it has not stopped this process yet."""
     if received is not None:
         raise KeyboardInterrupt(f"received {signal.Signals(received).name}")

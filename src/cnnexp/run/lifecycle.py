@@ -67,7 +67,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         checked = check_run(cfg, checked_with)
     except UserError as e:
         return _refused(e, cfg, run_dir, overrides, multirun, earlier if then == "continue" else None)
-    stopping.check()  # a stop that came while torch was imported (where it could not be raised): before any record
+    stopping.raise_if_asked()  # a stop that came while torch was imported (where it could not be raised): before any record
     if slurm.in_job():
         slurm.install_handlers()  # preemption and requeue: recorded, then continued by the restarted job
 

@@ -133,7 +133,7 @@ class Search:
         tick = min(1.0, self.options.heartbeat_s / 2)
         try:
             while True:
-                stopping.check()  # a Ctrl-C that landed where raising was unsafe stops the search here
+                stopping.raise_if_asked()  # a Ctrl-C that landed where raising was unsafe stops the search here
                 filling = self.options.steady or not running  # batch: the next batch once this one has ended
                 while filling and len(running) + len(starting) < self.slots.capacity:
                     chosen, ready = ready or self.choose(study, budget, heartbeat), None
