@@ -18,14 +18,13 @@ def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
     default for a sweep recorded before the key existed."""
     from omegaconf import OmegaConf
 
-    from cnnexp import CONF_DIR
-
+    from cnnexp.config.schema import replicate_keys_default
     from cnnexp.sweeps.relaunch import recorded_sweep
 
     key = "sweep_options.replicate_keys"
     recorded = recorded_sweep(Path(sweep_dir))
     keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
-    return list(keys if keys is not None else OmegaConf.select(OmegaConf.load(CONF_DIR / "train.yaml"), key))
+    return list(keys) if keys is not None else replicate_keys_default()
 
 
 def collect(sweep_dir: Path) -> List[Dict]:

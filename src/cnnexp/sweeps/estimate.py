@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.cost import estimate as cost
 from cnnexp.core.console import SWEEP_COST, duration
+from cnnexp.sweeps.naming import grid_jobs
 
 log = logging.getLogger("cnnexp")
 
@@ -46,19 +47,6 @@ def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float
 
 def _sample(items: list, n: int) -> list:
     return items if len(items) <= n else [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
-
-
-def grid_jobs(config: DictConfig) -> List[List[str]]:
-    """Each job's overrides, as Hydra's basic sweeper will launch them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from cnnexp.config.compose import task_overrides
-
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
-    return [list(job) for batch in batches for job in batch]
 
 
 def epochs_done(config: DictConfig, jobs: List[List[str]]) -> List[Optional[int]]:

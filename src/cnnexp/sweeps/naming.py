@@ -1,10 +1,12 @@
 """What a sweep does to its config before launching: only swept keys name its runs (the name
-itself is `compose.run_name`), duplicate values run once, and the jobs it launches are counted.
+itself is `compose.run_name`), duplicate values run once, and its grid is expanded into the jobs it launches (the one expansion:
+the count, the estimate and the resume's bookkeeping all read `grid_jobs`).
 Relaunching a recorded sweep (`-m resume=SWEEP`) is `relaunch`'s."""
 
 from __future__ import annotations
 
 import logging
+from typing import List
 
 from omegaconf import DictConfig, OmegaConf, read_write
 
@@ -58,16 +60,23 @@ def drop_duplicate_values(config: DictConfig) -> None:
         config.hydra.overrides.task = kept
 
 
-def count_jobs(config) -> int:
-    """The jobs a sweep launches: its grid's size, or a search's trials (rejected ones do not count)."""
+def grid_jobs(config: DictConfig) -> List[List[str]]:
+    """Each job's overrides, as Hydra's basic sweeper will launch them (the command line wins)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from cnnexp.config.compose import task_overrides
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def count_jobs(config) -> int:
+    """The jobs a sweep launches: its grid's size, or a search's trials (rejected ones do not count)."""
     from cnnexp.search.options import is_search
 
     if is_search(config.hydra.sweeper):
         return int(config.hydra.sweeper.n_trials)
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    lines = [f"{k}={v}" for k, v in params.items()] + task_overrides(config.hydra)  # as Hydra: the command line wins
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None))
+    return len(grid_jobs(config))
