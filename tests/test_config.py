@@ -99,3 +99,21 @@ def test_a_group_option_or_key_that_does_not_exist_is_one_line():
     with pytest.raises(SettingsError, match="leave experiment= out"):
         check_override_keys(["experiment=null"])
     check_override_keys(["seed=3", "model=speed", "logger=[tensorboard,mlflow]", "-m", "model=cnn3,speed"])
+
+
+@pytest.mark.parametrize("patch, words", [
+    ({"model": "abc", "data": {"name": "nope"}}, "data.name='nope' is not valid: one of mnist, folder"),
+    ({"model": "abc"}, "model='abc' is not valid: a group of settings"),
+    ({"optimizer": [1, 2]}, "optimizer=[1, 2] is not valid: a group of settings"),
+    ({"data": "x"}, "data='x' is not valid: a group of settings"),
+])
+def test_a_record_whose_group_is_not_a_mapping_is_one_settings_error(patch, words):
+    """A config.yaml handed over (resume=, eval run=) is read as data: a group that is not key: value
+    lines, or an unknown data.name beside one, is a SettingsError naming it — never a TypeError."""
+    from omegaconf import OmegaConf
+
+    from cnnexp.core.errors import SettingsError
+
+    record = {**OmegaConf.to_container(composed(), resolve=True), **patch}
+    with pytest.raises(SettingsError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        config.load(record)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp.config.messages import describe_omegaconf_error, locate_key, user_key
-from cnnexp.config.migrations import migrate
+from cnnexp.config.migrations import data_name, migrate
 from cnnexp.config.schema import DATASETS, Settings
 from cnnexp.config.validate import require, validate
 
@@ -19,9 +19,10 @@ def load(cfg: DictConfig | dict) -> Settings:
     """Merge a composed config into the schema, check it, and return plain dataclasses."""
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg = migrate({k: v for k, v in cfg.items() if k != "hydra"})
-    name = cfg["data"]["name"]
+    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    name = data_name(cfg)  # first: the schema of the data's settings depends on it
     require(name in DATASETS, "data.name", name, f"one of {', '.join(DATASETS)} (data=folder for your own images)")
+    cfg = migrate(cfg)
     try:
         schema = OmegaConf.structured(Settings)
         schema.data = OmegaConf.structured(DATASETS[name])
