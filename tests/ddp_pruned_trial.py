@@ -29,7 +29,7 @@ class WhereItStopped(L.Callback):
 if __name__ == "__main__":
     root, run_dir = sys.argv[1], Path(sys.argv[2]) / "trial"
     settings = load(compose_config([f"data.root={root}", "logger.tensorboard=false"]))
-    reporter = trial_reporter(run_dir)  # in each rank's process, as cnnexp.run builds it
+    reporter = trial_reporter(run_dir)  # in each rank's process, as cnnexp.run.trainer builds it
     L.seed_everything(0, verbose=False)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=4, limit_train_batches=2,
                         limit_val_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -161,7 +161,7 @@ def test_the_sweeps_hparams_carry_each_settings_interval_clipped_to_its_range(tm
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from cnnexp.sweeps.report import write_summary
+    from cnnexp.sweeps.summarize import write_summary
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['model.kernel_size=3,5', 'seed=1,2,3']\n")
     for kernel, accs in {3: [0.99, 1.0, 0.96], 5: [0.90, 0.91, 0.92]}.items():

@@ -101,7 +101,7 @@ def test_a_folder_beyond_the_memory_budget_is_streamed(tinted, tmp_path, calibra
 
 
 def test_every_image_mode_becomes_8_bit_at_the_chosen_size(tmp_path):
-    from cnnexp.data.folder import read_image
+    from cnnexp.data.image_folder import read_image
 
     gradient = np.tile(np.linspace(0, 1, 24), (24, 1))
     rgb = Image.fromarray((np.stack([gradient, gradient[::-1], gradient * 0.5], -1) * 255).astype(np.uint8), "RGB")

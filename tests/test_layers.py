@@ -101,8 +101,8 @@ def table() -> str:
         names = sorted(p.stem for p in (SRC / "cnnexp" / folder).glob("*.py") if p.stem != "__init__")
         rows.append(f"| {floor[folder]} | `{folder}/` | {' '.join(f'`{n}`' for n in names)} | {summary(folder)} |")
     entries = sorted(p.stem for p in (SRC / "cnnexp").glob("*.py") if p.stem != "__init__")
-    rows.append(f"| {floor['entry']} | entry points | {' '.join(f'`{n}`' for n in entries)} `bench/` "
-                "`hydra_plugins/` | thin: parse, call, print; each answers `--help` |")
+    rows.append(f"| {floor['entry']} | entry points | {' '.join(f'`{n}`' for n in entries)} `bench/`; and "
+                "`src/hydra_plugins/` beside the package | thin: parse, call, print; each answers `--help` |")
     return "\n".join(rows)
 
 

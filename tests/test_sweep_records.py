@@ -73,7 +73,7 @@ def test_summary_png_is_written(seeded):
 
 def test_summary_reads_the_records_without_torch(seeded):
     """`python -m cnnexp.summary` reads CSV/JSON and draws: it rewrites the sweep's TensorBoard run
-    (cnnexp.events) without the seconds that importing torch costs."""
+    (cnnexp.tracking.events) without the seconds that importing torch costs."""
     import subprocess
     import sys
 

@@ -43,7 +43,7 @@ def test_tensorboard_events_hold_train_val_test_metrics(quick_run):
     run_dir, _ = quick_run
     found = scalars(run_dir)
     for tag in ("train/loss_step", "train/acc_step", "epoch/train_loss", "train/acc_epoch",
-                "epoch/val_loss", "epoch/val_acc", "test/loss", "test/acc"):  # cnnexp.board's tags
+                "epoch/val_loss", "epoch/val_acc", "test/loss", "test/acc"):  # cnnexp.tracking.board's tags
         assert tag in found, f"{tag} missing from {sorted(found)}"
     assert len(found["epoch/val_acc"]) == 2 and all(0 <= v <= 1 for v in found["epoch/val_acc"])
     results = json.loads((run_dir / "results.json").read_text())

@@ -196,7 +196,7 @@ def test_a_sweep_table_fits_100_columns_and_its_csv_keeps_every_column(tmp_path,
     import csv
     import json
 
-    from cnnexp.sweeps.report import write_summary
+    from cnnexp.sweeps.summarize import write_summary
 
     for replicated in (True, False):
         folder = tmp_path / str(replicated)

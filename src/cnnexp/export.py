@@ -6,7 +6,7 @@ checked against PyTorch before it is left in the run folder.
 
 The network comes from checkpoints/best.ckpt, with a dynamic batch axis. ONNX: torch.onnx's
 dynamo exporter first, the TorchScript-based one if it fails; the file carries what it needs to
-be used alone (exported.Facts: classes, input shape, normalisation, the run's monitor and best
+be used alone (onnx_network.Facts: classes, input shape, normalisation, the run's monitor and best
 value, cnnexp's version, the exporter, the parity check). Parity, every time: `images` of the
 run's own test split go through PyTorch and through the exported file; a largest absolute
 difference of outputs (logits; reconstructions for an autoencoder) above `tolerance`, or any
@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
-from cnnexp.models import onnx_network as exported
+from cnnexp.models import onnx_network
 from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
 from cnnexp.core.files import write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
 from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, open_run
 
-FORMATS = {"onnx": exported.ONNX_FILE, "torchscript": "model.torchscript.pt"}
+FORMATS = {"onnx": onnx_network.ONNX_FILE, "torchscript": "model.torchscript.pt"}
 
 
 @dataclass
@@ -62,7 +62,7 @@ def check_args(args: ExportArgs) -> None:
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise RunError(f"format=onnx needs onnx and onnxruntime: {exported.INSTALL}") from None
+            raise RunError(f"format=onnx needs onnx and onnxruntime: {onnx_network.INSTALL}") from None
 
 
 def test_images(task, n: int):
@@ -100,8 +100,8 @@ def to_onnx(net, example) -> Tuple[bytes, str]:
     failures = []
     try:
         with _quiet():
-            program = torch.onnx.export(net, (example,), dynamo=True, verbose=False, input_names=[exported.INPUT],
-                                        output_names=[exported.OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},))
+            program = torch.onnx.export(net, (example,), dynamo=True, verbose=False, input_names=[onnx_network.INPUT],
+                                        output_names=[onnx_network.OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},))
         return program.model_proto.SerializeToString(), f"torch.onnx dynamo (torch {torch.__version__})"
     except Exception as e:  # an op or a guard torch.export cannot take: try the older exporter
         failures.append(f"dynamo: {_reason(e)}")
@@ -109,9 +109,9 @@ def to_onnx(net, example) -> Tuple[bytes, str]:
         buffer = io.BytesIO()
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")  # its deprecation notice: this is the fallback on purpose
-            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=[exported.INPUT],
-                              output_names=[exported.OUTPUT],
-                              dynamic_axes={exported.INPUT: {0: "batch"}, exported.OUTPUT: {0: "batch"}})
+            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=[onnx_network.INPUT],
+                              output_names=[onnx_network.OUTPUT],
+                              dynamic_axes={onnx_network.INPUT: {0: "batch"}, onnx_network.OUTPUT: {0: "batch"}})
         onnx.checker.check_model(buffer.getvalue())
         return buffer.getvalue(), f"torch.onnx torchscript (torch {torch.__version__}; {failures[0]})"
     except Exception as e:
@@ -227,17 +227,17 @@ def convert(fmt: str, net, x, example, path: Path):
             outputs = torch.cat([loaded(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
         return data, exporter, outputs, loaded
     data, exporter = to_onnx(net, example)
-    return data, exporter, exported.run(exported.session(data, path), x.numpy()), None
+    return data, exporter, onnx_network.run(onnx_network.session(data, path), x.numpy()), None
 
 
-def run_facts(settings, checkpoint: dict, classes: list, exporter: str, result: dict) -> "exported.Facts":
-    """What the exported file carries to be used alone (exported.Facts)."""
+def run_facts(settings, checkpoint: dict, classes: list, exporter: str, result: dict) -> "onnx_network.Facts":
+    """What the exported file carries to be used alone (onnx_network.Facts)."""
     from cnnexp import __version__
     from cnnexp.data.mnist import MEAN, STD
 
     monitor, best = best_score(checkpoint)
     folder_data = settings.data.name == "folder"
-    return exported.Facts(
+    return onnx_network.Facts(
         task=settings.model.task, model=settings.model.name, data=settings.data.name,
         classes=classes, input_shape=list(settings.model.input_shape),
         channels=int(settings.model.input_shape[0]), normalize=settings.data.normalize,

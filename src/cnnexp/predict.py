@@ -106,7 +106,7 @@ def torch_classifier(args: PredictArgs) -> Classifier:
     data = task.settings.data
     folder = data.name == "folder"
     if folder:  # the run's own resize and normalisation, and its class names
-        from cnnexp.data.folder import channel_stats
+        from cnnexp.data.image_folder import channel_stats
 
         stats = channel_stats(data)
     else:
@@ -126,9 +126,9 @@ def onnx_classifier(args: PredictArgs) -> Classifier:
     """The exported model and the facts it carries: numpy and onnxruntime only."""
     import numpy as np
 
-    from cnnexp.models import onnx_network as exported
+    from cnnexp.models import onnx_network
 
-    model = exported.load(args.run, args.model)
+    model = onnx_network.load(args.run, args.model)
     facts = model.facts
     if not facts.classes:  # only a classifier's file names classes
         raise RunError(f"{model.path}: a {facts.model} model does not classify images")
@@ -136,7 +136,7 @@ def onnx_classifier(args: PredictArgs) -> Classifier:
 
     def probabilities(pixels):  # memory.to_float's arithmetic, in numpy
         x = pixels.astype(np.float32) / np.float32(255)
-        return exported.softmax(model((x - mean) / std if facts.normalize else x))
+        return onnx_network.softmax(model((x - mean) / std if facts.normalize else x))
 
     read = lambda path: images.read_array(path, facts.channels, facts.input_shape[1:])  # noqa: E731
     return Classifier(facts.data == "folder", facts.classes, read, probabilities)

@@ -1,8 +1,8 @@
 """`python -m cnnexp.shapes [overrides] [json=true] [draw=DIR] [calibrate=true]`: the shape table of a
 model, worked by the textbook formulas, without loading data or torch: shapes, parameters, receptive
 field and jump, multiply-accumulates and output memory per layer, then the estimated seconds per
-epoch and for the run on this machine (cnnexp.cost). draw=DIR also draws each conv, pool and
-transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic, docs/arithmetic.md).
+epoch and for the run on this machine (cnnexp.cost.estimate). draw=DIR also draws each conv, pool and
+transposed-conv layer's arithmetic into DIR (see cnnexp.arithmetic.draw, docs/arithmetic.md).
 calibrate=true measures this machine's speed again first (a few seconds, with torch; the first
 training run does it once by itself). Takes the training's keys (model.*, data.*, groups such as
 model=convae; `python -m cnnexp.train --help` lists them). A setting far costlier than the

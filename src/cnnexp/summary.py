@@ -15,7 +15,7 @@ from typing import List
 from cnnexp.core.errors import fail
 from cnnexp.records.folder import SWEEP_CONFIG, is_sweep
 from cnnexp.sweeps.collect import collect, recorded_replicate_keys
-from cnnexp.sweeps.report import write_summary
+from cnnexp.sweeps.summarize import write_summary
 
 
 def main(argv: List[str] | None = None) -> None:

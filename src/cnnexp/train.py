@@ -5,7 +5,7 @@
     python -m cnnexp.train resume=outputs/2026-11-25/10-31-02
     python -m cnnexp.train trainer=ddp trainer.devices=2 hydra/launcher=slurm   # one job of 2 tasks
 
-Hydra composes conf/ with the overrides; `cnnexp.run` does the rest (see its docstring).
+Hydra composes conf/ with the overrides; `cnnexp.run.lifecycle` does the rest (see its docstring).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
 def stopped_early(stop) -> None:
     """sweep_options.fail_fast: the summary of what ran, and which run stopped the sweep."""
     from cnnexp.sweeps.callback import SettingsCheck
-    from cnnexp.sweeps.report import write_summary
+    from cnnexp.sweeps.summarize import write_summary
 
     if SettingsCheck.sweep_dir is not None:
         write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)

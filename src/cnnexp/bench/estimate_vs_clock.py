@@ -1,5 +1,5 @@
 """The cost estimate a run prints before it starts, held against the epochs the run then takes
-(`estimate=true`): what keeps cnnexp.cost's rates honest."""
+(`estimate=true`): what keeps cnnexp.cost.estimate's rates honest."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class BenchArgs:
     target: float = 0.992    # the test accuracy the accuracy part trains to
     peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
     search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
-    estimate: bool = False   # the cost estimate (cnnexp.cost) against measured epochs, for ESTIMATED
+    estimate: bool = False   # the cost estimate (cnnexp.cost.estimate) against measured epochs, for ESTIMATED
     epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
     ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
 

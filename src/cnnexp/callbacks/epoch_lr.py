@@ -18,7 +18,7 @@ class EpochLR(L.Callback):
         self.began: Dict[str, float] = {}
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        # `lr-Adam`, as LearningRateMonitor names it (cnnexp.board charts it as epoch/lr)
+        # `lr-Adam`, as LearningRateMonitor names it (cnnexp.tracking.board charts it as epoch/lr)
         self.began = {f"lr-{type(o).__name__}": float(o.param_groups[0]["lr"]) for o in trainer.optimizers}
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

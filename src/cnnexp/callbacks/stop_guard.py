@@ -1,4 +1,4 @@
-"""StopGuard: a stop signal that Python dropped (see cnnexp.stopping) still stops the run."""
+"""StopGuard: a stop signal that Python dropped (see cnnexp.core.stopping) still stops the run."""
 
 from __future__ import annotations
 

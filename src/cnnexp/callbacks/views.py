@@ -153,7 +153,7 @@ class ReceptiveFields(View):
 
 
 class ArithmeticSheets(View):
-    """Per conv, pool and transposed-conv layer, the still sheet of its arithmetic (cnnexp.arithmetic),
+    """Per conv, pool and transposed-conv layer, the still sheet of its arithmetic (cnnexp.arithmetic.draw),
     logged once: a sweep over kernel, stride and padding compares picture by picture."""
 
     def __init__(self, layers):

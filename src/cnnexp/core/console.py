@@ -45,7 +45,7 @@ class ConsoleHandler(logging.StreamHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         """A console whose reader went away (`| head`) stops the run as SIGPIPE stops other tools
-        — recorded, through cnnexp.stopping — instead of a traceback for every line after it."""
+        — recorded, through cnnexp.core.stopping — instead of a traceback for every line after it."""
         if isinstance(sys.exc_info()[1], BrokenPipeError):
             from cnnexp.core import stopping
 

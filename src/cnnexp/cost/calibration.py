@@ -1,4 +1,4 @@
-"""This machine's rates, measured once: the short torch benchmark behind `cnnexp.cost`'s estimates.
+"""This machine's rates, measured once: the short torch benchmark behind `cnnexp.cost.estimate`'s estimates.
 
 A few of the product's own networks (cnn3: wide, many MACs; speed: narrow, batch norm; convae:
 transposed convolutions), built as a run builds them, each timed for a training step

@@ -191,7 +191,7 @@ def _obtain(data_settings) -> Path:
     fix = (f"replace the corrupt files named above with good copies of {files}" if corrupt
            else f"copy {files} (gzip or uncompressed) into {raw}/")
     tried = "; ".join(f"{source}: {_last(errors)}" for source, errors in report.items() if errors)
-    raise DataUnavailable(  # one line: cnnexp.errors
+    raise DataUnavailable(  # one line: cnnexp.core.errors
         f"could not obtain MNIST ({'its' if len(missing) == len(idx.FILES) else f'{len(missing)} of its'} "
         f"{len(idx.FILES)} files missing or corrupt) into {raw} — tried {tried}. "
         f"To place the files by hand: {fix}, "

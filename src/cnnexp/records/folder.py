@@ -192,7 +192,7 @@ class RunRecord:
         self.write, self.started = write, False
         if extends:  # in every record this one writes: also a resume that only tests again
             self.data["extends"] = extends
-        self.listeners: list = []  # called with the final record (cnnexp.loggers: MLflow)
+        self.listeners: list = []  # called with the final record (cnnexp.tracking.loggers: MLflow)
         if start:
             self.start()
 

@@ -41,7 +41,7 @@ log = logging.getLogger("cnnexp")
 
 def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -> dict:
     """The job: train, test the best checkpoint, and record the true outcome in results.json.
-    A sweep's run that failed or diverged inside a SLURM job fails that job too (cnnexp.slurm)."""
+    A sweep's run that failed or diverged inside a SLURM job fails that job too (cnnexp.run.slurm)."""
     if multirun and signal.getsignal(signal.SIGINT) is signal.default_int_handler \
             and threading.current_thread() is threading.main_thread():
         stopping.install((signal.SIGINT,))  # a pool's worker process (hydra/launcher=parallel): Ctrl-C lands safely

@@ -76,7 +76,7 @@ def shape_table(settings: Settings) -> str:
 
 
 def cost_line(settings: Settings, done: int = 0) -> str:
-    """The run's estimated seconds (cnnexp.cost) for the epochs not `done` before a resume; the
+    """The run's estimated seconds (cnnexp.cost.estimate) for the epochs not `done` before a resume; the
     first run on a machine measures it first."""
     from cnnexp.cost import estimate as cost
     from cnnexp.cost.calibration import for_estimates

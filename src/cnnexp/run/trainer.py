@@ -81,7 +81,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     shown = _progress(settings, run_dir, callbacks)
     kwargs = {**trainer_arguments(settings), "enable_progress_bar": shown != "none"}
     plugins = [InFolderCheckpointIO()]
-    if slurm.in_job():  # requeueing is cnnexp's (cnnexp.slurm), from last.ckpt in the run folder
+    if slurm.in_job():  # requeueing is cnnexp's (cnnexp.run.slurm), from last.ckpt in the run folder
         from lightning.pytorch.plugins.environments import SLURMEnvironment
 
         plugins.append(SLURMEnvironment(auto_requeue=False))
@@ -113,7 +113,7 @@ def _loggers(settings: Settings, run_dir: Path) -> list:
     if settings.logger.tensorboard:
         # name="", version="": event files land in the run folder itself, so TensorBoard names the
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
-        loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.board: tags, HParams
+        loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.tracking.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
     return loggers + list(filter(None, [trainer_logger(settings, run_dir)]))  # logger=mlflow
 

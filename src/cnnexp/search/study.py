@@ -114,7 +114,7 @@ def pruner(options: SearchOptions):
 
 def objective(config: DictConfig) -> Tuple[str, str]:
     """(metric, direction): what the runs' best checkpoint is chosen by, as the settings check
-    resolves it (cnnexp.tasks.monitor_and_mode) — the study optimises the same "best"."""
+    resolves it (cnnexp.core.catalogue.monitor_and_mode) — the study optimises the same "best"."""
     from cnnexp.core.catalogue import monitor_and_mode
 
     monitor, mode = monitor_and_mode(str(config.model.task),

@@ -23,7 +23,7 @@ def skipped(trial) -> bool:
 
 
 def settings_problem(job: DictConfig) -> Optional[str]:
-    """The settings and shape check of `cnnexp.settings`, without data or torch: None if fine."""
+    """The settings and shape check of `cnnexp.config.settings`, without data or torch: None if fine."""
     from cnnexp.config.compose import user_config
     from cnnexp.config.settings import load
 

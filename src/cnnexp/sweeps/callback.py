@@ -72,7 +72,7 @@ class SettingsCheck(Callback):
         from cnnexp.core.locks import last_out
         from cnnexp.tracking.loggers import close_sweep
         from cnnexp.sweeps.relaunch import forget_launch, ran_nothing
-        from cnnexp.sweeps.report import finish_sweep
+        from cnnexp.sweeps.summarize import finish_sweep
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         restore_record(sweep_dir, SettingsCheck.launch)
@@ -99,7 +99,7 @@ class SettingsCheck(Callback):
         writes it)."""
         from cnnexp.core.locks import last_out
         from cnnexp.sweeps.collect import collect
-        from cnnexp.sweeps.report import write_summary
+        from cnnexp.sweeps.summarize import write_summary
 
         restore_record(cls.sweep_dir, cls.launch)
         try:
@@ -145,7 +145,7 @@ def restore_record(sweep_dir, launch) -> None:
 def claimable(config: DictConfig, kind: str) -> None:
     """A folder the user named (hydra.run.dir=…, hydra.sweep.dir=…) is claimed only if it holds no
     other run's or sweep's record: nothing trains into another record unless it resumes it. The
-    default names claim a fresh folder themselves (cnnexp.compose)."""
+    default names claim a fresh folder themselves (cnnexp.config.compose)."""
     from cnnexp.core.errors import SettingsError
 
     key = f"hydra.{kind}.dir"
@@ -171,7 +171,7 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     from cnnexp.core.locks import FolderLock, WorkerLock
     from cnnexp.search.options import is_search
     from cnnexp.search.space import check_search
-    from cnnexp.sweeps.estimate import announce
+    from cnnexp.sweeps.eta import announce
     from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys
     from cnnexp.sweeps.relaunch import recorded_sweep, recorded_sweeper, resume_sweep, runs_state
     from cnnexp.tracking.loggers import open_sweep

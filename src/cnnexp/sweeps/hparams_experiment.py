@@ -1,6 +1,6 @@
 """The sweep's own TensorBoard run, SWEEP/_sweep: the summary's figures and the HParams
 experiment — the swept keys first, with their values in the sweep's order, then what every run
-logs, and the metrics by name — the one experiment in the folder (cnnexp.board). With
+logs, and the metrics by name — the one experiment in the folder (cnnexp.tracking.board). With
 replicates, each setting is a session too (SWEEP/_sweep/<setting>, status `setting`): the
 table's mean and 95 % interval as metrics, so HParams compares settings as the table does."""
 

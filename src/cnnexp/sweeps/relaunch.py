@@ -135,7 +135,9 @@ def one_value(o) -> str:
 def study_is_optunas(folder: Path, typed) -> None:
     """A search's study.db is opened read-only first: a corrupt or foreign file is refused, never
     handed to Optuna (which would add its tables to it)."""
-    db = Path(folder) / "study.db"
+    from cnnexp.search.study import STUDY_FILE
+
+    db = Path(folder) / STUDY_FILE
     if not db.exists():
         return
     try:

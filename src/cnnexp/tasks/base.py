@@ -20,7 +20,7 @@ class Diverged(RuntimeError):
 
 class Task(L.LightningModule):
     """Built from checked settings. The checkpoint keeps them as a plain dict (`run_config`), so a
-    checkpoint alone rebuilds the exact network (`run_folder.rebuild_task`)."""
+    checkpoint alone rebuilds the exact network (`run/restore.py`'s `rebuild_task`)."""
 
     network: type  # each task's nn.Module class, built from settings.model
 

@@ -2,7 +2,7 @@
 search figures, the HParams experiment and the settings' sessions), which a sweep's end and
 `python -m cnnexp.summary` write — a summary reads records and draws, so it need not pay the
 seconds that importing torch costs. The records are TensorBoard's own protobufs, the ones torch's
-SummaryWriter writes; a run's own events stay with Lightning's logger (cnnexp.board).
+SummaryWriter writes; a run's own events stay with Lightning's logger (cnnexp.tracking.board).
 """
 
 from __future__ import annotations

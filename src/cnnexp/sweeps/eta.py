@@ -1,4 +1,4 @@
-"""What a sweep will cost, said before it launches: the sum of its runs' estimates (cnnexp.cost),
+"""What a sweep will cost, said before it launches: the sum of its runs' estimates (cnnexp.cost.estimate),
 and for each job's header an ETA for the rest (cnnexp.core.console.sweep_eta).
 
 A grid's runs are each composed and estimated (beyond MAX_COMPOSED, an even sample, scaled to
