@@ -145,10 +145,6 @@ def in_earlier_launch(results: Optional[dict], run_dir: Path) -> str:
     return "run"
 
 
-def how_to_resume(run_dir: Path) -> str:
-    return f"continue with: python -m cnnexp.train resume={run_dir}"
-
-
 def state(run_dir: Path, results: Optional[dict]) -> str:
     """The record's status, with `running` split into `running` (its lock held) and `dead`."""
     status = results.get("status", "?") if isinstance(results, dict) else "?"
