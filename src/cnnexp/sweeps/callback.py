@@ -87,7 +87,7 @@ class SettingsCheck(Callback):
                     print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
                           f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
         finally:
-            close_sweep(sweep_dir)
+            close_sweep(config, sweep_dir)
             SettingsCheck.release()
             if idle:
                 forget_launch(sweep_dir, launch, SettingsCheck.before)
