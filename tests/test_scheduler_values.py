@@ -79,7 +79,7 @@ def env_without_scheduler(tmp_path: Path) -> dict:
 @pytest.mark.parametrize("typed, said", [
     ("hydra.launcher.partition='gpu\ntouch /tmp/x #'", r"hydra.launcher.partition='gpu\ntouch /tmp/x #' is not valid: "),
     ("paths.output_dir='OUT/a\ntouch /tmp/x #'", r"paths.output_dir='OUT/a\ntouch /tmp/x #' is not valid: "),  # the job folder
-])
+], ids=["partition", "output-dir"])
 def test_a_newline_bound_for_a_job_script_is_one_line_before_the_sweep_folder_exists(tmp_path, typed, said):
     out = tmp_path / "outputs"
     proc = cli("train", "-m", "hydra/launcher=slurm", f"paths.output_dir={out}", typed.replace("OUT", str(out)),
