@@ -176,11 +176,10 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     from cnnexp.sweeps.relaunch import recorded_sweep, recorded_sweeper, resume_sweep, runs_state
     from cnnexp.tracking.loggers import open_sweep
 
-    recorded = None
-    if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-        from cnnexp.run.slurm import check_controller
+    from cnnexp.run.slurm import check_launcher
 
-        check_controller()  # before the sweep folder exists: a cluster that is not there is one line
+    recorded = None
+    check_launcher(config)  # before the sweep folder exists: job-script values SLURM takes, a cluster that answers
     if OmegaConf.select(config, "resume", default=None):
         folder = Path(str(config.resume)).expanduser()
         if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;
