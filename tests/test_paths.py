@@ -201,3 +201,24 @@ def test_export_where_the_disk_refuses_is_one_line_and_out_writes_elsewhere(quic
     proc = cli("export", f"run={run_dir}", "images=32", f"out={tmp_path / 'elsewhere'}/")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "elsewhere" / "model.onnx").is_file() and not (run_dir / "model.onnx").exists()
+
+
+def test_a_new_run_on_a_full_disk_is_one_line_and_no_folder(tmp_path, calibrated):
+    """A full disk still makes folders: Hydra then failed writing .hydra/config.yaml (a traceback,
+    exit 1, a half folder). The folder check writes a small file too."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"a tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
+    try:
+        with (mount / "filler").open("wb") as f:
+            with pytest.raises(OSError):
+                while True:
+                    f.write(bytes(2**16))
+                    f.flush()
+        proc = cli("train", f"data.root={SHARED_DATA}", f"paths.output_dir={mount / 'out'}")
+        assert proc.returncode == 2 and "No space left on device" in one_error_line(proc)
+        assert [p.name for p in mount.iterdir()] == ["filler"]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
