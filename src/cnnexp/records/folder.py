@@ -122,6 +122,9 @@ def claim_fresh(path: str) -> str:
             n += 1
 
 
+PROBE_BYTES = 64 * 1024  # what a run writes before its first check can fail it: Hydra's records, config.yaml …
+
+
 def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     """Probe the nearest existing folder on the way to output_dir with a real (removed) temp dir:
     permission bits say nothing for root, read-only mounts or /proc."""
@@ -136,10 +139,15 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
     else:
-        try:
-            Path(tempfile.mkdtemp(prefix=".cnnexp-probe-", dir=existing)).rmdir()
+        try:  # a folder and a small file: a full disk still makes folders, then Hydra's config.yaml fails
+            probe = Path(tempfile.mkdtemp(prefix=".cnnexp-probe-", dir=existing))
+            try:
+                (probe / "probe").write_bytes(bytes(PROBE_BYTES))
+            finally:
+                (probe / "probe").unlink(missing_ok=True)
+                probe.rmdir()
         except OSError as e:
-            problem = f"cannot create folders in {existing} ({e.strerror or e})"
+            problem = f"cannot write in {existing} ({e.strerror or e})"
     if problem:
         raise SettingsError(key, output_dir,
                             f"{problem}; pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
