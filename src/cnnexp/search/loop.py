@@ -36,7 +36,7 @@ from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, best_key, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
-from cnnexp.search.study import STUDY_RECORD, Heartbeat, create_study, last_heard, objective, sampler
+from cnnexp.search.study import STUDY_RECORD, Heartbeat, create_study, last_heard, named_storage, objective, sampler
 from cnnexp.search.trials import settings_problem, skipped, stored, tell
 
 log = logging.getLogger("cnnexp")
@@ -55,6 +55,7 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.options, self.compose, self.slots, self.lock = options, compose, slots, lock
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.named = named_storage(config)  # a database the user named, not one the folder's record names
         self.monitor, direction = objective(config)
         if options.direction != "auto":
             direction = options.direction
@@ -68,7 +69,7 @@ class Search:
     def open_study(self, arguments: List[str], tell_options: bool = True):
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
         with one_at_a_time(self.sweep_dir):
-            study = create_study(self.sweep_dir, self.options, self.space, self.direction)
+            study = create_study(self.sweep_dir, self.options, self.space, self.direction, self.named)
         if tell_options:
             self.record(study)
         return study

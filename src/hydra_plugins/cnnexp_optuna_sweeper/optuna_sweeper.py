@@ -43,6 +43,6 @@ class OptunaSweeper(Sweeper):
                         lock=SettingsCheck.lock)
         if options.workers:  # K worker jobs join the study; this process waits for them, then summarises
             search.open_study(arguments)
-            wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve())))
+            wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve()), options.storage))
         else:
             search.run(arguments)
