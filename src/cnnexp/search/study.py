@@ -268,7 +268,8 @@ def _load(record: Dict[str, str], storage_of: Callable[[], Any], where: Path, cr
     import optuna
     import sqlalchemy.exc
 
-    failures = (sqlalchemy.exc.SQLAlchemyError, ValueError, TypeError, KeyError, AttributeError, RuntimeError, OSError)
+    failures = (optuna.exceptions.OptunaError, sqlalchemy.exc.SQLAlchemyError, ValueError, TypeError, KeyError,
+                AttributeError, RuntimeError, OSError)  # Optuna wraps a database's errors in its own
     try:
         storage = storage_of()  # SQLite's schema check, a journal's replay: garbage fails here
         studies = {s.study_name for s in storage.get_all_studies()}
