@@ -213,3 +213,34 @@ def test_a_resume_of_a_folder_naming_a_far_database_connects_to_nothing(search, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "not opened on a folder's word" in proc.stderr and "hydra.sweeper.storage=URL" in proc.stderr
     assert "hunter2" not in proc.stderr
+
+
+def test_odd_values_a_handed_over_study_holds_are_neither_tracebacks_nor_paths_out():
+    """A trial's `run` that is a list or `../elsewhere`, a heartbeat that is text: the summary's
+    counts and the lost-trial watch read them; a lost trial's record is rewritten only in a
+    folder of the sweep's own."""
+    from cnnexp.search.loop import own_folder
+    from cnnexp.search.report import counts
+    from cnnexp.search.study import last_heard
+
+    study = optuna.create_study()  # in memory: the readers see trials, not storages
+    for attrs in ({"retry_of": 0, "run": [1]}, {"retry_of": 0, "run": "../elsewhere"}, {"heartbeat": "soon"}):
+        study.enqueue_trial({}, user_attrs=attrs)
+        study.ask()
+    trials = study.get_trials()
+    assert counts(trials)["re-run after their worker was lost"] == 2
+    assert last_heard(trials[2]) == trials[2].datetime_start.timestamp()
+    assert [own_folder(t.user_attrs.get("run")) for t in trials[:2]] == [False, False]
+    assert own_folder("lr=0.001,seed=1") and not own_folder("..") and not own_folder("")
+
+
+@pytest.mark.slow  # imports Lightning
+def test_a_trials_job_reports_nothing_to_a_study_it_may_not_open(search, tmp_path, caplog):
+    from cnnexp.callbacks.report_to_study import trial_reporter
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(search, folder)
+    (folder / "study.json").write_text(json.dumps({"storage": NO_ROUTE, "study_name": "cnnexp"}))
+    reporter = trial_reporter(folder / "kernel_size=99")
+    assert reporter is not None and reporter.trial is None, "a no-op that still answers the other DDP ranks"
+    assert "not opened on a folder's word" in caplog.text and "hunter2" not in caplog.text

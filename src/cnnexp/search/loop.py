@@ -271,7 +271,8 @@ class Search:
         max_retries times, then failed for good."""
         from optuna.trial import TrialState
 
-        retries = int(t.user_attrs.get("retries", 0))
+        retries = t.user_attrs.get("retries", 0)
+        retries = retries if isinstance(retries, int) else 0  # a handed-over study may hold anything
         storage = study._storage
         storage.set_trial_user_attr(t._trial_id, "lost", why)
         name = t.user_attrs.get("run", f"trial {t.number}")
@@ -284,8 +285,8 @@ class Search:
             reason = f"lost {retries + 1} times (hydra.sweeper.max_retries={self.options.max_retries}): {why}"
             log.error("trial %d (%s) %s", t.number, name, reason)
             storage.set_trial_user_attr(t._trial_id, "reason", reason)
-            run_dir = self.sweep_dir / name
-            data = read_results(run_dir)
+            run_dir = self.sweep_dir / str(name)
+            data = read_results(run_dir) if own_folder(name) else None  # the study names it: only a folder of the sweep's
             if data is not None and data.get("status") in RESUMABLE:
                 write_results(run_dir, {**data, "status": "failed", "reason": reason})
         tell(study, t.number, state=TrialState.FAIL)
@@ -327,3 +328,8 @@ class Search:
             trial.set_user_attr("reason", str(results.get("reason", status))[:300])
             tell(study, trial, state=TrialState.FAIL)
 
+
+def own_folder(name) -> bool:
+    """Whether a run folder's name, as a study holds it, names a folder of the sweep's own (a
+    handed-over study may hold `../elsewhere`)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name

@@ -50,7 +50,7 @@ def counts(trials) -> Dict[str, int]:
              "rejected by the shape check": sum(1 for t in trials if t.user_attrs.get("rejected")
                                                 and "duplicate_of" not in t.user_attrs),
              "asked again for settings already run": sum(1 for t in trials if "duplicate_of" in t.user_attrs)}
-    reruns = [t.user_attrs.get("run", t.number) for t in trials if "retry_of" in t.user_attrs]
+    reruns = [str(t.user_attrs.get("run", t.number)) for t in trials if "retry_of" in t.user_attrs]
     if reruns:  # a trial lost twice is re-run twice: one trial, two re-runs
         times = "" if len(set(reruns)) == len(reruns) else f" ({len(reruns)} re-runs in all)"
         found[f"re-run after their worker was lost{times}"] = len(set(reruns))

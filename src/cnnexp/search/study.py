@@ -1,12 +1,10 @@
-"""A search's study and where it is stored — the one reader of a sweep's study. The sweep folder's
-study.json says which storage holds it: SWEEP/study.db (Optuna's SQLite), SWEEP/study.journal (its
-journal file), or a database URL. A folder is data someone may have handed over, so its record is
-not trusted as a location: a study is opened only inside the folder, or in a database the user
-named (`storage=URL` on summary or the dashboard, `hydra.sweeper.storage=URL` on a launch or a
-resume; `named_storage`). Readers open it read-only, and a file that is not ours is refused
-before Optuna sees it (Optuna would add its tables to it). Also: what the study optimises
-(`objective`), the sampler and pruner it asks with, and the heartbeat that says a running trial's
-worker is alive.
+"""A search's study and where it is stored — the one reader of a sweep's study. SWEEP/study.json
+says which storage: SWEEP/study.db (Optuna's SQLite), SWEEP/study.journal, or a database URL. A
+folder may have been handed over, so its record is not trusted as a location: a study is opened
+only inside the folder, or in a database the user named (`storage=URL` on summary and the
+dashboard, `hydra.sweeper.storage=URL` on a launch or resume). Readers open it read-only; a file
+that is not ours is refused before Optuna sees it (which would add its tables). Also: what the
+study optimises, its sampler and pruner, and the heartbeat that says a trial's worker is alive.
 """
 
 from __future__ import annotations
@@ -48,16 +46,14 @@ class StudyRefused(RunError):
 
 
 class StudyMissing(StudyRefused):
-    """The record names SWEEP/study.db or study.journal, which is not there (yet): a search
-    stopped before its first worker created it."""
+    """The record's study.db or study.journal is not there (yet): its search stopped before creating it."""
 
 
 _named: set = set()  # database URLs this process's user named: the command line, or the launch's own config
 
 
 def name_storage(url: Optional[str]) -> None:
-    """A database URL the user named (this process's command line or launch config): its study
-    may be opened where a sweep folder's record names it."""
+    """A database URL the user named (command line, launch config): a record naming it is opened."""
     if url and "://" in url:
         _named.add(url)
 
@@ -144,10 +140,13 @@ def _checked(path: Path, record: Any) -> Dict[str, str]:
 
 
 def inside(sweep_dir: Path, path: Path) -> Path:
-    """`path`, refused if it (or the link it is) leads out of the sweep folder."""
+    """`path` (which exists), refused if it or the link it is leads out of the sweep folder, or is
+    not a plain file (a named pipe would hang its reader)."""
     if os.path.commonpath([Path(sweep_dir).resolve(), path.resolve()]) != str(Path(sweep_dir).resolve()):
         raise StudyRefused(f"{path}: a link to {path.resolve()}, outside the sweep folder; a study is opened only "
                            "inside its folder — put the file itself there")
+    if not path.is_file():
+        raise StudyRefused(f"{path}: not a file; move it away, or restore the study from a copy")
     return path
 
 
@@ -157,10 +156,8 @@ def study_file(sweep_dir: Path, storage: str) -> Path:
 
 
 def open_storage(sweep_dir: Path, storage: str, read_only: bool = False):
-    """The Optuna storage `storage` names (sqlite, journal: the sweep folder's file; else a
-    database URL), as it is — whether it may be opened is `load_study`'s and `create_study`'s
-    question. `read_only`: SQLite in its read-only mode, a journal that refuses to append,
-    PostgreSQL read-only transactions: nothing a reader does can change it."""
+    """The Optuna storage `storage` names (sqlite, journal: the folder's file; else a URL) — whether
+    it may be opened is load_study's question. `read_only`: nothing a reader does can change it."""
     import optuna
 
     if storage == "sqlite":
@@ -185,8 +182,7 @@ def open_storage(sweep_dir: Path, storage: str, read_only: bool = False):
 
 
 def _read_only_sqlite(path: Path):
-    """Optuna's storage on a SQLite file opened in SQLite's read-only mode (no table created, no
-    row written; a write would fail, not land)."""
+    """Optuna's storage on a SQLite file in SQLite's read-only mode: a write fails, never lands."""
     import optuna
     import sqlalchemy
 
@@ -247,12 +243,13 @@ def _storage(sweep_dir: Path, record: Dict[str, str], named: Optional[str], writ
         if storage != named and storage not in _named:
             raise _refused_url(Path(sweep_dir) / STUDY_RECORD, storage)
         return open_storage(sweep_dir, storage, read_only=not write)
-    path = inside(sweep_dir, study_file(sweep_dir, storage))
+    path = study_file(sweep_dir, storage)
     if not os.path.lexists(path):
         if write:
             return open_storage(sweep_dir, storage)
         raise StudyMissing(f"{path}: not there, though {STUDY_RECORD} records the study in it; "
                            "the search stopped before it asked its first trial")
+    inside(sweep_dir, path)
     if storage == "sqlite":
         problem = sqlite_problem(path, record["study_name"], creating=write)
         if problem:
@@ -303,9 +300,8 @@ def load_study(sweep_dir: Path, named: Optional[str] = None, write: bool = False
 
 
 def study_problem(sweep_dir: Path) -> Optional[str]:
-    """`cnnexp.check`'s finding about a sweep's study, or None: a record or file that is not ours
-    or not readable, or a database the record names that its first launch did not. Read-only, and
-    it connects to no database: a folder's URL is not opened on its word."""
+    """`cnnexp.check`'s finding about a sweep's study, or None: a record or file not ours or not
+    readable, or a database its first launch did not name. Read-only; it connects to no database."""
     try:
         record = study_record(sweep_dir)
         if record is None:
@@ -316,9 +312,10 @@ def study_problem(sweep_dir: Path) -> Optional[str]:
                 f"{Path(sweep_dir) / STUDY_RECORD}: names a database outside the folder ({shown(record['storage'])}) "
                 f"that its launch did not (hydra.sweeper.storage={shown(launched or '?')}); no command opens it "
                 "unless you name it")
-        path = inside(sweep_dir, study_file(sweep_dir, record["storage"]))
+        path = study_file(sweep_dir, record["storage"])
         if not os.path.lexists(path):
             return None  # a search stopped before its first trial: its resume creates the study
+        inside(sweep_dir, path)
         if record["storage"] == "sqlite":  # asked of SQLite alone: no Optuna to import
             problem = sqlite_problem(path, record["study_name"])
             return problem and f"{path}: {problem}; move it away, or restore the study from a copy"
@@ -398,7 +395,6 @@ def objective(config: DictConfig) -> Tuple[str, str]:
     return monitor, "maximize" if mode == "max" else "minimize"
 
 
-
 class Heartbeat:
     """A thread that stamps time.time() into each of its trials' `heartbeat` user attr every
     `every` seconds. The worker beats for the trials in its slots, a trial's job for itself; a
@@ -449,5 +445,5 @@ class Heartbeat:
 
 def last_heard(trial) -> float:
     beat = trial.user_attrs.get(HEARTBEAT)
-    return float(beat) if beat is not None else trial.datetime_start.timestamp()
+    return float(beat) if isinstance(beat, (int, float)) else trial.datetime_start.timestamp()
 
