@@ -223,6 +223,8 @@ def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data)
     refused = cli("summary", str(folder))  # the folder's word alone: no connection
     assert refused.returncode == 2 and "storage=URL" in refused.stderr and "Traceback" not in refused.stderr
     assert "search: 3 trained" in cli("summary", str(folder), f"storage={postgres}").stdout  # named: read
+    resumed = cli("train", "-m", f"resume={folder}", f"hydra.sweeper.storage={postgres}")  # named again: it resumes
+    assert resumed.returncode == 0 and "nothing to run" in resumed.stdout + resumed.stderr, resumed.stderr[-2000:]
 
 
 # ------------------------------------------------------------------ steady state against batches

@@ -244,3 +244,28 @@ def test_a_trials_job_reports_nothing_to_a_study_it_may_not_open(search, tmp_pat
     reporter = trial_reporter(folder / "kernel_size=99")
     assert reporter is not None and reporter.trial is None, "a no-op that still answers the other DDP ranks"
     assert "not opened on a folder's word" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_a_study_db_a_killed_writer_left_mid_write_is_named_so_and_rolled_back_by_the_resume(search, tmp_path, capsys):
+    """A SIGKILL mid-commit leaves a hot journal: a read-only reader cannot roll it back, so it says
+    so in one line; the resume's check lets it through, and the search (a writer) rolls it back."""
+    import subprocess
+    import sys
+
+    from cnnexp.sweeps.relaunch import study_is_optunas
+    from omegaconf import OmegaConf
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(search, folder)
+    killed = ("import os, signal, sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+              "c.execute('pragma cache_size=1'); c.execute('begin'); c.execute('create table junk as with recursive "
+              "n(i) as (select 1 union all select i + 1 from n limit 20000) select i from n'); "
+              "os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", killed, str(folder / "study.db")])
+    assert (folder / "study.db-journal").exists()
+    with pytest.raises(SystemExit):
+        summary.main([str(folder)])
+    assert "left mid-write by a process that was killed" in capsys.readouterr().err
+    assert "-m resume=SWEEP rolls it back" in study_problem(folder)
+    study_is_optunas(folder, folder, OmegaConf.create({"resume": str(folder)}))  # not refused
+    assert len(load_study(folder, write=True).get_trials()) == 1 and not (folder / "study.db-journal").exists()

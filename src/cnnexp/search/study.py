@@ -49,6 +49,10 @@ class StudyMissing(StudyRefused):
     """The record's study.db or study.journal is not there (yet): its search stopped before creating it."""
 
 
+class StudyInterrupted(StudyRefused):
+    """A study.db a killed process left mid-write (a hot journal beside it): only a writer rolls it back."""
+
+
 _named: set = set()  # database URLs this process's user named: the command line, or the launch's own config
 
 
@@ -88,16 +92,10 @@ def storage_arg(args: Iterable[str]) -> Tuple[List[str], Optional[str]]:
 
 
 def shown(url: str) -> str:
-    """A URL as a line may show it: its password hidden."""
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: shown as typed, less any user:password@
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://{rest.rpartition('@')[2]}"
+    """A URL as a line may show it: user@host, its password left out."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{user.split(':')[0]}@{host}" if sep and at else url
 
 
 def is_search_folder(sweep_dir: Path) -> bool:
@@ -127,12 +125,7 @@ def study_record(sweep_dir: Path) -> Optional[Dict[str, str]]:
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
         raise StudyRefused(f"{path}: not readable ({why}); restore the sweep folder's study record from a copy") from None
-    return _checked(path, record)
-
-
-def _checked(path: Path, record: Any) -> Dict[str, str]:
-    storage = record.get("storage") if isinstance(record, dict) else None
-    name = record.get("study_name") if isinstance(record, dict) else None
+    storage, name = (record.get("storage"), record.get("study_name")) if isinstance(record, dict) else (None, None)
     if not (isinstance(storage, str) and (storage in STORAGES or "://" in storage) and isinstance(name, str) and name):
         raise StudyRefused(f"{path}: not a study record (it holds {json.dumps(record)[:80]}; a search writes "
                            '{"storage": "sqlite", "study_name": "cnnexp"}); restore it from a copy')
@@ -223,6 +216,9 @@ def sqlite_problem(db: Path, study_name: str, creating: bool = False) -> Optiona
         finally:
             con.close()
     except sqlite3.Error as e:
+        if getattr(e, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK":
+            raise StudyInterrupted(f"{db}: left mid-write by a process that was killed ({db.name}-journal beside it); "
+                                   "-m resume=SWEEP rolls it back") from None
         return f"not a readable SQLite database ({e})"
     if study_name in names or (creating and not names):
         return None
@@ -251,6 +247,8 @@ def _storage(sweep_dir: Path, record: Dict[str, str], named: Optional[str], writ
                            "the search stopped before it asked its first trial")
     inside(sweep_dir, path)
     if storage == "sqlite":
+        if write:  # a killed writer's hot journal is rolled back by any read-write connection, as SQLite does
+            sqlite3.connect(path, timeout=SQLITE_WAIT_S).execute("select count(*) from sqlite_master").fetchall()
         problem = sqlite_problem(path, record["study_name"], creating=write)
         if problem:
             raise StudyRefused(f"{path}: {problem}; move it away, or restore the study from a copy")
@@ -333,9 +331,9 @@ def launch_storage(sweep_dir: Path) -> Optional[str]:
     try:
         value = OmegaConf.select(OmegaConf.load(path if path.is_file() else sweep_config_path(sweep_dir)),
                                  "hydra.sweeper.storage", default=None)
+        return None if value is None else str(value)
     except Exception:  # its own finding, from check
         return None
-    return None if value is None else str(value)
 
 
 def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any], direction: str,

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnexp.core.errors import UserError
 from cnnexp.search.options import SearchOptions
 from cnnexp.search.space import grid_points, point_key, space_of
-from cnnexp.search.study import StudyMissing, is_search_folder, load_study, named_storage
+from cnnexp.search.study import StudyInterrupted, StudyMissing, is_search_folder, load_study, named_storage
 
 
 def skipped(trial) -> bool:
@@ -61,7 +61,7 @@ def trials_left(config: DictConfig) -> int:
         return budget
     try:  # read-only: a study the folder holds, or a database this resume named
         study = load_study(sweep_dir, named=named_storage(config))
-    except StudyMissing:  # stopped before its first trial: the study is still to be created
+    except (StudyMissing, StudyInterrupted):  # still to be created, or to be rolled back by the search: all of it
         return budget
     tried = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get("superseded")]
     left = budget - sum(1 for t in tried if not skipped(t))

@@ -134,13 +134,14 @@ def one_value(o) -> str:
 def study_is_optunas(folder: Path, typed, config: DictConfig) -> None:
     """A search's study, opened read-only before anything is launched (cnnexp.search.study): a
     corrupt or foreign file, or a database this command did not name, is refused in one line."""
-    from cnnexp.search.study import StudyMissing, StudyRefused, is_search_folder, load_study, named_storage
+    from cnnexp.search.study import (StudyInterrupted, StudyMissing, StudyRefused, is_search_folder, load_study,
+                                     named_storage)
 
     if not is_search_folder(folder):
         return
     try:
         load_study(folder, named=named_storage(config))
-    except StudyMissing:  # stopped before its first trial: the resume creates the study
+    except (StudyMissing, StudyInterrupted):  # the resume creates the study, or rolls back a killed write
         return
     except StudyRefused as e:
         raise RunError(f"resume={typed}: {e}") from None
