@@ -219,6 +219,7 @@ def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data)
     trials = [t for t in load_study(folder, named=postgres).get_trials() if not skipped(t)]
     assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.intermediate_values for t in trials), "each job reported to the database its launch named"
     assert "search: 3 trained" in proc.stdout
     refused = cli("summary", str(folder))  # the folder's word alone: no connection
     assert refused.returncode == 2 and "storage=URL" in refused.stderr and "Traceback" not in refused.stderr

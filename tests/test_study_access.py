@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -68,6 +69,9 @@ def spoil(folder, case, elsewhere):
     elif case == "db:another study":
         db.unlink()
         other_optuna_db(db)
+    elif case == "db:pipe":  # a reader that opened it would wait for a writer forever
+        db.unlink()
+        os.mkfifo(db)
     elif case == "db:link out":  # the study itself, moved out of the folder: a resume would write there
         db.rename(elsewhere)
         db.symlink_to(elsewhere)
@@ -92,6 +96,7 @@ WHAT = {  # case → what the one line says
     "db:garbage": "not a readable SQLite database",
     "db:another study": "holds no study named 'cnnexp'",
     "db:link out": "outside the sweep folder",
+    "db:pipe": "not a file",
     "journal:garbage\n{not json\n": "not a readable study",
     'journal:{"op_code": 0, "worker_id": "w", "study_name": "theirs", "directions": [1]}\n': "holds no study named",
 }
