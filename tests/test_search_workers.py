@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 
 from cnnexp.core.errors import RunError
 from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
-from cnnexp.search.study import HEARTBEAT, Heartbeat, StudyRefused, load_study, open_storage
+from cnnexp.search.loop import HEARTBEAT, Heartbeat
+from cnnexp.search.study import StudyRefused, load_study, open_storage
 from cnnexp.search.trials import skipped
 from tests.helpers import PROJECT, QUICK, cli, start, sweep_dir, wait_for_epoch
 

@@ -224,9 +224,8 @@ def test_odd_values_a_handed_over_study_holds_are_neither_tracebacks_nor_paths_o
     """A trial's `run` that is a list or `../elsewhere`, a heartbeat that is text: the summary's
     counts and the lost-trial watch read them; a lost trial's record is rewritten only in a
     folder of the sweep's own."""
-    from cnnexp.search.loop import own_folder
+    from cnnexp.search.loop import last_heard, own_folder
     from cnnexp.search.report import counts
-    from cnnexp.search.study import last_heard
 
     study = optuna.create_study()  # in memory: the readers see trials, not storages
     for attrs in ({"retry_of": 0, "run": [1]}, {"retry_of": 0, "run": "../elsewhere"}, {"heartbeat": "soon"}):

@@ -19,7 +19,8 @@ from lightning.pytorch.callbacks import Callback
 
 from cnnexp.core.errors import UserError
 from cnnexp.search.options import SearchOptions, is_search
-from cnnexp.search.study import Heartbeat, is_search_folder, load_study, name_storage, pruner
+from cnnexp.search.loop import Heartbeat
+from cnnexp.search.study import is_search_folder, load_study, name_storage, pruner
 
 log = logging.getLogger("cnnexp")
 

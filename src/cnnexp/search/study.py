@@ -4,17 +4,16 @@ folder may have been handed over, so its record is not trusted as a location: a 
 only inside the folder, or in a database the user named (`storage=URL` on summary and the
 dashboard, `hydra.sweeper.storage=URL` on a launch or resume). Readers open it read-only; a file
 that is not ours is refused before Optuna sees it (which would add its tables). Also: what the
-study optimises, its sampler and pruner, and the heartbeat that says a trial's worker is alive.
+study optimises, and the sampler and pruner it asks with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -33,7 +32,6 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "cnnexp"
 STUDY_RECORD = "study.json"      # which storage holds the sweep's study: read by its jobs and by joining workers
 JOURNAL_FILE = "study.journal"
-HEARTBEAT = "heartbeat"          # a trial's user attr: time.time() of its last sign of life
 STORAGE_ARG = "storage="         # summary, dashboard: the database a user names on the command line
 RECORD_LIMIT = 64 * 1024         # a study.json is a few lines: a larger file is not ours
 OPTUNA_TABLES = {"studies", "trials", "version_info", "alembic_version"}
@@ -248,7 +246,7 @@ def _storage(sweep_dir: Path, record: Dict[str, str], named: Optional[str], writ
     inside(sweep_dir, path)
     if storage == "sqlite":
         if write:  # a killed writer's hot journal is rolled back by any read-write connection, as SQLite does
-            sqlite3.connect(path, timeout=SQLITE_WAIT_S).execute("select count(*) from sqlite_master").fetchall()
+            _roll_back(path)
         problem = sqlite_problem(path, record["study_name"], creating=write)
         if problem:
             raise StudyRefused(f"{path}: {problem}; move it away, or restore the study from a copy")
@@ -257,14 +255,22 @@ def _storage(sweep_dir: Path, record: Dict[str, str], named: Optional[str], writ
     return open_storage(sweep_dir, storage, read_only=not write)
 
 
+def _roll_back(path: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_WAIT_S)) as con:
+            con.execute("select count(*) from sqlite_master").fetchall()
+    except sqlite3.Error:  # not a database: sqlite_problem says so next
+        pass
+
+
 def _load(record: Dict[str, str], storage_of: Callable[[], Any], where: Path, creating: bool = False):
     """optuna.load_study on the storage `storage_of` opens, its failures one line naming `where`;
     None: `creating` and no study there yet."""
     import optuna
     import sqlalchemy.exc
 
-    failures = (optuna.exceptions.OptunaError, sqlalchemy.exc.SQLAlchemyError, ValueError, TypeError, KeyError,
-                AttributeError, RuntimeError, OSError)  # Optuna wraps a database's errors in its own
+    failures = (optuna.exceptions.OptunaError, sqlalchemy.exc.SQLAlchemyError, sqlite3.Error, ValueError, TypeError,
+                KeyError, AttributeError, RuntimeError, OSError)  # Optuna wraps a database's errors in its own
     try:
         storage = storage_of()  # SQLite's schema check, a journal's replay: garbage fails here
         studies = {s.study_name for s in storage.get_all_studies()}
@@ -391,57 +397,3 @@ def objective(config: DictConfig) -> Tuple[str, str]:
                                      OmegaConf.select(config, "callbacks.checkpoint.monitor", default="auto"),
                                      OmegaConf.select(config, "callbacks.checkpoint.mode", default="auto"))
     return monitor, "maximize" if mode == "max" else "minimize"
-
-
-class Heartbeat:
-    """A thread that stamps time.time() into each of its trials' `heartbeat` user attr every
-    `every` seconds. The worker beats for the trials in its slots, a trial's job for itself; a
-    trial nobody stamps for `grace_s` has lost its worker, which the worker's `watch` looks for
-    after each beat, even while its slots are busy. `ends_when_told`: the thread ends once its
-    trials are finished (a job's: its worker told the study)."""
-
-    def __init__(self, storage, every: float, ends_when_told: bool = False, watch: Optional[Callable[[], None]] = None):
-        self.storage, self.every, self.ends_when_told, self.watch = storage, every, ends_when_told, watch
-        self.trial_ids: set = set()
-        self.stopped = threading.Event()
-        threading.Thread(target=self.loop, daemon=True, name="cnnexp-heartbeat").start()
-
-    def add(self, trial_id: int) -> None:
-        self.beat(trial_id)
-        self.trial_ids.add(trial_id)
-
-    def discard(self, trial_id: int) -> None:
-        self.trial_ids.discard(trial_id)
-
-    def beat(self, trial_id: int) -> bool:
-        from optuna.exceptions import UpdateFinishedTrialError
-
-        try:
-            self.storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
-        except UpdateFinishedTrialError:
-            return False
-        except Exception as e:  # a busy or unreachable database: the next beat may pass
-            log.debug("heartbeat of trial id %d not recorded: %s", trial_id, e)
-        return True
-
-    def loop(self) -> None:
-        while not self.stopped.wait(self.every):
-            for trial_id in list(self.trial_ids):
-                if not self.beat(trial_id):
-                    self.trial_ids.discard(trial_id)
-                    if self.ends_when_told and not self.trial_ids:
-                        return
-            if self.watch is not None:
-                try:
-                    self.watch()
-                except Exception:  # the next beat looks again
-                    log.exception("looking for lost trials failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-
-def last_heard(trial) -> float:
-    beat = trial.user_attrs.get(HEARTBEAT)
-    return float(beat) if isinstance(beat, (int, float)) else trial.datetime_start.timestamp()
-
