@@ -142,6 +142,7 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
 
     from cnnexp.core.locks import holder
     from cnnexp.records.folder import FIRST_SWEEP_CONFIG
+    from cnnexp.search.study import study_problem
     from cnnexp.sweeps.relaunch import recorded_sweeper
 
     findings: List[str] = []
@@ -155,6 +156,7 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
             broken[path] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
     for path, why in broken.items():
         findings.append(f"{path}: not readable YAML ({why})")
+    findings += filter(None, [study_problem(folder)])  # read-only; a database the folder names is not connected to
     sweep_alive = holder(folder) is not None  # a search's workers share the lock: held by any of them
     search = recorded_sweeper(folder) == "optuna"
     if sweep_alive:

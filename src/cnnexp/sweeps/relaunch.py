@@ -16,7 +16,6 @@ sbatch options, a job folder elsewhere — unless the command line gives it agai
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def resume_sweep(config: DictConfig) -> Path:
         compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
     except Exception as e:
         raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
-    study_is_optunas(folder, typed)
+    study_is_optunas(folder, typed, config)
     new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
     changed = [o for o in new if o not in overrides]
     if changed:  # applied to some runs and not to those already done, they would make the table lie
@@ -227,26 +226,20 @@ def one_value(o) -> str:
     return f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
 
 
-def study_is_optunas(folder: Path, typed) -> None:
-    """A search's study.db is opened read-only first: a corrupt or foreign file is refused, never
-    handed to Optuna (which would add its tables to it)."""
-    from cnnexp.search.study import STUDY_FILE
+def study_is_optunas(folder: Path, typed, config: DictConfig) -> None:
+    """A search's study, opened read-only before anything is launched (cnnexp.search.study): a
+    corrupt or foreign file, or a database this command did not name, is refused in one line."""
+    from cnnexp.search.study import (StudyInterrupted, StudyMissing, StudyRefused, is_search_folder, load_study,
+                                     named_storage)
 
-    db = Path(folder) / STUDY_FILE
-    if not db.exists():
+    if not is_search_folder(folder):
         return
     try:
-        con = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
-        finally:
-            con.close()
-    except sqlite3.Error as e:
-        raise RunError(f"resume={typed}: {db} is not a readable study ({e}); move it away to start the search "
-                       "afresh in a new folder, or restore it from a copy") from None
-    if not {"studies", "trials"} <= tables:
-        raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
-                       "move it away or restore the study from a copy") from None
+        load_study(folder, named=named_storage(config))
+    except (StudyMissing, StudyInterrupted):  # the resume creates the study, or rolls back a killed write
+        return
+    except StudyRefused as e:
+        raise RunError(f"resume={typed}: {e}") from None
 
 
 # ------------------------------------------------------------------ the first launch's record

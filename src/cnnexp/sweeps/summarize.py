@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence
 
 from cnnexp.records.folder import AS_MEANT, shown_status, summary_path, summary_runs_path, went_wrong
 from cnnexp.search.report import report as search_report
-from cnnexp.search.study import study_record
+from cnnexp.search.study import is_search_folder, load_study
 from cnnexp.sweeps.collect import collect, first_launch, recorded_replicate_keys
 from cnnexp.sweeps.hparams_experiment import log_to_tensorboard
 from cnnexp.sweeps.plots import plot
@@ -27,6 +27,7 @@ from cnnexp.sweeps.tables import (fit_terminal, group_columns, group_table, prin
 def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, write: bool = True) -> List[Dict]:
     """Print the tables; with `write`, save them, the plot and the TensorBoard summary too."""
     sweep_dir = Path(sweep_dir)
+    study = load_study(sweep_dir) if is_search_folder(sweep_dir) else None  # read-only; refused before any write
     replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     header, friendly, plain = run_table(rows)
@@ -56,8 +57,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     if write:
         figures = plot(sweep_dir, rows, replicate_keys)
         log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
-    if study_record(sweep_dir) is not None:  # sqlite, journal or a database
-        search_report(sweep_dir, write)
+    if study is not None:  # sqlite, journal or a database
+        search_report(sweep_dir, write, study)
     return rows
 
 
