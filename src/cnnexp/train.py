@@ -111,6 +111,9 @@ def interrupted(stop: KeyboardInterrupt) -> None:
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. "
               f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
     else:
+        from cnnexp.run.outcome import drop_unrecorded_run
+
+        drop_unrecorded_run()  # nor is its fresh folder left, holding only Hydra's log
         print("cnnexp: interrupted before training started; nothing was recorded", file=sys.stderr)
     raise SystemExit(stopping.exit_code())
 

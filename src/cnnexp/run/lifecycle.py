@@ -28,7 +28,7 @@ from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import RunRecord, read_results
 from cnnexp.run import resume as resuming
-from cnnexp.run import slurm
+from cnnexp.run import outcome, slurm
 from cnnexp.run.fit import fit_and_test
 from cnnexp.run.outcome import (FailFast, Stopped, drop_fresh_folder, ended_early, ended_ok, failed_in_sweep,
                                 finish_if_possible)
@@ -45,6 +45,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
     if multirun and signal.getsignal(signal.SIGINT) is signal.default_int_handler \
             and threading.current_thread() is threading.main_thread():
         stopping.install((signal.SIGINT,))  # a pool's worker process (hydra/launcher=parallel): Ctrl-C lands safely
+    if not multirun:
+        outcome.STARTING[:] = [run_dir]  # stopped before its record: cnnexp.train drops the folder
     data = _run(cfg, run_dir, overrides, multirun)
     if multirun and slurm.in_job() and data.get("status") in ("failed", "diverged"):
         slurm.fail_job_at_exit()
