@@ -29,6 +29,7 @@ from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_
                                    checkpoint_dir, config_path, holds_run_record, read_config, read_epochs,
                                    read_record_text, record_file, record_problems, results_path, resumable,
                                    stale_parts, sweep_config_path)
+from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
 
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
@@ -90,7 +91,7 @@ def _liveness(run_dir: Path, results: dict, status: str, search_running: bool) -
                     "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s"]
     if status == "dead":
         return [f"{where}: dead — {RESULTS} says running but no process holds its lock (killed); "
-                + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable(run_dir, results["status"])
+                + (what_resume_does(run_dir) if resumable(run_dir, results["status"])
                    else "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
                         "run it again")], []
     if status == "running":

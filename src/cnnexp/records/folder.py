@@ -201,13 +201,13 @@ def record_problems(results: Any) -> List[str]:
         if key in results and not (value is None and None in kinds) and \
                 not (isinstance(value, tuple(k for k in kinds if k is not None)) and
                      not (isinstance(value, bool) and bool not in kinds)):
-            odd.append(f"{key} holds {json.dumps(value)[:40]}, not a {' or '.join(_kind(k) for k in kinds)}")
+            wanted = [_KINDS[k] for k in kinds if not (k is int and float in kinds)]
+            odd.append(f"{key} holds {json.dumps(value)[:40]}, where a record holds {' or '.join(wanted)}")
     return odd
 
 
-def _kind(kind) -> str:
-    return {None: "null", str: "text", list: "list", dict: "object", int: "whole number", float: "number",
-            bool: "true/false"}[kind]
+_KINDS = {None: "null", str: "text", list: "a list", dict: "an object", int: "a whole number", float: "a number",
+          bool: "true or false"}
 
 
 def load_results(run_dir: Path) -> Optional[Dict[str, Any]]:

@@ -87,6 +87,16 @@ def failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
     return data
 
 
+def what_resume_does(run_dir: Path) -> str:
+    """Plainly, what a resume of a stopped run keeps and what it does again: last.ckpt holds the
+    epochs finished (metrics.csv's rows); what was trained after the last of them is lost."""
+    from cnnexp.run.resume import epochs_done
+
+    done = epochs_done(run_dir)
+    return (f"last.ckpt holds the {done} epoch{'s' * (done != 1)} finished; what was trained after "
+            f"{'them' if done != 1 else 'it'} is lost and is trained again by: python -m cnnexp.train resume={run_dir}")
+
+
 HYDRA_ONLY = (".hydra", "train.log", ".cnnexp.lock")  # what Hydra and the lock put in a run folder before its record
 
 
