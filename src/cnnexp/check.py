@@ -254,11 +254,13 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
             broken[path] = str(e)
     findings += broken.values()
     sweep_alive = holder(folder) is not None  # a search's workers share the lock: held by any of them
-    search = not broken and recorded_sweeper(folder) == "optuna"
+    recorded = first if first.is_file() else sweep_config_path(folder)  # what recorded_sweeper reads
+    search = recorded not in broken and recorded_sweeper(folder) == "optuna"
     if sweep_alive:
         notes.append(f"{folder}: " + ("a search is running in it (its workers hold its lock)" if search else
                                       "a sweep is running in it (a live process holds its lock)"))
-    elif first.is_file() and not broken and first.read_bytes() != sweep_config_path(folder).read_bytes():
+    elif first.is_file() and first not in broken and _plain(folder, sweep_config_path(folder)) and \
+            first.read_bytes() != sweep_config_path(folder).read_bytes():
         findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_SWEEP_CONFIG}); "
                         f"the next python -m cnnexp.train -m resume={folder} puts it back")
     for entry in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
@@ -270,6 +272,14 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
             findings += f
             notes += n
     return findings, notes
+
+
+def _plain(folder: Path, path: Path) -> bool:
+    """A plain file of `folder` (a broken one may be, and is compared; a link out or a pipe is not read)."""
+    try:
+        return record_file(folder, path) is not None
+    except RecordError:
+        return False
 
 
 def folder_findings(folder: Path) -> Tuple[List[str], List[str]]:

@@ -50,8 +50,8 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
 
     lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
     try:
-        done = records_fit(folder, folder_arg)
         saved = saved_config(folder, folder_arg)
+        done = records_fit(folder, folder_arg)
         apply_overrides(saved, overrides)
         saved.resume = str(folder)
         settings = load(saved)
