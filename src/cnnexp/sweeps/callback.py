@@ -26,12 +26,15 @@ class SettingsCheck(Callback):
     replicate_keys = None  # the sweep's sweep_options.replicate_keys; None: as its record says (summary)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.run.lifecycle import hold_run_folder
         from cnnexp.run.preflight import check_run
 
         try:
             if not OmegaConf.select(config, "resume", default=None):
                 claimable(config, "run")
             check_run(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
+            if not OmegaConf.select(config, "resume", default=None):
+                hold_run_folder(config)  # locked before Hydra writes there: two runs into one folder
         except UserError as e:
             fail(e)
         except OSError as e:  # Hydra would make it a warning, then a traceback
