@@ -190,10 +190,10 @@ def corrupt_config(run: Path) -> None:
     (None, ["model.blocks.0.channels=64"], "weights do not fit"),
     pytest.param(None, ["trainer.max_epochs=abc"], "trainer.max_epochs", marks=pytest.mark.slow),  # a type: SETTINGS_CASES
     pytest.param(None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what", marks=pytest.mark.slow),
-    pytest.param(truncate_last, [], "not a readable cnnexp checkpoint", marks=pytest.mark.slow),  # truncated-best: default
-    (truncate_best, [], "best.ckpt is not a whole checkpoint"),
+    pytest.param(truncate_last, [], "last.ckpt: not a whole checkpoint", marks=pytest.mark.slow),  # truncated-best: default
+    (truncate_best, [], "best.ckpt: not a whole checkpoint"),
     (foreign_last, [], "not a cnnexp checkpoint"),
-    (corrupt_config, [], "config.yaml cannot be read"),
+    (corrupt_config, [], "config.yaml: not readable YAML"),
 ], ids=["group-override", "network-change", "bad-type", "monitor-change", "truncated-ckpt", "truncated-best",
         "foreign-ckpt", "corrupt-config"])
 def test_failed_resume_leaves_the_run_byte_for_byte(finished_copy, spoil, extra, words):

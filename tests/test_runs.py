@@ -170,7 +170,7 @@ def test_truncated_and_foreign_checkpoints(quick_run, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    for path, words in ((truncated, "not a readable cnnexp checkpoint"), (foreign, "not a cnnexp checkpoint"),
+    for path, words in ((truncated, "not a whole checkpoint"), (foreign, "not a cnnexp checkpoint"),
                         (tmp_path / "absent.ckpt", "no such file")):
         proc = cli("eval", f"ckpt={path}")
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

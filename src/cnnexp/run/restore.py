@@ -36,8 +36,19 @@ def unreadable(path: Path, error: BaseException) -> str:
         return (f"{path}: refused — it holds pickled code or objects{what} besides weights, which could run "
                 "code on this machine when opened; cnnexp opens checkpoints with their weights only. Use a "
                 "checkpoint a cnnexp run wrote, and never open this one without that guard")
-    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    return f"{path}: not a readable cnnexp checkpoint ({first})"
+    return f"{path}: {_what_is_wrong(error)}; use the run's other checkpoint (ckpt=last or best), or train it again"
+
+
+def _what_is_wrong(error: BaseException) -> str:
+    """torch's own texts run to paragraphs of advice (some for files that are not ours): named here instead."""
+    text = str(error).lower()
+    if isinstance(error, EOFError) or any(w in text for w in ("zip", "miniz", "central directory")):
+        return "not a whole checkpoint (cut short when it was written, or not a file torch wrote)"
+    if isinstance(error, pickle.UnpicklingError):
+        return "not a cnnexp checkpoint (not weights torch wrote)"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or type(error).__name__})"
+    return f"not a readable cnnexp checkpoint ({type(error).__name__})"
 
 
 def refused_as_unsafe(error: BaseException) -> bool:
