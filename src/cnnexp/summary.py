@@ -3,6 +3,10 @@ with summary.csv, summary_runs.csv and summary.png rewritten (and a search's his
 importance figures). Takes one argument, a sweep folder (it holds multirun.yaml); the replicate
 keys are the sweep's own (sweep_options.replicate_keys).
 
+A run whose results.json cannot be read as a run's record is a row marked `unreadable`, with why.
+Where the files cannot be written (a read-only folder), the table is printed, then one
+`cnnexp: error:` line says what was not written: exit 2.
+
     python -m cnnexp.summary outputs/multirun/2026-11-25/10-31-02
 """
 
@@ -12,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import List
 
-from cnnexp.core.errors import fail
+from cnnexp.core.errors import UserError, fail
+from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import SWEEP_CONFIG, is_sweep
-from cnnexp.sweeps.collect import collect, recorded_replicate_keys
+from cnnexp.sweeps.collect import UNREADABLE, collect, recorded_replicate_keys
 from cnnexp.sweeps.summarize import write_summary
 
 
@@ -31,14 +36,19 @@ def main(argv: List[str] | None = None) -> None:
     if not is_sweep(folder):
         fail(f"{args[0]}: not a sweep folder (no {SWEEP_CONFIG}); pass a folder under outputs/multirun/, "
              "e.g. outputs/multirun/2026-11-25/10-31-02")
-    if not collect(folder):
-        fail(f"{args[0]}: this sweep holds no runs yet")
     try:
-        keys = recorded_replicate_keys(folder)
-    except Exception as e:
-        fail(f"{args[0]}/{SWEEP_CONFIG}: not readable ({str(e).splitlines()[0][:160]}); "
-             "`python -m cnnexp.check` says what else is wrong in this folder")
-    write_summary(folder, keys)
+        if not collect(folder):
+            fail(f"{args[0]}: this sweep holds no runs yet")
+        rows = write_summary(folder, recorded_replicate_keys(folder))
+    except UserError as e:  # a record that cannot be read (RunError); the summary not saved, once printed
+        fail(e)
+    except OSError as e:  # the folder itself not readable
+        fail(os_error_line(e, folder))
+    unreadable = [r for r in rows if r["status"] == UNREADABLE]
+    if unreadable:
+        print(f"cnnexp: {len(unreadable)} of {len(rows)} runs' results.json could not be read as a run's record "
+              f"(`{UNREADABLE}` above, with why); `python -m cnnexp.check {args[0]}` checks every record",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
