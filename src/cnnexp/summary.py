@@ -18,9 +18,10 @@ from typing import List
 
 from cnnexp.core.errors import UserError, fail
 from cnnexp.core.files import os_error_line
-from cnnexp.records.folder import SWEEP_CONFIG, is_sweep
+from cnnexp.records.folder import SUMMARY_RUNS, SWEEP_CONFIG, is_sweep
 from cnnexp.sweeps.collect import UNREADABLE, collect, recorded_replicate_keys
 from cnnexp.sweeps.summarize import write_summary
+from cnnexp.sweeps.tables import printable
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -45,11 +46,11 @@ def main(argv: List[str] | None = None) -> None:
     except OSError as e:  # the folder itself not readable
         fail(os_error_line(e, folder))
     unreadable = [r for r in rows if r["status"] == UNREADABLE]
-    if unreadable:
+    if unreadable:  # after the table, each on its line: the grouped table has no row for them
         print(f"cnnexp: {len(unreadable)} of {len(rows)} runs' results.json could not be read as a run's record "
-              f"(`{UNREADABLE}` above, with why); `python -m cnnexp.check {args[0]}` checks every record",
-              file=sys.stderr)
-
+              f"(left out of the ranking; {SUMMARY_RUNS} lists them):\n"
+              + "".join(f"  {printable(r['run'])}: {printable(r['reason'])}\n" for r in unreadable)
+              + f"`python -m cnnexp.check {printable(args[0])}` checks every record", file=sys.stderr)
 
 if __name__ == "__main__":
     from cnnexp.core.console import report_like_cat
