@@ -118,9 +118,13 @@ def test_odd_records_are_unreadable_rows_and_the_rest_ranked(made, tmp_path, cap
     (sweep / "odd=a-linked-run").symlink_to(made / "kernel_size=5,seed=2", target_is_directory=True)
     escape = _run(made / "kernel_size=3,seed=1", sweep / "odd=esc\x1b[2Jname\nx", ["model.kernel_size=7", "seed=1"],
                   status="failed\x1b]0;pwned\x07")
+    fifo_lock = _run(made / "kernel_size=3,seed=1", sweep / "odd=fifo-lock", ["model.kernel_size=3", "seed=8"],
+                     status="running")
+    os.mkfifo(fifo_lock / ".cnnexp.lock")  # opened to ask whether a run holds it, it would wait forever
     code, out, err = _summary(sweep, capsys)
     assert code == 0 and "Traceback" not in out + err, err[-3000:]
     rows = {r["run"]: r for r in csv.DictReader((sweep / "summary_runs.csv").open())}
+    assert rows["odd=fifo-lock"]["status"] == "dead"
     for name, _, says in RECORDS:
         row = rows[f"odd={name}"]
         assert row["status"] == "unreadable" and says in row["reason"], (name, row["reason"])

@@ -176,12 +176,22 @@ def collect(sweep_dir: Path) -> List[Dict]:
         elif results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
         elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
-            from cnnexp.run.resume import state
-
-            results = {**results, "status": state(run_dir, results)}
+            results = {**results, "status": _liveness(run_dir, results)}
         overrides = [] if problem else own_overrides(run_dir, results.get("overrides", []))
         rows.append({**results, "run": run_dir.name, "overrides": overrides})
     return rows
+
+
+def _liveness(run_dir: Path, results: Dict) -> str:
+    """`running` (its lock held) or `dead`. A lock that is not a plain file — a FIFO, whose opening
+    would wait for a writer forever, a link — was not made by a run: no live run holds it."""
+    from cnnexp.core.locks import LOCK
+    from cnnexp.run.resume import state
+
+    lock = run_dir / LOCK
+    if lock.is_symlink() or lock.exists() and not lock.is_file():
+        return "dead"
+    return state(run_dir, results)
 
 
 def first_launch(record: Dict) -> Dict:
