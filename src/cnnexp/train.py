@@ -96,7 +96,10 @@ def stopped_early(stop) -> None:
     from cnnexp.sweeps.summarize import write_summary
 
     if SettingsCheck.sweep_dir is not None:
-        write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)
+        try:
+            write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)
+        except UserError as e:  # printed, but not written (sweeps.summarize.SummaryNotSaved)
+            print(f"cnnexp: error: {e}", file=sys.stderr)
     print(f"cnnexp: the sweep stopped after its first failure ({stop.run_dir.name}; sweep_options.fail_fast=true); "
           "summary.csv lists what ran", file=sys.stderr)
     raise SystemExit(1)

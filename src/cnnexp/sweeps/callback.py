@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,13 @@ class SettingsCheck(Callback):
         from cnnexp.sweeps.summarize import write_summary
 
         restore_record(cls.sweep_dir, cls.launch)
+        last = True
         try:
             with last_out(cls.lock) as last:
                 if last and collect(cls.sweep_dir):
                     write_summary(cls.sweep_dir, cls.replicate_keys)
+        except UserError as e:  # its files not written (a full disk), a record not readable: said, then the stop
+            print(f"cnnexp: error: {e}", file=sys.stderr)
         finally:
             cls.release()
         return last
