@@ -1,7 +1,9 @@
 """Records that hold under every fault (docs/records.md): a run, a sweep and an extending resume,
 each stopped by a real signal in a phase told by watching its files, and a read-only or full
-output folder. After each: `cnnexp.check` passes, the user saw one cnnexp line and no traceback,
-and resuming reaches a final record with each epoch once."""
+output folder. After each: `cnnexp.check` finds nothing but what the fault itself leaves (a
+SIGKILLed run is dead, and may leave the `.part` of the write it cut short: findings until the
+resume), the user saw one cnnexp line and no traceback, and resuming reaches a final record with
+each epoch once, which `cnnexp.check` passes."""
 
 from __future__ import annotations
 
@@ -35,9 +37,17 @@ def epochs_in_csv(run_dir: Path) -> list:
     return [int(r["epoch"]) for r in csv.DictReader((run_dir / "metrics.csv").open())]
 
 
-def checked(folder: Path) -> str:
+def checked(folder: Path, killed: bool = False) -> str:
+    """`cnnexp.check` passes; `killed`: its only findings are what a SIGKILL leaves — a dead run
+    (with how to go on) and the temporary file of a write it cut short — and it exits 1 for them."""
     proc = cli("check", str(folder))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = proc.stdout.splitlines()
+    if killed and proc.returncode == 1:
+        assert all(": dead —" in line and "resume=" in line or "unfinished temporary file" in line
+                   for line in found), proc.stdout + proc.stderr
+        assert any(": dead —" in line for line in found) and "ok —" not in proc.stdout
+        return proc.stdout
+    assert proc.returncode == 0 and "ok —" in found[-1], proc.stdout + proc.stderr
     return proc.stdout
 
 
@@ -169,19 +179,21 @@ def test_check_tells_a_dead_run_from_a_live_one(stopped_in_test, tmp_path):
     record = results(run_dir)
     (run_dir / "results.json").write_text(json.dumps({**record, "status": "running"}))
     (run_dir / ".cnnexp.lock").write_text("999999")  # as a SIGKILLed run leaves it: nobody holds it
-    dead = cli("check", str(run_dir))
-    assert dead.returncode == 0 and ": dead —" in dead.stdout and f"resume={run_dir}" in dead.stdout
+    dead = cli("check", str(run_dir))  # a finding: exit 1, and how to go on, with what is lost
+    assert dead.returncode == 1 and ": dead —" in dead.stdout and f"resume={run_dir}" in dead.stdout
+    assert "last.ckpt holds the 1 epoch finished" in dead.stdout and "ok —" not in dead.stdout
     held = FolderLock(run_dir)
     try:
         live = cli("check", str(run_dir))
     finally:
         held.release()
-    assert live.returncode == 0 and ": dead —" not in live.stdout and ": running" in live.stdout
+    assert live.returncode == 0 and ": dead —" not in live.stdout and ": running" in live.stdout, "alive: a note"
     assert not (run_dir / ".cnnexp.lock").exists()
     (run_dir / "checkpoints" / "last.ckpt").unlink()  # killed while its first checkpoint was written
     (run_dir / ".cnnexp.lock").write_text("999999")
     first = cli("check", str(run_dir))
-    assert ": dead —" in first.stdout and "run it again" in first.stdout and "resume=" not in first.stdout
+    assert first.returncode == 1 and ": dead —" in first.stdout and "run it again" in first.stdout
+    assert "resume=" not in first.stdout
 
 
 def test_check_finds_broken_records(stopped_in_test, tmp_path):
@@ -253,8 +265,9 @@ def test_a_faulted_run_resumes_to_its_record(tmp_path, shared_data, phase, sig):
     told(code, err, sig)
     run_dir = only_run_dir(out)
     assert not list(run_dir.rglob("Traceback")) and results(run_dir)["status"] in ("running", "interrupted")
-    checked(run_dir)
+    checked(run_dir, killed=sig == "SIGKILL")
     resumed_to_the_end(run_dir, 2)
+    assert not list(run_dir.rglob(".*.part")), "the resume removed what the killed write left"
 
 
 @pytest.mark.slow
@@ -267,7 +280,7 @@ def test_a_faulted_extension_resumes_to_its_record(tmp_path, shared_data, phase,
     run_dir = only_run_dir(out)
     code, err = faulted([f"resume={run_dir}", "trainer.max_epochs=3"], out, phase, sig, epoch_rows=3)  # its own epoch
     told(code, err, sig)
-    checked(run_dir)
+    checked(run_dir, killed=sig == "SIGKILL")
     record = results(run_dir)
     if record["status"] == "ok":  # an extension that trained nothing yet leaves the finished record
         assert record["epochs"] == 1
@@ -287,7 +300,7 @@ def test_a_faulted_sweep_resumes_twice_to_its_records(tmp_path, shared_data, pha
         assert code == 128 + SIGNALS[sig] and "interrupted" in one_cnnexp_line(err), err[-3000:]
     sweep = next((out / "multirun").glob("*/*"))
     first = (sweep / "multirun.yaml").read_bytes()
-    checked(sweep)
+    checked(sweep, killed=sig == "SIGKILL")
     for _ in range(2):  # a resumed sweep resumes again, and multirun.yaml stays the first launch's
         proc = cli("train", "-m", f"resume={sweep}")
         assert proc.returncode == 0, proc.stderr[-3000:]

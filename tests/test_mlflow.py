@@ -145,6 +145,7 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path, calibr
     assert len(runs) == 3 and sorted(r["info"]["run_name"] for r in children) == ["kernel_size=3", "kernel_size=5"]
     assert {"summary.png", "summary.csv"} <= server.artifacts(parent_id)
     assert runs[parent_id]["info"]["status"] == "FINISHED"
+    _a_handed_sweep_never_names_the_server(sweep, server)
     for child in children:  # TensorBoard too, beside MLflow
         assert list((sweep / child["info"]["run_name"]).glob("events.out.tfevents.*"))
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -159,3 +160,19 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path, calibr
         assert runs[parent_id]["info"]["run_name"] in page(f"{experiment}/runs")
         trial = page(f"{experiment}/runs/{children[0]['info']['run_id']}")
         assert children[0]["info"]["run_name"] in trial and "val/acc" in trial
+
+
+def _a_handed_sweep_never_names_the_server(sweep: Path, server) -> None:
+    """A sweep folder whose mlflow_run.json names another tracking server (as one handed over may):
+    its resume talks only to the server its own launch names — the other is never connected to."""
+    elsewhere = socket.socket()
+    elsewhere.bind(("127.0.0.1", 0))
+    elsewhere.listen()
+    recorded = json.loads((sweep / "mlflow_run.json").read_text())
+    (sweep / "mlflow_run.json").write_text(json.dumps({**recorded, "tracking_uri": f"http://127.0.0.1:{elsewhere.getsockname()[1]}"}))
+    proc = cli("train", "-m", f"resume={sweep}", env={"MLFLOW_TRACKING_URI": server.url})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    elsewhere.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        elsewhere.accept()
+    elsewhere.close()

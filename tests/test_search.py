@@ -264,7 +264,7 @@ def test_a_killed_search_prunes_and_resumes_its_study(tmp_path, shared_data, cal
     assert json.loads((folder / "lr=0.002" / "results.json").read_text())["status"] == "running"
     assert (folder / ".search.lock").exists() and (folder / ".cnnexp.lock").exists(), "a kill leaves its lock files"
     checked = cli("check", str(folder))
-    assert checked.returncode == 0 and "is running in it" not in checked.stdout, "nobody holds them: not running"
+    assert checked.returncode == 1 and "is running in it" not in checked.stdout, "nobody holds them: dead, a finding"
     assert f"{folder / 'lr=0.002'}: dead —" in checked.stdout
 
     resumed = cli("train", "-m", f"resume={folder}")

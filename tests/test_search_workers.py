@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 
 from cnnexp.core.errors import RunError
 from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
-from cnnexp.search.study import HEARTBEAT, Heartbeat, load_study, open_storage
+from cnnexp.search.loop import HEARTBEAT, Heartbeat
+from cnnexp.search.study import StudyRefused, load_study, open_storage
 from cnnexp.search.trials import skipped
 from tests.helpers import PROJECT, QUICK, cli, start, sweep_dir, wait_for_epoch
 
@@ -201,8 +202,10 @@ def test_a_study_in_postgresql_is_found_through_the_sweep_folders_record(tmp_pat
     study = optuna.create_study(storage=open_storage(tmp_path, postgres), study_name=name)
     trial = study.ask()
     Heartbeat(study._storage, every=60).add(trial._trial_id)
-    [found] = load_study(tmp_path).get_trials()  # as a job or a joining worker finds it
+    [found] = load_study(tmp_path, named=postgres).get_trials()  # as a job or a joining worker finds it
     assert found.state == TrialState.RUNNING and found.user_attrs[HEARTBEAT] > 0
+    with pytest.raises(StudyRefused, match="not opened on a folder's word"):
+        load_study(tmp_path)  # the folder's record alone does not make a command connect to a database
 
 
 @pytest.mark.slow
@@ -214,10 +217,16 @@ def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data)
     folder = sweep_dir(tmp_path)
     assert json.loads((folder / "study.json").read_text())["storage"] == postgres
     assert not (folder / "study.db").exists()
-    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
+    trials = [t for t in load_study(folder, named=postgres).get_trials() if not skipped(t)]
     assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.intermediate_values for t in trials), "each job reported to the database its launch named"
     assert "search: 3 trained" in proc.stdout
+    refused = cli("summary", str(folder))  # the folder's word alone: no connection
+    assert refused.returncode == 2 and "storage=URL" in refused.stderr and "Traceback" not in refused.stderr
+    assert "search: 3 trained" in cli("summary", str(folder), f"storage={postgres}").stdout  # named: read
+    resumed = cli("train", "-m", f"resume={folder}", f"hydra.sweeper.storage={postgres}")  # named again: it resumes
+    assert resumed.returncode == 0 and "nothing to run" in resumed.stdout + resumed.stderr, resumed.stderr[-2000:]
 
 
 # ------------------------------------------------------------------ steady state against batches
@@ -393,7 +402,7 @@ def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
                f"paths.output_dir={tmp_path}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
-    trials = [t for t in load_study(folder).get_trials() if not skipped(t)]
+    trials = [t for t in load_study(folder, named=postgres).get_trials() if not skipped(t)]
     assert sorted(t.user_attrs["run"] for t in trials) == run_folders(folder) == ["lr=0.001", "lr=0.002", "lr=0.003"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "two worker jobs"

@@ -94,12 +94,12 @@ RECORDS = [
     ("extends-a-list", lambda p: _edit(p, extends=[1]), "extends is not"),
     ("lone-surrogate", lambda p: p.write_text(p.read_text().replace('"status"', '"r": "\\ud800", "status"')),
      "not Unicode"),
-    ("not-utf8", lambda p: p.write_bytes(b'{"status": "ok\xff"}'), "not readable"),
+    ("not-utf8", lambda p: p.write_bytes(b'{"status": "ok\xff"}'), "not text"),
     ("deep-nesting", _write("[" * 100_000 + "]" * 100_000), "not JSON"),
     ("truncated", lambda p: p.write_text(p.read_text()[:40]), "not JSON"),
-    ("a-folder", lambda p: (p.unlink(), p.mkdir()), "a folder, where a record file belongs"),
+    ("a-folder", lambda p: (p.unlink(), p.mkdir()), "a folder where a file belongs"),
     ("a-fifo", lambda p: (p.unlink(), os.mkfifo(p)), "not a plain file"),  # never opened: it would block
-    ("a-link-out", lambda p: (p.unlink(), p.symlink_to("/etc/hostname")), "a link, not followed"),
+    ("a-link-out", lambda p: (p.unlink(), p.symlink_to("/etc/hostname")), "not followed"),
     ("too-large", lambda p: os.truncate(p, 9 << 20), "more than a record holds"),
 ]
 
@@ -149,7 +149,7 @@ def test_a_record_of_the_sweep_itself_that_cannot_be_read_is_one_line(made, tmp_
     sweep = tmp_path / "sweep"
     for multirun, says in [("sweep_options: {replicate_keys: seed}\n", "not a list of keys"),
                            ("hydra: [unclosed\n  - {", "not readable YAML"),
-                           (None, "a link, not followed")]:
+                           (None, "not followed")]:
         shutil.rmtree(sweep, ignore_errors=True)
         shutil.copytree(made, sweep)
         if multirun is None:
@@ -270,7 +270,7 @@ def test_compare_reads_records_with_care(made, tmp_path, capsys):
         ("config.yaml", "[1, 2]\n", "not a run's config"),
         ("config.yaml", "model: {kernel_size: [unclosed\n", "not readable YAML"),
         ("results.json", '{"status": "ok", "best_val_acc": "high"}', "best_val_acc is \"high\""),
-        ("results.json", None, "a link, not followed"),
+        ("results.json", None, "not followed"),
     ]
     for name, text, says in cases:
         shutil.copy2(made / run.name / name, run / name) if (made / run.name / name).exists() else None

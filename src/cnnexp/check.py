@@ -3,25 +3,33 @@
     python -m cnnexp.check outputs/2026-11-25/10-31-02            # a run
     python -m cnnexp.check outputs/multirun/2026-11-25/10-31-02   # a sweep, and each of its runs
 
-One line per finding, exit 1; none: one line saying so, exit 0. A `running` record is told
-apart by its lock (`.cnnexp.lock`): held, the run is alive; not held, it was killed (dead) and
-`resume=` continues it — a fact about the run, not a broken record. A sweep folder's lock
-likewise, whether one process holds it or a search's workers share it. Imports no torch.
+One line per finding, then exit 1; none: one line saying so, exit 0. A finding is anything that is
+not as a finished record promises — a dead run (`running`, its lock not held: killed; `resume=`
+continues it) included. Only what is alive is a note: a run whose process holds its lock
+(`.cnnexp.lock`), a sweep a live process (or a search's workers) holds. The folder is data: each
+record is read only as a plain file of the folder (never through a link out of it, never a device
+or a pipe, never a file larger than a record), each refusal its own finding. Checkpoints are
+opened as eval opens them, with their weights only; torch is imported only for one that holds
+more than the weights a cnnexp run writes.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import io
+import os
+import pickle
+import pickletools
 import sys
 import zipfile
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from cnnexp.core.errors import fail
-from cnnexp.records.folder import (CHECKPOINTS, CONFIG, METRICS, RESULTS, STATUSES, STOPPED, SWEEP_CONFIG,
-                                   checkpoint_dir, config_path, holds_run_record, is_sweep, metrics_path,
-                                   results_path, resumable, sweep_config_path)
+from cnnexp.core.errors import UserError, fail
+from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_CONFIG, RecordError,
+                                   checkpoint_dir, config_path, holds_run_record, read_config, read_epochs,
+                                   read_record_text, record_file, record_problems, results_path, resumable,
+                                   stale_parts, sweep_config_path)
+from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
 
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
@@ -30,64 +38,156 @@ USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/
 
 def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str], List[str]]:
     """(findings, notes) for one run folder; `search_running`: it is a trial of a search whose
-    workers are alive, which run a killed trial again themselves."""
-    where = str(run_dir)
-    try:
-        results = json.loads(results_path(run_dir).read_text())
-    except FileNotFoundError:
-        return [f"{where}: no {RESULTS} (a run writes it when it starts)"], []
-    except (OSError, ValueError) as e:
-        return [f"{where}/{RESULTS}: not readable JSON ({str(e).splitlines()[0][:120]})"], []
-    # in the tuple of statuses: a status read as a list or a dict is none of them (no TypeError)
-    if not isinstance(results, dict) or results.get("status") not in tuple(STATUSES):
-        return [f"{where}/{RESULTS}: not a run record (status must be one of {', '.join(STATUSES)})"], []
+    workers are alive, which run a killed trial again themselves (a note, not a finding)."""
+    results, findings = _results(run_dir)
+    if results is None:
+        return findings, []
     status = state(run_dir, results)
-    notes = _liveness_notes(run_dir, results, status, search_running)
-    findings: List[str] = []
+    findings, notes = _liveness(run_dir, results, status, search_running)
     if status in STOPPED and not results.get("reason"):
-        findings.append(f"{where}/{RESULTS}: status {status} without a reason")
+        findings.append(f"{run_dir}/{RESULTS}: status {status} without a reason")
+    findings += [f"{results_path(run_dir)}: {problem}" for problem in record_problems(results)]
     findings += _checkpoint_findings(run_dir, results, status)
-    if status != "running":
-        leftovers = [p for p in run_dir.rglob(".*.part")]
-        if leftovers:
-            notes.append(f"{where}: {len(leftovers)} unfinished temporary file(s) (e.g. {leftovers[0].name}) "
-                         "from a killed write; the files they were to replace are whole")
+    parts = stale_parts(run_dir) if status != "running" else []
+    if parts:
+        findings.append(f"{run_dir}: {len(parts)} unfinished temporary file(s) (e.g. {parts[0].name}) left by a "
+                        "killed write; the files they were to replace are whole — a resume removes them, or "
+                        "delete them")
     findings += _epoch_findings(run_dir, results, status)
     refused, trained = _refused(run_dir, results, status)
     if refused and trained:
-        findings.append(f"{where}/{RESULTS}: says its settings were refused before it ran, "
+        findings.append(f"{run_dir}/{RESULTS}: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")
     findings += _config_findings(run_dir, not refused)
     return findings, notes
 
 
-def _liveness_notes(run_dir: Path, results: dict, status: str, search_running: bool) -> List[str]:
-    """A `running` record: alive (its lock held) or dead, and how a dead one goes on."""
+def _results(run_dir: Path) -> Tuple[Optional[dict], List[str]]:
+    """results.json parsed, or None and the one finding that says why not."""
+    import json
+
+    path = results_path(run_dir)
+    try:
+        text = read_record_text(run_dir, path)
+    except RecordError as e:
+        return None, [str(e)]
+    if text is None:
+        return None, [f"{run_dir}: no {RESULTS} (a run writes it when it starts)"]
+    try:
+        results = json.loads(text)
+    except ValueError as e:
+        return None, [f"{path}: not readable JSON ({str(e).splitlines()[0][:120]})"]
+    problems = record_problems(results)
+    if not isinstance(results, dict) or problems and problems[0].startswith("not a run record"):
+        return None, [f"{path}: {problems[0]}"]
+    return results, []
+
+
+def _liveness(run_dir: Path, results: dict, status: str, search_running: bool) -> Tuple[List[str], List[str]]:
+    """A `running` record: alive (its lock held: a note) or dead (a finding, and how it goes on)."""
     where = str(run_dir)
     if status == "dead" and search_running:
-        return [f"{where}: dead — killed with its worker; the search's running workers run it again from its "
-                "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s"]
+        return [], [f"{where}: dead — killed with its worker; the search's running workers run it again from its "
+                    "last.ckpt once its heartbeat has been silent for hydra.sweeper.grace_s"]
     if status == "dead":
         return [f"{where}: dead — {RESULTS} says running but no process holds its lock (killed); "
-                + (f"continue with: python -m cnnexp.train resume={run_dir}" if resumable(run_dir, results["status"])
+                + (what_resume_does(run_dir) if resumable(run_dir, results["status"])
                    else "it was killed before its first checkpoint was whole: no last.ckpt to continue from, "
-                        "run it again")]
+                        "run it again")], []
     if status == "running":
-        return [f"{where}: running (a live process holds its lock)"]
-    return []
+        return [], [f"{where}: running (a live process holds its lock)"]
+    return [], []
 
 
 def _checkpoint_findings(run_dir: Path, results: dict, status: str) -> List[str]:
-    """The checkpoint the record says it tested is there, and every checkpoint is whole."""
-    findings = []
+    """The checkpoint the record says it tested is there, and every checkpoint opens as eval opens it."""
     checkpoints = checkpoint_dir(run_dir)
+    root = run_dir.resolve()
+    if checkpoints.is_symlink() and root not in checkpoints.resolve().parents:
+        return [f"{checkpoints}: a link to {checkpoints.resolve()}, outside {run_dir}; a run's checkpoints are "
+                "files of its own folder, and a link out of it is not followed"]
+    if checkpoints.exists() and not checkpoints.is_dir():
+        return [f"{checkpoints}: not a folder"]
+    findings = []
     tested = results.get("tested_checkpoint")
-    if status == "ok" and tested and tested != "final weights" and not (checkpoints / tested).is_file():
+    if status == "ok" and isinstance(tested, str) and tested != "final weights" and \
+            not os.path.lexists(checkpoints / Path(tested).name):
         findings.append(f"{run_dir}/{RESULTS}: names {tested}, which is not in {CHECKPOINTS}/")
     for ckpt in sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []:
-        if not zipfile.is_zipfile(ckpt):
-            findings.append(f"{ckpt}: not a whole checkpoint (not a readable zip)")
+        try:
+            problem = record_file(run_dir, ckpt) and checkpoint_problem(ckpt)
+        except RecordError as e:
+            problem = str(e).split(": ", 1)[1]
+        if problem:
+            findings.append(f"{ckpt}: {problem}")
     return findings
+
+
+# What a checkpoint a cnnexp run writes holds besides plain data: opened without torch where it holds
+# only these (tests/test_run_records.py checks torch's weights-only loader allows each); anything
+# else is left to torch's own verdict.
+WEIGHTS_GLOBALS = {"collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter"}
+PLAIN_OPS = {"PROTO", "STOP", "MARK", "GLOBAL", "REDUCE", "BUILD", "BINPERSID", "EMPTY_DICT", "EMPTY_LIST",
+             "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "NONE",
+             "NEWTRUE", "NEWFALSE", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "BINUNICODE",
+             "SHORT_BINUNICODE", "BINGET", "LONG_BINGET", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """Why eval could not open this checkpoint (None: it can): not a whole zip, or not what
+    `cnnexp.run.restore.load_checkpoint` accepts — weights only, with the run's config."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
+            data = archive.read(pickles[0]) if len(pickles) == 1 and \
+                archive.getinfo(pickles[0]).file_size < 2**26 else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        return "not a whole checkpoint (not a readable zip)"
+    if data is not None:
+        plain = _plain_checkpoint(data)
+        if plain is not None:
+            return None if plain else "not a cnnexp checkpoint (no state_dict with its run config)"
+    from cnnexp.run.restore import load_checkpoint  # torch's own verdict
+
+    try:
+        load_checkpoint(path)
+    except UserError as e:
+        return str(e).split(": ", 1)[1] if str(e).startswith(str(path)) else str(e)
+    return None
+
+
+class _Tensor:
+    """What stands for a tensor or its storage while a checkpoint is read without torch."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+
+class _WeightsOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if f"{module} {name}" == "collections OrderedDict":
+            from collections import OrderedDict
+
+            return OrderedDict
+        return _Tensor  # only names in WEIGHTS_GLOBALS or torch's storages get here (`_plain_checkpoint`)
+
+    def persistent_load(self, pid):
+        return _Tensor()
+
+
+def _plain_checkpoint(data: bytes) -> Optional[bool]:
+    """Whether a checkpoint's pickle is a cnnexp checkpoint, where it holds only plain data and
+    weights; None where it holds anything else (torch decides then)."""
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name not in PLAIN_OPS or op.name == "GLOBAL" and not (
+                    arg in WEIGHTS_GLOBALS or arg.startswith("torch ") and arg.endswith("Storage")):
+                return None
+        checkpoint = _WeightsOnly(io.BytesIO(data)).load()
+    except Exception:
+        return None
+    hyper = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    return isinstance(hyper, dict) and "state_dict" in checkpoint and "run_config" in hyper
 
 
 def _refused(run_dir: Path, results: dict, status: str) -> Tuple[bool, List[str]]:
@@ -95,7 +195,7 @@ def _refused(run_dir: Path, results: dict, status: str) -> Tuple[bool, List[str]
     error, a search's rejected trial) — then it is all the folder holds — and what the folder
     holds of a training all the same. `rejected`: a search's, and a record with neither mark
     nor config a grid's, both written before `refused` existed."""
-    trained = [n for n in (CHECKPOINTS, METRICS) if (run_dir / n).exists()]
+    trained = [n for n in (CHECKPOINTS, "metrics.csv") if (run_dir / n).exists()]
     marked = bool(results.get("refused") or results.get("rejected"))
     unmarked = "refused" not in results and not trained and not config_path(run_dir).exists()
     return status == "failed" and (marked or unmarked), trained
@@ -103,17 +203,17 @@ def _refused(run_dir: Path, results: dict, status: str) -> Tuple[bool, List[str]
 
 def _epoch_findings(run_dir: Path, results: dict, status: str) -> List[str]:
     """metrics.csv holds each epoch once, in order from 0, and no more than the record says."""
-    path = metrics_path(run_dir)
-    if not path.is_file():
-        return []
     try:
-        epochs = [int(r["epoch"]) for r in csv.DictReader(path.open(newline=""))]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return [f"{path}: not readable ({e})"]
+        epochs = read_epochs(run_dir)
+    except RecordError as e:
+        return [str(e)]
+    path = run_dir / "metrics.csv"
+    if epochs is None:
+        return []
     if epochs != list(range(len(epochs))):
         return [f"{path}: epochs {epochs[:12]} are not each epoch once, in order from 0"]
     recorded = results.get("epochs")
-    if isinstance(recorded, int) and status not in ("running", "dead"):
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and status not in ("running", "dead"):
         allowed = recorded if status == "ok" else recorded + 1  # a stop may fall after its epoch's row
         if len(epochs) > allowed:
             return [f"{path}: {len(epochs)} epochs, but {RESULTS} ({status}) says {recorded}"]
@@ -121,60 +221,73 @@ def _epoch_findings(run_dir: Path, results: dict, status: str) -> List[str]:
 
 
 def _config_findings(run_dir: Path, required: bool) -> List[str]:
-    """config.yaml is there (unless the run was refused), readable, and holds values only."""
-    from omegaconf import OmegaConf
-
-    from cnnexp.run.resume import interpolations
+    """config.yaml is there (unless the run was refused), a plain file of the folder, holds values
+    only, and they are a run's settings (as resume= and the settings check read them)."""
+    from cnnexp.config.settings import load
 
     path = config_path(run_dir)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return [f"{run_dir}: no {CONFIG}"] if required else []
     try:
-        found = interpolations(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
-    except Exception as e:
-        return [f"{path}: not readable YAML ({str(e).splitlines()[0][:120]})"]
-    return [f"{path}: holds an interpolation ({found[0]}); a record holds values"] if found else []
+        load(read_config(run_dir))
+    except RecordError as e:
+        return [str(e)]
+    except UserError as e:
+        return [f"{path}: does not hold a run's settings ({e})"]
+    return []
 
 
 def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
     """(findings, notes) for a sweep folder: its records of the launch, then each of its runs."""
-    from omegaconf import OmegaConf
-
     from cnnexp.core.locks import holder
     from cnnexp.records.folder import FIRST_SWEEP_CONFIG
+    from cnnexp.search.study import study_problem
     from cnnexp.sweeps.relaunch import recorded_sweeper
 
     findings: List[str] = []
     notes: List[str] = []
     first = folder / FIRST_SWEEP_CONFIG
-    broken = {}  # each record of the launch that does not parse: each is its own finding
-    for path in (sweep_config_path(folder), *([first] if first.is_file() else [])):
+    broken = {}  # each record of the launch that cannot be read: each is its own finding
+    for path in (sweep_config_path(folder), *([first] if first.exists() or first.is_symlink() else [])):
         try:
-            OmegaConf.load(path)
-        except Exception as e:
-            broken[path] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-    for path, why in broken.items():
-        findings.append(f"{path}: not readable YAML ({why})")
+            read_config(folder, path, values_only=False)
+        except RecordError as e:
+            broken[path] = str(e)
+    findings += broken.values()
+    findings += filter(None, [study_problem(folder)])  # read-only; a database the folder names is not connected to
     sweep_alive = holder(folder) is not None  # a search's workers share the lock: held by any of them
-    search = recorded_sweeper(folder) == "optuna"
+    recorded = first if first.is_file() else sweep_config_path(folder)  # what recorded_sweeper reads
+    search = recorded not in broken and recorded_sweeper(folder) == "optuna"
     if sweep_alive:
         notes.append(f"{folder}: " + ("a search is running in it (its workers hold its lock)" if search else
                                       "a sweep is running in it (a live process holds its lock)"))
-    elif first.is_file() and first not in broken and first.read_bytes() != sweep_config_path(folder).read_bytes():
+    elif first.is_file() and first not in broken and _plain(folder, sweep_config_path(folder)) and \
+            first.read_bytes() != sweep_config_path(folder).read_bytes():
         findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_SWEEP_CONFIG}); "
                         f"the next python -m cnnexp.train -m resume={folder} puts it back")
-    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not holds_run_record(run_dir):
-            continue  # a job that never started: Hydra's folder, no record to check
-        f, n = run_findings(run_dir, search_running=sweep_alive and search)
-        findings += f
-        notes += n
+    for entry in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        if entry.is_symlink():
+            findings.append(f"{entry}: a link (to {entry.resolve()}); a sweep's runs are folders of its own, "
+                            "and a link is not followed")
+        elif entry.is_dir() and holds_run_record(entry):  # a job that never started holds no record
+            f, n = run_findings(entry, search_running=sweep_alive and search)
+            findings += f
+            notes += n
     return findings, notes
 
 
+def _plain(folder: Path, path: Path) -> bool:
+    """A plain file of `folder` (a broken one may be, and is compared; a link out or a pipe is not read)."""
+    try:
+        return record_file(folder, path) is not None
+    except RecordError:
+        return False
+
+
 def folder_findings(folder: Path) -> Tuple[List[str], List[str]]:
-    """(findings, notes) for a sweep folder or a run folder, whichever `folder` is."""
-    return sweep_findings(folder) if is_sweep(folder) else run_findings(folder)
+    """(findings, notes) for a sweep folder or a run folder, whichever `folder` is (a multirun.yaml
+    that is no plain file still makes it a sweep: its finding says what it is)."""
+    return sweep_findings(folder) if os.path.lexists(sweep_config_path(folder)) else run_findings(folder)
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -187,7 +300,7 @@ def main(argv: List[str] | None = None) -> None:
     folder = Path(args[0]).expanduser()
     if not folder.is_dir():
         fail(f"{args[0]}: no such folder")
-    if not sweep_config_path(folder).exists() and not holds_run_record(folder):
+    if not os.path.lexists(sweep_config_path(folder)) and not holds_run_record(folder):
         fail(f"{args[0]}: neither a run folder ({RESULTS}, {CONFIG}) nor a sweep folder ({SWEEP_CONFIG})")
     findings, notes = folder_findings(folder)
     for line in notes + findings:

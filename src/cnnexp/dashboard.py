@@ -1,6 +1,8 @@
-"""`python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1]`: a search's study in
-optuna-dashboard (history, importances, each trial's reported values), wherever the sweep folder
-records it is stored — also while the search runs. Needs the `dashboard` extra:
+"""`python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1] [storage=URL]`: a search's
+study in optuna-dashboard (history, importances, each trial's reported values) — also while the
+search runs. It is opened read-only: in the sweep folder, or in the database you name with
+storage=URL (one the folder's study.json names is not connected to on its word). Needs the
+`dashboard` extra:
 
     pip install 'cnnexp[dashboard]'      # `make setup` installs it
     python -m cnnexp.dashboard outputs/multirun/2026-11-25/10-31-02 port=8081
@@ -16,7 +18,7 @@ from typing import List
 from cnnexp.config import args as cli_args
 from cnnexp.core.errors import RunError, UserError, fail
 
-USAGE = "usage: python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1]"
+USAGE = "usage: python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1] [storage=URL]"
 
 
 @dataclass
@@ -26,7 +28,7 @@ class DashboardArgs:
 
 
 def main(argv: List[str] | None = None) -> None:
-    from cnnexp.search.study import open_storage, study_record
+    from cnnexp.search.study import is_search_folder, load_study, shown, storage_arg, study_record
 
     args = sys.argv[1:] if argv is None else argv
     cli_args.exit_on_help(__doc__, args, DashboardArgs)
@@ -35,11 +37,11 @@ def main(argv: List[str] | None = None) -> None:
         fail(USAGE)
     folder = Path(folders[0]).expanduser()
     try:
-        options = cli_args.parse(DashboardArgs, [a for a in args if "=" in a])
+        rest, named = storage_arg([a for a in args if "=" in a])
+        options = cli_args.parse(DashboardArgs, rest)
         if not folder.is_dir():
             raise RunError(f"{folders[0]}: no such folder")
-        record = study_record(folder)
-        if record is None:
+        if not is_search_folder(folder):
             raise RunError(f"{folders[0]}: not a search's sweep folder (no study.json or study.db); "
                            "pass the folder of a -m hydra/sweeper=optuna run")
         try:
@@ -47,12 +49,13 @@ def main(argv: List[str] | None = None) -> None:
         except ImportError:
             raise RunError("optuna-dashboard is not installed: pip install 'cnnexp[dashboard]' "
                            "(or make setup)") from None
+        study = load_study(folder, named=named)  # read-only: the dashboard's own notes cannot land either
     except UserError as e:
         fail(e)
-    print(f"optuna-dashboard of {folder} ({record['storage']} storage): http://{options.host}:{options.port}/  "
-          "(Ctrl-C stops it)", flush=True)
+    print(f"optuna-dashboard of {folder} ({shown(study_record(folder)['storage'])} storage): "
+          f"http://{options.host}:{options.port}/  (Ctrl-C stops it)", flush=True)
     try:
-        optuna_dashboard.run_server(open_storage(folder, record["storage"]), host=options.host, port=options.port)
+        optuna_dashboard.run_server(study._storage, host=options.host, port=options.port)
     except KeyboardInterrupt:
         pass
     except OSError as e:  # the port is taken

@@ -2,7 +2,7 @@
 cnnexp — `model.onnx` (onnxruntime, any language) or `model.torchscript.pt` (torch.jit.load) —
 checked against PyTorch before it is left in the run folder.
 
-    python -m cnnexp.export run=outputs/2026-11-25/10-31-02 [format=onnx|torchscript] [images=1000] [tolerance=1e-4]
+    python -m cnnexp.export run=outputs/2026-11-25/10-31-02 [format=onnx|torchscript] [images=1000] [tolerance=1e-4] [out=FILE]
 
 The network comes from checkpoints/best.ckpt, with a dynamic batch axis. ONNX: torch.onnx's
 dynamo exporter first, the TorchScript-based one if it fails; the file carries what it needs to
@@ -10,7 +10,9 @@ be used alone (onnx_network.Facts: classes, input shape, normalisation, the run'
 value, cnnexp's version, the exporter, the parity check). Parity, every time: `images` of the
 run's own test split go through PyTorch and through the exported file; a largest absolute
 difference of outputs (logits; reconstructions for an autoencoder) above `tolerance`, or any
-prediction that differs, leaves no file (an earlier export stays as it was) and exits 2.
+prediction that differs, leaves no file (an earlier export stays as it was) and exits 2. out=
+writes the file elsewhere (a file, or a folder to put it in) — for a run on a read-only disk; a
+write the disk refuses is one line, and no part of the file is left.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Optional, Tuple
 from cnnexp.models import onnx_network
 from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
-from cnnexp.core.files import write_atomic
+from cnnexp.core.files import WriteError, write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
 from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, open_run
 
@@ -44,6 +46,7 @@ class ExportArgs:
     format: str = "onnx"
     images: int = 1000       # test images the parity check runs (fewer if the split holds fewer)
     tolerance: float = 1e-4  # largest absolute output difference allowed
+    out: Optional[str] = None  # where the file goes: a file, or a folder (default: the run folder)
     data: EvalData = field(default_factory=EvalData)
 
 
@@ -200,7 +203,7 @@ def export(args: ExportArgs) -> dict:
         reference = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
     example = torch.cat([x, x])[:2]  # two images: a batch of one could be specialised as a constant
     started = time.perf_counter()
-    path = folder / FORMATS[args.format]
+    path = destination(args, folder)
     data, exporter, outputs, loaded = convert(args.format, net, x, example, path)
     seconds = time.perf_counter() - started
     result = parity(reference, outputs, classify, args.tolerance)
@@ -210,8 +213,21 @@ def export(args: ExportArgs) -> dict:
                        f"exporter {exporter.split(';')[0]}")
     facts = run_facts(settings, checkpoint, classes if classify else [], exporter, result)
     data = with_facts(args.format, data, loaded, facts, f"cnnexp {settings.model.name} from {ckpt.name}")
-    write_atomic(path, data)  # only now: a failed check or a kill leaves no file, or the earlier one
+    try:
+        write_atomic(path, data)  # only now: a failed check or a kill leaves no file, or the earlier one
+    except WriteError as e:  # a read-only disk, a file-size limit …: one line, nothing half-written
+        e.elsewhere = "out=…"
+        raise
     return {"file": str(path), "exporter": exporter, "seconds": round(seconds, 2), "summary": summary, **result}
+
+
+def destination(args: ExportArgs, folder: Path) -> Path:
+    """out= as typed (a folder, or a name ending in /: the format's file name in it), else the run
+    folder's file."""
+    if not args.out:
+        return folder / FORMATS[args.format]
+    out = Path(args.out).expanduser()
+    return out / FORMATS[args.format] if out.is_dir() or args.out.endswith("/") else out
 
 
 def convert(fmt: str, net, x, example, path: Path):

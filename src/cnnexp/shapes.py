@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         from cnnexp.cost.calibration import calibrate as measure  # torch: only when asked
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-        calibration = measure(force=True)
+        try:
+            calibration = measure(force=True)
+        except OSError as e:  # the cache folder read-only or full (a WriteError): one line
+            from cnnexp.core.files import os_error_line
+
+            fail(os_error_line(e, elsewhere="XDG_CACHE_HOME=… holds the calibration"))
     if as_json and as_json[-1] == "json=true":
         estimate = cost.estimate(settings, calibration or cost.read_calibration())
         print(json.dumps({"model": settings.model.name, "input_shape": list(settings.model.input_shape),

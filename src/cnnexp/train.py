@@ -128,9 +128,14 @@ def interrupted(stop: KeyboardInterrupt) -> None:
               "(the first is written as the first epoch ends), so there is no last.ckpt to continue from: "
               "run it again", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None:
-        print(f"cnnexp: interrupted: {stop.reason}; results.json says so. "
-              f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
+        from cnnexp.run.outcome import what_resume_does
+
+        print(f"cnnexp: interrupted: {stop.reason}; results.json says so. {what_resume_does(stop.run_dir)}",
+              file=sys.stderr)
     else:
+        from cnnexp.run.outcome import drop_unrecorded_run
+
+        drop_unrecorded_run()  # nor is its fresh folder left, holding only Hydra's log
         print("cnnexp: interrupted before training started; nothing was recorded", file=sys.stderr)
     raise SystemExit(stopping.exit_code())
 

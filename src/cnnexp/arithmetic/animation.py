@@ -13,6 +13,7 @@ from cnnexp.arithmetic.canvas import (COLOURS, GAP, LINE_PX, MARGIN, blank, cell
                                       legend_row, put_text)
 from cnnexp.arithmetic.panels import ScatterPanel, SlidePanel, caption, hidden_note, inputs_read, legend_of
 from cnnexp.arithmetic.scene import Scatter, Slide
+from cnnexp.core.figures import save_image
 
 FRAME_MS = 450
 PANEL_PX = 360              # a GIF's input grid spans about this many pixels
@@ -71,4 +72,4 @@ def _frames(progress: Image.Image, slide: Slide, panel: SlidePanel, other: Optio
 
 
 def save_gif(frames: Sequence[Image.Image], path: Path) -> None:
-    frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=FRAME_MS, loop=0, optimize=False)
+    save_image(frames[0], path, save_all=True, append_images=list(frames[1:]), duration=FRAME_MS, loop=0, optimize=False)

@@ -24,6 +24,7 @@ from cnnexp.arithmetic.receptive_field import receptive_fields
 from cnnexp.arithmetic.sheet import sheet
 from cnnexp.arithmetic.table import note
 from cnnexp.core.errors import SettingsError
+from cnnexp.core.figures import save_image
 
 IDX_HEADER = 16  # an IDX image file's magic, count, rows and columns: four 4-byte integers before the pixels
 
@@ -48,11 +49,11 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
         slide, scatter = scenes(layer)
         path = folder / f"{slide.name}.gif"
         save_gif(animation(slide, scatter), path)
-        sheet(slide, scatter).save(folder / f"{slide.name}.png")
+        save_image(sheet(slide, scatter), folder / f"{slide.name}.png")
         written += [path, folder / f"{slide.name}.png"]
         if layer.kind == "conv" and layer.groups > 1:
             g = scene.groups(layer)
-            groups(g).save(folder / f"{g.name}.png")
+            save_image(groups(g), folder / f"{g.name}.png")
             written.append(folder / f"{g.name}.png")
     windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
     if windows:
@@ -62,7 +63,7 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
             box = receptive_box(l, height, width)
             clipped = " (past the image)" if box[2] - box[0] < l.rf or box[3] - box[1] < l.rf else ""
             boxes.append((f"{scene.name(l)}: rf {l.rf}, jump {l.jump}{clipped}", box))
-        receptive_fields(boxes, digit, height, width, caption).save(folder / "receptive_field.png")
+        save_image(receptive_fields(boxes, digit, height, width, caption), folder / "receptive_field.png")
         written.append(folder / "receptive_field.png")
     return written
 

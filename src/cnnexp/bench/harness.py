@@ -89,10 +89,19 @@ def checked(argv: List[str]) -> Tuple[BenchArgs, List[str], object]:
 
 
 def main(argv: List[str] | None = None) -> None:
-    from cnnexp.core.console import quiet_lightning
+    from cnnexp.core.errors import fail
+    from cnnexp.core.files import os_error_line
 
     argv = sys.argv[1:] if argv is None else argv
     args, overrides, settings = checked(argv)
+    try:
+        measure(argv, args, overrides, settings)
+    except OSError as e:  # its scratch folder full or read-only, the data unreadable: one line, not a traceback
+        fail(os_error_line(e, elsewhere="TMPDIR=… holds the bench's scratch files"))
+
+
+def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) -> None:
+    from cnnexp.core.console import quiet_lightning
 
     import lightning as L
     import torch

@@ -4,19 +4,25 @@ see `cnnexp.search.loop`).
 
 Optuna's own `PyTorchLightningPruningCallback` (optuna-integration) needs the Trial object in the
 training process; this one re-opens the trial from the storage the sweep folder records, so every
-launcher works. Under DDP rank 0 holds the trial and decides; the decision is broadcast, so that
+launcher works — a database only where the job's own launch named it (`job_storage`), never on the
+folder's word. Under DDP rank 0 holds the trial and decides; the decision is broadcast, so that
 every rank stops in the same epoch (a rank that stopped alone would leave the others waiting).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional, Set
 
 from lightning.pytorch.callbacks import Callback
 
-from cnnexp.search.options import SearchOptions
-from cnnexp.search.study import Heartbeat, load_study, pruner, study_record
+from cnnexp.core.errors import UserError
+from cnnexp.search.options import SearchOptions, is_search
+from cnnexp.search.loop import Heartbeat
+from cnnexp.search.study import is_search_folder, load_study, name_storage, pruner
+
+log = logging.getLogger("cnnexp")
 
 
 class ReportToStudy(Callback):
@@ -51,7 +57,7 @@ class ReportToStudy(Callback):
 def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
     """The callback for a run that is one of a search's trials (its sweep folder records the
     study), on every rank; rank 0 finds the trial and beats its heartbeat."""
-    if study_record(Path(run_dir).parent) is None:
+    if not is_search_folder(Path(run_dir).parent):
         return None
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
@@ -60,8 +66,14 @@ def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
     import optuna
     from optuna.trial import TrialState
 
-    study = load_study(Path(run_dir).parent)
-    options = SearchOptions(**study.user_attrs["options"])
+    name_storage(job_storage())
+    try:
+        study = load_study(Path(run_dir).parent, write=True)
+        options = SearchOptions.from_node(study.user_attrs.get("options"))
+        monitor = str(study.user_attrs["monitor"])
+    except (UserError, KeyError, TypeError, ValueError) as e:  # the run trains all the same; rank 0's no-op
+        log.warning("%s — this run reports nothing to the search's study", e)  # still answers the other ranks
+        return ReportToStudy()
     study.pruner = pruner(options)
     trial = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                   if t.user_attrs.get("run") == Path(run_dir).name), None)
@@ -69,5 +81,18 @@ def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
         return ReportToStudy()
     heartbeat = Heartbeat(study._storage, options.heartbeat_s, ends_when_told=True)
     heartbeat.add(trial._trial_id)
-    return ReportToStudy(optuna.trial.Trial(study, trial._trial_id), study.user_attrs["monitor"], options.pruner,
+    return ReportToStudy(optuna.trial.Trial(study, trial._trial_id), monitor, options.pruner,
                          heartbeat)
+
+
+def job_storage() -> Optional[str]:
+    """In a search's trial job: the database URL its launch named (the job's own Hydra config,
+    composed from that launch's command line), or None."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return None
+    sweeper = HydraConfig.get().sweeper
+    value = OmegaConf.select(sweeper, "storage", default=None) if is_search(sweeper) else None
+    return str(value) if value is not None and "://" in str(value) else None

@@ -1,6 +1,9 @@
-"""key=value arguments for the small entry points (eval, predict, bench), checked like the main
-config: an unknown key or a value of the wrong type is one message naming it. `--help` on any
-entry point prints its docstring (usage and an example) and the keys its schema takes."""
+"""key=value arguments for the small entry points (eval, predict, export, bench, dashboard), checked
+like the main config: an unknown key or a value of the wrong type is one message naming it. A key
+typed as text (a folder, a file, a pattern, a name) takes everything after the first `=` exactly
+as typed — no YAML reading of ` #` as a comment, `: ` as a mapping, quotes, `${…}` or a newline —
+and never empty. `--help` on any entry point prints its docstring (usage and an example) and the
+keys its schema takes."""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ import dataclasses
 import inspect
 import re
 import sys
-from typing import List, Optional, Type, TypeVar
+import typing
+from typing import Dict, List, Optional, Type, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnexp.core.errors import SettingsError
 from cnnexp.config.messages import describe_omegaconf_error
+from cnnexp.config.schema import check_path
 
 T = TypeVar("T")
 
@@ -24,11 +29,37 @@ def parse(schema: Type[T], argv: List[str] | None = None) -> T:
     bad = [a for a in args if "=" not in a]
     if bad:
         raise SettingsError(bad[0], "", "arguments are key=value, e.g. run=outputs/2026-11-25/10-31-02")
+    texts = text_keys(schema)
+    as_typed: Dict[str, str] = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key in texts:
+            check_path(key, value)
+            as_typed[key] = value  # the last one given wins, as OmegaConf's merge does for the others
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(args))
-        return OmegaConf.to_object(merged)
+        merged = OmegaConf.merge(OmegaConf.structured(schema),
+                                 OmegaConf.from_dotlist([a for a in args if a.partition("=")[0] not in texts]))
+        parsed = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise describe_omegaconf_error(e, schema) from None
+    for key, value in as_typed.items():
+        *path, name = key.split(".")
+        owner = parsed
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, value)  # after OmegaConf: `${…}` in a folder's name is not resolved
+    return parsed
+
+
+def text_keys(schema: type, prefix: str = "") -> set:
+    """The dotted keys of `schema` (nested dataclasses included) whose type is str or Optional[str]."""
+    keys = set()
+    for name, kind in typing.get_type_hints(schema).items():
+        if dataclasses.is_dataclass(kind):
+            keys |= text_keys(kind, f"{prefix}{name}.")
+        elif kind is str or kind == Optional[str]:
+            keys.add(prefix + name)
+    return keys
 
 
 def exit_on_help(doc: str, argv: List[str] | None = None, schema: Optional[type] = None) -> None:

@@ -4,6 +4,7 @@ outside `@hydra.main` (shapes, bench, tests). Imports no torch."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -80,6 +81,7 @@ def compose_config(overrides: list) -> DictConfig:
     from hydra.types import RunMode
 
     register_resolvers()
+    overrides = quote_folders(list(overrides))  # shapes, bench: a folder as typed, as train reads it
     if GlobalHydra.instance().is_initialized():  # inside @hydra.main (a callback): its own loader
         return GlobalHydra.instance().config_loader().load_configuration("train", list(overrides), RunMode.RUN)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -93,20 +95,42 @@ def user_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(plain)
 
 
-FOLDER_KEYS = ("resume",)  # settings whose value is a folder the user names on the command line
+SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "shuffle(", "sort(")
 
 
 def quote_folders(argv: list) -> list:
-    """`resume=outputs/multirun/…/kernel_size=3,seed=1`: a sweep names its runs' folders by their
-    settings, so their `=` and `,` would read to Hydra as a second key and a sweep; such a folder
-    is quoted for Hydra, as the user would otherwise have to."""
+    """A folder named on the command line (config.schema.PATH_KEYS: resume=, paths.output_dir=,
+    data.root=, hydra.run.dir= …) is taken as typed: Hydra's grammar would read `,` as a sweep,
+    ` #` or `é` as an error, `'` as a quote; a sweep names its runs' folders by their settings
+    (`kernel_size=3,seed=1`). So the value is quoted for Hydra, as the user would otherwise have to
+    — unless the user quoted it already, or it is a sweep function (`choice(a,b)`) or `null`. A
+    leading `~` is the home folder, as the shell reads it after the `=` of an assignment."""
+    from cnnexp.config.schema import PATH_KEYS
+
     quoted = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in FOLDER_KEYS and value[:1] not in ("'", '"'):
-            arg = f"{key}={hydra_quoted(value)}"
+        if sep and key.lstrip("+") in PATH_KEYS and not _typed_for_hydra(value):
+            arg = f"{key}={hydra_quoted(os.path.expanduser(value))}"
         quoted.append(arg)
     return quoted
+
+
+def _typed_for_hydra(value: str) -> bool:
+    """Already in Hydra's grammar: quoted by the user (or by quote_folders: it is idempotent), a
+    sweep function, or null."""
+    if value == "null" or value.startswith(SWEEP_FUNCTIONS):
+        return True
+    if value[:1] not in ("'", '"'):
+        return False
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        OverridesParser.create().parse_override(f"key={value}")
+        return True
+    except HydraException:  # `'abc` without its closing quote: a name that starts with a quote
+        return False
 
 
 def check_override_keys(argv: list) -> None:
@@ -123,7 +147,7 @@ def check_override_keys(argv: list) -> None:
     from cnnexp.config.schema import Settings
     from cnnexp.core.errors import SettingsError
 
-    args, _ = get_args_parser().parse_known_args(argv)
+    args, _ = get_args_parser().parse_known_args(quote_folders(argv))
     parser = OverridesParser.create()
     data = next((o.split("=", 1)[1] for o in reversed(args.overrides or []) if o.startswith("data=")), "mnist")
     for text in args.overrides or []:
@@ -136,6 +160,7 @@ def check_override_keys(argv: list) -> None:
                                 "(model.kernel_size); quote a value with spaces or symbols (key='a b'); "
                                 f"Hydra says: {str(e).splitlines()[0][:120]}") from None
         key = override.key_or_group
+        check_path(key, override)
         if "." not in key and "/" not in key and not (override.is_add() or override.is_delete() or override.package):
             group_option_exists(key, override)
             continue
@@ -143,6 +168,18 @@ def check_override_keys(argv: list) -> None:
             continue  # +/~ and hydra's groups: the schema merge and Hydra name those
         suggest_key(Settings, key, data)  # data's keys are those of the chosen source (conf/train.yaml: mnist)
         block_exists(key, text, args.overrides)
+
+
+def check_path(key: str, override) -> None:
+    """An empty folder (`paths.output_dir=''`, `hydra.run.dir=`) refused before Hydra resolves it
+    into a run folder at the file-system root or in the current folder; every value of a sweep."""
+    from cnnexp.config import schema
+
+    if key not in schema.PATH_KEYS or override.is_delete():
+        return
+    value = override.value()
+    for one in getattr(value, "list", None) or (value if isinstance(value, list) else [value]):
+        schema.check_path(key, one)
 
 
 def group_option_exists(group: str, override) -> None:

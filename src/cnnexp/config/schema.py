@@ -16,6 +16,7 @@ from typing import Any, List, Optional
 
 from cnnexp import CONF_DIR
 from cnnexp.arithmetic.geometry import POOLS, plan
+from cnnexp.core.errors import SettingsError
 
 
 @dataclass
@@ -256,6 +257,20 @@ class Settings:
 
 
 # ---------------------------------------------------------------- the choices a key may take
+# Keys whose value is a folder the user names: taken as typed (config.compose quotes them for
+# Hydra), never empty. hydra.* are Hydra's own; resume is a run or sweep folder.
+PATH_KEYS = ("resume", "paths.project_dir", "paths.data_dir", "paths.output_dir", "data.root",
+             "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+def check_path(key: str, value: Any) -> None:
+    """The one refusal of an empty path (whitespace-only too): `''` reads as the current folder, and
+    under another path's `${…}` as the file-system root (`paths.output_dir=''` ran at /2026-…)."""
+    if isinstance(value, str) and not value.strip():
+        raise SettingsError(key, value, "an empty value names no folder or file (a path would be read as the "
+                                        f"current folder, or the file-system root); give one, or leave {key}= out")
+
+
 DATA_SOURCES = ("local", "mirrors", "wheel")
 POOL_CHOICES = (*POOLS, "none")
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class

@@ -12,7 +12,8 @@ from typing import Any, List, NamedTuple, Tuple
 
 from cnnexp.arithmetic.geometry import ACTIVATIONS, NORMS, SHORTCUTS, fixes, resolve_blocks
 from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
-                                  SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings, TrainerSettings)
+                                  PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
+                                  TrainerSettings, check_path)
 from cnnexp.core.catalogue import TASKS, monitor_and_mode
 from cnnexp.core.errors import SettingsError, ShapeError
 from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
@@ -45,6 +46,7 @@ class DataFacts(NamedTuple):
 def validate(s: Settings) -> Settings:
     """Check `s`, fill in what `auto` decides, and return it."""
     require(_is_int(s.seed) and s.seed >= 0, "seed", s.seed, "an integer ≥ 0")
+    _check_paths(s)
     data = _check_data(s)
     _check_model(s.model, data)
     _check_training(s, data.shape)
@@ -54,6 +56,14 @@ def validate(s: Settings) -> Settings:
     _check_callbacks(s)
     _check_plan(s.model)
     return s
+
+
+def _check_paths(s: Settings) -> None:
+    """Folders: none empty, however it came (a recipe, a recorded config.yaml, an interpolation);
+    the command line's own are refused before Hydra (config.compose.check_override_keys)."""
+    for key in (k for k in PATH_KEYS if not k.startswith("hydra.")):  # Hydra's are not settings
+        group, _, name = key.rpartition(".")
+        check_path(key, getattr(getattr(s, group) if group else s, name))
 
 
 # ---------------------------------------------------------------- data
@@ -88,7 +98,7 @@ def _check_folder(d: FolderSettings, seed: int, test_after_fit: bool = False) ->
             d.test_fraction, "a fraction in [0, 1) that leaves images to train on with data.val_fraction")
     require(d.memory_budget_mb >= 0, "data.memory_budget_mb", d.memory_budget_mb, "megabytes ≥ 0 (0: always stream)")
     require(d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer ≥ 0")
-    require(d.root not in (None, "", "???"), "data.root", d.root, "the folder of your images, e.g. data.root=~/datasets/leaves")
+    require(d.root not in (None, "???"), "data.root", d.root, "the folder of your images, e.g. data.root=~/datasets/leaves")
     for key in ("mean", "std"):
         value = getattr(d, key)
         require(value is None or (len(value) in (1, 3) and all(v > 0 or key == "mean" for v in value)),

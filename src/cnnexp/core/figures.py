@@ -1,5 +1,6 @@
 """The one way a matplotlib figure becomes a picture: headless, at one resolution, written
-atomically. summary.png, compare.png, the search's figures and TensorBoard's images all pass here."""
+atomically. summary.png, compare.png, the search's figures and TensorBoard's images all pass here;
+Pillow's pictures (shapes draw=) are written atomically by `save_image`."""
 
 from __future__ import annotations
 
@@ -32,4 +33,13 @@ def png(figure, close: bool = True) -> bytes:
 
 def save_png(figure, path: Path, close: bool = True) -> Path:
     write_atomic(Path(path), png(figure, close))
+    return Path(path)
+
+
+def save_image(image, path: Path, **params) -> Path:
+    """A Pillow image (or a GIF's first frame, with `save_all`/`append_images` …) written whole or not
+    at all, in the format its suffix names: a full disk leaves no half picture."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG"), **params)
+    write_atomic(Path(path), buffer.getbuffer())
     return Path(path)

@@ -12,8 +12,10 @@ removed meanwhile is taken again on the new one.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +37,17 @@ class FolderLock:
         self.path, self.pid = Path(folder) / LOCK, os.getpid()
         while True:
             try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # never through a link (it could truncate a file elsewhere), never blocked on a pipe
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
             except OSError as e:  # read-only, full, not a folder: nothing can be written there
+                if e.errno == errno.ELOOP:
+                    raise RunError(f"{self.path}: a link, not the folder's lock file; a folder's lock is a file "
+                                   "of its own — remove the link") from None
                 raise RunError(os_error_line(e)) from None
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                os.close(self.fd)
+                self.fd = None
+                raise RunError(f"{self.path}: not a plain file, so not the folder's lock; remove it")
             for attempt in range(self.tries):
                 try:
                     fcntl.flock(self.fd, self.mode | fcntl.LOCK_NB)
@@ -120,9 +130,12 @@ def holder(folder: Path) -> str | None:
     workers, who share it (the pid is then the latest worker's) — or None where none does. Probed
     with a non-blocking exclusive lock, dropped at once: it is had only where nobody holds the
     lock, so it never stands in the way of a worker asking whether it is the last (`alone`)."""
-    try:
-        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+    try:  # a link or a pipe in its place is nobody's lock (and would hang a plain open)
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -30,7 +30,8 @@ STATS_SAMPLE = 2000  # images the mean and std are estimated from when the set i
 
 def read_image(path: Path, channels: int, size: Sequence[int]) -> torch.Tensor:
     """One file → uint8 tensor (channels, height, width): images.read_array, the reader predict uses."""
-    return torch.from_numpy(images.read_array(path, channels, size))
+    array = images.read_array(path, channels, size)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())  # torch warns of a read-only array
 
 
 def channel_stats(data_settings) -> Tuple[torch.Tensor, torch.Tensor]:

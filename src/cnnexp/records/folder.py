@@ -8,8 +8,11 @@ a run or a sweep, and when a run can be resumed. Everyone else asks here.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
+from cnnexp.records.reading import RecordError, read_record_text, record_file
 
 # ------------------------------------------------------------------ the files
 CONFIG = "config.yaml"          # the effective config, as the run was checked
@@ -90,7 +94,7 @@ def is_sweep(folder: Path) -> bool:
 def holds_run_record(folder: Path) -> bool:
     """A folder a run has written its record in: results.json or config.yaml (a run refused
     before it began holds only results.json). A sweep's job that never started holds neither."""
-    return results_path(folder).exists() or config_path(folder).exists()
+    return any(os.path.lexists(p) for p in (results_path(folder), config_path(folder)))
 
 
 def records_in(folder: Path) -> List[str]:
@@ -122,6 +126,9 @@ def claim_fresh(path: str) -> str:
             n += 1
 
 
+PROBE_BYTES = 64 * 1024  # what a run writes before its first check can fail it: Hydra's records, config.yaml …
+
+
 def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     """Probe the nearest existing folder on the way to output_dir with a real (removed) temp dir:
     permission bits say nothing for root, read-only mounts or /proc."""
@@ -136,10 +143,15 @@ def check_writable(output_dir: str, key: str = "paths.output_dir") -> None:
     elif existing is None or not existing.is_dir():
         problem = f"{existing} is not a folder"
     else:
-        try:
-            Path(tempfile.mkdtemp(prefix=".cnnexp-probe-", dir=existing)).rmdir()
+        try:  # a folder and a small file: a full disk still makes folders, then Hydra's config.yaml fails
+            probe = Path(tempfile.mkdtemp(prefix=".cnnexp-probe-", dir=existing))
+            try:
+                (probe / "probe").write_bytes(bytes(PROBE_BYTES))
+            finally:
+                (probe / "probe").unlink(missing_ok=True)
+                probe.rmdir()
         except OSError as e:
-            problem = f"cannot create folders in {existing} ({e.strerror or e})"
+            problem = f"cannot write in {existing} ({e.strerror or e})"
     if problem:
         raise SettingsError(key, output_dir,
                             f"{problem}; pick a folder you can write to, e.g. {key}=$HOME/cnnexp-outputs")
@@ -167,10 +179,110 @@ def write_results(run_dir: Path, data: Dict[str, Any]) -> None:
 
 
 def read_results(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The record as a dict, or None where there is none a reader can use (absent, unreadable,
+    odd: cnnexp.check and resume= say which, through `load_results`)."""
     try:
-        return json.loads(results_path(run_dir).read_text())
-    except (OSError, ValueError):
+        return load_results(run_dir)
+    except (RecordError, OSError):
         return None
+
+
+# The keys of results.json a reader acts on, and the types they hold (None: null is allowed too).
+RECORD_TYPES: Dict[str, tuple] = {
+    "status": (str,), "reason": (str,), "started": (str,), "overrides": (list,), "extends": (dict, None),
+    "seconds": (int, float, None), "seconds_before_resume": (int, float, None), "epochs": (int,),
+    "best": (int, float, None), "best_epoch": (int, None), "monitor": (str, None), "mode": (str, None),
+    "tested_checkpoint": (str,), "test_acc": (int, float, None), "test_loss": (int, float, None),
+    "refused": (bool,), "rejected": (bool,), "mlflow_run_id": (str, None),
+}
+
+
+def record_problems(results: Any) -> List[str]:
+    """What makes `results` no run record: not a mapping, an unknown status, a key of the wrong type."""
+    if not isinstance(results, dict):
+        return [f"not a run record (a JSON {type(results).__name__}, not an object)"]
+    if results.get("status") not in tuple(STATUSES):
+        return [f"not a run record (status {str(results.get('status'))[:40]!r}; it must be one of {', '.join(STATUSES)})"]
+    odd = []
+    for key, kinds in RECORD_TYPES.items():
+        value = results.get(key)
+        if key in results and not (value is None and None in kinds) and \
+                not (isinstance(value, tuple(k for k in kinds if k is not None)) and
+                     not (isinstance(value, bool) and bool not in kinds)):
+            wanted = [_KINDS[k] for k in kinds if not (k is int and float in kinds)]
+            odd.append(f"{key} holds {json.dumps(value)[:40]}, where a record holds {' or '.join(wanted)}")
+    return odd
+
+
+_KINDS = {None: "null", str: "text", list: "a list", dict: "an object", int: "a whole number", float: "a number",
+          bool: "true or false"}
+
+
+def load_results(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """results.json checked: None where the folder has none; RecordError (one line) where it is not
+    a plain file of the folder, not JSON, or not a run record (`record_problems`)."""
+    path = results_path(run_dir)
+    text = read_record_text(run_dir, path)
+    if text is None:
+        return None
+    try:
+        results = json.loads(text)
+    except ValueError as e:
+        raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
+    problems = record_problems(results)
+    if problems:
+        raise RecordError(f"{path}: {problems[0]}")
+    return results
+
+
+def read_epochs(run_dir: Path) -> Optional[List[int]]:
+    """metrics.csv's epochs, in file order (None where there is no metrics.csv); RecordError where
+    a row has no whole-number epoch."""
+    path = metrics_path(run_dir)
+    text = read_record_text(run_dir, path)
+    if text is None:
+        return None
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        epochs = [int(r["epoch"]) for r in rows]
+    except (ValueError, KeyError, TypeError, csv.Error) as e:
+        raise RecordError(f"{path}: not a table of epochs ({type(e).__name__}: {str(e)[:80]})") from None
+    return epochs
+
+
+def read_config(folder: Path, path: Optional[Path] = None, values_only: bool = True) -> Dict[str, Any]:
+    """A recorded config (config.yaml; `path`: another of the folder's, e.g. multirun.yaml, whose
+    Hydra section holds Hydra's own interpolations: `values_only=False`) as plain values, never
+    resolved: RecordError where it is missing, not a file of the folder, empty, not YAML, not a
+    mapping, or holds an interpolation (resolving a record would run what it names)."""
+    from omegaconf import OmegaConf
+
+    path = Path(path) if path is not None else config_path(folder)
+    text = read_record_text(folder, path)
+    if text is None:
+        raise RecordError(f"{path}: missing")
+    if not text.strip():
+        raise RecordError(f"{path}: empty (cut short when it was written, or emptied)")
+    try:
+        tree = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except Exception as e:
+        raise RecordError(f"{path}: not readable YAML ({(str(e).splitlines() or [type(e).__name__])[0][:100]})") from None
+    if not isinstance(tree, dict):
+        raise RecordError(f"{path}: not a mapping of settings (a YAML {type(tree).__name__})")
+    found = interpolations(tree) if values_only else []
+    if found:
+        raise RecordError(f"{path}: holds an interpolation ({found[0][:80]}); a record holds values, not "
+                          "expressions — write the value there instead")
+    return tree
+
+
+def interpolations(tree, prefix: str = "") -> List[str]:
+    """`key=${…}` for every value of a plain (unresolved) config that is an interpolation."""
+    if isinstance(tree, dict):
+        return [f for k, v in tree.items() for f in interpolations(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [f for i, v in enumerate(tree) for f in interpolations(v, f"{prefix}{i}.")]
+    return [f"{prefix[:-1]}={tree}"] if isinstance(tree, str) and "${" in tree else []
 
 
 class RunRecord:
@@ -239,20 +351,37 @@ def open_run(path: str, key: str = "run") -> Path:
 
 
 def choose_checkpoint(run: Optional[str], ckpt: Optional[str], which: str = "best", key: str = "run") -> Path:
-    """ckpt= wins; else the run folder's checkpoints/best.ckpt (or last.ckpt)."""
+    """ckpt= wins (a file the user named: it may be anywhere, but must be a plain file); else the
+    run folder's checkpoints/best.ckpt (or last.ckpt), a plain file of that folder (`record_file`)."""
     if ckpt:
         path = Path(ckpt).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise RunError(f"ckpt={ckpt}: no such file")
+        if not path.is_file():
+            raise RunError(f"ckpt={ckpt}: " + ("a folder" if path.is_dir() else "not a plain file (a device or a "
+                                                "pipe)") + ", not a checkpoint file")
         return path
     if not run:
         raise RunError("say which run: run=outputs/<date>/<time> (or ckpt=path/to/file.ckpt)")
     folder = open_run(run, key)
     for name in ((which, "last") if which == "best" else (which,)):
-        path = checkpoint_path(folder, name)
-        if path.is_file():
-            return path
+        path = record_file(folder, checkpoint_path(folder, name))
+        if path is not None:
+            return checkpoint_path(folder, name)
     raise RunError(f"{key}={run}: no checkpoints/{which}.ckpt in this run (did it finish an epoch?)")
+
+
+def stale_parts(folder: Path) -> List[Path]:
+    """The temporary files of writes a kill cut short (`write_atomic`'s `.NAME.….part`), in the run
+    folder and its checkpoints/: the files they were to replace are whole."""
+    return sorted(p for where in (Path(folder), checkpoint_dir(folder)) if where.is_dir() and not where.is_symlink()
+                  for p in where.glob(".*.part") if p.is_file() and not p.is_symlink())
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Once the run is ours again (its lock held by a resume that trains): leftovers of killed writes go."""
+    for part in stale_parts(folder):
+        part.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ a sweep's view of its runs

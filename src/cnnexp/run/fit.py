@@ -6,16 +6,19 @@ trained so far.
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
 
 from cnnexp.core import stopping
+from cnnexp.core.errors import RunError
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import best_key, config_path
 from cnnexp.run.outcome import Stopped
 from cnnexp.run.preflight import Checked
+from cnnexp.run.restore import unreadable
 from cnnexp.run.resources import memory_errors_explained, share_cores
 from cnnexp.run.trainer import began_callback, build_trainer
 from cnnexp.tracking.hparams import log_hparams
@@ -84,6 +87,8 @@ def _fit(trainer, task, datamodule, settings, resume_from: Optional[Path]) -> No
             trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except Diverged as d:
         raise Stopped("diverged", f"diverged: {d}", **_so_far(trainer, diverged_step=d.step)) from None
+    except pickle.UnpicklingError as e:  # Lightning's own weights-only load: said in our words
+        raise RunError(unreadable(resume_from, e)) from None
     except (KeyboardInterrupt, SystemExit):
         if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
             raise Stopped("interrupted", f"interrupted in epoch {trainer.current_epoch}{stopping.cause()}",
@@ -102,6 +107,8 @@ def _test(trainer, task, datamodule, best: Optional[float]) -> Dict[str, Any]:
         log.info("testing best.ckpt (epoch %s, %s %s)", checkpoint.best_epoch, checkpoint.monitor, best)
     try:
         tested = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0]
+    except pickle.UnpicklingError as e:
+        raise RunError(unreadable(Path(checkpoint.best_model_path), e)) from None
     except (KeyboardInterrupt, SystemExit):
         if trainer.interrupted:
             raise Stopped("interrupted", "interrupted while testing the best checkpoint (training had ended; "

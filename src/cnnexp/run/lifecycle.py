@@ -28,7 +28,7 @@ from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import RunRecord, read_results
 from cnnexp.run import resume as resuming
-from cnnexp.run import slurm
+from cnnexp.run import outcome, slurm
 from cnnexp.run.fit import fit_and_test
 from cnnexp.run.outcome import (FailFast, Stopped, drop_fresh_folder, ended_early, ended_ok, failed_in_sweep,
                                 finish_if_possible)
@@ -45,6 +45,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
     if multirun and signal.getsignal(signal.SIGINT) is signal.default_int_handler \
             and threading.current_thread() is threading.main_thread():
         stopping.install((signal.SIGINT,))  # a pool's worker process (hydra/launcher=parallel): Ctrl-C lands safely
+    if not multirun:
+        outcome.STARTING[:] = [run_dir]  # stopped before its record: cnnexp.train drops the folder
     data = _run(cfg, run_dir, overrides, multirun)
     if multirun and slurm.in_job() and data.get("status") in ("failed", "diverged"):
         slurm.fail_job_at_exit()
@@ -76,7 +78,8 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
     rank_zero = rank_zero_only.rank == 0  # DDP: every rank runs this; rank 0 writes the files
     lock = None
     try:
-        lock = resuming.lock_folder(run_dir) if rank_zero and not checked.resume else None
+        lock = None if not rank_zero or checked.resume else \
+            HELD.pop(str(Path(run_dir).absolute()), None) or resuming.lock_folder(run_dir)
         return _recorded(checked, run_dir, overrides, multirun, rank_zero)
     except OSError as e:  # a read-only or full disk, a name too long: one line naming the path
         error = RunError(os_error_line(e, run_dir))
@@ -88,6 +91,37 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
         for held in (lock, checked.resume and checked.resume.lock):
             if held:
                 held.release()
+
+
+HELD: dict = {}  # a single run's folder, locked before Hydra writes into it (`hold_run_folder`)
+
+
+def hold_run_folder(config: DictConfig) -> None:
+    """A single new run's folder, locked as soon as its settings passed — before Hydra writes its
+    .hydra/ and train.log there — so that of two runs started at once into one hydra.run.dir the
+    loser is refused in one line and the winner's folder is left untouched. The job takes the lock
+    over (`_run`)."""
+    import os
+
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.records.folder import records_in
+
+    if any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK")):
+        return  # a DDP rank that rank 0 launched: rank 0 holds the folder
+    run_dir = Path(str(config.hydra.run.dir)).expanduser().absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = resuming.lock_folder(run_dir)
+    except UserError as e:  # another process holds it: say so in the words of the setting that named it
+        busy = str(e).split("; ")[0].split(": ", 1)[-1]
+        raise SettingsError("hydra.run.dir", str(run_dir), f"{busy} (another run, started at the same time); "
+                                                           "name another folder") from None
+    found = records_in(run_dir)
+    if found:  # a run that began and ended while this one was checked
+        lock.release()
+        raise SettingsError("hydra.run.dir", str(run_dir), f"it holds another run's record ({found[0]}); name a new "
+                                                           f"folder, or continue that run with resume={run_dir}")
+    HELD[str(run_dir)] = lock
 
 
 def _refused(error: UserError, cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool,

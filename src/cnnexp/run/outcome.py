@@ -5,6 +5,7 @@ interrupted, diverged, pruned — and what each ending raises to the launch abov
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Dict
@@ -12,7 +13,7 @@ from typing import Any, Dict
 from cnnexp.config.settings import Settings
 from cnnexp.core.console import job_header
 from cnnexp.core.files import os_error_line
-from cnnexp.records.folder import RunRecord, config_path, results_path
+from cnnexp.records.folder import CONFIG, RunRecord, remove_stale_parts
 from cnnexp.run import slurm
 
 log = logging.getLogger("cnnexp")
@@ -47,6 +48,8 @@ class FailFast(SystemExit):
 def ended_ok(record: RunRecord, results: Dict[str, Any], run_dir: Path, multirun: bool) -> dict:
     """The record says ok; the console, what the test measured."""
     data = record.finish("ok", **results)
+    if record.write:
+        remove_stale_parts(run_dir)  # a resume that only tested again: the leftovers of a killed write go too
     done = f"{job_header(run_dir, multirun)}: " if multirun else ""
     where = "" if multirun else f" — run folder {run_dir}"
     if "test_acc" in data:
@@ -84,8 +87,45 @@ def failed_in_sweep(settings: Settings, run_dir: Path, data: dict) -> dict:
     return data
 
 
+def what_resume_does(run_dir: Path) -> str:
+    """Plainly, what a resume of a stopped run keeps and what it does again: last.ckpt holds the
+    epochs finished (metrics.csv's rows); what was trained after the last of them is lost."""
+    from cnnexp.run.resume import epochs_done
+
+    done = epochs_done(run_dir)
+    return (f"last.ckpt holds the {done} epoch{'s' * (done != 1)} finished; what was trained after "
+            f"{'them' if done != 1 else 'it'} is lost and is trained again by: python -m cnnexp.train resume={run_dir}")
+
+
+HYDRA_ONLY = (".hydra", "train.log", ".cnnexp.lock")  # what Hydra and the lock put in a run folder before its record
+
+
 def drop_fresh_folder(run_dir: Path) -> None:
-    """A single new run rejected before it started leaves no folder (it holds only Hydra's log)."""
-    if run_dir.is_dir() and not config_path(run_dir).exists() and not results_path(run_dir).exists():
-        logging.shutdown()
-        shutil.rmtree(run_dir, ignore_errors=True)
+    """A single new run rejected or stopped before it recorded anything leaves no folder: what Hydra
+    wrote there (its .hydra/, train.log) goes, and the folder with it. Anything else in it — a
+    folder the user named, holding files of theirs — is left as it was."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or run_dir.is_symlink() or any(p.name not in HYDRA_ONLY for p in run_dir.iterdir()):
+        return
+    logging.shutdown()
+    for name in HYDRA_ONLY:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            path.unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+STARTING: list = []  # the folder of the single run under way in this process (set by cnnexp.run.lifecycle)
+
+
+def drop_unrecorded_run() -> None:
+    """A single run stopped while it started, before any record: its fresh folder goes, so that
+    "nothing was recorded" is true of the disk too (a resume's folder holds its config.yaml: kept)."""
+    for folder in STARTING:
+        if not (Path(folder) / CONFIG).exists():
+            drop_fresh_folder(Path(folder))

@@ -3,6 +3,8 @@ rebuilt exactly as it was trained, from the checkpoint's own config."""
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -17,12 +19,30 @@ def load_checkpoint(path: Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise RunError(f"{path}: not a readable cnnexp checkpoint ({first})") from None
+        raise RunError(unreadable(path, e)) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or \
             "run_config" not in checkpoint.get("hyper_parameters", {}):
         raise RunError(f"{path}: not a cnnexp checkpoint (no state_dict with its run config)")
     return checkpoint
+
+
+def unreadable(path: Path, error: BaseException) -> str:
+    """Why a checkpoint could not be opened, in our words. torch's refusal of what is not weights
+    begins with advice to load it with `weights_only=False` — the one thing that would run the code
+    it holds — so its text never reaches the user; what it refused is named instead."""
+    if refused_as_unsafe(error):
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
+        return (f"{path}: refused — it holds pickled code or objects{what} besides weights, which could run "
+                "code on this machine when opened; cnnexp opens checkpoints with their weights only. Use a "
+                "checkpoint a cnnexp run wrote, and never open this one without that guard")
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return f"{path}: not a readable cnnexp checkpoint ({first})"
+
+
+def refused_as_unsafe(error: BaseException) -> bool:
+    """torch's weights-only unpickler refused something in the file (not a cut-short or foreign file)."""
+    return isinstance(error, pickle.UnpicklingError) and "weights only" in str(error).lower()
 
 
 def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):

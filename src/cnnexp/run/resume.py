@@ -8,19 +8,17 @@ is locked, so two resumes cannot interleave. Training then continues from checkp
 
 from __future__ import annotations
 
-import csv
-import zipfile
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 from omegaconf import OmegaConf
 
-from cnnexp.core.errors import RunError
+from cnnexp.core.errors import RunError, UserError
 from cnnexp.core.locks import FolderLock, holder
-from cnnexp.records.folder import (CONFIG, checkpoint_path, choose_checkpoint, config_path, dollar_problem,
-                                   metrics_path, open_run, resumable)
+from cnnexp.records.folder import (CONFIG, METRICS, RecordError, checkpoint_path, choose_checkpoint, config_path,
+                                   dollar_problem, load_results, metrics_path, open_run, read_config, read_epochs,
+                                   record_file, resumable)
 from cnnexp.run.restore import load_checkpoint
 from cnnexp.config.settings import Settings, load
 
@@ -39,7 +37,9 @@ class Resume:
 
 
 def prepare(folder_arg: str, overrides: List[str]) -> Resume:
-    """The run to continue, checked whole; raises a UserError and changes nothing otherwise."""
+    """The run to continue, checked whole — every record it relies on (results.json, metrics.csv,
+    config.yaml, both checkpoints) before anything is written; raises a UserError and changes
+    nothing otherwise."""
     folder = open_run(folder_arg, key="resume").resolve()  # a wrong path is answered before torch loads
     dollar = dollar_problem(folder)
     if dollar:
@@ -49,33 +49,50 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
-    saved = saved_config(folder, folder_arg)
-    apply_overrides(saved, overrides)
-    saved.resume = str(folder)
-    settings = load(saved)
-    checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
-    best = checkpoint_path(folder, "best")
-    if best.is_file() and not zipfile.is_zipfile(best):  # the test would open it after all the training
-        raise RunError(f"resume={folder_arg}: {best} is not a whole checkpoint (damaged or cut short); the resume "
-                       "would test it — put a good copy back, or start a new run (eval ckpt=…/last.ckpt still works)")
-    weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
-    return Resume(folder, settings, checkpoint, lock, epochs_done(folder))
+    try:
+        saved = saved_config(folder, folder_arg)
+        done = records_fit(folder, folder_arg)
+        apply_overrides(saved, overrides)
+        saved.resume = str(folder)
+        settings = load(saved)
+        checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
+        best = checkpoint_path(folder, "best")
+        if record_file(folder, best) is not None:  # the test opens it after all the training: opened now
+            load_checkpoint(best)
+        weights_fit(settings, checkpoint, [o for o in overrides if not o.startswith("resume=")])
+    except RecordError as e:
+        if lock:
+            lock.release()
+        raise RunError(f"resume={folder_arg}: {e}; the run cannot be resumed as it is (python -m cnnexp.check "
+                       f"{folder_arg} lists what is wrong); put the record back, or start a new run") from None
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
+    return Resume(folder, settings, checkpoint, lock, done)
+
+
+def records_fit(folder: Path, folder_arg: str) -> int:
+    """results.json a run record (or absent), metrics.csv each epoch once from 0 (or absent): what
+    the resume reads and appends to. Returns the epochs done."""
+    load_results(folder)
+    epochs = read_epochs(folder) or []
+    if epochs != list(range(len(epochs))):
+        raise RecordError(f"{metrics_path(folder)}: epochs {epochs[:8]} are not each epoch once, in order from 0 "
+                          f"(the resume appends to {METRICS})")
+    return len(epochs)
 
 
 def saved_config(folder: Path, folder_arg: str):
-    """The run's config.yaml as it was recorded: values only, never resolved."""
+    """The run's config.yaml as it was recorded: values only, never resolved, and the settings of a
+    run on their own (a file cut short names itself, not the first key it lacks)."""
+    tree = read_config(folder)  # RecordError: missing, empty, not YAML, not a mapping, an interpolation
     try:
-        saved = OmegaConf.load(config_path(folder))
-        if not isinstance(saved, dict) and not OmegaConf.is_dict(saved):
-            raise ValueError("not a mapping")
-        found = interpolations(OmegaConf.to_container(saved, resolve=False))
-    except Exception as e:
-        raise RunError(f"resume={folder_arg}: its {CONFIG} cannot be read ({str(e).splitlines()[0][:160]}); "
-                       "the run cannot be resumed, but eval and predict still read its checkpoints") from None
-    if found:  # a record is data: resolving it would run what it names (${oc.env:…}, resolvers)
-        raise RunError(f"resume={folder_arg}: its {CONFIG} holds an interpolation ({found[0]}); a run's config "
-                       "records values, not expressions — it was edited by hand; write the value there instead")
-    return saved
+        load(tree)
+    except UserError as e:
+        raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
+                          "by hand") from None
+    return OmegaConf.create(tree)
 
 
 def apply_overrides(saved, overrides: List[str]) -> None:
@@ -100,15 +117,6 @@ def apply_overrides(saved, overrides: List[str]) -> None:
             raise RunError(f"{override.input_line}: cannot apply to the saved config ({str(e).splitlines()[0]})") from None
 
 
-def interpolations(tree, prefix: str = "") -> List[str]:
-    """`key=${…}` for every value of a plain (unresolved) config that is an interpolation."""
-    if isinstance(tree, dict):
-        return [f for k, v in tree.items() for f in interpolations(v, f"{prefix}{k}.")]
-    if isinstance(tree, list):
-        return [f for i, v in enumerate(tree) for f in interpolations(v, f"{prefix}{i}.")]
-    return [f"{prefix[:-1]}={tree}"] if isinstance(tree, str) and "${" in tree else []
-
-
 def weights_fit(settings: Settings, checkpoint: Path, overrides: List[str]) -> None:
     """The checkpoint opens, and its weights load into the network these settings build."""
     from cnnexp.core.catalogue import task_class
@@ -128,9 +136,8 @@ def epochs_done(run_dir: Path) -> int:
     """Epochs the run has finished: metrics.csv gains its whole row as each epoch ends, with the
     last.ckpt a resume continues from (0 where it cannot be read)."""
     try:
-        with metrics_path(run_dir).open(newline="") as f:
-            return 1 + max((int(r["epoch"]) for r in csv.DictReader(f)), default=-1)
-    except (OSError, ValueError, KeyError, TypeError):
+        return 1 + max(read_epochs(run_dir) or [], default=-1)
+    except (RecordError, OSError):
         return 0
 
 

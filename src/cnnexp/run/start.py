@@ -17,7 +17,7 @@ from cnnexp.config.compose import reference_model
 from cnnexp.config.settings import Settings
 from cnnexp.core.console import job_header
 from cnnexp.core.files import write_atomic
-from cnnexp.records.folder import RunRecord, config_path, read_results, shapes_path
+from cnnexp.records.folder import RunRecord, config_path, read_results, remove_stale_parts, shapes_path
 from cnnexp.run.preflight import Checked
 
 log = logging.getLogger("cnnexp")
@@ -35,6 +35,7 @@ class Start:
     def began(self, config_yaml: str) -> None:
         """A resume's first write, once training has started: its config, its record."""
         if self.rank_zero:
+            remove_stale_parts(self.run_dir)  # the run is ours again: what a killed write left goes
             write_config(self.run_dir, config_yaml, self.table)
         self.record.start()
 

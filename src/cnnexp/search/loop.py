@@ -13,10 +13,10 @@ validation, so the pruner can stop it.
 
 `-m resume=SWEEP` reopens the study: finished trials stay. On a search that is running it joins
 as one more worker: workers take turns to ask, so that together they train n_trials, none twice.
-Every running trial is stamped with a heartbeat (by its worker and by its job); a trial silent for
-`grace_s` lost its worker, and the first worker to notice runs it again in its own folder from
-its last.ckpt, with the values it had reported — as it does at once for trials a killed launch
-left running, when no other worker is there.
+Every running trial is stamped with a heartbeat (`Heartbeat`: by its worker and its job); a
+trial silent for `grace_s` lost its worker, and the first worker to notice runs it again in its
+own folder from its last.ckpt, with the values it had reported — as it does at once for trials a
+killed launch left running, when no other worker is there.
 
 The job's side is `cnnexp.callbacks.report_to_study`.
 """
@@ -24,6 +24,7 @@ The job's side is `cnnexp.callbacks.report_to_study`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -36,12 +37,13 @@ from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, best_key, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
-from cnnexp.search.study import STUDY_RECORD, Heartbeat, create_study, last_heard, objective, sampler
+from cnnexp.search.study import STUDY_RECORD, create_study, named_storage, objective, sampler
 from cnnexp.search.trials import settings_problem, skipped, stored, tell
 
 log = logging.getLogger("cnnexp")
 
 Chosen = Tuple[Any, List[str], Path]  # a trial asked and checked, its overrides, its run folder
+HEARTBEAT = "heartbeat"  # a trial's user attr: time.time() of its last sign of life
 
 
 class Search:
@@ -55,6 +57,7 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.options, self.compose, self.slots, self.lock = options, compose, slots, lock
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.named = named_storage(config)  # a database the user named, not one the folder's record names
         self.monitor, direction = objective(config)
         if options.direction != "auto":
             direction = options.direction
@@ -68,7 +71,7 @@ class Search:
     def open_study(self, arguments: List[str], tell_options: bool = True):
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
         with one_at_a_time(self.sweep_dir):
-            study = create_study(self.sweep_dir, self.options, self.space, self.direction)
+            study = create_study(self.sweep_dir, self.options, self.space, self.direction, self.named)
         if tell_options:
             self.record(study)
         return study
@@ -272,7 +275,8 @@ class Search:
         max_retries times, then failed for good."""
         from optuna.trial import TrialState
 
-        retries = int(t.user_attrs.get("retries", 0))
+        retries = t.user_attrs.get("retries", 0)
+        retries = retries if isinstance(retries, int) else 0  # a handed-over study may hold anything
         storage = study._storage
         storage.set_trial_user_attr(t._trial_id, "lost", why)
         name = t.user_attrs.get("run", f"trial {t.number}")
@@ -285,8 +289,8 @@ class Search:
             reason = f"lost {retries + 1} times (hydra.sweeper.max_retries={self.options.max_retries}): {why}"
             log.error("trial %d (%s) %s", t.number, name, reason)
             storage.set_trial_user_attr(t._trial_id, "reason", reason)
-            run_dir = self.sweep_dir / name
-            data = read_results(run_dir)
+            run_dir = self.sweep_dir / str(name)
+            data = read_results(run_dir) if own_folder(name) else None  # the study names it: only a folder of the sweep's
             if data is not None and data.get("status") in RESUMABLE:
                 write_results(run_dir, {**data, "status": "failed", "reason": reason})
         tell(study, t.number, state=TrialState.FAIL)
@@ -328,3 +332,61 @@ class Search:
             trial.set_user_attr("reason", str(results.get("reason", status))[:300])
             tell(study, trial, state=TrialState.FAIL)
 
+
+def own_folder(name) -> bool:
+    """Whether a run folder's name, as a study holds it, names a folder of the sweep's own (a
+    handed-over study may hold `../elsewhere`)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+class Heartbeat:
+    """A thread that stamps time.time() into each of its trials' `heartbeat` user attr every
+    `every` seconds. The worker beats for the trials in its slots, a trial's job for itself; a
+    trial nobody stamps for `grace_s` has lost its worker, which the worker's `watch` looks for
+    after each beat, even while its slots are busy. `ends_when_told`: the thread ends once its
+    trials are finished (a job's: its worker told the study)."""
+
+    def __init__(self, storage, every: float, ends_when_told: bool = False, watch: Optional[Callable[[], None]] = None):
+        self.storage, self.every, self.ends_when_told, self.watch = storage, every, ends_when_told, watch
+        self.trial_ids: set = set()
+        self.stopped = threading.Event()
+        threading.Thread(target=self.loop, daemon=True, name="cnnexp-heartbeat").start()
+
+    def add(self, trial_id: int) -> None:
+        self.beat(trial_id)
+        self.trial_ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        self.trial_ids.discard(trial_id)
+
+    def beat(self, trial_id: int) -> bool:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
+        except UpdateFinishedTrialError:
+            return False
+        except Exception as e:  # a busy or unreachable database: the next beat may pass
+            log.debug("heartbeat of trial id %d not recorded: %s", trial_id, e)
+        return True
+
+    def loop(self) -> None:
+        while not self.stopped.wait(self.every):
+            for trial_id in list(self.trial_ids):
+                if not self.beat(trial_id):
+                    self.trial_ids.discard(trial_id)
+                    if self.ends_when_told and not self.trial_ids:
+                        return
+            if self.watch is not None:
+                try:
+                    self.watch()
+                except Exception:  # the next beat looks again
+                    log.exception("looking for lost trials failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def last_heard(trial) -> float:
+    beat = trial.user_attrs.get(HEARTBEAT)
+    return float(beat) if isinstance(beat, (int, float)) else trial.datetime_start.timestamp()

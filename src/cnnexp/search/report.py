@@ -10,24 +10,25 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from cnnexp.core.figures import pyplot, save_png
-from cnnexp.search.study import JOURNAL_FILE, STUDY_FILE, STUDY_RECORD, load_study, study_record
+from cnnexp.search.options import STORAGES
+from cnnexp.search.study import STUDY_RECORD, load_study, study_file, study_record
 from cnnexp.search.trials import skipped
 
 log = logging.getLogger("cnnexp")
 
 
-def report(sweep_dir: Path, write: bool = True) -> None:
+def report(sweep_dir: Path, write: bool = True, study=None) -> None:
     """The study's counts, and (with `write`) its own figures — optimisation history and parameter
     importances — saved as search_history.png and search_importance.png and logged to TensorBoard
-    at the sweep's root."""
+    at the sweep's root. `study`: as the caller opened it (load_study: read-only)."""
     from optuna.trial import TrialState
 
     from cnnexp.tracking.events import SWEEP_RUN, Events
 
-    study = load_study(sweep_dir)
+    study = load_study(sweep_dir) if study is None else study
     trials = study.get_trials(deepcopy=False)
     storage = study_record(sweep_dir)["storage"]
-    where = sweep_dir / {"sqlite": STUDY_FILE, "journal": JOURNAL_FILE}.get(storage, STUDY_RECORD)
+    where = study_file(sweep_dir, storage) if storage in STORAGES else Path(sweep_dir) / STUDY_RECORD
     print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts(trials).items())}; study {where}")
     if not any(t.state == TrialState.COMPLETE for t in trials) or not write:
         return
@@ -49,7 +50,7 @@ def counts(trials) -> Dict[str, int]:
              "rejected by the shape check": sum(1 for t in trials if t.user_attrs.get("rejected")
                                                 and "duplicate_of" not in t.user_attrs),
              "asked again for settings already run": sum(1 for t in trials if "duplicate_of" in t.user_attrs)}
-    reruns = [t.user_attrs.get("run", t.number) for t in trials if "retry_of" in t.user_attrs]
+    reruns = [str(t.user_attrs.get("run", t.number)) for t in trials if "retry_of" in t.user_attrs]
     if reruns:  # a trial lost twice is re-run twice: one trial, two re-runs
         times = "" if len(set(reruns)) == len(reruns) else f" ({len(reruns)} re-runs in all)"
         found[f"re-run after their worker was lost{times}"] = len(set(reruns))
@@ -63,7 +64,7 @@ def figures(study, trials) -> dict:
     pyplot()  # headless, before Optuna's plots import pyplot
     from optuna.visualization import matplotlib as plots
 
-    monitor = study.user_attrs.get("monitor", "objective")
+    monitor = str(study.user_attrs.get("monitor", "objective"))  # a handed-over study may hold anything
     drawn = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib figures experimental

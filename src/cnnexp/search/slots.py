@@ -155,18 +155,22 @@ class SubmititSlots(Slots):
         return True
 
 
-def join_as_worker(sweep_dir: str) -> int:
+def join_as_worker(sweep_dir: str, storage: str = "sqlite") -> int:
     """A worker job's body (`hydra.sweeper.workers=K`): `python -m cnnexp.train -m resume=SWEEP`
     with Hydra's basic launcher, which joins the running search and trains its trials one after
-    another in this job's allocation. A Ctrl-C reaches the worker too (one process group): it is
+    another in this job's allocation; a database study is named as the launch named it (a resume
+    does not open one on the folder's word). A Ctrl-C reaches the worker too (one process group): it is
     waited for, not killed as subprocess.run would, so that it records its trials and, the last
     worker out, writes the summary."""
     import subprocess
     import sys
 
+    from cnnexp.config.overrides import hydra_quoted
+
+    named = [f"hydra.sweeper.storage={hydra_quoted(storage)}"] if "://" in storage else []
     worker = subprocess.Popen([sys.executable, "-m", "cnnexp.train", "-m", f"resume={sweep_dir}",
                                "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.workers=0",
-                               "hydra.sweeper.n_jobs=1"])
+                               "hydra.sweeper.n_jobs=1", *named])
     while True:
         try:
             return worker.wait()
@@ -174,11 +178,11 @@ def join_as_worker(sweep_dir: str) -> int:
             pass
 
 
-def start_workers(launcher, k: int, sweep_dir: str) -> List[Any]:
+def start_workers(launcher, k: int, sweep_dir: str, storage: str = "sqlite") -> List[Any]:
     """K worker jobs through a submitit launcher (SLURM, or its local twin), each with the
     launcher's resources; returns their submitit jobs."""
     slots = SubmititSlots(launcher, k)
-    return [slots.executor.submit(join_as_worker, sweep_dir) for _ in range(k)]
+    return [slots.executor.submit(join_as_worker, sweep_dir, storage) for _ in range(k)]
 
 
 def wait_for(jobs: List[Any]) -> None:

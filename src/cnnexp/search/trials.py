@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnexp.core.errors import UserError
 from cnnexp.search.options import SearchOptions
 from cnnexp.search.space import grid_points, point_key, space_of
-from cnnexp.search.study import load_study, study_record
+from cnnexp.search.study import StudyInterrupted, StudyMissing, is_search_folder, load_study, named_storage
 
 
 def skipped(trial) -> bool:
@@ -57,10 +57,13 @@ def trials_left(config: DictConfig) -> int:
     points = grid_points(space) if options.sampler == "grid" else None
     budget = options.n_trials if points is None else min(options.n_trials, len(points))
     sweep_dir = Path(str(config.hydra.sweep.dir))
-    if not OmegaConf.select(config, "resume", default=None) or study_record(sweep_dir) is None:
+    if not OmegaConf.select(config, "resume", default=None) or not is_search_folder(sweep_dir):
         return budget
-    tried = [t for t in load_study(sweep_dir).get_trials(deepcopy=False)
-             if t.state.is_finished() and not t.user_attrs.get("superseded")]
+    try:  # read-only: a study the folder holds, or a database this resume named
+        study = load_study(sweep_dir, named=named_storage(config))
+    except (StudyMissing, StudyInterrupted):  # still to be created, or to be rolled back by the search: all of it
+        return budget
+    tried = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get("superseded")]
     left = budget - sum(1 for t in tried if not skipped(t))
     if points is not None:
         left = min(left, len(points - {point_key(t.params) for t in tried}))

@@ -28,12 +28,15 @@ class SettingsCheck(Callback):
     config = None     # the sweep's config, as launched: a grid's jobs named from it (record_unstarted)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.run.lifecycle import hold_run_folder
         from cnnexp.run.preflight import check_run
 
         try:
             if not OmegaConf.select(config, "resume", default=None):
                 claimable(config, "run")
             check_run(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
+            if not OmegaConf.select(config, "resume", default=None):
+                hold_run_folder(config)  # locked before Hydra writes there: two runs into one folder
         except UserError as e:
             fail(e)
         except OSError as e:  # Hydra would make it a warning, then a traceback
@@ -90,7 +93,7 @@ class SettingsCheck(Callback):
                     print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
                           f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
         finally:
-            close_sweep(sweep_dir)
+            close_sweep(config, sweep_dir)
             SettingsCheck.release()
             if idle:
                 forget_launch(sweep_dir, launch, SettingsCheck.before)
@@ -225,11 +228,10 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     from cnnexp.sweeps.relaunch import recorded_sweep, recorded_sweeper, resume_sweep, runs_state
     from cnnexp.tracking.loggers import open_sweep
 
-    recorded = None
-    if "SlurmLauncher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-        from cnnexp.run.slurm import check_controller
+    from cnnexp.run.slurm import check_launcher
 
-        check_controller()  # before the sweep folder exists: a cluster that is not there is one line
+    recorded = None
+    check_launcher(config)  # before the sweep folder exists: job-script values SLURM takes, a cluster that answers
     if OmegaConf.select(config, "resume", default=None):
         folder = Path(str(config.resume)).expanduser()
         if folder.is_dir():  # held before anything is read: two resumes of one grid cannot interleave;

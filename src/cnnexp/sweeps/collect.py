@@ -3,9 +3,9 @@ failed row that says why, one that cannot be read as a run's record an `unreadab
 setting as the overrides it ran with, and what the runs themselves recorded about the sweep — its
 replicate keys, the order of its values, what "best" means.
 
-A sweep folder may have been handed over: its records are data, read with care (`record_file`,
-`read_record`). Nothing here follows a link or opens what is not a plain file of a record's size,
-and a record whose values are not what a run writes is named as such: the tables, figures,
+A sweep folder may have been handed over: its records are data, read as records/reading reads
+them (no link out, no pipe, nothing past a record's size), and a run folder that is itself a link
+is not followed; a record whose values are not what a run writes is named as such: the tables, figures,
 statistics and compare downstream see only rows whose numbers are finite numbers.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import stat
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -27,38 +26,21 @@ MAX_RECORD_BYTES = 8 << 20  # records are kilobytes (metrics.csv: ~100 bytes an 
 MAX_NUMBER = 1e15           # no metric, count or speed a run records comes near it
 
 
-def record_file(path: Path, what: str = "") -> Path:
-    """`path`, if it is a plain file of a record's size and not a link: else RunError saying what
-    it is. A folder handed over is data — a link out of it, a device or a FIFO is never opened."""
-    path = Path(path)
-    try:
-        found = path.lstat()
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except OSError as e:
-        raise RunError(f"{path}: not readable ({e.strerror or e})") from None
-    if stat.S_ISLNK(found.st_mode):
-        raise RunError(f"{path}: a link, not followed (a folder's records are read inside it only){what}")
-    if not stat.S_ISREG(found.st_mode):
-        kind = "a folder" if stat.S_ISDIR(found.st_mode) else "not a plain file"
-        raise RunError(f"{path}: {kind}, where a record file belongs{what}")
-    if found.st_size > MAX_RECORD_BYTES:
-        raise RunError(f"{path}: {found.st_size:,} bytes, more than a record holds ({MAX_RECORD_BYTES:,}); "
-                       f"not read{what}")
-    return path
-
-
 def record_text(path: Path) -> str:
-    """A record file's text (record_file's checks first); RunError for what cannot be read as text."""
-    try:
-        return record_file(path).read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunError(f"{path}: not readable ({getattr(e, 'strerror', None) or e})") from None
+    """A record file's text, read as records/reading reads a folder handed over (no link out of its
+    folder, no device or pipe, no file past a record's size, UTF-8 only); RunError for what is not."""
+    from cnnexp.records.reading import read_record_text
+
+    path = Path(path)
+    text = read_record_text(path.parent, path, MAX_RECORD_BYTES)
+    if text is None:
+        raise RunError(f"{path}: missing")
+    return text
 
 
 def load_yaml(path: Path) -> Any:
     """A record in YAML (multirun.yaml, config.yaml, .hydra/overrides.yaml) as plain dicts and
-    lists, after record_file's checks; interpolations stay text (a handed folder's `${oc.env:…}`
+    lists, after record_text's checks; interpolations stay text (a handed folder's `${oc.env:…}`
     is not resolved). RunError for one that YAML cannot read."""
     from omegaconf import OmegaConf
 

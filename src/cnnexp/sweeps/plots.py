@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Sequence
 from cnnexp.core.catalogue import label_of
 from cnnexp.core.figures import pyplot, save_png
 from cnnexp.records.folder import REJECTED, shown_status, summary_plot_path, went_wrong
-from cnnexp.search.study import study_record
+from cnnexp.search.study import is_search_folder
 from cnnexp.sweeps import stats as replicate_stats
 from cnnexp.sweeps.collect import declared_order, ranking, setting, swept
 from cnnexp.sweeps.replicates import bounded
@@ -88,7 +88,7 @@ def plot(sweep_dir: Path, rows: List[Dict], replicate_keys: Sequence[str]) -> Di
         return _point(rows, keys, metric, select)
 
     plt.rcParams.update({"font.size": 11})
-    drawn = study_record(sweep_dir) is not None  # a search's values are draws, not a grid's list
+    drawn = is_search_folder(sweep_dir)  # a search's values are draws, not a grid's list
     small_grid = len(keys) == 2 and all(len(values[k]) <= 8 for k in keys) and not drawn
     if small_grid:
         fig = _heatmap(keys, values, point, label)

@@ -2,21 +2,26 @@
 then skips, continues or re-runs its own run (run/resume.py's `in_earlier_launch`).
 
 In the order a resumed sweep meets them: the options a command may add to the recorded sweeper
-(before Hydra composes), the recorded sweep relaunched (the Hydra callback, before any job), the
-first launch's multirun.yaml kept aside and put back, and what this launch left — nothing, for a
-resume that only skipped runs.
+(before Hydra composes), the recorded sweep relaunched (the Hydra callback, before any job) once
+what it would replay is known to be data, the first launch's multirun.yaml kept aside and put
+back, and what this launch left — nothing, for a resume that only skipped runs.
+
+A folder someone hands you is data: reading it never runs what it holds. A resume replays the
+recorded settings, sweeper and launcher as values, checked as if typed (run/slurm.py checks what
+goes into a job script), and replays nothing that would act — an interpolation (`${oc.env:…}`, a
+resolver), a nested `_target_`, shell lines (hydra.launcher.setup), srun's arguments, extra
+sbatch options, a job folder elsewhere — unless the command line gives it again.
 """
 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from cnnexp.config.overrides import hydra_quoted
+from cnnexp.config.overrides import hydra_quoted, key_value
 from cnnexp.core.errors import RunError
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import first_sweep_config_path, is_sweep, results_path, sweep_config_path
@@ -84,13 +89,14 @@ def resume_sweep(config: DictConfig) -> Path:
         compose_config([one_value(o) for o in parsed])  # the recorded sweep still composes with today's config
     except Exception as e:
         raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
-    study_is_optunas(folder, typed)
+    study_is_optunas(folder, typed, config)
     new = [o for o in task_overrides(config.hydra) if not o.startswith("resume=")]
     changed = [o for o in new if o not in overrides]
     if changed:  # applied to some runs and not to those already done, they would make the table lie
         raise RunError(f"resume={typed}: {' '.join(changed)} would change the recorded sweep "
                        f"({' '.join(overrides) or 'its defaults'}); a resume runs what the first launch recorded — "
                        "start a new sweep for new values (hydra.sweeper.n_trials=N extends a search)")
+    replays_only_data(config, recorded, folder, typed, [o for o in overrides if o not in new])
     keep_first_record(folder)
     return _launch_into(config, folder, recorded, overrides, recorded_hydra)
 
@@ -123,6 +129,94 @@ def _launch_into(config: DictConfig, folder: Path, recorded: DictConfig, overrid
     return launch
 
 
+# ------------------------------------------------------------------ what a record may not make a resume do
+ACTING = {  # recorded launcher keys that would act for whoever wrote the folder (beyond today's conf)
+    "setup": "shell lines each job runs", "teardown": "shell lines each job runs",
+    "srun_args": "arguments srun starts each job with", "additional_parameters": "sbatch options",
+    "submitit_folder": "the folder job scripts are written to and run from", "temp_folder": "a folder joblib writes to"}
+
+
+def replays_only_data(config: DictConfig, recorded: DictConfig, folder: Path, typed, untyped: list) -> None:
+    """The recorded overrides the command does not give again (`untyped`), the recorded sweeper and
+    — unless the command names a launcher — the recorded launcher: values only, each launcher
+    value checked as if typed. Raises the RunError or SettingsError of the first that is not."""
+    from cnnexp.run.slurm import check_launcher
+
+    record = recorded_sweep(folder)
+    interpolating = [o for o in untyped if "${" in o]
+    if interpolating:
+        raise RunError(f"resume={typed}: {record} records {interpolating[0]}, an interpolation a resume would "
+                       "resolve (it can read the environment or make folders); a resume replays none from a "
+                       "folder — give it again on the command line if you mean it")
+    named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+    replay = not any(o.startswith("hydra/launcher=") for o in named)
+    today = todays_hydra(recorded, typed)
+    for group in ("sweeper", "launcher") if replay else ("sweeper",):
+        mine, theirs = (OmegaConf.to_container(n[group], resolve=False) for n in (today, recorded.hydra))
+        found = not_data(theirs, mine, f"hydra.{group}", {key_value(o)[0] for o in named})
+        if found:
+            raise RunError(f"resume={typed}: {record} records {found[0]}={found[1]!r}, "
+                           + ("a `_target_` a resume would call" if found[0].endswith("._target_") else
+                              "an interpolation a resume would resolve (it can read the environment or make folders)")
+                           + f"; a resume replays none from a folder — {again(typed, recorded, group)}")
+    if replay:
+        mine, theirs = (OmegaConf.to_container(n.launcher, resolve=False) for n in (today, recorded.hydra))
+        for key, what in ACTING.items():
+            value = theirs.get(key)
+            if value not in (None, [], {}) and value != mine.get(key):
+                raise RunError(f"resume={typed}: {record} records hydra.launcher.{key}={value!r} ({what}); a resume "
+                               f"replays none from a folder — {again(typed, recorded, 'launcher')}")
+        check_launcher(config, recorded.hydra.launcher, recorded=record)
+        if "submitit" in str(theirs.get("_target_")):  # what its jobs will be submitted with, as recorded
+            shown = " ".join(f"hydra.launcher.{k}={v}" for k, v in theirs.items()
+                             if v not in (None, [], {}) and k != "_target_" and "${" not in str(v))
+            print(f"resume: jobs go through the recorded launcher, checked as if typed: {shown}")
+
+
+def todays_hydra(recorded: DictConfig, typed) -> DictConfig:
+    """Today's hydra node for the recorded sweeper and launcher, unresolved: the interpolations conf/ itself writes."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    choices = OmegaConf.select(recorded, "hydra.runtime.choices", default=None) or {}
+    groups = [f"{g}={choices[g]}" for g in ("hydra/launcher", "hydra/sweeper") if choices.get(g)]
+    try:
+        return GlobalHydra.instance().config_loader().load_configuration("train", groups, RunMode.MULTIRUN).hydra
+    except Exception as e:
+        raise RunError(f"resume={typed}: the recorded sweep no longer composes ({str(e).splitlines()[0][:200]})") from None
+
+
+def not_data(theirs, mine, path: str, typed_keys: set, depth: int = 0) -> tuple | None:
+    """(key, value) of the first recorded entry that would act: a `_target_` below the plugin's own,
+    or an interpolation conf/ does not write there (and the command does not set)."""
+    if path in typed_keys:
+        return None
+    if isinstance(theirs, dict):
+        for k, v in theirs.items():
+            if k == "_target_" and depth > 0:
+                return f"{path}._target_", v
+            found = not_data(v, mine.get(k) if isinstance(mine, dict) else None, f"{path}.{k}", typed_keys, depth + 1)
+            if found:
+                return found
+    elif isinstance(theirs, list):
+        for i, v in enumerate(theirs):
+            found = not_data(v, mine[i] if isinstance(mine, list) and i < len(mine) else None, f"{path}[{i}]",
+                             typed_keys, depth + 1)
+            if found:
+                return found
+    elif isinstance(theirs, str) and "${" in theirs and theirs != mine:
+        return path, theirs
+    return None
+
+
+def again(typed, recorded: DictConfig, group: str) -> str:
+    choice = OmegaConf.select(recorded, f"hydra.runtime.choices.hydra/{group}", default=None) or "…"
+    if group == "sweeper":
+        return f"give it again on the command line if you trust it: -m resume={typed} hydra.sweeper.KEY=…"
+    return (f"if you trust it, give the launcher again on the command line: -m resume={typed} "
+            f"hydra/launcher={choice} hydra.launcher.KEY=… (a launcher named there replaces the recorded one)")
+
+
 def one_value(o) -> str:
     """An override with one of its sweep's values (the start of an interval): enough to compose."""
     if not o.is_sweep_override():
@@ -132,26 +226,20 @@ def one_value(o) -> str:
     return f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
 
 
-def study_is_optunas(folder: Path, typed) -> None:
-    """A search's study.db is opened read-only first: a corrupt or foreign file is refused, never
-    handed to Optuna (which would add its tables to it)."""
-    from cnnexp.search.study import STUDY_FILE
+def study_is_optunas(folder: Path, typed, config: DictConfig) -> None:
+    """A search's study, opened read-only before anything is launched (cnnexp.search.study): a
+    corrupt or foreign file, or a database this command did not name, is refused in one line."""
+    from cnnexp.search.study import (StudyInterrupted, StudyMissing, StudyRefused, is_search_folder, load_study,
+                                     named_storage)
 
-    db = Path(folder) / STUDY_FILE
-    if not db.exists():
+    if not is_search_folder(folder):
         return
     try:
-        con = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
-        finally:
-            con.close()
-    except sqlite3.Error as e:
-        raise RunError(f"resume={typed}: {db} is not a readable study ({e}); move it away to start the search "
-                       "afresh in a new folder, or restore it from a copy") from None
-    if not {"studies", "trials"} <= tables:
-        raise RunError(f"resume={typed}: {db} is not an Optuna study (tables: {', '.join(sorted(tables)) or 'none'}); "
-                       "move it away or restore the study from a copy") from None
+        load_study(folder, named=named_storage(config))
+    except (StudyMissing, StudyInterrupted):  # the resume creates the study, or rolls back a killed write
+        return
+    except StudyRefused as e:
+        raise RunError(f"resume={typed}: {e}") from None
 
 
 # ------------------------------------------------------------------ the first launch's record

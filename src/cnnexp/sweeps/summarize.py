@@ -19,7 +19,7 @@ from cnnexp.core.errors import RunError, fail
 from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, shown_status, summary_path,
                                    summary_plot_path, summary_runs_path, went_wrong)
 from cnnexp.search.report import report as search_report
-from cnnexp.search.study import study_record
+from cnnexp.search.study import is_search_folder, load_study
 from cnnexp.sweeps.collect import collect, first_launch, recorded_replicate_keys
 from cnnexp.sweeps.hparams_experiment import log_to_tensorboard
 from cnnexp.sweeps.plots import plot
@@ -51,6 +51,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     (each file whole or not at all; the sweep's own TensorBoard run rewritten, not added to).
     Raises SummaryNotSaved, once everything is printed, where a file could not be written."""
     sweep_dir = Path(sweep_dir)
+    study = load_study(sweep_dir) if is_search_folder(sweep_dir) else None  # read-only; refused before any write
     replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     tables = print_tables(rows, replicate_keys)
@@ -66,9 +67,9 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
             log_to_tensorboard(sweep_dir, rows, figures, replicate_keys if replicated else ())
         except OSError as e:
             unsaved = e
-    if study_record(sweep_dir) is not None:  # sqlite, journal or a database
+    if study is not None:  # sqlite, journal or a database
         try:
-            search_report(sweep_dir, write and unsaved is None)
+            search_report(sweep_dir, write and unsaved is None, study)
         except OSError as e:
             unsaved = unsaved or e
     if unsaved is not None:

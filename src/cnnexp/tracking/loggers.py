@@ -105,7 +105,7 @@ def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], co
         client.update_run(run_id, status="RUNNING")
     else:
         tags = {"cnnexp.run_dir": str(run_dir), "cnnexp.overrides": " ".join(record.data.get("overrides", []))[:5000]}
-        parent = _parent_of(run_dir.parent)
+        parent = _parent_of(run_dir.parent, cfg.tracking_uri)
         if parent:
             tags["mlflow.parentRunId"] = parent
         run = client.create_run(_experiment(client, cfg.experiment, cfg.tracking_uri, settings.paths.output_dir),
@@ -172,11 +172,17 @@ def trainer_logger(settings, run_dir: Path):
 
 
 # ------------------------------------------------------------------ a sweep
-def _parent_of(sweep_dir: Path) -> Optional[str]:
+def _parent_of(sweep_dir: Path, tracking_uri: str) -> Optional[str]:
+    """The sweep's parent run, when the folder records one on the server this launch's own config
+    names: a folder someone hands you never chooses the server it talks to."""
     try:
-        return json.loads((Path(sweep_dir) / PARENT_FILE).read_text())["run_id"]
-    except (OSError, ValueError, KeyError):
+        recorded = json.loads((Path(sweep_dir) / PARENT_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    if not isinstance(recorded, dict) or recorded.get("tracking_uri") != tracking_uri \
+            or not isinstance(recorded.get("run_id"), str):
+        return None
+    return recorded["run_id"]
 
 
 def open_sweep(config, sweep_dir: Path) -> None:
@@ -187,7 +193,7 @@ def open_sweep(config, sweep_dir: Path) -> None:
     if cfg is None:
         return
     client = _client(cfg.tracking_uri)
-    run_id = _parent_of(sweep_dir)
+    run_id = _parent_of(sweep_dir, cfg.tracking_uri)
     if run_id:
         client.update_run(run_id, status="RUNNING")
         return
@@ -197,17 +203,20 @@ def open_sweep(config, sweep_dir: Path) -> None:
     write_atomic(sweep_dir / PARENT_FILE, json.dumps({"run_id": run.info.run_id, "tracking_uri": cfg.tracking_uri}) + "\n")
 
 
-def close_sweep(sweep_dir: Path) -> None:
-    """The sweep's summary figure and tables on its parent run, which then ends."""
-    try:
-        recorded = json.loads((sweep_dir / PARENT_FILE).read_text())
-    except (OSError, ValueError):
+def close_sweep(config, sweep_dir: Path) -> None:
+    """The sweep's summary figure and tables on its parent run, which then ends: only with MLflow on
+    in this launch, on the server its config names."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.select(config, "logger.mlflow", default=None)
+    run_id = None if cfg is None else _parent_of(sweep_dir, cfg.tracking_uri)
+    if run_id is None:
         return
     try:
-        client = _client(recorded["tracking_uri"])
+        client = _client(cfg.tracking_uri)
         for name in SWEEP_FILES:
             if (sweep_dir / name).is_file():
-                client.log_artifact(recorded["run_id"], str(sweep_dir / name))
-        client.set_terminated(recorded["run_id"], "FINISHED")
+                client.log_artifact(run_id, str(sweep_dir / name))
+        client.set_terminated(run_id, "FINISHED")
     except Exception as e:
         log.warning("MLflow: could not record the end of the sweep (%s)", e)

@@ -28,6 +28,7 @@ class OptunaSweeper(Sweeper):
         from cnnexp.search.loop import Search
         from cnnexp.search.options import SearchOptions
         from cnnexp.search.slots import slots_for, start_workers, wait_for
+        from cnnexp.search.study import StudyRefused
         from cnnexp.sweeps.callback import SettingsCheck
 
         try:
@@ -41,8 +42,12 @@ class OptunaSweeper(Sweeper):
                         compose=lambda overrides: self.hydra_context.config_loader.load_sweep_config(self.config, overrides),
                         slots=None if options.workers else slots_for(self.launcher, options.n_jobs),
                         lock=SettingsCheck.lock)
-        if options.workers:  # K worker jobs join the study; this process waits for them, then summarises
-            search.open_study(arguments)
-            wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve())))
-        else:
-            search.run(arguments)
+        try:
+            if options.workers:  # K worker jobs join the study; this process waits for them, then summarises
+                search.open_study(arguments)
+                wait_for(start_workers(self.launcher, options.workers, str(sweep_dir.resolve()), options.storage))
+            else:
+                search.run(arguments)
+        except StudyRefused as e:  # a study not ours, not readable, or in a database not named: nothing ran
+            SettingsCheck.abandon()
+            fail(e)

@@ -1,0 +1,77 @@
+"""Reading a file of a folder someone handed over — a run's or a sweep's record — as data: only a
+plain file of that folder, never through a link that leads out of it, never a device or a pipe
+(which would hang the reader), never more than a record can hold. Each refusal is one line
+(`RecordError`). What the files are called is records/folder.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Optional
+
+from cnnexp.core.errors import RunError
+
+TEXT_LIMIT = 16 * 2**20  # a record's text file: far beyond any real one (10 000 epochs of metrics.csv: ~3 MB)
+
+
+class RecordError(RunError):
+    """A record file that cannot be read as one: its str() names the file and what is wrong."""
+
+
+def record_file(folder: Path, path: Path) -> Optional[Path]:
+    """`path` (a record of `folder`) where it really is, if it can be read as a record: a plain file
+    inside the folder. None where there is nothing; RecordError for a link that leads out of the
+    folder (a folder handed over is data: it never makes us read elsewhere), a link to nowhere, a
+    folder where a file goes, a device or a pipe (which would hang a reader)."""
+    path = Path(path)
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RecordError(f"{path}: cannot be read ({e.strerror})") from None
+    real = path
+    if stat.S_ISLNK(info.st_mode) or path.resolve() != path.absolute():
+        try:
+            real = path.resolve(strict=True)
+        except FileNotFoundError:
+            raise RecordError(f"{path}: a link to {os.readlink(path) if path.is_symlink() else '?'}, "
+                              "which does not exist") from None
+        except (OSError, RuntimeError):
+            raise RecordError(f"{path}: a loop of links; not followed") from None
+        root = Path(folder).resolve()
+        if real != root and root not in real.parents:
+            raise RecordError(f"{path}: a link to {real}, outside {folder}; a record is a file of its own "
+                              "folder, and a link out of it is not followed")
+        info = real.stat()
+    if stat.S_ISDIR(info.st_mode):
+        raise RecordError(f"{path}: a folder where a file belongs")
+    if not stat.S_ISREG(info.st_mode):
+        raise RecordError(f"{path}: not a plain file (a device, a pipe or a socket), so not read")
+    return real
+
+
+def read_record_text(folder: Path, path: Path, limit: int = TEXT_LIMIT) -> Optional[str]:
+    """A record's text (None where there is none), read only if `record_file` allows it, and only
+    up to `limit` bytes: a huge file is one line, not all of memory."""
+    real = record_file(folder, path)
+    if real is None:
+        return None
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as e:
+        raise RecordError(f"{path}: cannot be read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # swapped since record_file looked
+            raise RecordError(f"{path}: not a plain file, so not read")
+        if info.st_size > limit:
+            raise RecordError(f"{path}: {info.st_size / 2**20:.0f} MB, far more than a record holds "
+                              f"(at most {limit // 2**20} MB); not read")
+        data = f.read(limit + 1)
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: not text (not UTF-8)") from None
