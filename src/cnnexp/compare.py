@@ -13,21 +13,21 @@ The numbers are the summary's own: the same functions, on the same runs.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from omegaconf import OmegaConf
-
 from cnnexp.core.catalogue import CURVES, QUALITY, title_of
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.figures import pyplot, save_png
-from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path, read_results
+from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path
 from cnnexp.sweeps import stats
-from cnnexp.sweeps.collect import collect, ranking, recorded_replicate_keys
+from cnnexp.sweeps.collect import collect, load_yaml, ranking, read_record, record_text, recorded_replicate_keys
 from cnnexp.sweeps.replicates import bounded, ok_by_setting
-from cnnexp.sweeps.tables import STATS, end_cell, markdown, write_csv
+from cnnexp.sweeps.tables import STATS, end_cell, markdown, printable, write_csv
 from cnnexp.tracking.hparams import flatten
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
@@ -72,9 +72,15 @@ def entries_of(arg: str) -> List[Entry]:
                 raise RunError(f"{arg}: {'no' if not settings else len(settings)} settings match {spec!r}; "
                                f"name one of: {known}")
         found = [Entry(arg if spec is not None else f"{arg}:{name}", [path / r["run"] for r in runs], runs)
-                 for name, runs in settings.items()]
+                 for name, runs in settings.items() if runs or spec is not None]
+        if spec is None and len(found) < len(settings):  # a setting of the sweep with no run that ended ok
+            print(f"note: left out of {arg}, no run of theirs ended ok: "
+                  + printable(", ".join(name for name, runs in settings.items() if not runs)))
     elif spec is None and is_run(path):
-        results = read_results(path) or {}
+        results, problem = read_record(path)
+        if problem:
+            raise RunError(f"{arg}/{problem}; `python -m cnnexp.check {arg}` checks every record")
+        results = results or {}
         found = [Entry(arg, [path], [results])] if results.get("status") == "ok" else []
         if not found:
             raise RunError(f"{arg}: this run did not end ok (status {results.get('status', 'unknown')}); "
@@ -102,8 +108,14 @@ def configs(entry: Entry) -> List[Dict]:
     from cnnexp.arithmetic.geometry import SHORTCUTS
 
     typed = {f"model.{key}" for key in SHORTCUTS}
-    return [{k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(config_path(run)))).items()
-             if k not in typed} for run in entry.runs]
+    found = []
+    for run in entry.runs:
+        config = load_yaml(config_path(run))
+        if not isinstance(config, dict):
+            raise RunError(f"{config_path(run)}: not a run's config (a mapping of settings); "
+                           f"`python -m cnnexp.check {run}` checks every record")
+        found.append({k: v for k, v in flatten(config).items() if k not in typed})
+    return found
 
 
 def differing(entries: Sequence[Entry]) -> tuple:
@@ -171,10 +183,14 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
     return header, friendly, plain
 
 
-def curves(entries: Sequence[Entry], out: Path) -> Path:
+def epochs_of(entries: Sequence[Entry]) -> Dict[str, List[Dict[str, Dict[int, float]]]]:
+    """Each entry's runs' metrics.csv, read before anything is printed or written."""
+    return {e.label: [_epochs(metrics_path(run)) for run in e.runs] for e in entries}
+
+
+def curves(entries: Sequence[Entry], read: Dict[str, List], out: Path) -> Path:
     """compare.png: validation accuracy and loss per epoch, one line per entry (the mean over
     its runs, with the 95 % interval as a band where it has two or more)."""
-    read = {e.label: [_epochs(metrics_path(run)) for run in e.runs] for e in entries}
     shown = [(m.curve, m.label) for m in CURVES if any(m.curve in rows for runs in read.values() for rows in runs)]
     fig, axes = pyplot().subplots(1, max(1, len(shown)), figsize=(5 * max(1, len(shown)), 3.8), squeeze=False)
     for ax, (key, title) in zip(axes[0], shown):
@@ -205,14 +221,23 @@ def band(key: str, per_epoch: Sequence[Sequence[float]]) -> tuple:
 
 
 def _epochs(path: Path) -> Dict[str, Dict[int, float]]:
-    """metrics.csv → column → {epoch: value}, for the columns a run logged each epoch."""
+    """metrics.csv → column → {epoch: value}, for the columns a run logged each epoch (an empty or
+    non-finite cell is no point). RunError for a file that is not a run's epochs."""
     by_column: Dict[str, Dict[int, float]] = {}
-    if path.is_file():
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                for key, value in row.items():
-                    if key != "epoch" and value not in ("", None):
-                        by_column.setdefault(key, {})[int(row["epoch"])] = float(value)
+    if not path.exists() and not path.is_symlink():
+        return by_column
+    try:
+        rows = list(csv.DictReader(io.StringIO(record_text(path), newline="")))
+        for row in rows:
+            epoch = int(row["epoch"])
+            if not 0 <= epoch < 10**7:
+                raise ValueError(f"epoch {epoch}")
+            for key, value in row.items():
+                if key not in ("epoch", None) and value not in ("", None) and math.isfinite(float(value)):
+                    by_column.setdefault(key, {})[epoch] = float(value)
+    except (KeyError, TypeError, ValueError, csv.Error) as e:
+        raise RunError(f"{path}: not a run's epochs ({type(e).__name__}: {str(e)[:80]}); "
+                       f"`python -m cnnexp.check {path.parent}` checks every record") from None
     return by_column
 
 
@@ -221,13 +246,20 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
     if len(entries) < 2:
         raise RunError(f"{' '.join(args)}: only one setting to compare; name two or more (or a sweep with two settings)")
     check_same_task(entries)
+    read = epochs_of(entries)
     header, rows = differing(entries)
     print("config keys that differ:\n" + (markdown(header, rows) if len(header) > 1 else "(none)") + "\n")
     header, friendly, plain = metrics_table(entries)
     print(markdown(header, friendly))
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "compare.csv", header, plain)
-    figure = curves(entries, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "compare.csv", header, plain)
+        figure = curves(entries, read, out)
+    except OSError as e:
+        where = str(e.filename2 or e.filename or out)
+        raise RunError(f"{Path(where).parent if where.endswith('.part') else where}: {e.strerror or e} — the "
+                       f"comparison above was printed, but compare.csv and compare.png were not written to {out}; "
+                       "name a folder you can write to with out=DIR") from None
     print(f"\n(mean ± sd, 95 % Student-t interval; Welch's test against {entries[0].label}) — "
           f"written: {out / 'compare.csv'}, {figure}")
     return entries
@@ -240,7 +272,11 @@ def main(argv: List[str] | None = None) -> None:
         raise SystemExit(0)
     if not args:
         fail("usage: python -m cnnexp.compare A B [C …] [out=DIR] (run folders, sweep folders, or SWEEP:key=value; --help)")
-    out = Path(next((a.split("=", 1)[1] for a in args if a.startswith("out=")), ".")).expanduser()
+    typed = next((a.split("=", 1)[1] for a in args if a.startswith("out=")), ".")
+    if not typed.strip():
+        fail("out='' is empty; name the folder for compare.csv and compare.png (out=DIR), or leave out= out "
+             "for the current folder")
+    out = Path(typed).expanduser()
     try:
         compare([a for a in args if not a.startswith("out=")], out)
     except UserError as e:

@@ -4,6 +4,10 @@ importance figures). Takes one argument, a sweep folder (it holds multirun.yaml)
 keys are the sweep's own (sweep_options.replicate_keys). A search's study is read, never written;
 one kept in a database is read only where you name it: storage=URL.
 
+A run whose results.json cannot be read as a run's record is a row marked `unreadable`, with why.
+Where the files cannot be written (a read-only folder), the table is printed, then one
+`cnnexp: error:` line says what was not written: exit 2.
+
     python -m cnnexp.summary outputs/multirun/2026-11-25/10-31-02
     python -m cnnexp.summary outputs/multirun/2026-11-30/16-02-50 storage=postgresql://me@db-host/studies
 """
@@ -15,9 +19,11 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.core.errors import UserError, fail
-from cnnexp.records.folder import SWEEP_CONFIG, is_sweep
-from cnnexp.sweeps.collect import collect, recorded_replicate_keys
+from cnnexp.core.files import os_error_line
+from cnnexp.records.folder import SUMMARY_RUNS, SWEEP_CONFIG, is_sweep
+from cnnexp.sweeps.collect import UNREADABLE, collect, recorded_replicate_keys
 from cnnexp.sweeps.summarize import write_summary
+from cnnexp.sweeps.tables import printable
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -40,17 +46,20 @@ def main(argv: List[str] | None = None) -> None:
     if not is_sweep(folder):
         fail(f"{args[0]}: not a sweep folder (no {SWEEP_CONFIG}); pass a folder under outputs/multirun/, "
              "e.g. outputs/multirun/2026-11-25/10-31-02")
-    if not collect(folder):
-        fail(f"{args[0]}: this sweep holds no runs yet")
     try:
-        keys = recorded_replicate_keys(folder)
-    except Exception as e:
-        fail(f"{args[0]}/{SWEEP_CONFIG}: not readable ({str(e).splitlines()[0][:160]}); "
-             "`python -m cnnexp.check` says what else is wrong in this folder")
-    try:
-        write_summary(folder, keys)
-    except UserError as e:  # a search's study that is not ours, not readable, or in a database not named
+        if not collect(folder):
+            fail(f"{args[0]}: this sweep holds no runs yet")
+        rows = write_summary(folder, recorded_replicate_keys(folder))
+    except UserError as e:  # a record or a study that cannot be read; the summary not saved, once printed
         fail(e)
+    except OSError as e:  # the folder itself not readable
+        fail(os_error_line(e, folder))
+    unreadable = [r for r in rows if r["status"] == UNREADABLE]
+    if unreadable:  # after the table, each on its line: the grouped table has no row for them
+        print(f"cnnexp: {len(unreadable)} of {len(rows)} runs' results.json could not be read as a run's record "
+              f"(left out of the ranking; {SUMMARY_RUNS} lists them):\n"
+              + "".join(f"  {printable(r['run'])}: {printable(r['reason'])}\n" for r in unreadable)
+              + f"`python -m cnnexp.check {printable(args[0])}` checks every record", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from cnnexp import CONF_DIR
 from cnnexp.core import stopping
 from cnnexp.config.compose import check_override_keys, quote_folders, register_resolvers, task_overrides
-from cnnexp.core.errors import UserError, fail
+from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.records.folder import checkpoint_path
 from cnnexp.run.outcome import FailFast
 
@@ -35,7 +35,15 @@ def main(cfg: DictConfig) -> dict:
     from cnnexp.run.lifecycle import run
 
     hc = HydraConfig.get()
-    return run(cfg, Path(hc.runtime.output_dir), task_overrides(hc), hc.mode == RunMode.MULTIRUN)
+    run_dir, overrides, multirun = Path(hc.runtime.output_dir), task_overrides(hc), hc.mode == RunMode.MULTIRUN
+    try:
+        return run(cfg, run_dir, overrides, multirun)
+    except KeyboardInterrupt:
+        if multirun:  # stopped before its record was written: it says interrupted, not that it never began
+            from cnnexp.sweeps.callback import record_stopped_job
+
+            record_stopped_job(run_dir, overrides)
+        raise
 
 
 def cli() -> None:
@@ -65,11 +73,19 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
     args = argv[1:]
     resume = next((a.split("=", 1)[1].strip("'\"") for a in args if a.startswith("resume=")), None)
     sweeper = [a for a in args if a.lstrip("+~").startswith("hydra.sweeper.") or a.startswith("hydra/sweeper=")]
-    if not resume or not {"-m", "--multirun"} & set(args) or not sweeper:
+    if not resume or not sweeper:
         return
+    from cnnexp.records.folder import is_sweep
     from cnnexp.sweeps.relaunch import sweeper_options_fit
 
+    multirun = bool({"-m", "--multirun"} & set(args))
+    if not multirun and not is_sweep(Path(resume).expanduser()):  # Hydra: "Key 'n_trials' not in 'BasicSweeperConf'"
+        raise RunError(f"{sweeper[0]}: an option of a sweep's sweeper; resume={resume} continues one run, which "
+                       "takes none — drop it (or resume a search with -m resume=SEARCH_FOLDER)")
     choice = sweeper_options_fit(Path(resume).expanduser(), resume, sweeper)  # a grid takes none: a UserError
+    if not multirun:  # a search's folder, resumed without -m: the option is its sweeper's
+        raise RunError(f"resume={resume}: a search's folder; its sweeper's options go with -m: "
+                       f"python -m cnnexp.train -m resume={resume} {' '.join(sweeper)}")
     if choice and not any(a.startswith("hydra/sweeper=") for a in args):
         argv.append(f"hydra/sweeper={choice}")  # after -m: Hydra takes the overrides as one run of words
 
@@ -80,7 +96,10 @@ def stopped_early(stop) -> None:
     from cnnexp.sweeps.summarize import write_summary
 
     if SettingsCheck.sweep_dir is not None:
-        write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)
+        try:
+            write_summary(SettingsCheck.sweep_dir, SettingsCheck.replicate_keys)
+        except UserError as e:  # printed, but not written (sweeps.summarize.SummaryNotSaved)
+            print(f"cnnexp: error: {e}", file=sys.stderr)
     print(f"cnnexp: the sweep stopped after its first failure ({stop.run_dir.name}; sweep_options.fail_fast=true); "
           "summary.csv lists what ran", file=sys.stderr)
     raise SystemExit(1)
@@ -91,6 +110,7 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     from cnnexp.sweeps.callback import SettingsCheck
 
     sweep = SettingsCheck.sweep_dir
+    SettingsCheck.record_unstarted()  # a grid's job stopped inside Hydra, before its own code ran
     last = SettingsCheck.stop() if sweep is not None and sweep.is_dir() else None  # its summary, by the last out
     SettingsCheck.release()
     if last is False:

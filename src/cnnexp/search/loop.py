@@ -116,6 +116,8 @@ class Search:
             log.info("search: %s: nothing to run", done)
             return None
         self.record(study)
+        # job numbers go on after the trials trained before ([4/5], job3.log), as a grid's resumed jobs keep theirs
+        self.job_idx = sum(1 for t in earlier if t.state.is_finished() and not skipped(t))
         if earlier:
             log.info("study %s: %d trials trained or training, %d rejected, before this worker",
                      self.sweep_dir / STUDY_RECORD, sum(1 for t in earlier if not skipped(t)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class SettingsCheck(Callback):
     launch = None     # a resumed sweep's .resume-<time>/, where this launch's own records go
     before = None     # a resumed sweep's runs as this launch found them (relaunch.runs_state)
     replicate_keys = None  # the sweep's sweep_options.replicate_keys; None: as its record says (summary)
+    config = None     # the sweep's config, as launched: a grid's jobs named from it (record_unstarted)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from cnnexp.run.lifecycle import hold_run_folder
@@ -63,6 +65,7 @@ class SettingsCheck(Callback):
 
             logging.getLogger("submitit").addFilter(QuietSacct())
         SettingsCheck.sweep_dir = Path(str(config.hydra.sweep.dir))
+        SettingsCheck.config = config
         keys = OmegaConf.select(recorded if recorded is not None else config, "sweep_options.replicate_keys",
                                 default=None)  # a resume groups as the first launch did
         SettingsCheck.replicate_keys = None if keys is None else tuple(keys)
@@ -105,13 +108,42 @@ class SettingsCheck(Callback):
         from cnnexp.sweeps.summarize import write_summary
 
         restore_record(cls.sweep_dir, cls.launch)
+        last = True
         try:
             with last_out(cls.lock) as last:
                 if last and collect(cls.sweep_dir):
                     write_summary(cls.sweep_dir, cls.replicate_keys)
+        except UserError as e:  # its files not written (a full disk), a record not readable: said, then the stop
+            print(f"cnnexp: error: {e}", file=sys.stderr)
         finally:
             cls.release()
         return last
+
+    @classmethod
+    def record_unstarted(cls) -> None:
+        """A grid's job stopped (Ctrl-C, SIGTERM) while Hydra was starting it — its folder made,
+        nothing in it yet — is recorded `interrupted`, with its overrides as the grid names them.
+        Only where this process launches the jobs itself, one at a time: every job folder without a
+        record is then the one it was starting (a pool's or SLURM's jobs record their own stop)."""
+        from cnnexp.records.folder import holds_run_record
+        from cnnexp.search.options import is_search
+
+        config, sweep = cls.config, cls.sweep_dir
+        if config is None or sweep is None or not sweep.is_dir() or is_search(config.hydra.sweeper) \
+                or "BasicLauncher" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+            return
+        empty = [d for d in sweep.iterdir() if d.is_dir() and not d.is_symlink()
+                 and not d.name.startswith((".", "_")) and not holds_run_record(d)]
+        if not empty:
+            return
+        from cnnexp.config.compose import run_name
+        from cnnexp.sweeps.naming import grid_jobs, name_exclusions
+
+        exclude = name_exclusions(config)
+        jobs = {run_name(job, exclude): job for job in grid_jobs(config)}
+        for folder in empty:
+            if folder.name in jobs:
+                record_stopped_job(folder, jobs[folder.name])
 
     @classmethod
     def release(cls) -> None:
@@ -132,6 +164,23 @@ class SettingsCheck(Callback):
                 pass
             cls.launch = None
         cls.release()
+
+
+def record_stopped_job(run_dir: Path, overrides: list) -> None:
+    """A sweep's job stopped (Ctrl-C, SIGTERM) before it wrote its record — while Hydra made its
+    folder, its settings were checked or torch imported: recorded `interrupted`, which it is; else
+    the summary could only say that it never began. `untrained`: this record is all its folder
+    holds (no config.yaml, no data read); a resume runs it from the start."""
+    from cnnexp.core import stopping
+    from cnnexp.records.folder import RunRecord, results_path
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or run_dir.is_symlink() or results_path(run_dir).exists() \
+            or results_path(run_dir).is_symlink():
+        return
+    RunRecord(run_dir, list(overrides)).finish(
+        "interrupted", reason=f"interrupted{stopping.cause()} while its job was starting, before it trained; "
+                              "a resume (-m resume=SWEEP) runs it from the start", untrained=True)
 
 
 def restore_record(sweep_dir, launch) -> None:

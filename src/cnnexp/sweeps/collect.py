@@ -1,46 +1,179 @@
-"""A sweep's runs as rows: each run folder's results.json read back (a missing or broken record
-becomes a failed row that says why), its setting as the overrides it ran with, and what the runs
-themselves recorded about the sweep — its replicate keys, the order of its values, what "best"
-means."""
+"""A sweep's runs as rows: each run folder's results.json read back (a missing record becomes a
+failed row that says why, one that cannot be read as a run's record an `unreadable` row), its
+setting as the overrides it ran with, and what the runs themselves recorded about the sweep — its
+replicate keys, the order of its values, what "best" means.
+
+A sweep folder may have been handed over: its records are data, read as records/reading reads
+them (no link out, no pipe, nothing past a record's size), and a run folder that is itself a link
+is not followed; a record whose values are not what a run writes is named as such: the tables, figures,
+statistics and compare downstream see only rows whose numbers are finite numbers.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cnnexp.config.overrides import key_value
-from cnnexp.records.folder import best_key, read_results, sweep_config_path
+from cnnexp.core.catalogue import RECORDED, range_of
+from cnnexp.core.errors import RunError
+from cnnexp.records.folder import STATUSES, SWEEP_FILES, best_key, results_path, sweep_config_path
+
+UNREADABLE = "unreadable"  # a row's status (never a record's): its results.json is not a run's record
+MAX_RECORD_BYTES = 8 << 20  # records are kilobytes (metrics.csv: ~100 bytes an epoch); more is not read
+MAX_NUMBER = 1e15           # no metric, count or speed a run records comes near it
+
+
+def record_text(path: Path) -> str:
+    """A record file's text, read as records/reading reads a folder handed over (no link out of its
+    folder, no device or pipe, no file past a record's size, UTF-8 only); RunError for what is not."""
+    from cnnexp.records.reading import read_record_text
+
+    path = Path(path)
+    text = read_record_text(path.parent, path, MAX_RECORD_BYTES)
+    if text is None:
+        raise RunError(f"{path}: missing")
+    return text
+
+
+def load_yaml(path: Path) -> Any:
+    """A record in YAML (multirun.yaml, config.yaml, .hydra/overrides.yaml) as plain dicts and
+    lists, after record_text's checks; interpolations stay text (a handed folder's `${oc.env:…}`
+    is not resolved). RunError for one that YAML cannot read."""
+    from omegaconf import OmegaConf
+
+    text = record_text(path)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(text), resolve=False) if text.strip() else {}
+    except Exception as e:  # yaml's and omegaconf's own errors: the first line of them
+        raise RunError(f"{path}: not readable YAML ({str(e).splitlines()[0][:160]})") from None
+
+
+def lookup(data: Any, dotted: str) -> Any:
+    """`a.b.c` in plain dicts (load_yaml's); None where any part is missing or not a mapping."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def read_record(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+    """(record, "") for a run's results.json that reads as a run's record; (None, "") where there
+    is none; (None, why) for one that does not."""
+    path = results_path(run_dir)
+    if not path.exists() and not path.is_symlink():
+        return None, ""
+    try:
+        data = json.loads(record_text(path))
+    except RunError as e:
+        return None, str(e).replace(f"{path}: ", f"{path.name}: ", 1)
+    except (ValueError, RecursionError) as e:
+        return None, f"{path.name}: not JSON ({str(e).splitlines()[0][:120]})"
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # JSON may spell half a character (\ud800): no terminal or file name takes it
+        return None, f"{path.name}: holds text that is not Unicode (a lone surrogate)"
+    problem = record_problem(data)
+    return (None, f"{path.name}: {problem}") if problem else (data, "")
+
+
+def _number_problem(key: str, value: Any) -> str:
+    """What is wrong with a recorded number ("" when nothing): a number, finite, of a sane size,
+    inside what the metric can be (an accuracy in [0, 1])."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{key} is {_shown(value)}, not a number"
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        return f"{key} is {_shown(value)}, not a finite number a run records"
+    low, high = range_of(key)
+    if low is not None and value < low or high is not None and value > high:
+        return f"{key} is {value!r}, outside what it can be ([{low:g}, {high if high is not None else '∞'}])"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)[:40] if not isinstance(value, float) else repr(value)
+    return text if len(text) < 40 else text[:37] + "…"
+
+
+def record_problem(data: Any) -> str:
+    """Why `data` (results.json, parsed) is not a run's record as the summary reads it ("" if it is):
+    a JSON object whose status is one a run writes, overrides a list of texts, a reason a text,
+    and every number the tables, figures and statistics read a finite number inside its range."""
+    if not isinstance(data, dict):
+        return f"not a run record (a JSON {type(data).__name__ if data is not None else 'null'}, not an object)"
+    status = data.get("status")
+    if not isinstance(status, str) or status not in STATUSES:
+        return f"status {_shown(status)} is none of a run's ({', '.join(STATUSES)})"
+    overrides = data.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        return "overrides is not a list of key=value texts"
+    for key in ("reason", "monitor"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is {_shown(data[key])}, not a text"
+    if data.get("monitor") and data.get("mode") not in ("max", "min"):
+        return f"mode is {_shown(data.get('mode'))}, not max or min"
+    if data.get("extends") is not None and not isinstance(data["extends"], dict):
+        return "extends is not the record it extended"
+    if data.get("epochs") is not None and (not isinstance(data["epochs"], int) or isinstance(data["epochs"], bool)
+                                           or not 0 <= data["epochs"] <= MAX_NUMBER):
+        return f"epochs is {_shown(data['epochs'])}, not a count"
+    # every best_… key: the runs' monitors need not agree, and the first ok run's ranks them all
+    numbers = [m.key for m in RECORDED] + ["best"] + sorted(k for k in data if str(k).startswith("best_"))
+    return next((p for p in (_number_problem(k, data.get(k)) for k in numbers) if p), "")
 
 
 def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
     """The sweep's own `sweep_options.replicate_keys`, as its first launch recorded them
     (relaunch.recorded_sweep: a resume that names others does not regroup it); conf/train.yaml's
     default for a sweep recorded before the key existed."""
-    from omegaconf import OmegaConf
-
     from cnnexp.config.schema import replicate_keys_default
     from cnnexp.sweeps.relaunch import recorded_sweep
 
     key = "sweep_options.replicate_keys"
     recorded = recorded_sweep(Path(sweep_dir))
-    keys = OmegaConf.select(OmegaConf.load(recorded), key, default=None) if recorded.is_file() else None
-    return list(keys) if keys is not None else replicate_keys_default()
+    if not recorded.exists() and not recorded.is_symlink():
+        return replicate_keys_default()
+    keys = lookup(load_yaml(recorded), key)
+    if keys is None:
+        return replicate_keys_default()
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise RunError(f"{recorded}: {key} is {_shown(keys)}, not a list of keys (e.g. [seed])")
+    return keys
 
 
 def collect(sweep_dir: Path) -> List[Dict]:
+    """One row per run folder, by name; a link among them is shown, not followed."""
     rows = []
-    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        results = read_results(run_dir)
-        if results is None:
+    for run_dir in sorted(p for p in Path(sweep_dir).iterdir()
+                          if p.is_dir() and not p.name.startswith((".", "_")) and p.name not in SWEEP_FILES):
+        results, problem = (None, "a link, not followed (a sweep's runs are folders inside it)") \
+            if run_dir.is_symlink() else read_record(run_dir)
+        if problem:
+            results = {"status": UNREADABLE, "reason": problem}
+        elif results is None:
             results = {"status": "failed", "reason": "no results.json (the job did not start or was killed)"}
-        elif not isinstance(results, dict) or not isinstance(results.get("overrides", []), list):
-            results = {"status": "failed", "reason": "results.json is not a run record"}
         elif results.get("status") == "running":  # its lock's process gone: killed, not running (cnnexp.check)
-            from cnnexp.run.resume import state
-
-            results = {**results, "status": state(run_dir, results)}
-        rows.append({"run": run_dir.name, **results, "overrides": own_overrides(run_dir, results.get("overrides", []))})
+            results = {**results, "status": _liveness(run_dir, results)}
+        overrides = [] if problem else own_overrides(run_dir, results.get("overrides", []))
+        rows.append({**results, "run": run_dir.name, "overrides": overrides})
     return rows
+
+
+def _liveness(run_dir: Path, results: Dict) -> str:
+    """`running` (its lock held) or `dead`. A lock that is not a plain file — a FIFO, whose opening
+    would wait for a writer forever, a link — was not made by a run: no live run holds it."""
+    from cnnexp.core.locks import LOCK
+    from cnnexp.run.resume import state
+
+    lock = run_dir / LOCK
+    if lock.is_symlink() or lock.exists() and not lock.is_file():
+        return "dead"
+    return state(run_dir, results)
 
 
 def first_launch(record: Dict) -> Dict:
@@ -56,11 +189,9 @@ def own_overrides(run_dir: Path, overrides: List[str]) -> List[str]:
     later = [o for o in overrides if key_value(o)[0] != "resume"]
     if len(later) == len(overrides):
         return overrides
-    from omegaconf import OmegaConf
-
     try:
-        first = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    except Exception:  # a folder without Hydra's record of its launch: the resume's changes alone
+        first = [str(o) for o in load_yaml(run_dir / ".hydra" / "overrides.yaml")]
+    except Exception:  # a folder without Hydra's record of its launch (or not a list): the resume's changes alone
         first = []
     changed = {key_value(o)[0] for o in later}
     return [o for o in first if key_value(o)[0] not in changed] + later
@@ -85,12 +216,11 @@ def declared_order(sweep_dir: Path) -> Dict[str, List[str]]:
     """key → its values in the order the sweep gave them (multirun.yaml: `model.stride=2,1`,
     `choice(…)`), so that a categorical axis reads as the user wrote it; {} where unknown."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
     try:
-        recorded = OmegaConf.load(sweep_config_path(sweep_dir))
-        params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None) or {}
-        lines = list(recorded.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
+        recorded = load_yaml(sweep_config_path(sweep_dir))
+        params = lookup(recorded, "hydra.sweeper.params") or {}
+        lines = [str(o) for o in lookup(recorded, "hydra.overrides.task")] + [f"{k}={v}" for k, v in params.items()]
         parsed = OverridesParser.create().parse_overrides(lines)
     except Exception:  # an older or hand-made folder: the runs' own order
         return {}

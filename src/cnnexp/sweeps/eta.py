@@ -96,6 +96,8 @@ def announce(config: DictConfig, jobs: int) -> None:
     per_job = _search_total(config, calibration, jobs, busy) if search else _grid_total(config, calibration, busy)
     if per_job is None:
         return
+    if search:  # a resumed search's jobs go on numbering after the trials it holds ([4/5]): those cost nothing now
+        per_job = [0.0] * max(0, int(config.hydra.sweeper.n_trials) - jobs) + per_job
     os.environ[SWEEP_COST] = json.dumps({"started": time.time(), "jobs": [round(s, 1) for s in per_job]})
     log.debug("sweep estimated in %.2f s", time.perf_counter() - started)
 

@@ -6,12 +6,14 @@ table's mean and 95 % interval as metrics, so HParams compares settings as the t
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from cnnexp.core.catalogue import HPARAM_METRICS, QUALITY, range_of
+from cnnexp.core.errors import RunError
 from cnnexp.records.folder import AS_MEANT, config_path
-from cnnexp.sweeps.collect import swept
+from cnnexp.sweeps.collect import load_yaml, swept
 from cnnexp.sweeps.replicates import groups, setting_name, setting_stats
 
 INTERVAL_PARTS = (("mean", "mean"), ("low", "95% low"), ("high", "95% high"))  # setting/<metric>_<part>: its title
@@ -62,10 +64,7 @@ def log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, obj
                        replicate_keys: Sequence[str] = ()) -> None:
     """The figures (each closed once written), the experiment, and with replicates a session per
     setting."""
-    from omegaconf import OmegaConf
-
     from cnnexp.tracking.events import SWEEP_RUN, Events, hparams
-    from cnnexp.tracking.hparams import flat_hparams
 
     domains = {k: [_typed(v) for v in vs] for k, vs in swept(rows).items()}
     metrics = {f"run/{m}": 0.0 for m in HPARAM_METRICS if any(r.get(m) is not None for r in rows)}
@@ -74,9 +73,7 @@ def log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, obj
     settings = setting_stats(rows, replicate_keys) if replicated else []
     titles = _setting_titles(settings)
     metrics.update({tag: 0.0 for tag in titles})
-    configs = [config_path(Path(sweep_dir) / r["run"]) for r in rows]
-    first = next((p for p in configs if p.is_file()), None)
-    every = flat_hparams(OmegaConf.to_container(OmegaConf.load(first)), list(domains)) if first else {}
+    every = _first_config(sweep_dir, rows, list(domains))
     with Events(Path(sweep_dir) / SWEEP_RUN) as writer:
         for name, figure in figures.items():
             writer.figure(name, figure)
@@ -92,11 +89,38 @@ def log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, obj
         _describe(experiment, domains, titles, replicate_keys)
         writer.summary(experiment)
         for key, _, n_ok, stats in settings:
-            _log_setting(Path(sweep_dir) / SWEEP_RUN / setting_name(key), {
+            _log_setting(Path(sweep_dir) / SWEEP_RUN / folder_name(setting_name(key)), {
                 **{k: v for k, v in values.items() if k not in replicate_keys},
                 **{k: _typed(v) for k, v in key}, "status": "setting"},
                 {"setting/n": float(n_ok), **{f"setting/{m}_{part}": v for m, st in stats.items()
                  for (part, _), v in zip(INTERVAL_PARTS, (st[0], st[2], st[3])) if v is not None}})
+
+
+def _first_config(sweep_dir: Path, rows: List[Dict], swept_keys: List[str]) -> Dict:
+    """What every run logs, from the first run whose config.yaml reads as a config ({} if none does)."""
+    from cnnexp.tracking.hparams import flat_hparams
+
+    for r in rows:
+        try:
+            config = load_yaml(config_path(Path(sweep_dir) / r["run"]))
+        except RunError:  # missing, a link, unreadable: the next run's
+            continue
+        if isinstance(config, dict):
+            return flat_hparams(config, swept_keys)
+    return {}
+
+
+def folder_name(setting: str) -> str:
+    """A setting's session folder under _sweep: its name with what a path would read as a folder
+    (a `/` in a value handed over in a record, `..`) or cannot hold (NUL) escaped, so that the
+    session stays inside _sweep; a name longer than a file system allows is cut, with its hash."""
+    import hashlib
+
+    name = setting.replace("/", "%2F").replace("\0", "%00")
+    name = "%2E" + name[1:] if name.startswith(".") else name
+    if len(name.encode()) > 200:
+        name = name.encode()[:180].decode(errors="ignore") + "…" + hashlib.sha1(setting.encode()).hexdigest()[:10]
+    return name
 
 
 def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
@@ -104,6 +128,8 @@ def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
     whole by each summary, so a rebuilt summary shows today's numbers once)."""
     from cnnexp.tracking.events import Events, hparams
 
+    if folder.is_symlink() or folder.exists() and not folder.is_dir():  # a link would take the events elsewhere
+        raise FileExistsError(errno.EEXIST, "not a folder, where a setting's TensorBoard session goes", str(folder))
     for old in folder.glob("events.out.tfevents.*"):
         old.unlink()
     with Events(folder) as writer:

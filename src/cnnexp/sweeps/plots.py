@@ -20,10 +20,14 @@ MARKS = (("failed", "x", "red"), (REJECTED, "v", "dimgray"))  # along the bottom
 
 
 def _number(text: str) -> float | None:
+    """A value as a number on the axis; None for text — and for nan and inf, which no axis holds."""
+    import math
+
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def logarithmic(values: Sequence[float]) -> bool:

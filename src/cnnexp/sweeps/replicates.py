@@ -10,14 +10,17 @@ from typing import Dict, List, Sequence, Tuple
 from cnnexp.config.overrides import key_value
 from cnnexp.core.catalogue import QUALITY, range_of
 from cnnexp.sweeps import stats as replicate_stats
-from cnnexp.sweeps.collect import better_first, ranking, score, setting, swept
+from cnnexp.sweeps.collect import UNREADABLE, better_first, ranking, score, setting, swept
 
 
 def groups(rows: List[Dict], replicate_keys: Sequence[str]) -> Dict[Tuple, List[Dict]]:
-    """Runs that differ only in replicate keys, keyed by the other swept values."""
+    """Runs that differ only in replicate keys, keyed by the other swept values. A run whose record
+    cannot be read belongs to no setting: summary_runs.csv lists it, and the summary says so."""
     keys = [k for k in swept(rows) if k not in replicate_keys]
     grouped: Dict[Tuple, List[Dict]] = {}
     for r in rows:
+        if r.get("status") == UNREADABLE:
+            continue
         grouped.setdefault(tuple(setting(r, keys).items()), []).append(r)
     return grouped
 

@@ -34,7 +34,7 @@ def cell(key: str, value) -> str:
 
 def reason(r: Dict) -> str:
     """The first line of why a run stopped."""
-    return str(r.get("reason", "")).splitlines()[0] if r.get("reason") else ""
+    return printable(str(r.get("reason", "")).splitlines()[0]) if str(r.get("reason") or "").strip() else ""
 
 
 def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
@@ -83,9 +83,15 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
     return header, friendly, plain
 
 
+def printable(text: str) -> str:
+    """A cell as one line of plain text: a control character (a newline in a folder's name, a
+    terminal's escape sequence in a record handed over) shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def markdown(header: list, body: list) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    lines = ["| " + " | ".join(map(printable, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(printable(c).replace("|", "\\|") for c in row) + " |" for row in body]
     return "\n".join(lines)
 
 
@@ -94,7 +100,7 @@ def fit_terminal(header: list, body: list, noun: str) -> str:
     names the row) said once above it — `all runs: status=ok, params=1,379,557` — and empty ones
     left out, so that a typical sweep fits 100 columns. The CSVs keep every column."""
     same = [i for i in range(1, len(header)) if len(body) > 1 and len({row[i] for row in body}) == 1]
-    said = ", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i])
+    said = printable(", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i]))
     kept = [i for i in range(len(header)) if i not in same]
     table = markdown([header[i] for i in kept], [[row[i] for i in kept] for row in body])
     return (f"all {noun}: {said}\n" if said else "") + table
@@ -126,5 +132,6 @@ def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
     found = best_setting(rows, replicate_keys)
     if found is not None:
         label = "best setting" if replicate_keys else "best run"
-        print(f"\n{label}: {found[0]}, by {ranking(rows)[0]} ({ranking(rows)[1]}); on its own:\n"
-              "  python -m cnnexp.train " + " ".join(shlex.quote(o) for o in found[1]))
+        metric, mode = ranking(rows)
+        print(f"\n{label}: {printable(found[0])}, by {printable(metric)} ({mode}); on its own:\n"
+              "  python -m cnnexp.train " + printable(" ".join(shlex.quote(o) for o in found[1])))
