@@ -229,6 +229,9 @@ def test_a_job_stopped_while_starting_is_interrupted_and_drawn(made, tmp_path, c
     record_stopped_job(job, ["never", "written"])  # a record there already is kept
     record = json.loads((job / "results.json").read_text())
     assert record["status"] == "interrupted" and record["untrained"] and record["overrides"][0] == "model.kernel_size=5"
+    from cnnexp.check import run_findings
+
+    assert run_findings(job)[0] == []  # the checker takes it as the record it is: no config.yaml is due
     code, out, err = _summary(sweep, capsys)
     rows = {r["run"]: r for r in csv.DictReader((sweep / "summary_runs.csv").open())}
     assert code == 0 and rows[job.name]["status"] == "interrupted" and "| kernel_size=5 | 1 | 0 |" in out, out

@@ -58,7 +58,8 @@ def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str]
     if refused and trained:
         findings.append(f"{run_dir}/{RESULTS}: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")
-    findings += _config_findings(run_dir, not refused)
+    untrained = status == "interrupted" and results.get("untrained") is True  # a sweep job stopped as it started
+    findings += _config_findings(run_dir, not refused and not untrained)
     return findings, notes
 
 
