@@ -319,3 +319,21 @@ def test_ctrl_c_as_a_job_starts_records_it_interrupted(tmp_path, shared_data):
     resumed = cli("train", "-m", f"resume={sweep}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((sweep / "kernel_size=5" / "results.json").read_text())["status"] == "ok"
+
+
+def test_a_resume_stopped_before_any_run_leaves_the_sweep_as_it_was(made, tmp_path, monkeypatch):
+    """Ctrl-C while a resume launches, before any run began (train.interrupted → SettingsCheck.stop):
+    no .resume-<time>/ of a launch that ran nothing, the summary files untouched."""
+    from cnnexp.sweeps.callback import SettingsCheck
+    from cnnexp.sweeps.relaunch import runs_state
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(made, sweep)
+    (sweep / "summary.csv").write_text("the summary this resume found\n")
+    launch = sweep / ".resume-2026-12-07_10-00-00"
+    launch.mkdir()
+    (launch / "multirun.yaml").write_text(MULTIRUN)
+    for name, value in {"sweep_dir": sweep, "launch": launch, "before": runs_state(sweep), "lock": None}.items():
+        monkeypatch.setattr(SettingsCheck, name, value)
+    SettingsCheck.stop()
+    assert not launch.exists() and (sweep / "summary.csv").read_text() == "the summary this resume found\n"

@@ -36,6 +36,7 @@ from cnnexp.eval import EvalData
 from cnnexp.core.files import WriteError, write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
 from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, open_run
+from cnnexp.records.reading import record_file
 
 FORMATS = {"onnx": onnx_network.ONNX_FILE, "torchscript": "model.torchscript.pt"}
 
@@ -187,7 +188,7 @@ def export(args: ExportArgs) -> dict:
     check_args(args)
     folder = open_run(args.run)
     ckpt = checkpoint_path(folder, "best")
-    if not ckpt.is_file():
+    if record_file(folder, ckpt) is None:  # a link out of the folder, a device: one line, never opened
         raise RunError(f"run={args.run}: no {CHECKPOINTS}/{ckpt.name} (written when the run first validates); "
                        "train it further, or resume it: python -m cnnexp.train resume=" + args.run)
     import torch

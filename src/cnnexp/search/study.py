@@ -331,12 +331,12 @@ def study_problem(sweep_dir: Path) -> Optional[str]:
 
 def launch_storage(sweep_dir: Path) -> Optional[str]:
     """hydra.sweeper.storage as the sweep's first launch recorded it (its multirun.yaml)."""
-    from cnnexp.records.folder import first_sweep_config_path, sweep_config_path
+    from cnnexp.records.folder import first_sweep_config_path, read_config, sweep_config_path
 
     path = first_sweep_config_path(sweep_dir)
     try:
-        value = OmegaConf.select(OmegaConf.load(path if path.is_file() else sweep_config_path(sweep_dir)),
-                                 "hydra.sweeper.storage", default=None)
+        recorded = read_config(sweep_dir, path if path.is_file() else sweep_config_path(sweep_dir), values_only=False)
+        value = OmegaConf.select(OmegaConf.create(recorded), "hydra.sweeper.storage", default=None)
         return None if value is None else str(value)
     except Exception:  # its own finding, from check
         return None

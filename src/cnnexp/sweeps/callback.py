@@ -107,16 +107,22 @@ class SettingsCheck(Callback):
         from cnnexp.sweeps.collect import collect
         from cnnexp.sweeps.summarize import write_summary
 
+        from cnnexp.sweeps.relaunch import forget_launch, ran_nothing
+
         restore_record(cls.sweep_dir, cls.launch)
+        launch, before = cls.launch, cls.before
+        idle = launch is not None and ran_nothing(cls.sweep_dir, before)  # a resume stopped before any run began
         last = True
         try:
             with last_out(cls.lock) as last:
-                if last and collect(cls.sweep_dir):
+                if last and not idle and collect(cls.sweep_dir):
                     write_summary(cls.sweep_dir, cls.replicate_keys)
         except UserError as e:  # its files not written (a full disk), a record not readable: said, then the stop
             print(f"cnnexp: error: {e}", file=sys.stderr)
         finally:
             cls.release()
+            if idle:  # the sweep folder as the resume found it: no .resume-<time>/ of a launch that ran nothing
+                forget_launch(cls.sweep_dir, launch, before)
         return last
 
     @classmethod
@@ -225,7 +231,7 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     from cnnexp.search.space import check_search
     from cnnexp.sweeps.eta import announce
     from cnnexp.sweeps.naming import count_jobs, drop_duplicate_values, name_runs_by_swept_keys
-    from cnnexp.sweeps.relaunch import recorded_sweep, recorded_sweeper, resume_sweep, runs_state
+    from cnnexp.sweeps.relaunch import read_recorded_sweep, recorded_sweeper, resume_sweep, runs_state
     from cnnexp.tracking.loggers import open_sweep
 
     from cnnexp.run.slurm import check_launcher
@@ -239,7 +245,7 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
             SettingsCheck.lock = (WorkerLock if recorded_sweeper(folder) == "optuna" else FolderLock)(folder)
             SettingsCheck.before = runs_state(folder)
         SettingsCheck.launch = resume_sweep(config)  # the recorded sweep, into its own folder
-        recorded = OmegaConf.load(recorded_sweep(Path(str(config.hydra.sweep.dir))))
+        recorded = read_recorded_sweep(Path(str(config.hydra.sweep.dir)))
     else:
         claimable(config, "sweep")
         check_writable(str(user_config(config).paths.output_dir))

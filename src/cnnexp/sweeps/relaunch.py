@@ -53,7 +53,7 @@ def recorded_sweeper(folder: Path) -> str | None:
     """The sweeper a sweep folder was launched with (`optuna`), or None: a resume that sets its
     options (hydra.sweeper.n_trials=…) is composed with it."""
     try:
-        recorded = OmegaConf.load(recorded_sweep(Path(folder).expanduser()))
+        recorded = read_recorded_sweep(Path(folder).expanduser())
         choice = OmegaConf.select(recorded, "hydra.runtime.choices", default={}).get("hydra/sweeper")
     except Exception:
         return None
@@ -78,8 +78,8 @@ def resume_sweep(config: DictConfig) -> Path:
     typed = OmegaConf.select(config, "resume")
     folder = Path(str(typed)).expanduser()
     is_a_sweep(folder, typed)
+    recorded = read_recorded_sweep(folder)  # a link out, a pipe, not YAML: its own line (RecordError)
     try:
-        recorded = OmegaConf.load(recorded_sweep(folder))
         overrides = task_overrides(recorded.hydra)
         recorded_hydra = OmegaConf.to_container(recorded.hydra.overrides.hydra, resolve=False)
         params = OmegaConf.select(recorded, "hydra.sweeper.params", default=None)
@@ -247,6 +247,15 @@ def recorded_sweep(folder: Path) -> Path:
     """The first launch's multirun.yaml (docs/records.md: it never changes)."""
     first = first_sweep_config_path(folder)
     return first if first.is_file() else sweep_config_path(folder)
+
+
+def read_recorded_sweep(folder: Path) -> DictConfig:
+    """The first launch's multirun.yaml as data: a plain file of the folder (records/reading.py),
+    never resolved here; RecordError (one line) for anything else."""
+    from cnnexp.records.folder import read_config
+
+    folder = Path(folder)
+    return OmegaConf.create(read_config(folder, recorded_sweep(folder), values_only=False))
 
 
 def keep_first_record(folder: Path) -> None:
