@@ -31,7 +31,7 @@ def cluster():
     """The one-node cluster, started for these tests (and stopped after, unless it was running)."""
     state = os.environ.get("CNNEXP_SLURM_STATE", str(PROJECT / ".slurm"))
     was_running = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=PATIENCE_S)
     assert started.returncode == 0, started.stdout + started.stderr
     conf = f"{state}/slurm.conf"
     with pytest.MonkeyPatch.context() as env:  # while this module's tests run: sbatch, squeue, scontrol find it
