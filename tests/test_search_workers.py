@@ -258,8 +258,10 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
     try:
         def chosen_ahead():  # two trials training, the third chosen (checked, its heartbeat beating)
             found = list(tmp_path.glob("multirun/*/*/study.db"))
+            if not found:
+                return False
             try:
-                trials = load_study(found[0].parent).get_trials(deepcopy=False) if found else []
+                trials = load_study(found[0].parent).get_trials(deepcopy=False)
             except KeyError:  # the file is there, the study not yet
                 return False
             assert len(run_folders(found[0].parent)) <= 2, "a third trial started before the one chosen ahead was seen"
