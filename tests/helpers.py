@@ -4,7 +4,6 @@ fixture (conftest.py): the runs it starts read that session's calibration cache,
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -106,8 +105,10 @@ def finish(proc: subprocess.Popen, timeout: float = PATIENCE_S):
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # started by `start`: its own process group
+        except ProcessLookupError:
+            proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"`{' '.join(map(str, proc.args))}` still ran {timeout:.0f} s later: hung ({_tail(err)})")
 
