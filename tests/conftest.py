@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.helpers import QUICK, SHARED_DATA, TINY_CALIBRATION, cli, only_run_dir, use_calibration
+from tests.helpers import QUICK, SHARED_DATA, TINY_CALIBRATION, cli, keep, only_run_dir, use_calibration
 
 # Generated cases per property: 100 in `make test`; `make test-all` asks for 300 (--hypothesis-profile=thorough).
 hypothesis_settings.register_profile("default", max_examples=100)
@@ -36,7 +36,8 @@ def _once_per_session(tmp_path_factory, name: str):
 def calibrated(tmp_path_factory) -> Path:
     """The cost estimates' calibration in a cache of the test session's own, measured once with tiny
     probes and handed to every run a test starts (their XDG_CACHE_HOME): the tests neither read the
-    user's cache nor make each new run calibrate the machine. The tests' own environment is left as it is."""
+    user's cache nor make each new run calibrate the machine — not even where the measurement was
+    made busy (`keep`): the session's estimates stay one set of rates, whatever the load does. The tests' own environment is left as it is."""
     from cnnexp.cost.calibration import calibrate
 
     with _once_per_session(tmp_path_factory, "xdg-cache") as folder:
@@ -44,7 +45,7 @@ def calibrated(tmp_path_factory) -> Path:
             folder.mkdir()
             with pytest.MonkeyPatch.context() as env:
                 env.setenv("XDG_CACHE_HOME", str(folder))
-                calibrate(force=True, **TINY_CALIBRATION)
+                keep(calibrate(force=True, **TINY_CALIBRATION))
     use_calibration(folder)
     return folder
 

@@ -41,6 +41,16 @@ SHORT = [*QUICK, "trainer.max_epochs=1", "trainer.limit_train_batches=15"]
 
 TINY_CALIBRATION = {"probes": [("speed", 8, 16), ("speed", 2, 2)], "rounds": 1}  # a real measurement, in a second
 
+
+def keep(calibration: dict) -> None:
+    """Cache a test session's measurement (in $XDG_CACHE_HOME) as quiet: one measured while the
+    machine was busy would be measured again (the full probes, seconds each) by the first run that
+    finds the machine quiet, and the estimates would change under the tests with the machine's load."""
+    from cnnexp.cost.estimate import write_calibration
+
+    write_calibration(calibration["devices"], calibration["measure_s"], busy=False)
+
+
 # The environment every run started by a test gets on top of os.environ; filled by the `calibrated` fixture.
 _RUN_ENV: dict = {}
 
@@ -59,10 +69,27 @@ def run_env(extra: dict | None = None) -> dict:
     return {**os.environ, "PYTHONUNBUFFERED": "1", **_RUN_ENV, **(extra or {})}
 
 
-def cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
+# How long a test waits for a process or a file before it calls the process hung: a safety net
+# only, never a measure of speed. A test waits on what the product makes observable (a file, a log
+# line, a record); this deadline is reached only when that never comes, on a machine however loaded.
+PATIENCE_S = 1800
+
+
+def cli(module: str, *args: str, cwd: Path | None = None, timeout: float = PATIENCE_S, env: dict | None = None):
     """Run `python -m cnnexp.<module> args…` as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=cwd or PROJECT,
-                          capture_output=True, text=True, timeout=timeout, env=run_env({"HYDRA_FULL_ERROR": "0", **(env or {})}))
+    command = [sys.executable, "-m", f"cnnexp.{module}", *args]
+    try:
+        return subprocess.run(command, cwd=cwd or PROJECT, capture_output=True, text=True, timeout=timeout,
+                              env=run_env({"HYDRA_FULL_ERROR": "0", **(env or {})}))
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"`{' '.join(command)}` still ran after {timeout:.0f} s: hung (its output: "
+                    f"{_tail(hung.stdout)} | {_tail(hung.stderr)})")
+
+
+def _tail(text, n: int = 2000) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return (text or "")[-n:]
 
 
 def start(args, out: Path, pipe: bool = False) -> subprocess.Popen:
@@ -72,27 +99,68 @@ def start(args, out: Path, pipe: bool = False) -> subprocess.Popen:
                             stdout=stream, stderr=stream, text=True, start_new_session=True, env=run_env())
 
 
-def wait_for_epoch(out: Path, proc: subprocess.Popen, pattern: str = "*/*/metrics.csv", rows: int = 2,
-                   pause: float = 0.7, timeout: float = 300) -> None:
-    """Until the metrics.csv matching `pattern` holds `rows` lines (header + epochs), then
-    `pause` seconds into the next epoch; fails if the run ends first."""
+def finish(proc: subprocess.Popen, timeout: float = PATIENCE_S):
+    """(stdout, stderr) of a process a test started (and signalled), once it ends; one still
+    running at the safety net is hung: its group is killed and the test fails saying so."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # started by `start`: its own process group
+        except ProcessLookupError:
+            proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"`{' '.join(map(str, proc.args))}` still ran {timeout:.0f} s later: hung ({_tail(err)})")
+
+
+def wait_until(condition, what: str, proc: subprocess.Popen | None = None, timeout: float = PATIENCE_S,
+               poll: float = 0.1):
+    """Poll `condition` until it returns something true, and return that: fails as soon as `proc`
+    ends first, or at the safety net (both saying what was awaited) — never on a slow machine."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list(out.glob(pattern))
-        if found and len(found[0].read_text().splitlines()) >= rows:
-            time.sleep(pause)
-            assert proc.poll() is None, "the run ended before it could be signalled"
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no epoch finished before the deadline (exit {proc.poll()})")
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout:.0f} s: hung")
+        time.sleep(poll)
+
+
+def epoch_saved(run_dir: Path, rows: int) -> bool:
+    """metrics.csv holds `rows` lines (header + epochs) and that epoch's last.ckpt is whole: the
+    row comes first, then the checkpoint's `.part`, renamed into last.ckpt (newer than the row).
+    Then a kill loses nothing of that epoch, however long the checkpoint took to write."""
+    metrics, last = run_dir / "metrics.csv", run_dir / "checkpoints" / "last.ckpt"
+    try:
+        if len(metrics.read_text().splitlines()) < rows:
+            return False
+        return last.stat().st_mtime_ns >= metrics.stat().st_mtime_ns and \
+            not any((run_dir / "checkpoints").glob(".*.part"))
+    except FileNotFoundError:
+        return False
+
+
+def wait_for_epoch(out: Path, proc: subprocess.Popen, pattern: str = "*/*/metrics.csv", rows: int = 2,
+                   pause: float = 0.3, timeout: float = PATIENCE_S) -> None:
+    """Until the run whose metrics.csv matches `pattern` has `rows` lines (header + epochs) and
+    that epoch's checkpoint on disk, then `pause` seconds into the next epoch; fails if the run ends first."""
+    def saved():
+        return any(epoch_saved(found.parent, rows) for found in out.glob(pattern))
+
+    wait_until(saved, f"an epoch and its checkpoint ({out}/{pattern}: {rows} lines)", proc, timeout)
+    time.sleep(pause)
+    assert proc.poll() is None, "the run ended before it could be signalled"
 
 
 def killed_after_epoch(args, out: Path, pattern: str) -> None:
     """Start `python -m cnnexp.train args`, SIGKILL its whole process group once the run whose
-    metrics.csv matches `pattern` has finished an epoch, as a power cut or OOM killer would."""
+    metrics.csv matches `pattern` has finished an epoch (and saved it), as a power cut or OOM killer would."""
     proc = start(args, out)
     try:
-        wait_for_epoch(out, proc, pattern, pause=0.5)
+        wait_for_epoch(out, proc, pattern)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

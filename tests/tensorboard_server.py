@@ -40,31 +40,46 @@ class TensorBoard:
 
 
 @contextmanager
-def tensorboard(logdir: Path, timeout: float = 90, runs: int = 1):
-    """Serving `logdir` once it lists `runs` runs."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = TensorBoard(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if len(server.runs()) >= runs:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not serve {logdir}: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
-        yield server
-    finally:
-        proc.terminate()
+def tensorboard(logdir: Path, timeout: float = 1800, runs: int = 1):
+    """Serving `logdir` once it lists `runs` runs. `timeout`: a safety net against a hung server, never
+    a measure of a loaded machine's speed. A port another process took between our probe and the
+    server's bind is not a failure: the server starts again on another."""
+    for attempt in range(3):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = TensorBoard(f"http://127.0.0.1:{port}")
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            if _serves(server, proc, runs, timeout, logdir):
+                yield server
+                return
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    raise RuntimeError(f"tensorboard found no free port in {attempt + 1} tries")
+
+
+def _serves(server: TensorBoard, proc: subprocess.Popen, runs: int, timeout: float, logdir: Path) -> bool:
+    """True once it lists `runs` runs; False where its port was taken first; else raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if len(server.runs()) >= runs:
+                return True
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            said = proc.stderr.read().decode()
+            if "already in use" in said:
+                return False
+            raise RuntimeError(f"tensorboard did not serve {logdir}: {said[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"tensorboard did not serve {logdir} in {timeout:.0f} s: hung")
+        time.sleep(0.5)
 
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -74,5 +89,5 @@ def screenshot(url: str, path: Path, size: str = "1400,1000", wait_ms: int = 150
     """A headless Chromium's view of `url`, as a PNG at `path`."""
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--window-size={size}", f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url],
-                   capture_output=True, timeout=120, check=True)
+                   capture_output=True, timeout=1800, check=True)
     return path

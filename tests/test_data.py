@@ -32,9 +32,11 @@ DEFAULT_DATA = load(compose_config([])).data
 
 
 def settings(root: Path, sources=("local",), mirrors=(), **kw) -> DataSettings:
-    """conf/data/mnist.yaml's settings with these changes."""
+    """conf/data/mnist.yaml's settings with these changes. No test waits for a mirror to time out (a
+    dead one refuses at once): the timeout is a safety net, long enough for a loopback mirror
+    served from this process's thread however loaded the machine."""
     return dataclasses.replace(DEFAULT_DATA, root=str(root), sources=list(sources), mirrors=list(mirrors),
-                               download_timeout=5, **kw)
+                               download_timeout=60, **kw)
 
 
 @pytest.fixture(scope="module")

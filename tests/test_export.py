@@ -21,7 +21,7 @@ from PIL import Image
 from cnnexp import export as export_module
 from cnnexp.export import ExportArgs
 from cnnexp.predict import PredictArgs, predict
-from tests.helpers import PROJECT, SHARED_DATA, cli, only_run_dir
+from tests.helpers import PATIENCE_S, PROJECT, SHARED_DATA, cli, only_run_dir
 from tests.folder_data import tinted_digits
 
 pytestmark = pytest.mark.xdist_group("test_export")  # its module fixtures are built once, on one worker
@@ -58,7 +58,7 @@ def metadata(path: Path) -> dict:
 def predict_onnx(*args: str) -> list:
     """`python -m cnnexp.predict backend=onnx …` in its own process, which must never import torch."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.predict", "json=true", *args],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=120)
+                          cwd=PROJECT, capture_output=True, text=True, timeout=PATIENCE_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported and not any(re.match(r"(torch|lightning)\b", m) for m in imported), \

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import QUICK, cli, killed_after_epoch, only_run_dir
+from tests.helpers import PATIENCE_S, QUICK, cli, killed_after_epoch, only_run_dir
 
 pytest.importorskip("mlflow")
 
@@ -61,7 +61,7 @@ def server(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             try:
                 urllib.request.urlopen(f"{url}/health", timeout=2).read()
@@ -155,7 +155,7 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_trial(server, tmp_path, calibr
         def page(path: str) -> str:
             return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                                    "--virtual-time-budget=20000", "--dump-dom", f"{server.url}/#/experiments/{path}"],
-                                  capture_output=True, text=True, timeout=180).stdout
+                                  capture_output=True, text=True, timeout=PATIENCE_S).stdout
 
         assert runs[parent_id]["info"]["run_name"] in page(f"{experiment}/runs")
         trial = page(f"{experiment}/runs/{children[0]['info']['run_id']}")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import PROJECT, QUICK, SHORT, cli, only_run_dir, run_env, start, wait_for_epoch
+from tests.helpers import PATIENCE_S, PROJECT, QUICK, SHORT, cli, finish, only_run_dir, run_env, start, wait_for_epoch
 
 pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 
@@ -34,7 +34,7 @@ def test_a_console_closed_before_the_run_stops_it_as_sigpipe_would_recorded(tmp_
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=run_env())
     proc.stdout.close()  # before the first line is written: every write to stdout fails
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc)
     assert proc.returncode == 128 + signal.SIGPIPE, err[-3000:]
     assert "Traceback" not in err and "Logging error" not in err, err[-3000:]
     assert [line for line in err.splitlines() if line.startswith("cnnexp: ")] == [
@@ -49,7 +49,7 @@ def test_ctrl_c_records_interrupted_and_the_run_resumes(tmp_path, shared_data):
     proc = start([*QUICK, "trainer.limit_train_batches=60"], out, pipe=True)  # 2 epochs, stopped in the second
     wait_for_epoch(out, proc)
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "cnnexp: interrupted" in err and "resume=" in err
     run_dir = only_run_dir(out)
@@ -68,7 +68,7 @@ def test_sigterm_on_a_sweep_records_every_run_and_writes_the_summary(tmp_path, s
                  pipe=True)
     wait_for_epoch(out, proc, pattern="multirun/*/*/*/metrics.csv")
     os.killpg(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
     sweep = next((out / "multirun").glob("*/*"))
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
@@ -132,7 +132,7 @@ def test_out_of_memory_is_one_line(tmp_path, shared_data):
     limit = 6 * 2**30
     proc = subprocess.run(
         [sys.executable, "-m", "cnnexp.train", *SHORT, *(f"model.blocks.{i}.channels=4096" for i in range(3)),
-         f"paths.output_dir={tmp_path / 'out'}"], cwd=PROJECT, capture_output=True, text=True, timeout=300, env=run_env(),
+         f"paths.output_dir={tmp_path / 'out'}"], cwd=PROJECT, capture_output=True, text=True, timeout=PATIENCE_S, env=run_env(),
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("cnnexp: error:")]

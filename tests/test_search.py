@@ -22,7 +22,7 @@ from cnnexp.core.errors import SettingsError
 from cnnexp.search.options import param_lines
 from cnnexp.search.space import check_search, grid, search_space
 from cnnexp.search.study import STUDY_NAME, storage_url
-from tests.helpers import QUICK, SHORT, cli, killed_after_epoch, start, sweep_dir, wait_for_epoch
+from tests.helpers import QUICK, SHORT, cli, finish, killed_after_epoch, start, sweep_dir, wait_for_epoch
 
 pytestmark = pytest.mark.xdist_group("test_search")  # its module fixtures are built once, on one worker
 
@@ -229,7 +229,7 @@ def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(
     try:
         wait_for_epoch(out, proc, "multirun/*/*/*/metrics.csv")
         os.killpg(proc.pid, getattr(signal, sig))
-        _, err = proc.communicate(timeout=120)
+        _, err = finish(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

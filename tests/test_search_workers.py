@@ -25,7 +25,7 @@ from cnnexp.core.locks import FolderLock, WorkerLock, drop_turn, one_at_a_time
 from cnnexp.search.loop import HEARTBEAT, Heartbeat
 from cnnexp.search.study import StudyRefused, load_study, open_storage
 from cnnexp.search.trials import skipped
-from tests.helpers import PROJECT, QUICK, cli, start, sweep_dir, wait_for_epoch
+from tests.helpers import PATIENCE_S, PROJECT, QUICK, cli, finish, start, sweep_dir, wait_for_epoch, wait_until
 
 pytestmark = [pytest.mark.xdist_group("test_search_workers"),  # its module fixtures are built once, on one worker
               pytest.mark.usefixtures("calibrated")]  # most of its tests start runs
@@ -72,7 +72,7 @@ lock.release()
 def test_of_workers_ending_at_once_exactly_one_is_the_last_out(tmp_path):
     """Three worker processes on one folder end at the same moment: one writes the summary."""
     workers = [subprocess.Popen([sys.executable, "-c", ENDING, str(tmp_path), f"w{i}"]) for i in range(3)]
-    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0]
+    assert [w.wait(timeout=PATIENCE_S) for w in workers] == [0, 0, 0]
     assert sorted((tmp_path / f"w{i}").read_text() for i in range(3)) == ["False", "False", "True"]
     assert not (tmp_path / ".cnnexp.lock").exists(), "the last out removed the lock file"
     assert not (tmp_path / ".search.lock").exists(), "and the turn's file"
@@ -94,14 +94,21 @@ def test_a_turn_waited_for_on_the_removed_file_is_taken_on_a_new_one(tmp_path):
     waiting = threading.Thread(target=turn, args=("joined",))
     with one_at_a_time(tmp_path):  # the last out, in its turn (a flock of its own open file: another locker)
         waiting.start()
-        time.sleep(0.3)  # the joiner waits on the file's flock
+        wait_until(lambda: blocked_on(tmp_path / ".search.lock"), "the joiner waiting on the file's flock")
         drop_turn(tmp_path)
-    time.sleep(0.1)  # the joiner has the turn on the removed file, or takes it on a new one
+    wait_until(lambda: "joined" in inside, "the joiner's turn (on the removed file, or a new one)")
     later = threading.Thread(target=turn, args=("later",))
     later.start()
-    waiting.join(timeout=30)
-    later.join(timeout=30)
+    for thread in (waiting, later):
+        thread.join(timeout=PATIENCE_S)
+        assert not thread.is_alive(), "a turn never taken: hung"
     assert overlaps == [], "a turn on the removed file and one on its successor at once"
+
+
+def blocked_on(path: Path) -> bool:
+    """Whether a flock on `path` waits (the kernel's /proc/locks lists a waiter with `->`)."""
+    inode = f":{path.stat().st_ino} "
+    return any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
 
 
 def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
@@ -109,13 +116,11 @@ def test_a_heartbeat_stamps_its_trial_until_the_trial_is_told(tmp_path):
     trial = study.ask()
     beat = Heartbeat(study._storage, every=0.2, ends_when_told=True)
     beat.add(trial._trial_id)
-    first = study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]
-    time.sleep(0.7)
-    later = study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]
-    assert later > first, "stamped again while running"
+    stamp = lambda: study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]  # noqa: E731
+    first = stamp()
+    wait_until(lambda: stamp() > first, "a second stamp while the trial runs")
     study.tell(trial, 1.0)
-    time.sleep(0.5)
-    assert not beat.trial_ids, "a finished trial is dropped (and the job's thread ends)"
+    wait_until(lambda: not beat.trial_ids, "the finished trial dropped (and the job's thread ended)")
 
 
 def free_port() -> int:
@@ -139,22 +144,20 @@ def test_the_dashboard_serves_the_studys_trials(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "cnnexp.dashboard", str(tmp_path), f"port={port}"], cwd=PROJECT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, studies = time.monotonic() + 120, None
-        while studies is None and time.monotonic() < deadline and server.poll() is None:
+        def studies():
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
-                    studies = json.loads(r.read())["study_summaries"]
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as r:
+                    return json.loads(r.read())["study_summaries"]
             except OSError:
-                time.sleep(0.3)
-        assert studies is not None, f"no dashboard on port {port} (exit {server.poll()})"
-        [listed] = studies
+                return None
+        [listed] = wait_until(studies, f"dashboard on port {port}", server, poll=0.3)
         assert listed["study_name"] == "cnnexp"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{listed['study_id']}", timeout=30) as r:
             trials = json.loads(r.read())["trials"]
         assert sorted(t["params"][0]["param_internal_value"] for t in trials) == [0.001, 0.003]
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=PATIENCE_S)
 
 
 def test_the_dashboard_of_a_folder_without_a_study_is_one_line(tmp_path):
@@ -185,7 +188,7 @@ def postgres():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "CNNEXP_POSTGRES_STATE": str(state), "CNNEXP_POSTGRES_PORT": str(port)}
-    started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=180, env=env)
+    started = subprocess.run([str(POSTGRES), "start"], capture_output=True, text=True, timeout=PATIENCE_S, env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     yield subprocess.run([str(POSTGRES), "url"], capture_output=True, text=True, check=True, env=env).stdout.strip()
     subprocess.run([str(POSTGRES), "stop"], capture_output=True, timeout=60, env=env)
@@ -212,7 +215,7 @@ def test_a_study_in_postgresql_is_found_through_the_sweep_folders_record(tmp_pat
 def test_a_search_keeps_its_study_in_postgresql(tmp_path, postgres, shared_data):
     proc = cli("train", *SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3",
                f"hydra.sweeper.storage={postgres}", "hydra.sweeper.sampler=grid", "trainer.max_epochs=1",
-               "optimizer.lr=choice(0.001,0.002,0.003)", f"paths.output_dir={tmp_path}", timeout=900)
+               "optimizer.lr=choice(0.001,0.002,0.003)", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
     assert json.loads((folder / "study.json").read_text())["storage"] == postgres
@@ -243,7 +246,7 @@ def test_a_trial_starts_the_moment_a_slot_frees_or_waits_for_its_batch(tmp_path,
     starts while the first still runs; in batches not before both of the first batch have ended."""
     proc = cli("train", *SEARCH, "hydra/launcher=parallel", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler=grid",
                "hydra.sweeper.seed=1", f"hydra.sweeper.steady={str(steady).lower()}", "trainer.max_epochs=choice(1,5)",
-               "optimizer.lr=choice(0.001,0.002)", f"paths.output_dir={tmp_path}", timeout=900)
+               "optimizer.lr=choice(0.001,0.002)", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = launches(sweep_dir(tmp_path))
     assert len(runs) == 4
@@ -262,18 +265,20 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
                   "hydra.sweeper.sampler=grid", "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003,0.004)"],
                  tmp_path)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
+        def chosen_ahead():  # two trials training, the third chosen (checked, its heartbeat beating)
             found = list(tmp_path.glob("multirun/*/*/study.db"))
+            if not found:
+                return False
             try:
-                trials = load_study(found[0].parent).get_trials(deepcopy=False) if found else []
+                trials = load_study(found[0].parent).get_trials(deepcopy=False)
             except KeyError:  # the file is there, the study not yet
-                trials = []
-            if len(trials) == 3 and HEARTBEAT in trials[2].user_attrs and len(run_folders(found[0].parent)) == 2:
-                break  # two trials training, the third chosen (checked, its heartbeat beating)
-            time.sleep(0.5)
+                return False
+            assert len(run_folders(found[0].parent)) <= 2, "a third trial started before the one chosen ahead was seen"
+            return len(trials) == 3 and HEARTBEAT in trials[2].user_attrs and len(run_folders(found[0].parent)) == 2
+
+        wait_until(chosen_ahead, "a trial chosen ahead while both slots train", proc, poll=0.5)
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=300)
+        finish(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -287,6 +292,10 @@ def test_a_trial_chosen_ahead_and_never_started_is_recorded_unstarted(tmp_path, 
 
 
 # ------------------------------------------------------------------ a worker lost, another finishes
+# A's trial outlasts B's start-up (both slow down together on a loaded machine): epochs of 60 batches
+LONG_TRIAL = ["trainer.limit_train_batches=60"]
+
+
 @contextmanager
 def joined(args, out: Path, pipe: bool = False):
     """Worker A starts the search `args` into `out`; once its first trial has ended an epoch, B
@@ -298,9 +307,10 @@ def joined(args, out: Path, pipe: bool = False):
         folder = sweep_dir(out)
         [first] = run_folders(folder)
         b = start(["-m", f"resume={folder}"], out, pipe=True)
-        deadline = time.monotonic() + 300
-        while len(run_folders(folder)) < 2 and time.monotonic() < deadline and b.poll() is None:
-            time.sleep(0.2)
+        wait_until(lambda: len(run_folders(folder)) >= 2, "a second trial folder (B's)", b, poll=0.2)
+        # A runs one trial at a time: the second folder is B's only while A's first trial still runs
+        assert json.loads((folder / first / "results.json").read_text())["status"] == "running", \
+            "A's trial ended before B joined: lengthen it (its epochs), not the wait"
         yield a, b, folder, first
     finally:
         for p in (a, b):
@@ -316,13 +326,13 @@ def test_a_killed_workers_trial_is_finished_by_the_other_from_its_checkpoint(tmp
     trial's second epoch. B notices the silent trial (heartbeat 1 s, grace 4 s), re-runs it from
     its last.ckpt in its own folder, and the study ends with three trials, each epoch once."""
     args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=2", f"hydra.sweeper.storage={storage}",
-            "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4", "trainer.max_epochs=3",
+            "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4", "trainer.max_epochs=3", *LONG_TRIAL,
             "optimizer.lr=choice(0.001,0.002,0.003)"]
     with joined(args, tmp_path) as (a, b, folder, lost):
         assert len(run_folders(folder)) == 2, "B joined while A ran"
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
-        out, err = b.communicate(timeout=900)
+        out, err = finish(b)
     assert b.returncode == 0, err[-3000:]
     assert len(run_folders(folder)) == 3, "no setting twice, no folder twice"
     study = load_study(folder).get_trials()
@@ -346,14 +356,14 @@ def test_a_worker_stopped_by_ctrl_c_leaves_the_summary_to_the_last_out(tmp_path,
     without a summary, `check` still sees the search running (B shares its lock); B re-runs A's
     trial, ends last and writes the one summary, and no lock file is left."""
     args = [*SEARCH, "hydra.sweeper.sampler=grid", "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.grace_s=4",
-            "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"]
+            "trainer.max_epochs=3", *LONG_TRIAL, "optimizer.lr=choice(0.001,0.002,0.003)"]
     with joined(args, tmp_path, pipe=True) as (a, b, folder, _):
         os.killpg(a.pid, signal.SIGINT)
-        _, a_err = a.communicate(timeout=300)
+        _, a_err = finish(a)
         running = cli("check", str(folder))
         assert b.poll() is None, "B ended before A's trial was re-run"
         assert not (folder / "summary.csv").exists(), "A was not the last out: no summary of its own"
-        out, err = b.communicate(timeout=900)
+        out, err = finish(b)
     assert a.returncode == 130 and "other workers of the search" in a_err, a_err[-2000:]
     assert "summary.csv lists" not in a_err
     assert running.returncode == 0 and f"{folder}: a search is running in it" in running.stdout, running.stdout
@@ -384,7 +394,7 @@ def test_under_ddp_rank_zeros_pruning_decision_stops_every_rank_in_the_same_epoc
     trial.set_user_attr("run", "trial")
     (tmp_path / "trial").mkdir()
     proc = subprocess.run([sys.executable, str(PROJECT / "tests" / "ddp_pruned_trial.py"), str(shared_data), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / "trial" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1], "both ranks stopped in the same epoch, for the same reason"
@@ -399,7 +409,7 @@ def test_worker_jobs_train_the_study_together(tmp_path, shared_data):
     two worker jobs join the study and train its three trials between them, each once."""
     proc = cli("train", *SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.n_trials=3",
                "hydra.sweeper.sampler=grid", "trainer.max_epochs=1", "optimizer.lr=choice(0.001,0.002,0.003)",
-               f"paths.output_dir={tmp_path}", timeout=900)
+               f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
     trials = [t for t in load_study(folder, named=postgres).get_trials() if not skipped(t)]
@@ -416,18 +426,19 @@ def test_ctrl_c_of_worker_jobs_writes_one_summary_and_leaves_no_lock(tmp_path, s
     wrapper waits for its worker rather than killing it mid-summary — and no lock file is left."""
     proc = start([*SEARCH, "hydra/launcher=local", "hydra.sweeper.workers=2", "hydra.sweeper.sampler=grid",
                   "trainer.max_epochs=3", "optimizer.lr=choice(0.001,0.002,0.003)"], tmp_path, pipe=True)
-    try:
-        deadline = time.monotonic() + 300
-        while len(list(tmp_path.glob("multirun/*/*/*/metrics.csv"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)  # both workers are in a trial's first epoch
+    try:  # both workers are in a trial's first epoch
+        wait_until(lambda: len(list(tmp_path.glob("multirun/*/*/*/metrics.csv"))) >= 2, "both workers' first epoch",
+                   proc, poll=0.2)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-        while time.monotonic() < deadline:  # the workers outlive the submitting process by their summary
+        _, err = finish(proc)
+
+        def group_ended():  # the workers outlive the submitting process by their summary
             try:
                 os.killpg(proc.pid, 0)
             except ProcessLookupError:
-                break
-            time.sleep(0.2)
+                return True
+            return False
+        wait_until(group_ended, "the worker jobs' end", poll=0.2)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

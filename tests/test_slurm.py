@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers import PROJECT, QUICK, SHORT, cli, start, sweep_dir
+from tests.helpers import PATIENCE_S, PROJECT, QUICK, SHORT, cli, epoch_saved, finish, start, sweep_dir, wait_until
 
 SCRIPT = PROJECT / "scripts" / "local-slurm.sh"
 pytestmark = [pytest.mark.skipif(
@@ -31,7 +31,7 @@ def cluster():
     """The one-node cluster, started for these tests (and stopped after, unless it was running)."""
     state = os.environ.get("CNNEXP_SLURM_STATE", str(PROJECT / ".slurm"))
     was_running = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=PATIENCE_S)
     assert started.returncode == 0, started.stdout + started.stderr
     conf = f"{state}/slurm.conf"
     with pytest.MonkeyPatch.context() as env:  # while this module's tests run: sbatch, squeue, scontrol find it
@@ -41,7 +41,7 @@ def cluster():
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=60)
 
 
-def scontrol_jobs(job: str, settle_s: float = 60) -> dict:
+def scontrol_jobs(job: str, settle_s: float = PATIENCE_S) -> dict:
     """JobId → (JobState, Restarts) for a job or job array, from the controller's memory, once each
     task has ended: submitit reads a task's result as soon as it is pickled, while its process may still be exiting."""
     deadline = time.monotonic() + settle_s
@@ -51,8 +51,9 @@ def scontrol_jobs(job: str, settle_s: float = 60) -> dict:
         for line in text.splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
             jobs[fields.get("ArrayTaskId", fields["JobId"])] = (fields["JobState"], int(fields["Restarts"]))
-        if not any(state in ("PENDING", "RUNNING", "COMPLETING") for state, _ in jobs.values()) or time.monotonic() > deadline:
+        if not any(state in ("PENDING", "RUNNING", "COMPLETING") for state, _ in jobs.values()):
             return jobs
+        assert time.monotonic() < deadline, f"job {job} still not ended after {settle_s:.0f} s: {jobs}"
         time.sleep(0.5)
 
 
@@ -93,20 +94,14 @@ def test_a_requeued_job_resumes_its_own_folder(cluster, tmp_path, shared_data):
     proc = start(["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", *QUICK,
                   "trainer.max_epochs=3"], tmp_path, pipe=True)
     try:
-        metrics = None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            found = list(tmp_path.glob("multirun/*/*/*,max_epochs=3/metrics.csv"))
-            if found and len(found[0].read_text().splitlines()) >= 2 and \
-                    (found[0].parent / "checkpoints" / "last.ckpt").is_file():  # epoch 0 done and saved
-                metrics = found[0]
-                break
-            time.sleep(0.2)
-        assert metrics is not None, "the job never finished an epoch"
+        def saved():  # epoch 0 done and saved
+            return next((m for m in tmp_path.glob("multirun/*/*/*,max_epochs=3/metrics.csv") if epoch_saved(m.parent, 2)),
+                        None)
+        metrics = wait_until(saved, "a job's first epoch saved", proc)
         first_epoch = metrics.read_text().splitlines()[1]  # its timings are this attempt's own
         [job] = [p.name for p in (metrics.parent.parent / ".submitit").iterdir() if p.name.isdigit()]
         subprocess.run(["scontrol", "requeue", job], check=True)
-        out, err = proc.communicate(timeout=300)
+        out, err = finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -141,7 +136,7 @@ def trained(folder) -> list:
 
 @pytest.mark.slow
 def test_a_search_submits_each_trial_as_its_own_job_when_a_slot_frees(cluster, tmp_path, shared_data):
-    proc = cli("train", *SEARCH, "hydra.sweeper.n_jobs=2", f"paths.output_dir={tmp_path}", timeout=900)
+    proc = cli("train", *SEARCH, "hydra.sweeper.n_jobs=2", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
     trials = trained(folder)
@@ -160,7 +155,7 @@ def test_a_search_submits_each_trial_as_its_own_job_when_a_slot_frees(cluster, t
 def test_worker_jobs_on_slurm_train_the_study_together_and_one_summary_is_written(cluster, tmp_path, shared_data):
     """hydra.sweeper.workers=2: two SLURM jobs join the study and train its three trials between
     them, each once; the submitting process, the last worker out, writes the one summary."""
-    proc = cli("train", *SEARCH, "hydra.sweeper.workers=2", f"paths.output_dir={tmp_path}", timeout=900)
+    proc = cli("train", *SEARCH, "hydra.sweeper.workers=2", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
     assert sorted(t.user_attrs["run"] for t in trained(folder)) == RUNS

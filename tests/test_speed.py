@@ -17,7 +17,7 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
     """Every figure is printed; the recipes run a handful of steps here (their overrides apply)."""
     proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1", "startup=true",
                "sweep=false", "seeds=2", "recipes=speedrun", "trainer.limit_train_batches=4",
-               "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=600)
+               "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     measured = {  # each figure's label with its number: a measure that printed no number fails
@@ -46,7 +46,7 @@ def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
 @pytest.mark.slow
 def test_sweep_split_is_reported(shared_data):
     proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
-               "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", timeout=1200)
+               "trainer.limit_val_batches=2", "trainer.limit_test_batches=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for words in ("4-run sweep: sequential", "per job of a sequential 4-run sweep", "evaluation as before #18",
                   "train steps", "validation", "views", "checkpoints", "launch share", "outside training steps"):
@@ -74,7 +74,7 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
 def test_ddp_on_two_cpu_processes(tmp_path, shared_data, quick_run):
     out = tmp_path / "out"
     proc = cli("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *QUICK,
-               f"paths.output_dir={out}", timeout=600)
+               f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = only_run_dir(out)
     results = json.loads((run_dir / "results.json").read_text())
@@ -93,7 +93,7 @@ def test_ddp_ranks_draw_disjoint_shares_that_cover_the_split(tmp_path, shared_da
 
     out = tmp_path / "indices.json"
     proc = subprocess.run([sys.executable, str(PROJECT / "tests" / "ddp_epoch_indices.py"), str(shared_data), str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["world_size"] == 2 and len(report["epochs"]) == 2

@@ -134,7 +134,7 @@ def test_bench_ablation_prints_every_variant(shared_data, calibrated):
     from cnnexp.bench.ablation import ABLATIONS
 
     proc = cli("bench", f"data.root={shared_data}", "recipes=speedrun", "ablate=true", "seeds=1",
-               "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", timeout=900)
+               "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for variant in ["speedrun (as it is)", *ABLATIONS["speedrun"]]:
         row = next(line for line in proc.stdout.splitlines() if line.strip().startswith(variant))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import QUICK, SHORT, cli, killed_after_epoch, sweep_dir
+from tests.helpers import PATIENCE_S, QUICK, SHORT, cli, killed_after_epoch, sweep_dir
 
 pytestmark = pytest.mark.xdist_group("test_sweep_records")  # its module fixtures are built once, on one worker
 
@@ -80,7 +80,7 @@ def test_summary_reads_the_records_without_torch(seeded):
     folder, _ = seeded
     before = set((folder / "_sweep").glob("events.out.tfevents.*"))
     code = "import sys; from cnnexp.summary import main; main(sys.argv[1:]); print('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=PATIENCE_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == "False", "the summary imported torch"
     (written,) = set((folder / "_sweep").glob("events.out.tfevents.*")) - before

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import QUICK, cli, only_run_dir
+from tests.helpers import PATIENCE_S, QUICK, cli, only_run_dir
 
 pytestmark = pytest.mark.xdist_group("test_what_users_see")  # its module fixtures are built once, on one worker
 
@@ -79,7 +79,7 @@ def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data, calibrated):
     import sys
     import termios
 
-    from tests.helpers import PROJECT, run_env
+    from tests.helpers import PROJECT, finish, run_env
 
     quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]
     master, terminal = pty.openpty()
@@ -98,7 +98,7 @@ def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data, calibrated):
             break
         chunks.append(chunk)
     os.close(master)
-    assert proc.wait(timeout=300) == 0
+    assert proc.wait(timeout=PATIENCE_S) == 0
     console = b"".join(chunks).decode(errors="replace")
     assert any(BAR.search(line) for line in shown(console.replace("\r\n", "\n"))), console[-2000:]
     assert not re.search(r"\] epoch \d", console), console[-2000:]
@@ -130,13 +130,13 @@ def test_a_report_piped_to_head_ends_quietly_as_cat_does(console_run, calibrated
     import signal
     import sys
 
-    from tests.helpers import PROJECT, run_env
+    from tests.helpers import PROJECT, finish, run_env
 
     for module, args in (("shapes", []), ("check", [str(console_run[1])])):
         proc = subprocess.Popen([sys.executable, "-m", f"cnnexp.{module}", *args], cwd=PROJECT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=run_env())
         proc.stdout.close()  # head has read enough before the first line
-        _, err = proc.communicate(timeout=60)
+        _, err = finish(proc)
         assert proc.returncode == -signal.SIGPIPE and "Traceback" not in err, (module, err)
 
 
