@@ -22,7 +22,7 @@ from cnnexp.search.study import StudyRefused, load_study, open_storage, study_pr
 from tests.helpers import cli, sweep_dir
 
 pytestmark = [pytest.mark.xdist_group("test_study_access"),  # its module fixture is built once, on one worker
-              pytest.mark.usefixtures("calibrated")]
+              pytest.mark.usefixtures("calibrated", "nothing_named")]
 
 NO_ROUTE = "postgresql://someone:hunter2@10.255.255.1/studies"   # never connected to: the test would hang
 CLOSED_PORT = "postgresql://someone@127.0.0.1:1/studies"         # refuses at once, if it were tried
@@ -38,7 +38,7 @@ def search(tmp_path_factory):
     return sweep_dir(out)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def nothing_named(monkeypatch):
     """The databases a command names are per process: each test starts with none."""
     monkeypatch.setattr(study_access, "_named", set())

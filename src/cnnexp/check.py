@@ -26,9 +26,9 @@ from typing import List, Optional, Tuple
 
 from cnnexp.core.errors import UserError, fail
 from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_CONFIG, RecordError,
-                                   checkpoint_dir, config_path, holds_run_record, read_config, read_epochs,
-                                   read_record_text, record_file, record_problems, results_path, resumable,
-                                   stale_parts, sweep_config_path)
+                                   checkpoint_dir, config_path, holds_run_record, metrics_path, read_config,
+                                   read_epochs, read_record_text, record_file, record_problems, results_path,
+                                   resumable, stale_parts, sweep_config_path)
 from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
 
@@ -196,7 +196,7 @@ def _refused(run_dir: Path, results: dict, status: str) -> Tuple[bool, List[str]
     error, a search's rejected trial) — then it is all the folder holds — and what the folder
     holds of a training all the same. `rejected`: a search's, and a record with neither mark
     nor config a grid's, both written before `refused` existed."""
-    trained = [n for n in (CHECKPOINTS, "metrics.csv") if (run_dir / n).exists()]
+    trained = [p.name for p in (checkpoint_dir(run_dir), metrics_path(run_dir)) if p.exists()]
     marked = bool(results.get("refused") or results.get("rejected"))
     unmarked = "refused" not in results and not trained and not config_path(run_dir).exists()
     return status == "failed" and (marked or unmarked), trained
@@ -208,7 +208,7 @@ def _epoch_findings(run_dir: Path, results: dict, status: str) -> List[str]:
         epochs = read_epochs(run_dir)
     except RecordError as e:
         return [str(e)]
-    path = run_dir / "metrics.csv"
+    path = metrics_path(run_dir)
     if epochs is None:
         return []
     if epochs != list(range(len(epochs))):
