@@ -158,7 +158,8 @@ def test_check_sees_a_search_whose_workers_hold_its_lock_as_running(search, tmp_
     assert notes[1].startswith(f"{killed}: dead — killed with its worker; the search's running workers run it again")
     assert (folder / ".cnnexp.lock").exists(), "a kill leaves the lock file; nobody holds it"
     findings, notes = check(folder)
-    assert findings == [] and len(notes) == 1 and notes[0].startswith(f"{killed}: dead — results.json says running")
+    # no worker left to run it again: the dead trial is a finding now (check exits 1), no longer a note
+    assert notes == [] and len(findings) == 1 and findings[0].startswith(f"{killed}: dead — results.json says running")
 
 
 def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
