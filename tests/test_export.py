@@ -146,6 +146,14 @@ def test_predict_with_onnx_answers_as_torch_does_without_importing_torch(cnn3_ru
     same_answers(onnx_answers, torch_answers, "digit")
     alone = predict_onnx(f"model={cnn3_run / 'model.onnx'}", f"images={tmp_path}/0.png")  # the file alone
     assert alone == onnx_answers[:1]
+    # trained further since (a resume found a better epoch: a new best.ckpt): the old file is not used for it
+    further = tmp_path / "trained further"
+    shutil.copytree(cnn3_run, further)
+    record = json.loads((further / "results.json").read_text())
+    (further / "results.json").write_text(json.dumps({**record, "best_val_acc": record["best_val_acc"] / 2 + 0.5}))
+    proc = subprocess.run([sys.executable, "-m", "cnnexp.predict", f"run={further}", "backend=onnx",
+                           f"images={tmp_path}/0.png"], cwd=PROJECT, capture_output=True, text=True, timeout=PATIENCE_S)
+    assert proc.returncode == 2 and "model.onnx was exported from an earlier best.ckpt" in proc.stderr, proc.stderr
 
 
 def test_colour_folder_run_with_batch_norm_exports_and_predicts_its_classes(colour_run, tinted, capsys):

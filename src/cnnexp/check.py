@@ -31,6 +31,7 @@ from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_
                                    resumable, stale_parts, sweep_config_path)
 from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
+from cnnexp.core.console import command
 
 USAGE = ("usage: python -m cnnexp.check FOLDER — a run folder (outputs/<date>/<time>) or a sweep folder "
          "(outputs/multirun/<date>/<time>); prints one line per broken promise of docs/records.md, exit 1 if any")
@@ -265,7 +266,7 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
     elif first.is_file() and first not in broken and _plain(folder, sweep_config_path(folder)) and \
             first.read_bytes() != sweep_config_path(folder).read_bytes():
         findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_SWEEP_CONFIG}); "
-                        f"the next python -m cnnexp.train -m resume={folder} puts it back")
+                        f"the next {command('train', '-m', f'resume={folder}')} puts it back")
     for entry in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         if entry.is_symlink():
             findings.append(f"{entry}: a link (to {entry.resolve()}); a sweep's runs are folders of its own, "
@@ -293,22 +294,23 @@ def folder_findings(folder: Path) -> Tuple[List[str], List[str]]:
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    from cnnexp.config.args import exit_on_help
+    from cnnexp.config.args import exit_on_help, folder_argument
+    from cnnexp.core.console import printable
 
     exit_on_help(f"{USAGE}\n\n{__doc__}", args)
     if len(args) != 1:
         fail(USAGE)
-    folder = Path(args[0]).expanduser()
+    folder = folder_argument(args[0])
     if not folder.is_dir():
         fail(f"{args[0]}: no such folder")
     if not os.path.lexists(sweep_config_path(folder)) and not holds_run_record(folder):
         fail(f"{args[0]}: neither a run folder ({RESULTS}, {CONFIG}) nor a sweep folder ({SWEEP_CONFIG})")
     findings, notes = folder_findings(folder)
     for line in notes + findings:
-        print(line)
+        print(printable(line))  # one finding, one line: a newline in a folder's name is shown escaped
     if findings:
         raise SystemExit(1)
-    print(f"{folder}: ok — its records keep the promises of docs/records.md")
+    print(printable(f"{folder}: ok — its records keep the promises of docs/records.md"))
 
 
 if __name__ == "__main__":

@@ -266,6 +266,8 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
 
 
 def main(argv: List[str] | None = None) -> None:
+    from cnnexp.config.args import folder_argument
+
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
@@ -277,8 +279,11 @@ def main(argv: List[str] | None = None) -> None:
         fail("out='' is empty; name the folder for compare.csv and compare.png (out=DIR), or leave out= out "
              "for the current folder")
     out = Path(typed).expanduser()
+    folders = [a for a in args if not a.startswith("out=")]
+    for folder in folders:
+        folder_argument(folder.split(":", 1)[0] if ":" in folder and "=" in folder else folder)
     try:
-        compare([a for a in args if not a.startswith("out=")], out)
+        compare(folders, out)
     except UserError as e:
         fail(e)
     except OSError as e:

@@ -35,7 +35,7 @@ def main(argv: List[str] | None = None) -> None:
     folders = [a for a in args if "=" not in a]
     if len(folders) != 1:
         fail(USAGE)
-    folder = Path(folders[0]).expanduser()
+    folder = cli_args.folder_argument(folders[0], "SWEEP_FOLDER")
     try:
         rest, named = storage_arg([a for a in args if "=" in a])
         options = cli_args.parse(DashboardArgs, rest)

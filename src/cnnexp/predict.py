@@ -164,7 +164,7 @@ def predict(args: PredictArgs) -> List[dict]:
     import numpy as np
 
     if not args.images:
-        raise SettingsError("images", None, "a file, folder or glob, e.g. images='my_digits/*.png'")
+        raise RunError("say which images: images=FILE, FOLDER or a quoted glob, e.g. images='my_digits/*.png'")
     if args.backend not in BACKENDS:
         raise SettingsError("backend", args.backend, " or ".join(BACKENDS))
     onnx = args.backend == "onnx" or args.model is not None

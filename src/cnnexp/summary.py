@@ -28,7 +28,7 @@ from cnnexp.sweeps.tables import printable
 
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    from cnnexp.config.args import exit_on_help
+    from cnnexp.config.args import exit_on_help, folder_argument
 
     from cnnexp.search.study import name_storage, storage_arg
 
@@ -40,7 +40,7 @@ def main(argv: List[str] | None = None) -> None:
     name_storage(named)
     if len(args) != 1:
         fail("usage: python -m cnnexp.summary SWEEP_FOLDER [storage=URL] (a folder under outputs/multirun/)")
-    folder = Path(args[0]).expanduser()
+    folder = folder_argument(args[0], "SWEEP_FOLDER")
     if not folder.is_dir():
         fail(f"{args[0]}: no such folder")
     if not is_sweep(folder):

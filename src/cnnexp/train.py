@@ -28,6 +28,7 @@ from cnnexp.config.compose import check_override_keys, quote_folders, register_r
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.records.folder import checkpoint_path
 from cnnexp.run.outcome import FailFast
+from cnnexp.core.console import command
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -85,7 +86,7 @@ def with_sweeper_of_resumed_search(argv: list) -> None:
     choice = sweeper_options_fit(Path(resume).expanduser(), resume, sweeper)  # a grid takes none: a UserError
     if not multirun:  # a search's folder, resumed without -m: the option is its sweeper's
         raise RunError(f"resume={resume}: a search's folder; its sweeper's options go with -m: "
-                       f"python -m cnnexp.train -m resume={resume} {' '.join(sweeper)}")
+                       + command("train", "-m", f"resume={resume}", *sweeper))
     if choice and not any(a.startswith("hydra/sweeper=") for a in args):
         argv.append(f"hydra/sweeper={choice}")  # after -m: Hydra takes the overrides as one run of words
 
@@ -116,13 +117,13 @@ def interrupted(stop: KeyboardInterrupt) -> None:
     if last is False:
         print(f"cnnexp: interrupted: this worker stopped; other workers of the search in {sweep} still run (or "
               f"stop), and the last of them to end writes its summary. Join it again with: "
-              f"python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
+              f"{command('train', '-m', f'resume={sweep}')}", file=sys.stderr)
     elif last:
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
-              f"Continue it with: python -m cnnexp.train -m resume={sweep}", file=sys.stderr)
+              f"Continue it with: {command('train', '-m', f'resume={sweep}')}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not stop.recorded:
         print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
-              f"Continue with: python -m cnnexp.train resume={stop.run_dir}", file=sys.stderr)
+              f"Continue with: {command('train', f'resume={stop.run_dir}')}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not checkpoint_path(stop.run_dir, "last").is_file():
         print(f"cnnexp: interrupted: {stop.reason}; results.json says so. No checkpoint was written whole yet "
               "(the first is written as the first epoch ends), so there is no last.ckpt to continue from: "

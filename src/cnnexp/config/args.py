@@ -62,6 +62,22 @@ def text_keys(schema: type, prefix: str = "") -> set:
     return keys
 
 
+def folder_argument(text: str, key: str = "FOLDER"):
+    """A folder given as a bare argument (check, summary, dashboard, compare), as typed; an empty
+    one is refused like any empty path (`''` would be read as the current folder)."""
+    from pathlib import Path
+
+    from cnnexp.config.schema import check_path
+
+    try:
+        check_path(key, text, fix="name the folder")
+    except SettingsError as e:
+        from cnnexp.core.errors import fail
+
+        fail(e)
+    return Path(text).expanduser()
+
+
 def exit_on_help(doc: str, argv: List[str] | None = None, schema: Optional[type] = None) -> None:
     """`-h`/`--help`: the module's docstring and, for a schema, each key with its default and the
     comment beside it in the source; exit 0."""

@@ -263,12 +263,12 @@ PATH_KEYS = ("resume", "paths.project_dir", "paths.data_dir", "paths.output_dir"
              "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 
 
-def check_path(key: str, value: Any) -> None:
+def check_path(key: str, value: Any, fix: str = "") -> None:
     """The one refusal of an empty path (whitespace-only too): `''` reads as the current folder, and
     under another path's `${…}` as the file-system root (`paths.output_dir=''` ran at /2026-…)."""
     if isinstance(value, str) and not value.strip():
         raise SettingsError(key, value, "an empty value names no folder or file (a path would be read as the "
-                                        f"current folder, or the file-system root); give one, or leave {key}= out")
+                                        f"current folder, or the file-system root); {fix or f'give one, or leave {key}= out'}")
 
 
 DATA_SOURCES = ("local", "mirrors", "wheel")

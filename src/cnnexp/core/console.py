@@ -95,6 +95,20 @@ def report_like_cat() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
+def printable(text) -> str:
+    """Text as one line of plain text: a control character (a newline in a folder's name, a
+    terminal's escape sequence in a record handed over) shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def command(module: str, *args) -> str:
+    """`python -m cnnexp.<module> args…` as a user pastes it into a shell: each argument quoted where
+    the shell would split it or read it (a space, `#`, `:`, `$`, a quote in a folder's name)."""
+    import shlex
+
+    return " ".join(["python", "-m", f"cnnexp.{module}", *(shlex.quote(str(a)) for a in args)])
+
+
 def job_header(run_dir, multirun: bool, eta: bool = False) -> str:
     """`run folder: …` for one run; `[3/12] kernel_size=5,stride=2` for a sweep's job (eta: with
     the ETA for the rest of the sweep, as the job starts)."""

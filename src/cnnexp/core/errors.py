@@ -39,8 +39,9 @@ def fail(error: BaseException | str, code: int = 2) -> NoReturn:
     """Print the one line (`cnnexp: error: …`) and exit. A control character in it (a newline in a
     folder's name, a terminal escape in a value typed or recorded) is shown escaped, so the line
     stays one and the terminal is not driven by it; only a ShapeError's `try:` lines are lines."""
-    text = str(error)
-    keep = "\n" if isinstance(error, ShapeError) else ""
-    text = "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+    from cnnexp.core.console import printable
+
+    lines = str(error).split("\n") if isinstance(error, ShapeError) else [str(error)]
+    text = "\n".join(map(printable, lines))
     print(f"cnnexp: error: {text}", file=sys.stderr)
     raise SystemExit(code)

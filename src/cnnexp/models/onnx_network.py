@@ -8,11 +8,13 @@ The file is enough to predict: its metadata_props say what the network takes and
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from cnnexp.core.errors import RunError
+from cnnexp.core.console import command
 
 ONNX_FILE = "model.onnx"
 INPUT, OUTPUT = "input", "output"  # the graph's tensor names; the batch axis (0) is dynamic
@@ -101,10 +103,29 @@ def load(run: Optional[str], model: Optional[str]) -> OnnxModel:
         return OnnxModel(path)
     if not run:
         raise RunError("say which model: run=outputs/<date>/<time> (its model.onnx) or model=path/to/model.onnx")
-    path = open_run(run) / ONNX_FILE
+    folder = open_run(run)
+    path = folder / ONNX_FILE
     if not path.is_file():
-        raise RunError(f"run={run}: no {ONNX_FILE} in this run; export it first: python -m cnnexp.export run={run}")
-    return OnnxModel(path)
+        raise RunError(f"run={run}: no {ONNX_FILE} in this run; export it first: {command('export', f'run={run}')}")
+    model = OnnxModel(path)
+    behind = exported_behind(folder, model.facts)
+    if behind:
+        raise RunError(f"run={run}: its {ONNX_FILE} {behind}; export it again: {command('export', f'run={run}')}")
+    return model
+
+
+def exported_behind(folder: Path, facts: Facts) -> Optional[str]:
+    """How a run's model.onnx lags its best.ckpt, or None: a resume that trained further and found a
+    better epoch made a new best.ckpt, and the file exported before would answer for the old one."""
+    from cnnexp.records.folder import best_key, read_results
+
+    recorded = (read_results(folder) or {}).get(best_key(str(facts.monitor)))
+    if not isinstance(recorded, (int, float)) or not isinstance(facts.best_value, (int, float)):
+        return None
+    if math.isclose(recorded, facts.best_value, rel_tol=1e-6, abs_tol=1e-9):
+        return None
+    return (f"was exported from an earlier best.ckpt ({facts.monitor} {facts.best_value:.6g}); the run was trained "
+            f"further since, and its best.ckpt now has {facts.monitor} {recorded:.6g}")
 
 
 def softmax(logits):

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
 from cnnexp.records.reading import RecordError, read_record_text, record_file
+from cnnexp.core.console import command
 
 # ------------------------------------------------------------------ the files
 CONFIG = "config.yaml"          # the effective config, as the run was checked
@@ -343,7 +344,7 @@ def open_run(path: str, key: str = "run") -> Path:
         if runs:  # a sweep (multirun) folder: name one of its runs, as this argument takes it
             raise RunError(f"{key}={path}: a sweep of {len(runs)} run{'s' * (len(runs) > 1)}, not a run; "
                            f"pass one of them, e.g. {key}={Path(path) / runs[0]}"
-                           + (f" (or continue the whole sweep: python -m cnnexp.train -m resume={path})"
+                           + (f" (or continue the whole sweep: {command('train', '-m', f'resume={path}')})"
                               if key == "resume" else ""))
         raise RunError(f"{key}={path}: not a run folder (no config.yaml); pass a folder under outputs/, "
                        "e.g. outputs/2026-11-25/10-31-02")

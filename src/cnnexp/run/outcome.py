@@ -15,6 +15,7 @@ from cnnexp.core.console import job_header
 from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import CONFIG, RunRecord, remove_stale_parts
 from cnnexp.run import slurm
+from cnnexp.core.console import command
 
 log = logging.getLogger("cnnexp")
 
@@ -94,7 +95,7 @@ def what_resume_does(run_dir: Path) -> str:
 
     done = epochs_done(run_dir)
     return (f"last.ckpt holds the {done} epoch{'s' * (done != 1)} finished; what was trained after "
-            f"{'them' if done != 1 else 'it'} is lost and is trained again by: python -m cnnexp.train resume={run_dir}")
+            f"{'them' if done != 1 else 'it'} is lost and is trained again by: {command('train', f'resume={run_dir}')}")
 
 
 HYDRA_ONLY = (".hydra", "train.log", ".cnnexp.lock")  # what Hydra and the lock put in a run folder before its record

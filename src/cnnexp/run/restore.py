@@ -36,7 +36,7 @@ def unreadable(path: Path, error: BaseException) -> str:
         return (f"{path}: refused — it holds pickled code or objects{what} besides weights, which could run "
                 "code on this machine when opened; cnnexp opens checkpoints with their weights only. Use a "
                 "checkpoint a cnnexp run wrote, and never open this one without that guard")
-    return f"{path}: {_what_is_wrong(error)}; use the run's other checkpoint (ckpt=last or best), or train it again"
+    return f"{path}: {_what_is_wrong(error)}; put back a copy of it, or train the run again"
 
 
 def _what_is_wrong(error: BaseException) -> str:

@@ -21,6 +21,7 @@ from cnnexp.records.folder import (CONFIG, METRICS, RecordError, checkpoint_path
                                    record_file, resumable)
 from cnnexp.run.restore import load_checkpoint
 from cnnexp.config.settings import Settings, load
+from cnnexp.core.console import command
 
 
 def lock_folder(folder: Path) -> FolderLock:
@@ -63,8 +64,8 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     except RecordError as e:
         if lock:
             lock.release()
-        raise RunError(f"resume={folder_arg}: {e}; the run cannot be resumed as it is (python -m cnnexp.check "
-                       f"{folder_arg} lists what is wrong); put the record back, or start a new run") from None
+        raise RunError(f"resume={folder_arg}: {e}; the run cannot be resumed as it is ("
+                       f"{command('check', folder_arg)} lists what is wrong); put the record back, or start a new run") from None
     except BaseException:
         if lock:
             lock.release()

@@ -17,6 +17,7 @@ from cnnexp.config.compose import task_overrides, user_config
 from cnnexp.core.console import SWEEP_SIZE
 from cnnexp.core.errors import UserError, fail
 from cnnexp.records.folder import check_writable, is_sweep, records_in, summary_path
+from cnnexp.core.console import command
 
 
 class SettingsCheck(Callback):
@@ -91,7 +92,7 @@ class SettingsCheck(Callback):
                                  write=not idle or not summary_path(sweep_dir).is_file())
                 else:
                     print(f"\nsweep folder: {sweep_dir} — other workers still run this search; the last of them to "
-                          f"end writes its summary (summary.csv, summary.png). Now: python -m cnnexp.summary {sweep_dir}")
+                          f"end writes its summary (summary.csv, summary.png). Now: {command('summary', sweep_dir)}")
         finally:
             close_sweep(config, sweep_dir)
             SettingsCheck.release()

@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from cnnexp.core.console import printable  # noqa: F401 — its cells, and compare's and summary's
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import shown_status
@@ -81,12 +82,6 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
                              f"{end_cell(low, cut_low)}–{end_cell(high, cut_high)}")
         friendly.append(cells)
     return header, friendly, plain
-
-
-def printable(text: str) -> str:
-    """A cell as one line of plain text: a control character (a newline in a folder's name, a
-    terminal's escape sequence in a record handed over) shown escaped, never acted on."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def markdown(header: list, body: list) -> str:
