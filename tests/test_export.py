@@ -179,6 +179,15 @@ def test_bad_requests_are_one_line(cnn3_run, capsys, tmp_path, calibrated):
     assert "no checkpoints/best.ckpt" in export_fails(bare, capsys)
     assert "format='tflite' is not valid: onnx or torchscript" in export_fails(cnn3_run, capsys, "format=tflite")
     assert "images=0 is not valid" in export_fails(cnn3_run, capsys, "images=0")
+    other = tmp_path / "other run"
+    shutil.copytree(bare, other)
+    before = {p.name: p.read_bytes() for p in cnn3_run.rglob("*") if p.is_file()}
+    for out, words in [(cnn3_run / "results.json", "name ends in .onnx"), (cnn3_run / "checkpoints" / "best.ckpt",
+                       "name ends in .onnx"), (other / "model.onnx", "only that run's own model.onnx"),
+                       (cnn3_run / "copy.onnx", "only that run's own model.onnx")]:  # a record is never an export target
+        assert words in export_fails(cnn3_run, capsys, f"out={out}")
+    assert {p.name: p.read_bytes() for p in cnn3_run.rglob("*") if p.is_file()} == before
+    assert not (other / "model.onnx").exists()
     Image.new("L", (28, 28)).save(tmp_path / "digit.png")
     proc = cli("predict", f"run={bare}", "backend=onnx", f"images={tmp_path}")
     assert proc.returncode == 2 and "no model.onnx in this run; export it first" in proc.stderr, proc.stderr

@@ -29,6 +29,7 @@ from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_
                                    checkpoint_dir, config_path, holds_run_record, metrics_path, read_config,
                                    read_epochs, read_record_text, record_file, record_problems, results_path,
                                    resumable, stale_parts, sweep_config_path)
+from cnnexp.records.reading import links_out
 from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
 from cnnexp.core.console import command
@@ -60,6 +61,8 @@ def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str]
         findings.append(f"{run_dir}/{RESULTS}: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")
     untrained = status == "interrupted" and results.get("untrained") is True  # a sweep job stopped as it started
+    findings += [f"{link}: a link to {link.resolve()}, outside {run_dir}; a resume would write through it"
+                 for link in links_out(run_dir, depth=2)]
     findings += _config_findings(run_dir, not refused and not untrained)
     return findings, notes
 
@@ -315,6 +318,7 @@ def main(argv: List[str] | None = None) -> None:
 
 if __name__ == "__main__":
     from cnnexp.core.console import report_like_cat
+    from cnnexp.core.stopping import run_command
 
     report_like_cat()
-    main()
+    run_command(main, "nothing was written")

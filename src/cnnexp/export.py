@@ -35,7 +35,7 @@ from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
 from cnnexp.core.files import WriteError, write_atomic
 from cnnexp.run.restore import load_checkpoint, rebuild_task
-from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, open_run
+from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, holds_run_record, open_run
 from cnnexp.records.reading import record_file
 
 FORMATS = {"onnx": onnx_network.ONNX_FILE, "torchscript": "model.torchscript.pt"}
@@ -187,6 +187,7 @@ def describe(result: dict) -> str:
 def export(args: ExportArgs) -> dict:
     check_args(args)
     folder = open_run(args.run)
+    path = destination(args, folder)  # checked before any work: never a record, never a checkpoint
     ckpt = checkpoint_path(folder, "best")
     if record_file(folder, ckpt) is None:  # a link out of the folder, a device: one line, never opened
         raise RunError(f"run={args.run}: no {CHECKPOINTS}/{ckpt.name} (written when the run first validates); "
@@ -204,7 +205,6 @@ def export(args: ExportArgs) -> dict:
         reference = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
     example = torch.cat([x, x])[:2]  # two images: a batch of one could be specialised as a constant
     started = time.perf_counter()
-    path = destination(args, folder)
     data, exporter, outputs, loaded = convert(args.format, net, x, example, path)
     seconds = time.perf_counter() - started
     result = parity(reference, outputs, classify, args.tolerance)
@@ -228,7 +228,18 @@ def destination(args: ExportArgs, folder: Path) -> Path:
     if not args.out:
         return folder / FORMATS[args.format]
     out = Path(args.out).expanduser()
-    return out / FORMATS[args.format] if out.is_dir() or args.out.endswith("/") else out
+    path = out / FORMATS[args.format] if out.is_dir() or args.out.endswith("/") else out
+    suffix = Path(FORMATS[args.format]).suffix
+    if path.suffix != suffix:  # a record, a checkpoint, a config: never replaced by an export
+        raise SettingsError("out", args.out, f"an exported {args.format} file's name ends in {suffix} (e.g. "
+                                             f"out=exports/{FORMATS[args.format]}), or name a folder")
+    inside = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    if holds_run_record(inside) and (path.name != FORMATS[args.format] or path.parent.resolve() != folder.resolve()):
+        raise SettingsError("out", args.out, f"inside a run folder an export is only that run's own "
+                                             f"{FORMATS[args.format]}; name a folder of your own")
+    if path.exists() and not path.is_file():
+        raise SettingsError("out", args.out, "not a plain file (a device or a pipe); name a file or a folder")
+    return path
 
 
 def convert(fmt: str, net, x, example, path: Path):
@@ -294,4 +305,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from cnnexp.core.stopping import run_command
+
+    run_command(main, "no file was written (an export appears whole or not at all)")

@@ -213,6 +213,7 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     from cnnexp.core.console import report_like_cat
+    from cnnexp.core.stopping import run_command
 
     report_like_cat()
-    main()
+    run_command(main, "nothing was written")

@@ -72,3 +72,41 @@ def cause() -> str:
         return ""
     name = signal.Signals(received).name
     return f" (received {name}: its console was closed)" if received == signal.SIGPIPE else f" (received {name})"
+
+
+def run_command(main, leaves: str = "nothing was written") -> None:
+    """A command that reads, or writes only at its end through the atomic writer (eval, predict,
+    export, compare, summary, check, shapes): Ctrl-C or SIGTERM at any moment is one line and the
+    shell's code for the signal — in an import too (where raising would abort torch, and nothing
+    is being written, the process ends at once), or inside Lightning's test loop, which answers a
+    stop with exit 1 and no word."""
+    import os
+
+    def stop(signum, frame) -> None:
+        global received
+        received = signum
+        if unsafe(frame):
+            _said(leaves)
+            os._exit(exit_code())
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        main()
+    except KeyboardInterrupt:
+        _said(leaves)
+        raise SystemExit(exit_code()) from None
+    except SystemExit as e:
+        if received is not None and e.code not in (0, None, 2):  # Lightning's own exit on a stop
+            _said(leaves)
+            raise SystemExit(exit_code()) from None
+        raise
+
+
+def _said(leaves: str) -> None:
+    try:
+        print(f"cnnexp: interrupted{cause()}; {leaves}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a console that went away
+        pass
+

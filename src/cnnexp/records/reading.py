@@ -75,3 +75,36 @@ def read_record_text(folder: Path, path: Path, limit: int = TEXT_LIMIT) -> Optio
         return data.decode()
     except UnicodeDecodeError:
         raise RecordError(f"{path}: not text (not UTF-8)") from None
+
+
+def links_out(folder: Path, depth: int = 3) -> list:
+    """The links in `folder` (walked `depth` levels down, never through a link) that lead out of it:
+    a run or a sweep continued in a folder someone handed over would append its log, events or
+    checkpoints through them to a file elsewhere."""
+    root, found = Path(folder).resolve(), []
+
+    def walk(where: Path, level: int) -> None:
+        try:
+            entries = list(os.scandir(where))
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                real = path.resolve()
+                if real != root and root not in real.parents:
+                    found.append(path)
+            elif entry.is_dir(follow_symlinks=False) and level < depth:
+                walk(path, level + 1)
+
+    walk(root, 1)
+    return sorted(found)
+
+
+def refuse_links_out(folder: Path, key: str, depth: int = 3) -> None:
+    """`key`=folder (resume=…) is continued only if nothing in it leads elsewhere: RecordError otherwise."""
+    found = links_out(folder, depth)
+    if found:
+        raise RecordError(f"{key}={folder}: {found[0]} is a link to {found[0].resolve()}, outside the folder; a run "
+                          "continued here would write through it — replace the link with the file it stands for")
+

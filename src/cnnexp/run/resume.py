@@ -54,6 +54,7 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
         saved = saved_config(folder, folder_arg)
         done = records_fit(folder, folder_arg)
         apply_overrides(saved, overrides)
+        tracking_named(saved, folder, folder_arg, overrides)
         saved.resume = str(folder)
         settings = load(saved)
         checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")
@@ -94,6 +95,26 @@ def saved_config(folder: Path, folder_arg: str):
         raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
                           "by hand") from None
     return OmegaConf.create(tree)
+
+
+def tracking_named(saved, folder: Path, folder_arg: str, overrides: List[str]) -> None:
+    """A resume talks to the MLflow server the user names (MLFLOW_TRACKING_URI, or typed
+    logger.mlflow.tracking_uri=…), or to the SQLite store beside the run that the default records
+    (outputs/mlflow.db) — never to a server a folder someone hands you names."""
+    import os
+
+    uri = OmegaConf.select(saved, "logger.mlflow.tracking_uri", default=None)
+    if uri is None or any(o.startswith("logger.mlflow.tracking_uri=") for o in overrides):
+        return
+    if uri == os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    beside = uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).name == "mlflow.db" and \
+        Path(uri[len("sqlite:///"):]).resolve().parent in folder.resolve().parents
+    if beside:
+        return
+    raise RunError(f"resume={folder_arg}: its {CONFIG} records logger.mlflow.tracking_uri={uri}, which a resume does "
+                   "not connect to on a folder's word; if you trust it, name it: MLFLOW_TRACKING_URI=… or "
+                   "logger.mlflow.tracking_uri=…")
 
 
 def apply_overrides(saved, overrides: List[str]) -> None:

@@ -33,7 +33,12 @@ class SettingsCheck(Callback):
         from cnnexp.run.preflight import check_run
 
         try:
-            if not OmegaConf.select(config, "resume", default=None):
+            resume = OmegaConf.select(config, "resume", default=None)
+            if resume and Path(str(resume)).expanduser().is_dir():  # before Hydra appends to its train.log
+                from cnnexp.records.reading import refuse_links_out
+
+                refuse_links_out(Path(str(resume)).expanduser(), "resume")
+            if not resume:
                 claimable(config, "run")
             check_run(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed
             if not OmegaConf.select(config, "resume", default=None):

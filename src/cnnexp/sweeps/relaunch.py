@@ -78,6 +78,9 @@ def resume_sweep(config: DictConfig) -> Path:
     typed = OmegaConf.select(config, "resume")
     folder = Path(str(typed)).expanduser()
     is_a_sweep(folder, typed)
+    from cnnexp.records.reading import refuse_links_out
+
+    refuse_links_out(folder, "resume", depth=4)  # its runs' logs, events, checkpoints: none written elsewhere
     recorded = read_recorded_sweep(folder)  # a link out, a pipe, not YAML: its own line (RecordError)
     try:
         overrides = task_overrides(recorded.hydra)
