@@ -27,9 +27,10 @@ from typing import List, Optional, Tuple
 from cnnexp.core.errors import UserError, fail
 from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_CONFIG, RecordError,
                                    checkpoint_dir, config_path, holds_run_record, metrics_path, read_config,
-                                   read_epochs, read_record_text, record_file, record_problems, results_path,
+                                   read_epochs, read_record_text, record_file, results_path,
                                    resumable, stale_parts, sweep_config_path)
 from cnnexp.records.reading import links_out
+from cnnexp.records.values import record_problems
 from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
 from cnnexp.core.console import command
@@ -61,9 +62,9 @@ def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str]
         findings.append(f"{run_dir}/{RESULTS}: says its settings were refused before it ran, "
                         f"but it holds {trained[0]}")
     untrained = status == "interrupted" and results.get("untrained") is True  # a sweep job stopped as it started
-    findings += [f"{link}: a link to {link.resolve()}, outside {run_dir}; a resume would write through it"
-                 for link in links_out(run_dir, depth=2)]
     findings += _config_findings(run_dir, not refused and not untrained)
+    findings += [f"{link}: a link to {link.resolve()}, outside {run_dir}; a resume would write through it"
+                 for link in links_out(run_dir, depth=2) if not any(str(link) in f for f in findings)]
     return findings, notes
 
 

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from cnnexp.core.console import command
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
 from cnnexp.records.reading import RecordError, read_record_text, record_file
-from cnnexp.core.console import command
+from cnnexp.records.values import RESUMABLE, STATUSES, STOPPED, record_problems  # noqa: F401 — asked of here too
 
 # ------------------------------------------------------------------ the files
 CONFIG = "config.yaml"          # the effective config, as the run was checked
@@ -35,19 +36,6 @@ SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
 SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
 RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS)  # a run's record, in the order MLflow receives it
 SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
-
-# What results.json's `status` can say, and what each means: docs/records.md#statuses.
-STATUSES = {
-    "ok": "trained and tested",
-    "failed": "stopped by an error (reason says which)",
-    "interrupted": "stopped by a signal (Ctrl-C, SIGTERM, a closed console); resume= goes on",
-    "pruned": "a search's trial stopped early by its pruner",
-    "diverged": "the loss became NaN or infinite",
-    "running": "started and not finished, or killed before it could say",
-}
-STOPPED = ("failed", "interrupted", "pruned", "diverged")  # a record in one of these says why
-RESUMABLE = ("running", "interrupted")                      # with a last.ckpt: resume= goes on from it
-
 
 def config_path(folder: Path) -> Path:
     return Path(folder) / CONFIG
@@ -186,37 +174,6 @@ def read_results(run_dir: Path) -> Optional[Dict[str, Any]]:
         return load_results(run_dir)
     except (RecordError, OSError):
         return None
-
-
-# The keys of results.json a reader acts on, and the types they hold (None: null is allowed too).
-RECORD_TYPES: Dict[str, tuple] = {
-    "status": (str,), "reason": (str,), "started": (str,), "overrides": (list,), "extends": (dict, None),
-    "seconds": (int, float, None), "seconds_before_resume": (int, float, None), "epochs": (int,),
-    "best": (int, float, None), "best_epoch": (int, None), "monitor": (str, None), "mode": (str, None),
-    "tested_checkpoint": (str,), "test_acc": (int, float, None), "test_loss": (int, float, None),
-    "refused": (bool,), "rejected": (bool,), "mlflow_run_id": (str, None),
-}
-
-
-def record_problems(results: Any) -> List[str]:
-    """What makes `results` no run record: not a mapping, an unknown status, a key of the wrong type."""
-    if not isinstance(results, dict):
-        return [f"not a run record (a JSON {type(results).__name__}, not an object)"]
-    if results.get("status") not in tuple(STATUSES):
-        return [f"not a run record (status {str(results.get('status'))[:40]!r}; it must be one of {', '.join(STATUSES)})"]
-    odd = []
-    for key, kinds in RECORD_TYPES.items():
-        value = results.get(key)
-        if key in results and not (value is None and None in kinds) and \
-                not (isinstance(value, tuple(k for k in kinds if k is not None)) and
-                     not (isinstance(value, bool) and bool not in kinds)):
-            wanted = [_KINDS[k] for k in kinds if not (k is int and float in kinds)]
-            odd.append(f"{key} holds {json.dumps(value)[:40]}, where a record holds {' or '.join(wanted)}")
-    return odd
-
-
-_KINDS = {None: "null", str: "text", list: "a list", dict: "an object", int: "a whole number", float: "a number",
-          bool: "true or false"}
 
 
 def load_results(run_dir: Path) -> Optional[Dict[str, Any]]:

@@ -12,18 +12,16 @@ statistics and compare downstream see only rows whose numbers are finite numbers
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cnnexp.config.overrides import key_value
-from cnnexp.core.catalogue import RECORDED, range_of
 from cnnexp.core.errors import RunError
-from cnnexp.records.folder import STATUSES, SWEEP_FILES, best_key, results_path, sweep_config_path
+from cnnexp.records.values import _shown, record_problem
+from cnnexp.records.folder import SWEEP_FILES, best_key, results_path, sweep_config_path
 
 UNREADABLE = "unreadable"  # a row's status (never a record's): its results.json is not a run's record
 MAX_RECORD_BYTES = 8 << 20  # records are kilobytes (metrics.csv: ~100 bytes an epoch); more is not read
-MAX_NUMBER = 1e15           # no metric, count or speed a run records comes near it
 
 
 def record_text(path: Path) -> str:
@@ -78,53 +76,6 @@ def read_record(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
         return None, f"{path.name}: holds text that is not Unicode (a lone surrogate)"
     problem = record_problem(data)
     return (None, f"{path.name}: {problem}") if problem else (data, "")
-
-
-def _number_problem(key: str, value: Any) -> str:
-    """What is wrong with a recorded number ("" when nothing): a number, finite, of a sane size,
-    inside what the metric can be (an accuracy in [0, 1])."""
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{key} is {_shown(value)}, not a number"
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_NUMBER:
-        return f"{key} is {_shown(value)}, not a finite number a run records"
-    low, high = range_of(key)
-    if low is not None and value < low or high is not None and value > high:
-        return f"{key} is {value!r}, outside what it can be ([{low:g}, {high if high is not None else '∞'}])"
-    return ""
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value)[:40] if not isinstance(value, float) else repr(value)
-    return text if len(text) < 40 else text[:37] + "…"
-
-
-def record_problem(data: Any) -> str:
-    """Why `data` (results.json, parsed) is not a run's record as the summary reads it ("" if it is):
-    a JSON object whose status is one a run writes, overrides a list of texts, a reason a text,
-    and every number the tables, figures and statistics read a finite number inside its range."""
-    if not isinstance(data, dict):
-        return f"not a run record (a JSON {type(data).__name__ if data is not None else 'null'}, not an object)"
-    status = data.get("status")
-    if not isinstance(status, str) or status not in STATUSES:
-        return f"status {_shown(status)} is none of a run's ({', '.join(STATUSES)})"
-    overrides = data.get("overrides", [])
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        return "overrides is not a list of key=value texts"
-    for key in ("reason", "monitor"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            return f"{key} is {_shown(data[key])}, not a text"
-    if data.get("monitor") and data.get("mode") not in ("max", "min"):
-        return f"mode is {_shown(data.get('mode'))}, not max or min"
-    if data.get("extends") is not None and not isinstance(data["extends"], dict):
-        return "extends is not the record it extended"
-    if data.get("epochs") is not None and (not isinstance(data["epochs"], int) or isinstance(data["epochs"], bool)
-                                           or not 0 <= data["epochs"] <= MAX_NUMBER):
-        return f"epochs is {_shown(data['epochs'])}, not a count"
-    # every best_… key: the runs' monitors need not agree, and the first ok run's ranks them all
-    numbers = [m.key for m in RECORDED] + ["best"] + sorted(k for k in data if str(k).startswith("best_"))
-    return next((p for p in (_number_problem(k, data.get(k)) for k in numbers) if p), "")
 
 
 def recorded_replicate_keys(sweep_dir: Path) -> List[str]:
