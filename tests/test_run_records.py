@@ -7,6 +7,7 @@ changed by hand, as a hostile or careless user would; no training."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -70,6 +71,12 @@ def _cut(name: str, keep: int):
 def _cut_lines(name: str, keep: int):
     """Cut short at a line's end, as a write cut by a full disk leaves YAML that still parses."""
     return lambda run: (run / name).write_text("".join((run / name).read_text().splitlines(True)[:keep]))
+
+
+def _data_elsewhere(run: Path) -> None:
+    """config.yaml edited to name a data folder elsewhere that holds no MNIST (a resume would download there)."""
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(re.sub(r"(?m)^(  root: ).*$", r"\g<1>/tmp/cnnexp-no-such-data-folder", text, count=1))
 
 
 def _stale_part(run: Path) -> None:
@@ -166,6 +173,8 @@ RESUME_CASES = {
     "results.json odd types": (_record(seconds="long", extends=[1]), "results.json: extends is not the record it extended"),
     "config.yaml cut short": (_cut_lines("config.yaml", 12), "config.yaml: does not hold a run's settings"),
     "config.yaml a link out": (_link("config.yaml", "/etc/passwd"), "config.yaml: a link to /etc/passwd"),
+    "config.yaml data.root elsewhere": (_data_elsewhere, "records data.root=/tmp/cnnexp-no-such-data-folder"),
+    "train.log a link out": (_link("train.log", "/etc/hostname"), "train.log: a link to /etc/hostname"),
     "last.ckpt a folder": (_folder("checkpoints/last.ckpt"), "last.ckpt: a folder"),
     "best.ckpt unsafe": (_unsafe, "best.ckpt: refused — it holds pickled code"),
     "checkpoints a link out": (None, "outside"),

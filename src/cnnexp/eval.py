@@ -41,8 +41,10 @@ def evaluate(args: EvalArgs) -> dict:
 
     quiet_lightning()
     from cnnexp.data import make_datamodule
+    from cnnexp.run.restore import data_there
 
     task, path = load_task(args.run, args.ckpt, args.data.root)
+    data_there(task.settings.data.name, task.settings.data.root, str(path), bool(args.data.root))
     datamodule = make_datamodule(task.settings)  # the run's own data, split and normalisation
     t = task.settings.trainer  # the run's own precision and evaluation limits: the same numbers again
     limits = dict(limit_test_batches=1.0, limit_val_batches=1.0) if args.full else dict(

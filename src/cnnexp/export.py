@@ -34,7 +34,7 @@ from cnnexp.models import onnx_network
 from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.eval import EvalData
 from cnnexp.core.files import WriteError, write_atomic
-from cnnexp.run.restore import load_checkpoint, rebuild_task
+from cnnexp.run.restore import data_there, load_checkpoint, rebuild_task
 from cnnexp.records.folder import CHECKPOINTS, checkpoint_path, holds_run_record, open_run
 from cnnexp.records.reading import record_file
 
@@ -199,6 +199,7 @@ def export(args: ExportArgs) -> dict:
     checkpoint = load_checkpoint(ckpt)
     task = rebuild_task(checkpoint, ckpt, args.data.root)
     settings, net = task.settings, task.net.float().eval()
+    data_there(settings.data.name, settings.data.root, str(ckpt), bool(args.data.root))  # before any download
     x, classes = test_images(task, args.images)
     classify = TASKS[settings.model.task].classifies
     with torch.no_grad():

@@ -122,6 +122,9 @@ def interrupted(stop: KeyboardInterrupt) -> None:
         print(f"cnnexp: interrupted: the sweep stopped; {sweep}/summary.csv lists what ran. "
               f"Continue it with: {command('train', '-m', f'resume={sweep}')}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not stop.recorded:
+        from cnnexp.run.outcome import drop_unrecorded_resume
+
+        drop_unrecorded_resume()
         print(f"cnnexp: interrupted before the resume started training; {stop.run_dir} is as it was. "
               f"Continue with: {command('train', f'resume={stop.run_dir}')}", file=sys.stderr)
     elif getattr(stop, "run_dir", None) is not None and not checkpoint_path(stop.run_dir, "last").is_file():

@@ -36,6 +36,12 @@ def raw_dir(root: str | Path) -> Path:
     return Path(root) / "MNIST" / "raw"
 
 
+def present(root: str | Path) -> bool:
+    """root/MNIST/raw holds the four files (gz or not): nothing to download there."""
+    raw = raw_dir(Path(root).expanduser())
+    return all((raw / name).is_file() or (raw / f"{name}.gz").is_file() for name in FILES)
+
+
 def read_verified(path: Path, name: str) -> bytes:
     """The uncompressed bytes of `path` (.gz or plain), or CorruptFile if they are not MNIST's."""
     try:

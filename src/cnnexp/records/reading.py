@@ -105,6 +105,6 @@ def refuse_links_out(folder: Path, key: str, depth: int = 3) -> None:
     """`key`=folder (resume=…) is continued only if nothing in it leads elsewhere: RecordError otherwise."""
     found = links_out(folder, depth)
     if found:
-        raise RecordError(f"{key}={folder}: {found[0]} is a link to {found[0].resolve()}, outside the folder; a run "
-                          "continued here would write through it — replace the link with the file it stands for")
+        raise RecordError(f"{found[0]}: a link to {found[0].resolve()}, outside {folder}; a run continued there "
+                          "would write through it — replace the link with the file it stands for")
 

@@ -130,3 +130,18 @@ def drop_unrecorded_run() -> None:
     for folder in STARTING:
         if not (Path(folder) / CONFIG).exists():
             drop_fresh_folder(Path(folder))
+    drop_unrecorded_resume()
+
+
+def drop_unrecorded_resume() -> None:
+    """A resume stopped before it recorded anything leaves its run folder as it found it: the
+    .hydra/resume-<time>/ Hydra made for this launch (RESUME_LAUNCH, named as the run started) goes too."""
+    import shutil
+
+    launch = RESUME_LAUNCH.get("folder")
+    if launch is not None and launch.name.startswith("resume-") and launch.parent.name == ".hydra" \
+            and not launch.is_symlink():
+        shutil.rmtree(launch, ignore_errors=True)
+
+
+RESUME_LAUNCH: dict = {}  # "folder": this resume's .hydra/resume-<time>/, set before Hydra writes it

@@ -78,6 +78,17 @@ def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):
     return task.eval()
 
 
+def data_there(name: str, root, where: str, typed: bool) -> None:
+    """A recorded data.root is read where it is, never downloaded into: a folder someone hands you
+    does not choose where this machine writes MNIST. Typed again (data.root=…), it is the user's."""
+    from cnnexp.data.idx import present
+
+    if name != "mnist" or root is None or typed or present(str(root)):
+        return
+    raise RunError(f"{where} records data.root={root}, which holds no MNIST; a record is not followed to download "
+                   "there — name the data yourself: data.root=… (e.g. data.root=data)")
+
+
 def load_task(run: Optional[str], ckpt: Optional[str], data_root: Optional[str] = None) -> Tuple[object, Path]:
     path = choose_checkpoint(run, ckpt)
     return rebuild_task(load_checkpoint(path), path, data_root), path

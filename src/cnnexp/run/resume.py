@@ -19,7 +19,8 @@ from cnnexp.core.locks import FolderLock, holder
 from cnnexp.records.folder import (CONFIG, METRICS, RecordError, checkpoint_path, choose_checkpoint, config_path,
                                    dollar_problem, load_results, metrics_path, open_run, read_config, read_epochs,
                                    record_file, resumable)
-from cnnexp.run.restore import load_checkpoint
+from cnnexp.records.reading import refuse_links_out
+from cnnexp.run.restore import data_there, load_checkpoint
 from cnnexp.config.settings import Settings, load
 from cnnexp.core.console import command
 
@@ -51,10 +52,13 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
 
     lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
     try:
+        refuse_links_out(folder, "resume")  # train.log, events, hparams.yaml: nothing is written through a link
         saved = saved_config(folder, folder_arg)
         done = records_fit(folder, folder_arg)
         apply_overrides(saved, overrides)
         tracking_named(saved, folder, folder_arg, overrides)
+        data_there(OmegaConf.select(saved, "data.name", default="mnist"), OmegaConf.select(saved, "data.root"),
+                   f"resume={folder_arg}: its {CONFIG}", any(o.startswith("data.root=") for o in overrides))
         saved.resume = str(folder)
         settings = load(saved)
         checkpoint = choose_checkpoint(str(folder), None, which="last", key="resume")

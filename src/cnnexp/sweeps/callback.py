@@ -38,6 +38,9 @@ class SettingsCheck(Callback):
                 from cnnexp.records.reading import refuse_links_out
 
                 refuse_links_out(Path(str(resume)).expanduser(), "resume")
+                from cnnexp.run.outcome import RESUME_LAUNCH
+
+                RESUME_LAUNCH["folder"] = Path(str(config.hydra.run.dir)).expanduser() / str(config.hydra.output_subdir)
             if not resume:
                 claimable(config, "run")
             check_run(user_config(config), task_overrides(config.hydra))  # imports torch only once the settings passed

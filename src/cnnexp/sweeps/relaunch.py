@@ -139,6 +139,15 @@ ACTING = {  # recorded launcher keys that would act for whoever wrote the folder
     "submitit_folder": "the folder job scripts are written to and run from", "temp_folder": "a folder joblib writes to"}
 
 
+def recorded_locations_missing(untyped: list) -> list:
+    """The recorded overrides naming a folder (data.root, paths.*) that is not there: a resume would
+    make it, download data into it or put a store there, on the folder's word."""
+    from cnnexp.config.schema import PATH_KEYS
+
+    return [o for o in untyped if key_value(o)[0].lstrip("+~") in PATH_KEYS
+            and not Path(key_value(o)[1].strip("'\"")).expanduser().is_dir()]
+
+
 def replays_only_data(config: DictConfig, recorded: DictConfig, folder: Path, typed, untyped: list) -> None:
     """The recorded overrides the command does not give again (`untyped`), the recorded sweeper and
     — unless the command names a launcher — the recorded launcher: values only, each launcher
@@ -151,6 +160,11 @@ def replays_only_data(config: DictConfig, recorded: DictConfig, folder: Path, ty
         raise RunError(f"resume={typed}: {record} records {interpolating[0]}, an interpolation a resume would "
                        "resolve (it can read the environment or make folders); a resume replays none from a "
                        "folder — give it again on the command line if you mean it")
+    elsewhere = recorded_locations_missing(untyped)
+    if elsewhere:
+        raise RunError(f"resume={typed}: {record} records {elsewhere[0]}, a folder that does not exist; a resume "
+                       "makes no folder a record names (it would write there) — give it again on the command line "
+                       "if you mean it")
     named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
     replay = not any(o.startswith("hydra/launcher=") for o in named)
     today = todays_hydra(recorded, typed)
