@@ -169,6 +169,7 @@ def test_a_sweep_refuses_an_empty_record_and_a_run_linked_in(copy_run, tmp_path)
 RESUME_CASES = {
     "metrics.csv garbage": (_write("metrics.csv", "epoch,step\nx,1\n"), "metrics.csv: not a table of epochs"),
     "metrics.csv an epoch twice": (_write("metrics.csv", "epoch,step\n0,1\n0,2\n"), "not each epoch once"),
+    "metrics.csv emptied": (_write("metrics.csv", "epoch,step\n"), "epochs, but results.json says"),
     "results.json a list": (_write("results.json", "[1, 2]"), "results.json: not a run record"),
     "results.json odd types": (_record(seconds="long", extends=[1]), "results.json: extends is not the record it extended"),
     "config.yaml cut short": (_cut_lines("config.yaml", 12), "config.yaml: does not hold a run's settings"),

@@ -223,6 +223,8 @@ def _epoch_findings(run_dir: Path, results: dict, status: str) -> List[str]:
         allowed = recorded if status == "ok" else recorded + 1  # a stop may fall after its epoch's row
         if len(epochs) > allowed:
             return [f"{path}: {len(epochs)} epochs, but {RESULTS} ({status}) says {recorded}"]
+        if len(epochs) < recorded:  # rows lost: a resume would append after a gap
+            return [f"{path}: {len(epochs)} epochs, but {RESULTS} ({status}) says {recorded} were trained"]
     return []
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import List
 
 from cnnexp.config import args as cli_args
-from cnnexp.core.errors import RunError, UserError, fail
+from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 
 USAGE = "usage: python -m cnnexp.dashboard SWEEP_FOLDER [port=8080] [host=127.0.0.1] [storage=URL]"
 
@@ -39,6 +39,8 @@ def main(argv: List[str] | None = None) -> None:
     try:
         rest, named = storage_arg([a for a in args if "=" in a])
         options = cli_args.parse(DashboardArgs, rest)
+        if not 0 < options.port < 65536:
+            raise SettingsError("port", options.port, "a port number from 1 to 65535, e.g. port=8081")
         if not folder.is_dir():
             raise RunError(f"{folders[0]}: no such folder")
         if not is_search_folder(folder):

@@ -78,6 +78,9 @@ def find_images(pattern: str) -> List[Path]:
         files = sorted(Path(p) for p in glob.glob(str(path)))
     if not files:
         raise RunError(f"images={pattern}: no image files found")
+    odd = next((f for f in files if not f.is_file()), None)  # a pipe or a device would hang the reader
+    if odd is not None:
+        raise RunError(f"images={pattern}: {odd} is not a plain file (a folder, a pipe or a device); name image files")
     return files
 
 

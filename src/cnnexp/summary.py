@@ -30,7 +30,7 @@ def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     from cnnexp.config.args import exit_on_help, folder_argument
 
-    from cnnexp.search.study import name_storage, storage_arg
+    from cnnexp.search.study import name_storage, named_fits, storage_arg
 
     exit_on_help(__doc__, args)
     try:
@@ -47,6 +47,7 @@ def main(argv: List[str] | None = None) -> None:
         fail(f"{args[0]}: not a sweep folder (no {SWEEP_CONFIG}); pass a folder under outputs/multirun/, "
              "e.g. outputs/multirun/2026-11-25/10-31-02")
     try:
+        named_fits(folder, named)
         if not collect(folder):
             fail(f"{args[0]}: this sweep holds no runs yet")
         rows = write_summary(folder, recorded_replicate_keys(folder))

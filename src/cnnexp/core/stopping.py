@@ -97,6 +97,11 @@ def run_command(main, leaves: str = "nothing was written") -> None:
     except KeyboardInterrupt:
         _said(leaves)
         raise SystemExit(exit_code()) from None
+    except OSError as e:  # a path the system refuses (a name too long, a full disk) that no caller named
+        from cnnexp.core.errors import fail
+        from cnnexp.core.files import os_error_line
+
+        fail(os_error_line(e))
     except SystemExit as e:
         if received is not None and e.code not in (0, None, 2):  # Lightning's own exit on a stop
             _said(leaves)

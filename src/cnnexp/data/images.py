@@ -106,7 +106,7 @@ def _listed(path: Path, root: str, given: List[str], classes: List[str], strict:
             for f in sorted(folder.rglob("*")) if folder.is_dir() else []:
                 if f.is_dir() or f.name.startswith("."):
                     continue
-                info = header(f) if f.suffix.lower() in EXTENSIONS else None
+                info = header(f) if f.suffix.lower() in EXTENSIONS and f.is_file() else None  # a pipe would hang
                 if info is None:
                     if strict:
                         raise DataUnavailable(f"data.root={root}: {f} is not a readable image "

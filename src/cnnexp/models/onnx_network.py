@@ -103,9 +103,11 @@ def load(run: Optional[str], model: Optional[str]) -> OnnxModel:
         return OnnxModel(path)
     if not run:
         raise RunError("say which model: run=outputs/<date>/<time> (its model.onnx) or model=path/to/model.onnx")
+    from cnnexp.records.reading import record_file
+
     folder = open_run(run)
     path = folder / ONNX_FILE
-    if not path.is_file():
+    if record_file(folder, path) is None:  # a link out of the folder, a pipe: one line, never opened
         raise RunError(f"run={run}: no {ONNX_FILE} in this run; export it first: {command('export', f'run={run}')}")
     model = OnnxModel(path)
     behind = exported_behind(folder, model.facts)

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from cnnexp.core.errors import RunError, UserError
 from cnnexp.core.locks import FolderLock, holder
-from cnnexp.records.folder import (CONFIG, METRICS, RecordError, checkpoint_path, choose_checkpoint, config_path,
+from cnnexp.records.folder import (CONFIG, METRICS, RESULTS, RecordError, checkpoint_path, choose_checkpoint, config_path,
                                    dollar_problem, load_results, metrics_path, open_run, read_config, read_epochs,
                                    record_file, resumable)
 from cnnexp.records.reading import refuse_links_out
@@ -81,11 +81,15 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
 def records_fit(folder: Path, folder_arg: str) -> int:
     """results.json a run record (or absent), metrics.csv each epoch once from 0 (or absent): what
     the resume reads and appends to. Returns the epochs done."""
-    load_results(folder)
+    results = load_results(folder) or {}
     epochs = read_epochs(folder) or []
     if epochs != list(range(len(epochs))):
         raise RecordError(f"{metrics_path(folder)}: epochs {epochs[:8]} are not each epoch once, in order from 0 "
                           f"(the resume appends to {METRICS})")
+    recorded = results.get("epochs")
+    if isinstance(recorded, int) and results.get("status") != "running" and len(epochs) < recorded:
+        raise RecordError(f"{metrics_path(folder)}: {len(epochs)} epochs, but {RESULTS} says {recorded} were "
+                          f"trained (rows lost; the resume would append after the gap)")
     return len(epochs)
 
 

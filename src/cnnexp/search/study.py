@@ -89,6 +89,18 @@ def storage_arg(args: Iterable[str]) -> Tuple[List[str], Optional[str]]:
     return rest, named
 
 
+def named_fits(sweep_dir: Path, named: Optional[str]) -> None:
+    """storage=URL is for a study in a database: on a sweep whose study is a file of its folder (or
+    that is no search) it would be ignored without a word — StudyRefused instead."""
+    if named is None:
+        return
+    record = study_record(sweep_dir)
+    if record is None or record["storage"] in STORAGES:
+        where = "holds no study" if record is None else f"keeps its study in the folder ({record['storage']})"
+        raise StudyRefused(f"storage={shown(named)}: {sweep_dir} {where}, so a database named here would not be "
+                           "read; leave storage= out")
+
+
 def shown(url: str) -> str:
     """A URL as a line may show it: user@host, its password left out."""
     scheme, sep, rest = url.partition("://")
