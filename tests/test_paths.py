@@ -222,3 +222,50 @@ def test_a_new_run_on_a_full_disk_is_one_line_and_no_folder(tmp_path, calibrated
         assert [p.name for p in mount.iterdir()] == ["filler"]
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_pipe_among_images_and_a_port_out_of_range_are_one_line(tmp_path, capsys):
+    """A reader never opens a pipe (it would hang); a port bind() cannot take is named before it."""
+    import os
+
+    from cnnexp import dashboard
+    from cnnexp.core.errors import RunError
+    from cnnexp.predict import find_images
+
+    os.mkfifo(tmp_path / "f.png")
+    with pytest.raises(RunError, match="f.png is not a plain file"):
+        find_images(str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        dashboard.main([str(tmp_path), "port=-1"])
+    assert stop.value.code == 2 and "port=-1 is not valid" in capsys.readouterr().err
+
+
+def test_a_stop_in_a_reading_command_is_one_line_and_the_signals_code(capsys):
+    """core.stopping.run_command: Ctrl-C (a KeyboardInterrupt), or Lightning's own exit 1 once a
+    signal came (what eval's test loop does), is one line and 130; an OSError nobody named is one line."""
+    import signal
+
+    from cnnexp.core import stopping
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def lightning_exit():
+        stopping.received = signal.SIGINT
+        raise SystemExit(1)
+
+    def too_long():
+        raise OSError(36, "File name too long", "/tmp/" + "é" * 150)
+
+    try:
+        for main, code, words in [(interrupted, 130, "interrupted; nothing was written"),
+                                  (lightning_exit, 130, "interrupted (received SIGINT); nothing was written"),
+                                  (too_long, 2, "File name too long; a name in this path is too long")]:
+            with pytest.raises(SystemExit) as stop:
+                stopping.run_command(main)
+            err = capsys.readouterr().err
+            assert stop.value.code == code and len(err.splitlines()) == 1 and words in err, err
+    finally:
+        stopping.received = None
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

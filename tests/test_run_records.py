@@ -112,6 +112,10 @@ CHECK_CASES = {
     "results.json a pipe": (_fifo("results.json"), "not a plain file"),
     "metrics.csv garbage": (_write("metrics.csv", "epoch,step\nx,1\n"), "not a table of epochs"),
     "a dead run": (_record(status="running"), ": dead —"),
+    "results.json best_val_acc NaN": (_record(best_val_acc=float("nan")), "best_val_acc is nan"),
+    "results.json test_acc 7.5": (_record(test_acc=7.5), "outside what it can be"),
+    "metrics.csv emptied": (_write("metrics.csv", "epoch,step\n"), "epochs, but results.json (ok) says"),
+    "train.log a link out": (_link("train.log", "/etc/hostname"), "a resume would write through it"),
 }
 
 
@@ -317,3 +321,21 @@ def test_the_checkers_plain_checkpoint_names_are_what_torch_allows():
 
     allowed = set(_get_allowed_globals())
     assert {name.replace(" ", ".") for name in WEIGHTS_GLOBALS} <= allowed
+
+
+def test_bare_folder_arguments_and_printed_commands(quick_run, tmp_path, capsys):
+    """An empty folder argument is one line in every command that takes one bare; a command printed
+    for pasting names a folder with a space, '#' and ':' as one shell word."""
+    import shlex
+
+    from cnnexp import check, compare, dashboard, summary
+    from cnnexp.run.outcome import what_resume_does
+
+    for main in (check.main, summary.main, compare.main, dashboard.main):
+        with pytest.raises(SystemExit) as stop:
+            main(["", "x"] if main is compare.main else [""])
+        assert stop.value.code == 2 and "an empty value names no folder" in capsys.readouterr().err
+    odd = tmp_path / "my runs #2" / "killed: a"
+    shutil.copytree(quick_run[0], odd)
+    said = what_resume_does(odd)
+    assert shlex.split(said.split("trained again by: ", 1)[1])[-1] == f"resume={odd}"

@@ -337,3 +337,20 @@ def test_a_resume_stopped_before_any_run_leaves_the_sweep_as_it_was(made, tmp_pa
         monkeypatch.setattr(SettingsCheck, name, value)
     SettingsCheck.stop()
     assert not launch.exists() and (sweep / "summary.csv").read_text() == "the summary this resume found\n"
+
+
+def test_storage_named_for_a_study_kept_in_the_folder_is_one_line(made, capsys):
+    code, out, err = _summary_args([str(made), "storage=sqlite:////tmp/cnnexp-not-this.db"], capsys)
+    assert code == 2 and "would not be read; leave storage= out" in err and not Path("/tmp/cnnexp-not-this.db").exists()
+
+
+def _summary_args(args: list, capsys) -> tuple:
+    from cnnexp import summary
+
+    try:
+        summary.main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -15,7 +15,6 @@ Where the files cannot be written (a read-only folder), the table is printed, th
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import List
 
 from cnnexp.core.errors import UserError, fail

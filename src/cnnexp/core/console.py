@@ -11,6 +11,7 @@ import signal
 import sys
 import warnings
 
+
 SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
 SWEEP_COST = "CNNEXP_SWEEP_COST"  # the same: the sweep's start (unix) and each job's estimated seconds
 
@@ -93,12 +94,6 @@ def report_like_cat() -> None:
     it ends quietly once head has read enough, as `cat` does — no BrokenPipeError traceback.
     Not for training, which records how it stopped (ConsoleHandler.handleError)."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-
-
-def printable(text) -> str:
-    """Text as one line of plain text: a control character (a newline in a folder's name, a
-    terminal's escape sequence in a record handed over) shown escaped, never acted on."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def command(module: str, *args) -> str:

@@ -35,12 +35,16 @@ class DataUnavailable(UserError):
     """No source produced the data. str() says what was tried and how to fix it."""
 
 
+def printable(text) -> str:
+    """Text as one line of plain text: a control character (a newline in a folder's name, a
+    terminal's escape sequence in a record handed over) shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def fail(error: BaseException | str, code: int = 2) -> NoReturn:
     """Print the one line (`cnnexp: error: …`) and exit. A control character in it (a newline in a
     folder's name, a terminal escape in a value typed or recorded) is shown escaped, so the line
     stays one and the terminal is not driven by it; only a ShapeError's `try:` lines are lines."""
-    from cnnexp.core.console import printable
-
     lines = str(error).split("\n") if isinstance(error, ShapeError) else [str(error)]
     text = "\n".join(map(printable, lines))
     print(f"cnnexp: error: {text}", file=sys.stderr)

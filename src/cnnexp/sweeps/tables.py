@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from cnnexp.core.console import printable  # noqa: F401 — its cells, and compare's and summary's
+from cnnexp.core.errors import printable  # noqa: F401 — its cells, and compare's and summary's
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import shown_status
