@@ -24,6 +24,7 @@ UNSAFE_FILES = ("weakref.py", "_weakrefset.py", "<frozen importlib._bootstrap>")
 def install(signals: Iterable[int]) -> None:
     for sig in signals:
         signal.signal(sig, _stop)
+    quiet_writer_threads()
     if sys.unraisablehook is not _quiet:
         _quiet.default = sys.unraisablehook  # type: ignore[attr-defined]
         sys.unraisablehook = _quiet
@@ -92,6 +93,7 @@ def run_command(main, leaves: str = "nothing was written") -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    quiet_writer_threads()
     try:
         main()
     except KeyboardInterrupt:
@@ -114,4 +116,27 @@ def _said(leaves: str) -> None:
         print(f"cnnexp: interrupted{cause()}; {leaves}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # a console that went away
         pass
+
+
+def quiet_writer_threads() -> None:
+    """A background writer's refused write (TensorBoard's event thread under `ulimit -f` or on a full
+    disk) is one line, not a thread's traceback; the command's own writes say the rest."""
+    import threading
+
+    if getattr(threading.excepthook, "cnnexp", False):
+        return
+    default = threading.excepthook
+
+    def hook(args) -> None:
+        if isinstance(args.exc_value, OSError):
+            from cnnexp.core.files import os_error_line
+
+            name = getattr(args.thread, "name", "a background thread")
+            print(f"cnnexp: error: {os_error_line(args.exc_value, where=f'a file {name} writes (TensorBoard events)')}",
+                  file=sys.stderr)
+            return
+        default(args)
+
+    hook.cnnexp = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
