@@ -124,6 +124,8 @@ EDITS = [  # (recorded text, as a folder handed over holds it; words of the one 
     ("    partition: debug", '    partition: "debug\\ntouch MARK #"', r"hydra.launcher.partition='debug\ntouch MARK #' is not valid"),
     ("    setup: null", "    setup: ['touch MARK']", "hydra.launcher.setup=['touch MARK'] (shell lines each job runs)"),
     ("    - model.kernel_size=3,5", "    - model.kernel_size=3,5\n    - +note=${oc.env:HOME}", "+note=${oc.env:HOME}, an interpolation"),
+    ("    - model.kernel_size=3,5", "    - model.kernel_size=3,5\n    - data.root=MARK",  # MNIST would be downloaded there
+     "records data.root=MARK, a folder that is not there"),
     pytest.param("    additional_parameters: {}", "    additional_parameters: {export: 'ALL,LD_PRELOAD=MARK'}",
                  "(sbatch options)", marks=SLOW),
     pytest.param("    additional_parameters: {}", "    additional_parameters: {comment: '${oc.env:HOME}'}",
@@ -135,7 +137,7 @@ EDITS = [  # (recorded text, as a folder handed over holds it; words of the one 
 ]
 
 
-@pytest.mark.parametrize("was, now, said", EDITS, ids=["partition", "setup", "override", "sbatch-option",
+@pytest.mark.parametrize("was, now, said", EDITS, ids=["partition", "setup", "override", "data-root", "sbatch-option",
                                                        "interpolation", "job-folder", "target"])
 def test_a_resume_replays_what_a_folder_recorded_only_as_checked_data(recorded, tmp_path, was, now, said):
     sweep = tmp_path / "handed-over"

@@ -143,9 +143,16 @@ def recorded_locations_missing(untyped: list) -> list:
     """The recorded overrides naming a folder (data.root, paths.*) that is not there: a resume would
     make it, download data into it or put a store there, on the folder's word."""
     from cnnexp.config.schema import PATH_KEYS
+    from cnnexp.data.idx import present
 
-    return [o for o in untyped if key_value(o)[0].lstrip("+~") in PATH_KEYS
-            and not Path(key_value(o)[1].strip("'\"")).expanduser().is_dir()]
+    mnist = not any(o.startswith("data=") and not o.endswith("=mnist") for o in untyped)
+
+    def missing(key: str, value: str) -> bool:
+        folder = Path(value.strip("'\"")).expanduser()
+        return not folder.is_dir() or key == "data.root" and mnist and not present(folder)  # MNIST not downloaded there
+
+    return [o for o in untyped if key_value(o)[0].lstrip("+~") in PATH_KEYS and missing(key_value(o)[0].lstrip("+~"),
+                                                                                         key_value(o)[1])]
 
 
 def replays_only_data(config: DictConfig, recorded: DictConfig, folder: Path, typed, untyped: list) -> None:
@@ -162,8 +169,8 @@ def replays_only_data(config: DictConfig, recorded: DictConfig, folder: Path, ty
                        "folder — give it again on the command line if you mean it")
     elsewhere = recorded_locations_missing(untyped)
     if elsewhere:
-        raise RunError(f"resume={typed}: {record} records {elsewhere[0]}, a folder that does not exist; a resume "
-                       "makes no folder a record names (it would write there) — give it again on the command line "
+        raise RunError(f"resume={typed}: {record} records {elsewhere[0]}, a folder that is not there (or holds no MNIST); "
+                       "a resume makes no folder and downloads nothing where a record says — give it again on the command line "
                        "if you mean it")
     named = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
     replay = not any(o.startswith("hydra/launcher=") for o in named)
