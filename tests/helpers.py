@@ -4,6 +4,7 @@ fixture (conftest.py): the runs it starts read that session's calibration cache,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -178,3 +179,29 @@ def sweep_dir(output_dir: Path) -> Path:
     found = list((output_dir / "multirun").glob("*/*"))
     assert len(found) == 1, found
     return found[0]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str):
+    """A small tmpfs mounted at `folder` (e.g. "size=20m" or "size=4m,ro": the tests run as root, so
+    chmod would not stop a write), unmounted after; the test is skipped, with why, where mount is refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"a tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def in_process(main, args, capsys) -> tuple:
+    """An entry point's main(args) in this process, as its user sees it: (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+

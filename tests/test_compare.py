@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 
 from cnnexp.compare import main as compare_main
 from cnnexp.sweeps import stats
-from tests.helpers import QUICK, cli
+from tests.helpers import QUICK, cli, in_process
 
 pytestmark = pytest.mark.xdist_group("test_compare")  # its module fixtures are built once, on one worker
 
@@ -118,13 +118,7 @@ def test_compare_gives_the_summary_figures(replicated, tmp_path, calibrated):
 
 def _compare(capsys, *args):
     """cnnexp.compare in this process: (exit code, stdout, stderr)."""
-    try:
-        compare_main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return in_process(compare_main, args, capsys)
 
 
 def test_compare_runs_and_refusals(replicated, tmp_path, capsys):

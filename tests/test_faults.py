@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import QUICK, cli, finish, only_run_dir, start, wait_for_epoch, wait_until
+from tests.helpers import QUICK, cli, finish, only_run_dir, start, wait_for_epoch, wait_until, tmpfs
 
 pytestmark = [pytest.mark.xdist_group("test_faults"),  # its module fixtures are built once, on one worker
               pytest.mark.usefixtures("calibrated")]  # its tests start runs
@@ -307,14 +307,8 @@ def test_a_faulted_sweep_resumes_twice_to_its_records(tmp_path, shared_data, pha
 @pytest.fixture
 def small_disk(tmp_path):
     """A 40 MB tmpfs (the tests run as root); skipped with the reason where mount is refused."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"a small tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with tmpfs(tmp_path / "disk", "size=40m") as mount:
+        yield mount
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT, SHARED_DATA, cli, run_env
+from tests.helpers import PROJECT, SHARED_DATA, cli, run_env, tmpfs
 from tests.test_bad_input import one_error_line
 
 HOSTILE = ["hh #x/run", "a: b", "it's", 'say "hi"', "$HOME/x", "${oc.env:HOME}", "line\nbreak", " spaced out ",
@@ -154,13 +154,8 @@ def test_the_writer_names_the_file_and_leaves_nothing(tmp_path):
 @pytest.fixture
 def read_only_disk(tmp_path):
     """A small tmpfs mounted read-only (the tests run as root: chmod would not stop a write)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"a tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with tmpfs(tmp_path / "ro", "size=4m,ro") as mount:
+        yield mount
 
 
 def test_a_read_only_disk_is_one_write_error(read_only_disk):
@@ -206,12 +201,7 @@ def test_export_where_the_disk_refuses_is_one_line_and_out_writes_elsewhere(quic
 def test_a_new_run_on_a_full_disk_is_one_line_and_no_folder(tmp_path, calibrated):
     """A full disk still makes folders: Hydra then failed writing .hydra/config.yaml (a traceback,
     exit 1, a half folder). The folder check writes a small file too."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"a tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
-    try:
+    with tmpfs(tmp_path / "full", "size=1m") as mount:
         with (mount / "filler").open("wb") as f:
             with pytest.raises(OSError):
                 while True:
@@ -220,8 +210,6 @@ def test_a_new_run_on_a_full_disk_is_one_line_and_no_folder(tmp_path, calibrated
         proc = cli("train", f"data.root={SHARED_DATA}", f"paths.output_dir={mount / 'out'}")
         assert proc.returncode == 2 and "No space left on device" in one_error_line(proc)
         assert [p.name for p in mount.iterdir()] == ["filler"]
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_a_pipe_among_images_and_a_port_out_of_range_are_one_line(tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHORT, cli, run_env, sweep_dir
+from tests.helpers import SHORT, cli, in_process, run_env, sweep_dir, tmpfs
 from tests.test_bad_input import one_error_line, snapshot
 
 pytestmark = pytest.mark.usefixtures("calibrated")
@@ -57,13 +57,7 @@ def _summary(folder: Path, capsys) -> tuple:
     """`cnnexp.summary FOLDER` in this process: (exit code, stdout, stderr)."""
     from cnnexp.summary import main
 
-    try:
-        main([str(folder)])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return in_process(main, [folder], capsys)
 
 
 def _write(text: str):
@@ -195,13 +189,8 @@ def test_summary_writes_whole_or_says_what_it_did_not_write(made, tmp_path, caps
 @pytest.fixture
 def read_only(tmp_path):
     """A small tmpfs, remounted read-only by the test (the tests run as root); skipped where mount is refused."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"a tmpfs could not be mounted ({done.stderr.strip()[:120]}); needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with tmpfs(tmp_path / "disk", "size=20m") as mount:
+        yield mount
 
 
 def test_summary_of_a_read_only_sweep_prints_the_table_then_one_line(made, read_only):
@@ -253,13 +242,7 @@ def test_sweeper_options_on_a_resume_without_m_are_one_line(made, quick_run):
 def _compare(capsys, *args) -> tuple:
     from cnnexp.compare import main
 
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return in_process(main, args, capsys)
 
 
 def test_compare_reads_records_with_care(made, tmp_path, capsys):
@@ -340,17 +323,7 @@ def test_a_resume_stopped_before_any_run_leaves_the_sweep_as_it_was(made, tmp_pa
 
 
 def test_storage_named_for_a_study_kept_in_the_folder_is_one_line(made, capsys):
-    code, out, err = _summary_args([str(made), "storage=sqlite:////tmp/cnnexp-not-this.db"], capsys)
+    from cnnexp.summary import main
+
+    code, out, err = in_process(main, [made, "storage=sqlite:////tmp/cnnexp-not-this.db"], capsys)
     assert code == 2 and "would not be read; leave storage= out" in err and not Path("/tmp/cnnexp-not-this.db").exists()
-
-
-def _summary_args(args: list, capsys) -> tuple:
-    from cnnexp import summary
-
-    try:
-        summary.main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
