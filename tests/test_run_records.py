@@ -216,6 +216,7 @@ def test_a_resume_checks_every_record_before_it_writes(copy_run, tmp_path):
     assert not Path("pwned").exists()
 
 
+@pytest.mark.slow  # default run: the same check in process (test_a_resume_checks_every_record_before_it_writes)
 def test_a_resume_of_a_garbled_record_is_one_line_and_changes_nothing(copy_run):
     """The issue's case end to end: an ok run whose metrics.csv is garbage used to train an epoch,
     die on int() and turn its `ok` record into `failed`."""
