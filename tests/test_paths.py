@@ -257,3 +257,23 @@ def test_a_stop_in_a_reading_command_is_one_line_and_the_signals_code(capsys):
         stopping.received = None
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_a_url_where_a_folder_goes_and_a_key_given_twice_are_one_line(tmp_path):
+    """hydra.run.dir=s3://b/x became the local folder ./s3:/b/x, data.root=https://… a download into
+    ./https:/…; `eval run=A run=B` evaluated B without a word; a file named with `[1]` is that file."""
+    from cnnexp.config import args as cli_args
+    from cnnexp.config.compose import check_override_keys
+    from cnnexp.core.errors import SettingsError
+    from cnnexp.eval import EvalArgs
+    from cnnexp.predict import find_images
+
+    for override in ("hydra.run.dir=s3://bucket/x", "data.root=https://example.com/mnist"):
+        with pytest.raises(SettingsError, match="a folder on this machine, not a URL"):
+            check_override_keys([override])
+    with pytest.raises(SettingsError, match="given 2 times"):
+        cli_args.parse(EvalArgs, ["run=/a", "run=/b"])
+    odd = tmp_path / "im[1]" / "a.png"
+    odd.parent.mkdir()
+    odd.write_bytes(b"")
+    assert find_images(str(odd)) == [odd]

@@ -116,6 +116,12 @@ CHECK_CASES = {
     "results.json test_acc 7.5": (_record(test_acc=7.5), "outside what it can be"),
     "metrics.csv emptied": (_write("metrics.csv", "epoch,step\n"), "epochs, but results.json (ok) says"),
     "train.log a link out": (_link("train.log", "/etc/hostname"), "a resume would write through it"),
+    "train.log a hard link": (lambda run: os.link(run / "config.yaml", run / "hard.log") or
+                              (run / "train.log").unlink() or os.rename(run / "hard.log", run / "train.log"),
+                              "a hard link, the same file as one elsewhere"),
+    "config.yaml aliases (billion laughs)": (_write("config.yaml", "a: &a [x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}]\n" for p, n in zip("abcdefg", "bcdefgh"))), "holds a YAML alias"),
+    "results.json nested past any record": (_write("results.json", "[" * 100_000 + "]" * 100_000), "not readable JSON"),
 }
 
 

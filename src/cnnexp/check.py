@@ -63,7 +63,8 @@ def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str]
                         f"but it holds {trained[0]}")
     untrained = status == "interrupted" and results.get("untrained") is True  # a sweep job stopped as it started
     findings += _config_findings(run_dir, not refused and not untrained)
-    findings += [f"{link}: a link to {link.resolve()}, outside {run_dir}; a resume would write through it"
+    findings += [f"{link}: " + (f"a link to {link.resolve()}, outside {run_dir}" if link.is_symlink() else
+                                "a hard link, the same file as one elsewhere") + "; a resume would write through it"
                  for link in links_out(run_dir, depth=2) if not any(str(link) in f for f in findings)]
     return findings, notes
 
@@ -81,7 +82,7 @@ def _results(run_dir: Path) -> Tuple[Optional[dict], List[str]]:
         return None, [f"{run_dir}: no {RESULTS} (a run writes it when it starts)"]
     try:
         results = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting no record has
         return None, [f"{path}: not readable JSON ({str(e).splitlines()[0][:120]})"]
     problems = record_problems(results)
     if not isinstance(results, dict) or problems and problems[0].startswith("not a run record"):

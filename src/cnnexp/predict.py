@@ -74,6 +74,8 @@ def find_images(pattern: str) -> List[Path]:
     path = Path(pattern).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
+    elif path.exists():  # a file named as typed, `[1]` and `*` in its name included
+        files = [path]
     else:
         files = sorted(Path(p) for p in glob.glob(str(path)))
     if not files:

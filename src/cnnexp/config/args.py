@@ -29,6 +29,10 @@ def parse(schema: Type[T], argv: List[str] | None = None) -> T:
     bad = [a for a in args if "=" not in a]
     if bad:
         raise SettingsError(bad[0], "", "arguments are key=value, e.g. run=outputs/2026-11-25/10-31-02")
+    keys = [a.split("=", 1)[0] for a in args]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice:  # the last would win without a word
+        raise SettingsError(twice, "…", f"given {keys.count(twice)} times; give it once")
     texts = text_keys(schema)
     as_typed: Dict[str, str] = {}
     for arg in args:

@@ -10,6 +10,8 @@ Pure Python: no torch.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, List, Optional
@@ -269,6 +271,9 @@ def check_path(key: str, value: Any, fix: str = "") -> None:
     if isinstance(value, str) and not value.strip():
         raise SettingsError(key, value, "an empty value names no folder or file (a path would be read as the "
                                         f"current folder, or the file-system root); {fix or f'give one, or leave {key}= out'}")
+    if isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):  # s3://b/x would become ./s3:/b/x
+        raise SettingsError(key, value, "a folder on this machine, not a URL (it would be made as a local folder "
+                                        "named after the URL); copy or mount the data here and name that folder")
 
 
 DATA_SOURCES = ("local", "mirrors", "wheel")

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 from cnnexp.core.console import command
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
-from cnnexp.records.reading import RecordError, read_record_text, record_file
+from cnnexp.records.reading import RecordError, plain_yaml, read_record_text, record_file
 from cnnexp.records.values import RESUMABLE, STATUSES, STOPPED, record_problems  # noqa: F401 — asked of here too
 
 # ------------------------------------------------------------------ the files
@@ -185,7 +185,7 @@ def load_results(run_dir: Path) -> Optional[Dict[str, Any]]:
         return None
     try:
         results = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting no record has
         raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
     problems = record_problems(results)
     if problems:
@@ -222,7 +222,10 @@ def read_config(folder: Path, path: Optional[Path] = None, values_only: bool = T
     if not text.strip():
         raise RecordError(f"{path}: empty (cut short when it was written, or emptied)")
     try:
+        plain_yaml(text, path)
         tree = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except RecordError:
+        raise
     except Exception as e:
         raise RecordError(f"{path}: not readable YAML ({(str(e).splitlines() or [type(e).__name__])[0][:100]})") from None
     if not isinstance(tree, dict):

@@ -77,6 +77,9 @@ def read_record_text(folder: Path, path: Path, limit: int = TEXT_LIMIT) -> Optio
         raise RecordError(f"{path}: not text (not UTF-8)") from None
 
 
+APPENDED = ("train.log",)  # what a continued run appends to in place (the rest is replaced whole)
+
+
 def links_out(folder: Path, depth: int = 3) -> list:
     """The links in `folder` (walked `depth` levels down, never through a link) that lead out of it:
     a run or a sweep continued in a folder someone handed over would append its log, events or
@@ -94,6 +97,9 @@ def links_out(folder: Path, depth: int = 3) -> list:
                 real = path.resolve()
                 if real != root and root not in real.parents:
                     found.append(path)
+            elif entry.name in APPENDED and entry.is_file(follow_symlinks=False) and \
+                    entry.stat(follow_symlinks=False).st_nlink > 1:  # a hard link: the same file elsewhere too
+                found.append(path)
             elif entry.is_dir(follow_symlinks=False) and level < depth:
                 walk(path, level + 1)
 
@@ -105,6 +111,23 @@ def refuse_links_out(folder: Path, key: str, depth: int = 3) -> None:
     """`key`=folder (resume=…) is continued only if nothing in it leads elsewhere: RecordError otherwise."""
     found = links_out(folder, depth)
     if found:
-        raise RecordError(f"{found[0]}: a link to {found[0].resolve()}, outside {folder}; a run continued there "
-                          "would write through it — replace the link with the file it stands for")
+        what = f"a link to {found[0].resolve()}, outside {folder}" if found[0].is_symlink() else \
+            "a hard link, the same file as one elsewhere"
+        raise RecordError(f"{found[0]}: {what}; a run continued there would write through it — replace the link "
+                          "with a copy of the file it stands for")
+
+
+def plain_yaml(text: str, path: Path) -> None:
+    """RecordError where a record's YAML holds an alias (`*name`): cnnexp writes none, and a few
+    hundred bytes of nested aliases expand past any memory ("billion laughs"). Reads YAML's events
+    only, which expand nothing; a syntax error is left to the reader that parses it."""
+    import yaml
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise RecordError(f"{path}: holds a YAML alias (*{event.anchor}), which no record cnnexp writes has "
+                                  "(aliases can expand past any memory); not read")
+    except yaml.YAMLError:
+        return
 

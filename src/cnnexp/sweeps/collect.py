@@ -42,9 +42,14 @@ def load_yaml(path: Path) -> Any:
     is not resolved). RunError for one that YAML cannot read."""
     from omegaconf import OmegaConf
 
+    from cnnexp.records.reading import RecordError, plain_yaml
+
     text = record_text(path)
     try:
+        plain_yaml(text, path)
         return OmegaConf.to_container(OmegaConf.create(text), resolve=False) if text.strip() else {}
+    except RecordError:
+        raise
     except Exception as e:  # yaml's and omegaconf's own errors: the first line of them
         raise RunError(f"{path}: not readable YAML ({str(e).splitlines()[0][:160]})") from None
 
