@@ -30,6 +30,7 @@ def test_monitor_and_mode_are_resolved_once_and_the_search_follows(overrides, ex
     assert objective(composed) == (expected[0], "maximize" if expected[1] == "max" else "minimize")
 
 
+@pytest.mark.slow  # a 15 s training; the default run keeps the resolution of "best" (above) and the summary's ranking
 def test_a_val_loss_run_keeps_the_epoch_of_the_lowest_loss(tmp_path, shared_data, calibrated):
     proc = cli("train", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=15", "optimizer.lr=3e-3",
                "callbacks.checkpoint.monitor=val/loss", "test_after_fit=false",
