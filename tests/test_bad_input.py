@@ -187,12 +187,12 @@ def corrupt_config(run: Path) -> None:
 
 @pytest.mark.parametrize("spoil, extra, words", [
     (None, ["model=convae"], "only dotted overrides"),
-    (None, ["model.blocks.0.channels=64"], "weights do not fit"),
+    pytest.param(None, ["model.blocks.0.channels=64"], "weights do not fit", marks=pytest.mark.slow),
     pytest.param(None, ["trainer.max_epochs=abc"], "trainer.max_epochs", marks=pytest.mark.slow),  # a type: SETTINGS_CASES
     pytest.param(None, ["callbacks.checkpoint.monitor=val/loss"], "a resumed run keeps what", marks=pytest.mark.slow),
     pytest.param(truncate_last, [], "last.ckpt: not a whole checkpoint", marks=pytest.mark.slow),  # truncated-best: default
     (truncate_best, [], "best.ckpt: not a whole checkpoint"),
-    (foreign_last, [], "not a cnnexp checkpoint"),
+    pytest.param(foreign_last, [], "not a cnnexp checkpoint", marks=pytest.mark.slow),  # the default: test_run_records
     (corrupt_config, [], "config.yaml: not readable YAML"),
 ], ids=["group-override", "network-change", "bad-type", "monitor-change", "truncated-ckpt", "truncated-best",
         "foreign-ckpt", "corrupt-config"])

@@ -26,6 +26,7 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())  # strict JSON: a bare NaN would fail here
 
 
+@pytest.mark.slow  # a training stopped by its console; test_faults keeps the signals in the default run
 def test_a_console_closed_before_the_run_stops_it_as_sigpipe_would_recorded(tmp_path, shared_data):
     """`python -m cnnexp.train … | head`: the reader goes away; the run stops at its next batch and
     says so in results.json — not `failed` blaming a path, not a traceback per log line."""
@@ -127,6 +128,7 @@ def test_a_copied_run_tests_its_own_checkpoint(tmp_path, shared_data):
     assert {p: p.stat().st_mtime_ns for p in original.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow  # a training to its memory limit; test-all runs it
 def test_out_of_memory_is_one_line(tmp_path, shared_data):
     """Under a 6 GiB address-space limit, three blocks of 4,096 channels cannot allocate."""
     limit = 6 * 2**30

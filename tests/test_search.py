@@ -220,7 +220,7 @@ def test_the_search_summary_counts_trials_re_run_and_re_runs(tmp_path, capsys):
     assert "1 re-run after their worker was lost (2 re-runs in all)" in said, said
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("sig", [pytest.param(s, marks=pytest.mark.slow) for s in ("SIGINT", "SIGTERM")])  # 20 s each
 def test_a_signal_to_a_search_is_one_line_and_its_trial_is_recorded_interrupted(tmp_path, shared_data, sig, calibrated):
     """Ctrl-C (or SIGTERM) mid-trial: no traceback — none dropped in a finaliser either — one
     cnnexp line, exit 128 + the signal's number, and the trial's record says interrupted."""

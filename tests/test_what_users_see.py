@@ -55,6 +55,7 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
+@pytest.mark.slow  # a multi-epoch training; the progress-bar test keeps the console in the default run
 def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data, calibrated):
     """The default (progress_bar_refresh=auto) with the console piped, as `… > log.txt` or `| tee`:
     no carriage returns, no cursor escapes; each epoch's end as one line, and the result line.
