@@ -78,6 +78,7 @@ def test_a_busy_machine_is_named_beside_an_estimate_measured_quiet():
     assert busy_note({"busy": False}, 6.04, 2) == "; the machine is busy now (load 6.0 on 2 cores): expect it to take longer"
 
 
+@pytest.mark.slow  # a 16 s sweep; test-all runs it
 def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
     quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]  # piped: a line per epoch
     proc = cli("train", "-m", "model.kernel_size=3,5", *quick, "trainer.max_epochs=1", "trainer.limit_train_batches=4",

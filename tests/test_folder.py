@@ -67,6 +67,7 @@ def load_recorded(run: Path) -> dict:
     return OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))["data"]
 
 
+@pytest.mark.slow  # 14 s; test-all runs it
 def test_eval_and_predict_work_from_the_run_folder_and_name_classes(folder_run, tinted, calibrated):
     run, _ = folder_run
     results = json.loads((run / "results.json").read_text())

@@ -54,6 +54,7 @@ def test_eval_full_tests_the_whole_split(quick_run, shared_data):
     assert result["full"] and result["test/acc"] == pytest.approx(right / len(labels), abs=1e-6)
 
 
+@pytest.mark.slow  # 13 s of predictions; test-all runs it
 def test_predict_reads_saved_digits_of_any_size_and_polarity(quick_run, shared_data, tmp_path):
     from cnnexp.data.mnist import load_split, to_float
     from cnnexp.run.restore import load_task

@@ -214,6 +214,7 @@ def test_summary_shows_a_killed_run_as_dead(seeded, tmp_path, calibrated):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "multirun.yaml" in proc.stderr
 
 
+@pytest.mark.slow  # 11 s of training; test-all runs it
 def test_a_run_extended_by_hand_keeps_its_setting_and_is_noted(seeded, tmp_path, calibrated):
     """`resume=SWEEP/pool=max,seed=1 trainer.max_epochs=2`, the folder as the sweep named it: the
     run's record then holds the resume's overrides, and the summary reads its setting as its first
