@@ -31,7 +31,7 @@ FACTS = {
     "volumes": "cnnexp.data.volumes:facts",
     "moving_mnist": "cnnexp.data.moving_mnist:facts",
 }
-SPATIAL = {"mnist": 2, "folder": 2, "series": 1, "seqmnist": 1, "volumes": 3, "moving_mnist": 3}  # for messages
+FROM_MNIST = ("mnist", "seqmnist", "moving_mnist")  # the data made from MNIST's files (fetched before a run starts)
 
 
 def facts_of(name: str) -> Callable[..., DataFacts]:
@@ -99,3 +99,28 @@ def folder(d, seed: int, test_after_fit: bool) -> DataFacts:
     shape = images.shape_of(found, d.image_size, d.channels)
     d.channels, d.image_size, d.classes = shape[0], [shape[1], shape[2]], list(found.classes)
     return DataFacts(shape, found.classes, len(found.files["train"]), source)
+
+
+def sizes(d, seed: int) -> Tuple[int, int, int]:
+    """(train, val, test) examples, for the cost estimate: from the same scans the check made (cached)."""
+    from cnnexp.data.idx import TEST_IMAGES, TRAIN_IMAGES
+
+    if d.name in ("mnist", "seqmnist"):
+        return TRAIN_IMAGES - d.val_size, d.val_size, TEST_IMAGES
+    if d.name == "moving_mnist":
+        return d.train_clips, d.val_clips, d.test_clips
+    if d.name == "series":
+        from cnnexp.data import series
+
+        (_, y), (_, y_test), classes, _ = series.load(d, seed)
+        rows = series.split_rows(y, len(classes), d.val_fraction, seed)
+        return len(rows["train"]), len(rows["val"]), len(y_test)
+    if d.name == "volumes":
+        from cnnexp.data import volumes
+
+        files = volumes.scan(d.root, d.val_fraction, d.test_fraction, seed)[1]
+    else:
+        from cnnexp.data import images
+
+        files = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed).files
+    return tuple(len(files[k]) for k in ("train", "val", "test"))
