@@ -148,5 +148,5 @@ def test_train_refuses_a_malformed_ts_in_one_line_without_a_run_folder(tmp_path)
                env={"XDG_CACHE_HOME": str(tmp_path / "cache")})  # refused before any calibration is read
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cnnexp: error: ") and "Toy_TRAIN.ts: case 11 (line 18)" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("cnnexp: error: ") and "Toy_TRAIN.ts: case 11 (line 19)" in lines[0]
     assert not out.exists() or not any(out.rglob("results.json"))

@@ -2,7 +2,9 @@
 
 Beside each layer's shapes and parameters: its receptive field (input pixels one output unit
 sees) and jump (input pixels between neighbouring units), multiply-accumulates per image, and
-the memory of its output per image. Transposed convolutions show the tutorial's view of them:
+the memory of its output per image. A kernel, stride, padding, rf or jump that differs between
+the spatial axes prints per axis (`3×5`); one that does not, as one number, in 1, 2 or 3 axes
+(the shapes beside it say how many). Transposed convolutions show the tutorial's view of them:
 zeros inserted between the inputs, the equivalent padding p' and the extra a. A network far
 costlier than its task's reference (cnn3, convae) gets a warning with the factor.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from cnnexp.arithmetic.geometry import Layer, total_macs, total_params
+from cnnexp.arithmetic.geometry import Layer, axes_text, total_macs, total_params
 
 
 def _shape(shape) -> str:
@@ -21,16 +23,16 @@ def _shape(shape) -> str:
 def _padding(layer: Layer) -> str:
     if layer.padding is None:
         return ""
-    if layer.padding in ("same", "valid") and not layer.symmetric:
-        (t, b), (l, r) = layer.pads
-        return f"{layer.padding}({t},{b})" if (t, b) == (l, r) else f"{layer.padding}({t},{b};{l},{r})"
+    if layer.padding in ("same", "valid") and not layer.symmetric:  # (before, after) of each axis, ";" between
+        pairs = [f"{before},{after}" for before, after in dict.fromkeys(layer.pads)]
+        return f"{layer.padding}({';'.join(pairs)})"
     if layer.padding == "same":
         return f"same({layer.pads[0][0]})"
-    return str(layer.padding)
+    return axes_text(layer.padding)
 
 
 def _kind(layer: Layer) -> str:
-    extra = [f"d{layer.dilation}" if layer.dilation > 1 else "", f"g{layer.groups}" if layer.groups > 1 and layer.kind == "conv" else ""]
+    extra = [f"d{axes_text(layer.dilation)}" if max(layer.axes("dilation"), default=1) > 1 else "", f"g{layer.groups}" if layer.groups > 1 and layer.kind == "conv" else ""]
     return " ".join([layer.kind, *filter(None, extra)])
 
 
@@ -56,13 +58,13 @@ def format_table(layers: List[Layer]) -> str:
         has_params = layer.kind in ("conv", "linear", "convT") or layer.kind.endswith("norm")
         rows.append((
             layer.block, _kind(layer),
-            "" if layer.kernel is None else str(layer.kernel),
-            "" if layer.stride is None else str(layer.stride),
+            "" if layer.kernel is None else axes_text(layer.kernel),
+            "" if layer.stride is None else axes_text(layer.stride),
             _padding(layer),
             _shape(layer.in_shape), "→", _shape(layer.out_shape),
             f"{layer.params:,}" if has_params else "0" if layer.kind.endswith("pool") else "",
-            "" if layer.rf is None else str(layer.rf),
-            "" if layer.jump is None else str(layer.jump),
+            "" if layer.rf is None else axes_text(layer.rf),
+            "" if layer.jump is None else axes_text(layer.jump),
             f"{layer.macs:,}" if layer.macs else "",
             _kb(layer.memory),
             note(layer),
@@ -98,8 +100,8 @@ def table_json(layers: List[Layer]) -> Dict:
 
 def _odd(layer: Layer) -> bool:
     """Show the worked formula where the result is not the obvious i/s."""
-    i, o = layer.in_shape[1], layer.out_shape[1]
-    return layer.stride is not None and i % layer.stride != 0 or o * (layer.stride or 1) != i
+    i, o, stride = layer.in_shape[1], layer.out_shape[1], layer.axes("stride")[0]
+    return stride is not None and i % stride != 0 or o * (stride or 1) != i
 
 
 COSTLY = 10  # × the reference's parameters or MACs per image

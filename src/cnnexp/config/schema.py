@@ -149,19 +149,19 @@ DATASETS = {"mnist": DataSettings, "folder": FolderSettings, "series": SeriesSet
 @dataclass
 class BlockSettings:
     channels: int
-    kernel_size: int
-    stride: int
-    padding: Any  # int, "same" or "valid"
-    dilation: int
+    kernel_size: Any  # an int, or a list with one per spatial axis (the same for stride … pool_padding)
+    stride: Any
+    padding: Any  # int (or one per axis), "same" or "valid"
+    dilation: Any
     groups: int
     bias: Any  # auto (off when a norm follows), true or false
     norm: str
     norm_groups: int
     activation: str
     pool: str
-    pool_kernel: int
-    pool_stride: int
-    pool_padding: int
+    pool_kernel: Any
+    pool_stride: Any
+    pool_padding: Any
 
 
 @dataclass
@@ -175,12 +175,12 @@ class HeadSettings:
 class ModelSettings:
     name: str
     task: str
-    input_shape: Any  # auto (from the data) or [channels, height, width]
+    input_shape: Any  # auto (from the data) or [channels, *spatial]: [C, L], [C, H, W] or [C, D, H, W]
     num_classes: Any  # auto (from the data) or an integer
-    kernel_size: Optional[int]
-    stride: Optional[int]
+    kernel_size: Any  # null, an int, or one per spatial axis (as stride, padding, dilation)
+    stride: Any
     padding: Any
-    dilation: Optional[int]
+    dilation: Any
     groups: Optional[int]
     bias: Any
     norm: Optional[str]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, List, NamedTuple, Tuple
 
-from cnnexp.arithmetic.geometry import ACTIVATIONS, NORMS, SHORTCUTS, fixes, resolve_blocks
+from cnnexp.arithmetic.geometry import ACTIVATIONS, AXES, NORMS, SHORTCUTS, fixes, resolve_blocks
 from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
                                   PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
                                   TrainerSettings, check_path)
@@ -72,37 +72,67 @@ def _check_data(s: Settings) -> DataFacts:
 
 
 # ---------------------------------------------------------------- model
+def _count(v: Any, least: int) -> bool:
+    return _is_int(v) and v >= least
+
+
+def _per_axis(least: int):
+    """An integer ≥ least, or a list of them (one per spatial axis: its length is checked apart)."""
+    return lambda v: _count(v, least) or (isinstance(v, (list, tuple)) and len(v) >= 1
+                                          and all(_count(x, least) for x in v))
+
+
+PER_AXIS = " (or one per spatial axis, e.g. [3,5] on images)"
 BLOCK_RULES = {  # block key → (test, what is allowed)
-    "kernel_size": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
-    "stride": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
-    "dilation": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 (1: no gaps)"),
-    "groups": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 dividing the channels (channels: depthwise)"),
-    "norm_groups": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 dividing the channels"),
-    "padding": (lambda v: v in ("same", "valid") or (_is_int(v) and v >= 0), 'an integer ≥ 0, "same" or "valid"'),
+    "kernel_size": (_per_axis(1), "an integer ≥ 1" + PER_AXIS),
+    "stride": (_per_axis(1), "an integer ≥ 1" + PER_AXIS),
+    "dilation": (_per_axis(1), "an integer ≥ 1 (1: no gaps)" + PER_AXIS),
+    "groups": (lambda v: _count(v, 1), "an integer ≥ 1 dividing the channels (channels: depthwise)"),
+    "norm_groups": (lambda v: _count(v, 1), "an integer ≥ 1 dividing the channels"),
+    "padding": (lambda v: v in ("same", "valid") or _per_axis(0)(v), 'an integer ≥ 0, "same" or "valid"' + PER_AXIS),
     "bias": (lambda v: v in ("auto", True, False), "auto (off when a norm follows), true or false"),
     "norm": (lambda v: v in NORMS, f"one of {', '.join(NORMS)}"),
     "activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
     "pool": (lambda v: v in POOL_CHOICES, f"one of {', '.join(POOL_CHOICES)}"),
+    "pool_kernel": (_per_axis(1), "an integer ≥ 1" + PER_AXIS),
+    "pool_stride": (_per_axis(1), "an integer ≥ 1" + PER_AXIS),
+    "pool_padding": (_per_axis(0), "an integer ≥ 0" + PER_AXIS),
 }
+AXIS_KEYS = ("kernel_size", "stride", "dilation", "padding", "pool_kernel", "pool_stride", "pool_padding")
 
 
-def _check_block_key(key: str, name: str, value: Any) -> None:
+def _check_block_key(key: str, name: str, value: Any, dims: int) -> None:
     test, allowed = BLOCK_RULES[name]
     require(test(value), key, value, allowed)
+    if name in AXIS_KEYS and isinstance(value, (list, tuple)):
+        require(len(value) == dims, key, list(value),
+                f"one integer, or {dims} — one per spatial axis of the {dims}-D input ({AXES[dims]})")
+
+
+def _check_input_shape(m: ModelSettings, shape: Tuple[int, ...], source: str) -> None:
+    """[channels, *spatial] with 1, 2 or 3 spatial axes, and the data's own."""
+    if m.input_shape == "auto":  # the network follows the data
+        m.input_shape = list(shape)
+    require(isinstance(m.input_shape, (list, tuple)) and 2 <= len(m.input_shape) <= 4
+            and all(_is_int(v) and v >= 1 for v in m.input_shape),
+            "model.input_shape", m.input_shape, "auto, or 2 to 4 integers ≥ 1: [channels, length] (a series), "
+            "[channels, height, width] (images) or [channels, depth, height, width] (volumes, clips)")
+    if tuple(m.input_shape) == tuple(shape):
+        return
+    what = {2: "series (channels×length)", 3: "images (channels×height×width)",
+            4: "volumes (channels×depth×height×width)"}[len(shape)]
+    dims = "" if len(m.input_shape) == len(shape) else (
+        f" — a {len(shape) - 1}-D input, where {list(m.input_shape)} is {len(m.input_shape) - 1}-D")
+    require(False, "model.input_shape", list(m.input_shape),
+            f"{source} holds {'×'.join(map(str, shape))} {what}{dims}, so the network must "
+            f"take {list(shape)}; use model.input_shape=auto")
 
 
 def _check_model(m: ModelSettings, data: DataFacts) -> None:
     """The task, and the input and classes the data decides (`auto`), then the blocks and the head."""
     shape, classes, source = data.shape, data.classes, data.source
     require(m.task in TASKS, "model.task", m.task, f"one of {', '.join(TASKS)}")
-    if m.input_shape == "auto":  # the network follows the data
-        m.input_shape = list(shape)
-    require(isinstance(m.input_shape, (list, tuple)) and len(m.input_shape) == 3
-            and all(_is_int(v) and v >= 1 for v in m.input_shape),
-            "model.input_shape", m.input_shape, "auto, or three integers ≥ 1: [channels, height, width]")
-    require(tuple(m.input_shape) == tuple(shape), "model.input_shape", list(m.input_shape),
-            f"{source} holds {'×'.join(map(str, shape))} images (channels×height×width), so the network must "
-            f"take {list(shape)}; use model.input_shape=auto")
+    _check_input_shape(m, shape, source)
     if m.num_classes == "auto":
         m.num_classes = len(classes)
     require(_is_int(m.num_classes) and m.num_classes >= 2, "model.num_classes", m.num_classes, "auto, or an integer ≥ 2")
@@ -117,18 +147,18 @@ def _check_model(m: ModelSettings, data: DataFacts) -> None:
 
 
 def _check_blocks(m: ModelSettings) -> None:
+    """Each block's keys (and each shortcut, when set) by its rule; a per-axis list as long as the
+    input has spatial axes."""
+    dims = len(m.input_shape) - 1
     require(len(m.blocks) >= 1, "model.blocks", [], "at least one conv block")
     for key in SHORTCUTS:  # each shortcut, when set, obeys its block key's rule
         if getattr(m, key) is not None:
-            _check_block_key(f"model.{key}", key, getattr(m, key))
+            _check_block_key(f"model.{key}", key, getattr(m, key), dims)
     for i, b in enumerate(m.blocks):
         key = f"model.blocks.{i}"
         require(b.channels >= 1, f"{key}.channels", b.channels, "an integer ≥ 1")
-        for name in SHORTCUTS:
-            _check_block_key(f"{key}.{name}", name, getattr(b, name))
-        require(b.pool_kernel >= 1, f"{key}.pool_kernel", b.pool_kernel, "an integer ≥ 1")
-        require(b.pool_stride >= 1, f"{key}.pool_stride", b.pool_stride, "an integer ≥ 1")
-        require(b.pool_padding >= 0, f"{key}.pool_padding", b.pool_padding, "an integer ≥ 0")
+        for name in (*SHORTCUTS, "pool_kernel", "pool_stride", "pool_padding"):
+            _check_block_key(f"{key}.{name}", name, getattr(b, name), dims)
 
 
 def _check_plan(m: ModelSettings) -> None:

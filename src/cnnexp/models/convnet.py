@@ -8,6 +8,9 @@ from its data, and `python -m cnnexp.shapes` prints the full table):
     block2   conv 3×3 s1 p1 → 64×14×14, ReLU, maxpool 2/2 → 64×7×7
     block3   conv 3×3 s1 p1 → 128×7×7,  ReLU, maxpool 3/2 p1 → 128×4×4
     head     flatten 2048 → linear 625 (Xavier) → ReLU → dropout 0.5 → linear 10
+
+The number of spatial axes is the plan's (the data's): a series C×L gets Conv1d, BatchNorm1d and
+the 1-D pools; a volume or clip C×D×H×W gets their 3-D forms; the same rows build each.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ from cnnexp.arithmetic.geometry import POOLS, Layer
 
 def pool_module(layer: Layer) -> nn.Module:
     """maxpool / avgpool / l2pool rows → the module class geometry.POOLS names."""
-    name = POOLS[layer.kind.removesuffix("pool")]
+    name = f"{POOLS[layer.kind.removesuffix('pool')]}{layer.dims}d"
     cls = getattr(nn, name, None) or getattr(modules, name)
     return cls(layer.kernel, layer.stride, layer.padding)
+
+
+def nd(name: str, layer: Layer):
+    """torch's class for the row's number of axes: nd("Conv", row of a series) → nn.Conv1d."""
+    return getattr(nn, f"{name}{layer.dims}d")
 
 
 ACTIVATIONS = {  # in place where the backward pass needs the input, not the output
@@ -36,7 +44,7 @@ ACTIVATIONS = {  # in place where the backward pass needs the input, not the out
     "leaky_relu": lambda: nn.LeakyReLU(0.01, inplace=True),
 }
 NORMS = {
-    "batchnorm": lambda l: nn.BatchNorm2d(l.out_shape[0]),
+    "batchnorm": lambda l: nd("BatchNorm", l)(l.out_shape[0]),
     "groupnorm": lambda l: nn.GroupNorm(l.groups, l.out_shape[0]),
 }
 
@@ -52,14 +60,16 @@ def conv_blocks(layers: List[Layer]) -> nn.Sequential:
     for layer in layers:
         parts = blocks.setdefault(layer.block, nn.Sequential())
         if layer.kind == "conv":
-            (top, bottom), (left, right) = layer.pads
             if layer.symmetric:
-                padding = top
-            else:  # "same" with an odd total: pad asymmetrically first, as TensorFlow does
-                parts.add_module("pad", nn.ZeroPad2d((left, right, top, bottom)))
+                padding = layer.pads[0][0]
+            else:  # "same" with an odd total (or a padding per axis): pad first, as TensorFlow does
+                # (B, C, *in) → (B, C, *padded); F.pad's order is the last axis first
+                parts.add_module("pad", nd("ZeroPad", layer)(tuple(p for pair in reversed(layer.pads) for p in pair)))
                 padding = 0
-            parts.add_module("conv", nn.Conv2d(layer.in_shape[0], layer.out_shape[0], layer.kernel, layer.stride,
-                                               padding, dilation=layer.dilation, groups=layer.groups, bias=layer.bias))
+            # (B, C, *in) → (B, C', *out): Conv1d on a series, Conv2d on images, Conv3d on volumes
+            parts.add_module("conv", nd("Conv", layer)(layer.in_shape[0], layer.out_shape[0], layer.kernel,
+                                                       layer.stride, padding, dilation=layer.dilation,
+                                                       groups=layer.groups, bias=layer.bias))
             pending[layer.block] = layer.activation
             continue
         if layer.kind in NORMS:
@@ -101,5 +111,5 @@ class ConvClassifier(nn.Module):
         self.head = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)   # (B, C, H, W) → (B, C', H', W'), e.g. 1×28×28 → 128×4×4
-        return self.head(x)    # (B, C'·H'·W') → (B, num_classes), e.g. 2048 → 625 → 10
+        x = self.features(x)   # (B, C, *size) → (B, C', *size'), e.g. 1×28×28 → 128×4×4
+        return self.head(x)    # (B, C'·∏size') → (B, num_classes), e.g. 2048 → 625 → 10
