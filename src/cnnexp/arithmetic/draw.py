@@ -74,6 +74,8 @@ def first_digit(data) -> Tuple[Optional[bytes], str]:
     data=folder (greyscale, at the network's size); else None and why."""
     from cnnexp.data import idx
 
+    if data.name not in ("mnist", "folder"):  # a series, volume or clip is no 2-D picture to draw over
+        return None, f"no image of data={data.name} (its receptive fields are drawn over an empty grid)"
     if data.name == "mnist":
         try:
             _, raw = idx.read_local(data.root, "t10k-images-idx3-ubyte")

@@ -3,7 +3,8 @@ reconstructions, and the config and shape table as text. Each is a small callbac
 can switch off (callbacks.views.*); each looks at a handful of images, so costs little.
 
 The views are handed what they show by the data module (`ViewSource`): sample images, the
-function that turns model inputs back into pixels, and the class names.
+function that turns model inputs back into pixels, and the class names. Series are drawn as
+lines and volumes or clips as slice strips (callbacks/pictures.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
+from cnnexp.callbacks.pictures import as_images, filters_as_tiles, maps_as_tiles
 from cnnexp.callbacks.timing import timed
 from cnnexp.core.catalogue import TASKS
 
@@ -90,9 +92,9 @@ class FilterImages(View):
         tb = self.due(trainer)
         if tb is None:
             return
-        conv = next(m for m in pl_module.net.features.modules() if isinstance(m, torch.nn.Conv2d))
-        w = conv.weight.detach().float().cpu()          # (out, in, k, k)
-        w = w[:, :1] if w.shape[1] != 3 else w          # first input channel unless RGB
+        convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+        conv = next(m for m in pl_module.net.features.modules() if isinstance(m, convs))
+        w = filters_as_tiles(conv.weight.detach().float().cpu())  # (out, in, *k) → first input channel unless RGB
         grid = make_grid(w, nrow=8, normalize=True, scale_each=True, padding=1, pad_value=1.0)
         tb.add_image("filters/block1", grid, trainer.global_step)
 
@@ -118,10 +120,9 @@ class FeatureMaps(View):
         finally:
             for h in hooks:
                 h.remove()
-        for n, fmap in enumerate(maps, start=1):      # (digits, C, H, W)
-            tiles = fmap[:, : self.channels].float().cpu().reshape(-1, 1, *fmap.shape[-2:])
-            grid = make_grid(tiles, nrow=min(self.channels, fmap.shape[1]), normalize=True,
-                             scale_each=True, padding=1, pad_value=1.0)
+        for n, fmap in enumerate(maps, start=1):      # (digits, C, *spatial)
+            tiles = maps_as_tiles(fmap, self.channels)
+            grid = make_grid(tiles, nrow=min(self.channels, fmap.shape[1]), padding=1, pad_value=1.0)
             tb.add_image(f"features/block{n}", grid, trainer.global_step)
 
 
@@ -140,8 +141,10 @@ class ReceptiveFields(View):
         from cnnexp.arithmetic.geometry import receptive_box
 
         tb = tensorboard(trainer)
-        if tb is None or not self.convs:
+        if tb is None or not self.convs or self.convs[0].dims == 3:  # a volume's boxes: `shapes draw=` draws them
             return
+        if self.convs[0].dims == 1:
+            return self._series(tb)
         pixels = self.source.denormalize(self.source.samples(1)[:1].float().cpu())[0]  # (C, H, W) in [0, 1]
         image = (pixels.expand(3, -1, -1) * 255).to(torch.uint8)
         image = image.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2)
@@ -149,6 +152,18 @@ class ReceptiveFields(View):
         for layer in self.convs:
             box = torch.tensor([[v * self.scale for v in receptive_box(layer, height, width)]])
             drawn = draw_bounding_boxes(image, box, colors="red", width=2)
+            tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
+
+    def _series(self, tb) -> None:
+        """1-D: the steps the centre output unit sees, shaded over the first series' plot."""
+        line = as_images(self.source.denormalize(self.source.samples(1)[:1].float().cpu()))[0]  # (3, h, L)
+        length = line.shape[-1]
+        for layer in self.convs:
+            (out,), (rf,), (jump,), (start,) = layer.out_shape[1:], *(layer.axes(k) for k in ("rf", "jump", "start"))
+            centre = start + (out // 2) * jump
+            lo, hi = int(max(centre - (rf - 1) / 2, 0)), int(min(centre + (rf - 1) / 2 + 1, length))
+            drawn = line.clone()
+            drawn[0, :, lo:hi] = torch.maximum(drawn[0, :, lo:hi], torch.tensor(0.5))  # a red band
             tb.add_image(f"receptive_field/{layer.block}", drawn, 0)
 
 
@@ -165,6 +180,8 @@ class ArithmeticSheets(View):
 
         from cnnexp.arithmetic.draw import sheets
 
+        if any(layer.dims != 2 for layer in self.layers[:1]):  # until the sheets draw 1-D and 3-D layers (#38 item 1)
+            return
         if (tb := tensorboard(trainer)) is not None:
             for name, image in sheets(self.layers):
                 tb.add_image(f"layer_arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
@@ -248,7 +265,7 @@ class TestMistakes(View):
         """One image of all mistakes, each tile under its 'pred p (conf) / true t' caption: one axes
         and a text per tile (a subplot per tile made this view cost more than the test pass)."""
         cols, pad = 6, 2
-        tiles = torch.stack([self.source.denormalize(img.float()).clamp(0, 1) for img, *_ in self.wrong])
+        tiles = as_images(self.source.denormalize(torch.stack([img.float() for img, *_ in self.wrong])).clamp(0, 1))
         h, w = tiles.shape[-2:]
         band = max(w // 3, 8)                                        # room for the caption, above the image
         tiles = torch.nn.functional.pad(tiles, (0, 0, band, 0), value=1.0)  # (n, C, band + h, w)
@@ -280,7 +297,7 @@ class Reconstructions(View):
         x = self.samples_on(pl_module, self.digits)
         with torch.no_grad():
             x_hat = pl_module(x)
-        pairs = torch.cat([self.source.denormalize(x), self.source.denormalize(x_hat)]).float().cpu()
+        pairs = as_images(torch.cat([self.source.denormalize(x), self.source.denormalize(x_hat)]).float().cpu())
         tb.add_image("reconstructions/input_above_output", make_grid(pairs, nrow=self.digits, padding=1), trainer.global_step)
 
 

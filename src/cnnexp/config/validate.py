@@ -16,7 +16,7 @@ from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMI
                                   TrainerSettings, check_path)
 from cnnexp.core.catalogue import TASKS, monitor_and_mode
 from cnnexp.core.errors import SettingsError, ShapeError
-from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
+from cnnexp.data.facts import DataFacts, facts_of
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
 
@@ -33,14 +33,6 @@ def _is_int(v: Any) -> bool:
 def _finite(v: Any) -> bool:
     """inf passes `> 0` and nan fails every comparison silently: a number must be one."""
     return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-class DataFacts(NamedTuple):
-    """What the data holds, as the checks of the model and the trainer need it."""
-    shape: Tuple[int, ...]  # one example, [channels, *spatial]: C×L, C×H×W or C×D×H×W
-    classes: List[str]
-    train_split: int        # images in the training split
-    source: str             # what to call the data in a message
 
 
 def validate(s: Settings) -> Settings:
@@ -68,54 +60,15 @@ def _check_paths(s: Settings) -> None:
 
 # ---------------------------------------------------------------- data
 def _check_data(s: Settings) -> DataFacts:
+    """The batch sizes, then the data's own facts function (data/facts.py: one per data.name)."""
     d = s.data
     require(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer ≥ 1")
     require(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer ≥ 1")
-    facts = _check_mnist(d) if d.name == "mnist" else _check_folder(d, s.seed, s.test_after_fit)
+    facts = facts_of(d.name)(d, s.seed, s.test_after_fit)
     require(d.batch_size <= facts.train_split, "data.batch_size", d.batch_size,
             f"at most {facts.train_split}, the training split of {facts.source}: a bigger batch "
             "would train no step at all (the last partial batch is dropped)")
     return facts
-
-
-def _check_mnist(d: DataSettings) -> DataFacts:
-    require(1 <= d.val_size < TRAIN_IMAGES, "data.val_size", d.val_size, f"an integer in [1, {TRAIN_IMAGES})")
-    require(d.download_timeout > 0, "data.download_timeout", d.download_timeout, "a number of seconds > 0")
-    for i, src in enumerate(d.sources):
-        require(src in DATA_SOURCES, f"data.sources.{i}", src, f"one of {', '.join(DATA_SOURCES)}")
-    return DataFacts(IMAGE_SHAPE, MNIST_CLASSES, TRAIN_IMAGES - d.val_size, "MNIST")
-
-
-def _check_folder(d: FolderSettings, seed: int, test_after_fit: bool = False) -> DataFacts:
-    """data=folder: the folder is scanned (headers only), and what it holds is recorded as
-    effective values — image size, channels, classes."""
-    from cnnexp.data import images
-
-    images.check_image_size(d.image_size)
-    require(d.channels in ("auto", 1, 3), "data.channels", d.channels, "auto, 1 (greyscale) or 3 (colour)")
-    require(0.0 < d.val_fraction < 1.0, "data.val_fraction", d.val_fraction, "a fraction in (0, 1), e.g. 0.1")
-    require(0.0 <= d.test_fraction < 1.0 and d.val_fraction + d.test_fraction < 1.0, "data.test_fraction",
-            d.test_fraction, "a fraction in [0, 1) that leaves images to train on with data.val_fraction")
-    require(d.memory_budget_mb >= 0, "data.memory_budget_mb", d.memory_budget_mb, "megabytes ≥ 0 (0: always stream)")
-    require(d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer ≥ 0")
-    require(d.root not in (None, "???"), "data.root", d.root, "the folder of your images, e.g. data.root=~/datasets/leaves")
-    for key in ("mean", "std"):
-        value = getattr(d, key)
-        require(value is None or (len(value) in (1, 3) and all(v > 0 or key == "mean" for v in value)),
-                f"data.{key}", value, "null (computed from the training images) or one number per channel")
-    source = f"data.root={d.root}"
-    if d.classes and d.channels != "auto" and isinstance(d.image_size, list):
-        # a recorded run (resume, eval, predict): its own record; the data module checks the folder when it reads it
-        return DataFacts((d.channels, *d.image_size), list(d.classes), d.batch_size, source)
-    folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed)
-    require(d.classes is None or list(d.classes) == folder.classes, "data.classes", d.classes,
-            f"the class folders are {folder.classes}; leave data.classes=null")
-    require(folder.files["test"] or not test_after_fit, "data.test_fraction", d.test_fraction,
-            "leaves no test image, and the run tests its best checkpoint when it ends; give a fraction > 0 "
-            "(e.g. 0.1), add a test/ folder, or test_after_fit=false")
-    shape = images.shape_of(folder, d.image_size, d.channels)
-    d.channels, d.image_size, d.classes = shape[0], [shape[1], shape[2]], list(folder.classes)
-    return DataFacts(shape, folder.classes, len(folder.files["train"]), source)
 
 
 # ---------------------------------------------------------------- model

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from cnnexp.core.console import duration
-from cnnexp.data.idx import TRAIN_IMAGES
 from cnnexp.core.files import write_atomic
 from cnnexp.arithmetic.geometry import total_macs, total_params
 
-TEST_IMAGES = 10000  # MNIST's test set
 CACHE_NAME = "calibration.json"
 MEASURE_HINT = "python -m cnnexp.shapes calibrate=true"
 
@@ -118,13 +116,9 @@ def _limit(batches: int, limit: Any) -> int:
 
 
 def _splits(settings) -> tuple[int, int, int]:
-    d = settings.data
-    if d.name == "mnist":
-        return TRAIN_IMAGES - d.val_size, d.val_size, TEST_IMAGES
-    from cnnexp.data import images  # a folder: its split sizes, from the headers the check read too
+    from cnnexp.data.facts import sizes  # each data's split sizes, from the files the check read too
 
-    folder = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, settings.seed)
-    return tuple(len(folder.files[k]) for k in ("train", "val", "test"))
+    return sizes(settings.data, settings.seed)
 
 
 def work(settings) -> Work:

@@ -25,6 +25,7 @@ MIRROR_GZ_MD5: Dict[str, str] = {
 }
 FILES = tuple(SHA256)
 TRAIN_IMAGES, IMAGE_SHAPE = 60000, (1, 28, 28)  # the training set's size; one image, C×H×W
+TEST_IMAGES = 10000  # the test set's size
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.config.settings import Settings, load
 from cnnexp.core.errors import SettingsError
+from cnnexp.data.facts import FROM_MNIST
 from cnnexp.data.sources import ensure_mnist
 from cnnexp.records.folder import check_writable
 from cnnexp.run import resume as resuming
@@ -53,7 +54,7 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
         else:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
-        if checked.settings.data.name == "mnist":
+        if checked.settings.data.name in FROM_MNIST:
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
         check_tracking(checked.settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from cnnexp.core.errors import RunError
+from cnnexp.data.facts import FROM_MNIST
 from cnnexp.records.folder import choose_checkpoint
 
 
@@ -83,7 +84,7 @@ def data_there(name: str, root, where: str, typed: bool) -> None:
     does not choose where this machine writes MNIST. Typed again (data.root=…), it is the user's."""
     from cnnexp.data.idx import present
 
-    if name != "mnist" or root is None or typed or present(str(root)):
+    if name not in FROM_MNIST or root is None or typed or present(str(root)):
         return
     raise RunError(f"{where} records data.root={root}, which holds no MNIST; a record is not followed to download "
                    "there — name the data yourself: data.root=… (e.g. data.root=data)")
