@@ -257,6 +257,10 @@ def _pool_row(n: int, b: Any, c: int, size: Tuple[int, ...], field: _Field) -> L
                 window = f"{pk}-wide" if dims == 1 else "×".join([str(pk)] * dims)
                 raise ShapeError(f"{name} {kind}: padding {pp} is more than half the {window} window "
                                  f"(PyTorch needs p ≤ k/2 = {pk / 2:g}).")
+            if dims == 3 and b.pool != "max" and i < pk:  # torch's avg_pool3d (l2 uses it) counts no padding here
+                raise ShapeError(f"{name} {kind}: the {window_text(pks)} window is larger than its unpadded "
+                                 f"{'×'.join(map(str, size))} input ({i} < {pk}); PyTorch's 3-D average pooling "
+                                 "needs each axis at least the window, padding aside.")
             o, formula = _window(name, kind, i, pk, ps, (pp, pp), 1, window_text(pks))
             out.append(o)
             formulas.append(formula)
