@@ -202,3 +202,26 @@ def test_onnx_export_of_a_1d_and_a_3d_network_keeps_parity(name, shape):
     result = parity(reference, outputs, name == "cnn3", 1e-4)
     assert result["ok"] and outputs.shape == reference.shape, (exporter, result)
     assert np.isfinite(outputs).all()
+
+
+# ------------------------------------------------------------------ the commands, on a series set
+def test_shapes_of_a_series_set_and_a_kernel_longer_than_it(tmp_path, calibrated):
+    from tests.helpers import cli
+
+    x = np.random.default_rng(0).normal(size=(40, 2, 12)).astype(np.float32)
+    y = np.array(["down", "up"] * 20)
+    np.savez(tmp_path / "Tiny_TRAIN.npz", x=x, y=y)
+    np.savez(tmp_path / "Tiny_TEST.npz", x=x[:10], y=y[:10])
+    proc = cli("shapes", "data=series", f"data.root={tmp_path}", "model.pool=none", "model.kernel_size=5")
+    assert proc.returncode == 0, proc.stderr
+    assert "cnn3: input 2×12 (1-D: channels×length)" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("block1")).split()
+    assert row[:9] == ["block1", "conv", "5", "1", "1", "2×12", "→", "32×10", "352"], proc.stdout
+    out = tmp_path / "outputs"
+    proc = cli("train", "data=series", f"data.root={tmp_path}", "model.kernel_size=15", "model.padding=0",
+               f"paths.output_dir={out}")
+    first, *tries = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and first == (
+        "cnnexp: error: block1 conv: ⌊(12 + 2·0 − 15)/1⌋ + 1 = −2 < 1 — the 15-tap kernel is larger than its "
+        "padded input (12 + 0)."), proc.stderr
+    assert tries and all(t.startswith("  try: ") for t in tries) and not out.exists()
