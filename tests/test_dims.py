@@ -62,12 +62,13 @@ AXIS_VALUE = st.integers(1, 5)
 @hsettings(max_examples=20, deadline=None)  # whole networks built and run: fewer
 @given(dims=st.sampled_from([1, 3]), data=st.data(), s=st.integers(1, 2),
        padding=st.sampled_from([0, 1, "same", "valid"]), pool=st.sampled_from(["max", "avg", "l2", "none"]),
-       norm=st.sampled_from(["none", "batch", "group"]), blocks=st.integers(1, 3))
+       norm=st.sampled_from(["none", "batch", "group"]), blocks=st.integers(1, 3), pool_first=st.booleans())
 @pytest.mark.parametrize("name", ["cnn3", "convae"])
-def test_whole_1d_and_3d_networks_match_their_plan(name, dims, data, s, padding, pool, norm, blocks):
+def test_whole_1d_and_3d_networks_match_their_plan(name, dims, data, s, padding, pool, norm, blocks, pool_first):
     size = data.draw(st.lists(st.integers(4, 40 if dims == 1 else 11), min_size=dims, max_size=dims))
     k = data.draw(st.one_of(AXIS_VALUE, st.lists(AXIS_VALUE, min_size=dims, max_size=dims)))
-    base = small(name, [2, *size], kernel_size=k, stride=s, padding=padding, pool=pool, norm=norm, norm_groups=2)
+    base = small(name, [2, *size], kernel_size=k, stride=s, padding=padding, pool=pool, norm=norm, norm_groups=2,
+                 pool_first=pool_first)
     base.blocks = base.blocks[:blocks]
     try:
         layers = plan(base)
