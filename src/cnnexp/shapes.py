@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         data = settings.data
         source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
-        print(f"{settings.model.name}: input {'×'.join(map(str, settings.model.input_shape))}{source}")
+        shape = settings.model.input_shape
+        dims = {2: " (1-D: channels×length)", 4: " (3-D: channels×depth×height×width)"}.get(len(shape), "")
+        print(f"{settings.model.name}: input {'×'.join(map(str, shape))}{dims}{source}")
         print(format_table(layers))
         costly = cost_warning(settings.model, reference_model(settings.model))
         if costly:

@@ -3,7 +3,8 @@ draw=DIR`, and TensorBoard's `arithmetic/<layer>` images).
 
 Per conv, pool and transposed-conv row of the shape plan: `<layer>.gif` (the kernel visiting each
 position) and `<layer>.png` (every position as a tile); per grouped conv `<layer>_groups.png`;
-and `receptive_field.png` over a real digit. `scene` says what is drawn (data the tests count);
+and, for an image network, `receptive_field.png` over a real digit. A series' layers draw the
+kernel walking the sequence, a volume's one depth slice (scene.py says how). `scene` says what is drawn (data the tests count);
 `animation`, `sheet`, `channel_groups` and `receptive_field` draw it. No torch.
 """
 
@@ -56,7 +57,7 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
             save_image(groups(g), folder / f"{g.name}.png")
             written.append(folder / f"{g.name}.png")
     windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
-    if windows:
+    if windows and windows[0].dims == 2:  # over an image; a series' or a volume's is the table's rf column
         _, height, width = windows[0].in_shape
         boxes = []
         for l in windows:

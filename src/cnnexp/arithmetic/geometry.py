@@ -36,6 +36,7 @@ from cnnexp.core.errors import SettingsError, ShapeError
 Shape = Tuple[int, ...]  # (C, L), (C, H, W), (C, D, H, W) or (features,)
 POOLS = {"max": "MaxPool", "avg": "AvgPool", "l2": "L2Pool"}  # pool name → module class, less its "1d/2d/3d"
 AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}  # spatial axes → what to call them
+HEIGHT = {1: 0, 2: 0, 3: 1}  # the axis a worked formula and a picture's rows follow: a series' length, the height
 NORMS = ("none", "batch", "group")
 ACTIVATIONS = ("relu", "gelu", "silu", "leaky_relu", "none")
 BYTES_PER_VALUE = 4  # float32 activations
@@ -56,7 +57,7 @@ class Layer:
     pads: Tuple[Tuple[int, int], ...] = ((0, 0), (0, 0))  # (before, after) per axis: (top, bottom), (left, right) in 2-D
     output_padding: Tuple[int, ...] = (0, 0)
     crop: Optional[Tuple[int, ...]] = None  # convT mirroring an asymmetric "same": positions dropped in front, per axis
-    formula: str = ""            # the worked formula for the first spatial axis, when it is worth showing
+    formula: str = ""            # the worked formula for the height (a series: its length), when worth showing
     dilation: Any = 1
     groups: int = 1              # conv: channel groups; groupnorm: its groups
     bias: bool = True
@@ -240,7 +241,7 @@ def _conv_row(model: Any, n: int, b: Any, c: int, size: Tuple[int, ...], field: 
     taps = math.prod(ks) * (c // g)  # weights one output value reads
     padding = b.padding if b.padding in ("same", "valid") else one(int(p) for p in paddings)
     return Layer(name, "conv", (c, *size), (b.channels, *out), b.channels * taps + (b.channels if bias else 0),
-                 one(ks), one(ss), padding, pads, formula=formulas[0], dilation=one(ds), groups=g, bias=bias,
+                 one(ks), one(ss), padding, pads, formula=formulas[HEIGHT[len(size)]], dilation=one(ds), groups=g, bias=bias,
                  activation=b.activation, macs=b.channels * math.prod(out) * taps,
                  **field.step(k_effs, ss, [p[0] for p in pads]))
 
@@ -263,7 +264,7 @@ def _pool_row(n: int, b: Any, c: int, size: Tuple[int, ...], field: _Field) -> L
         e.block = n
         raise
     return Layer(name, kind, (c, *size), (c, *out), 0, one(pks), one(pss), one(pps),
-                 tuple((pp, pp) for pp in pps), formula=formulas[0], **field.step(pks, pss, pps))
+                 tuple((pp, pp) for pp in pps), formula=formulas[HEIGHT[len(size)]], **field.step(pks, pss, pps))
 
 
 def _conv_stack(model: Any) -> List[Layer]:
@@ -324,10 +325,11 @@ def _mirror(encoder: List[Layer]) -> List[Layer]:
             else:
                 out_pad.append(i + before + after - k_eff - s * (o - 1))
                 crop.append(before)
-        size = transposed_out(size_out[0], ks[0], ss[0], pad, out_pad[0], ds[0])
-        formula = f"{ss[0]}·({size_out[0]} − 1) + {out_pad[0]} + {k_effs[0]} − 2·{pad} = {size}"
+        h = HEIGHT[len(ks)]
+        size = transposed_out(size_out[h], ks[h], ss[h], pad, out_pad[h], ds[h])
+        formula = f"{ss[h]}·({size_out[h]} − 1) + {out_pad[h]} + {k_effs[h]} − 2·{pad} = {size}"
         if not enc.symmetric:
-            formula += f", cropped to {size_in[0]}"
+            formula += f", cropped to {size_in[h]}"
         taps = math.prod(ks)
         layers.append(Layer(f"decoder{n}", "convT", enc.out_shape, enc.in_shape, c_out * c_in * taps + c_in,
                             enc.kernel, enc.stride, pad, tuple((pad, pad) for _ in ks), tuple(out_pad),

@@ -89,6 +89,8 @@ def pads_label(s: Slide) -> str:
     transposed convolution's direct view), the extra a."""
     (top, bottom), (left, right) = s.pads(0), s.pads(1)
     zeros, extra = s.zeros_between(0), s.rows.count("extra")
+    if s.dims == 1:  # a series: its one row holds no padding; the steps do
+        (top, bottom), zeros, extra = (left, right), s.zeros_between(1), s.cols.count("extra")
     p = "p′" if any(zeros) or extra else "p"
     parts = [f"{zeros[0]} zero(s) between"] if any(zeros) else []
     if (top, bottom) != (left, right):
@@ -99,6 +101,8 @@ def pads_label(s: Slide) -> str:
         parts.append(f"{p} = {top}")
     if extra:
         parts.append(f"a = {extra}")
+    if s.steps_cut:  # the after-padding lies past the steps drawn
+        parts = [part for part in parts if not part.startswith(p)] + [f"{p} = {top} in front", f"+{s.steps_cut} steps"]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -109,8 +113,18 @@ def caption(slide: Slide, f: Frame) -> str:
     top, left = (0, 0) if direct else (slide.pads(0)[0], slide.pads(1)[0])
     rows, cols = [r - top for r, _ in f.taps], [c - left for _, c in f.taps]
     where = "grid" if direct else "input"
+    if slide.dims == 1:  # a series: the kernel walks the steps of one row
+        direct, left = "zero" in slide.cols or "extra" in slide.cols, slide.pads(1)[0]
+        cols = [c - (0 if direct else left) for _, c in f.taps]
+        return (f"output {f.cell[1]} ← {'grid' if direct else 'input'} steps {min(cols)}…{max(cols)}"
+                f"   (stride {_columns(slide.stride)}, dilation {_columns(slide.dilation)})").replace("-", "−")
     return (f"output ({f.cell[0]}, {f.cell[1]}) ← {where} rows {min(rows)}…{max(rows)}, cols {min(cols)}…{max(cols)}"
             f"   (stride {slide.stride}, dilation {slide.dilation})").replace("-", "−")
+
+
+def _columns(value):
+    """A slide's stride or dilation along its columns: one value, or (rows, columns)."""
+    return value[1] if isinstance(value, tuple) else value
 
 
 def hidden_note(slide: Slide) -> Optional[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from cnnexp.arithmetic.geometry import Layer, axes_text, total_macs, total_params
+from cnnexp.arithmetic.geometry import HEIGHT, Layer, axes_text, total_macs, total_params
 
 
 def _shape(shape) -> str:
@@ -100,7 +100,8 @@ def table_json(layers: List[Layer]) -> Dict:
 
 def _odd(layer: Layer) -> bool:
     """Show the worked formula where the result is not the obvious i/s."""
-    i, o, stride = layer.in_shape[1], layer.out_shape[1], layer.axes("stride")[0]
+    h = HEIGHT[layer.dims]  # the axis the formula works
+    i, o, stride = layer.in_shape[1 + h], layer.out_shape[1 + h], layer.axes("stride")[h]
     return stride is not None and i % stride != 0 or o * (stride or 1) != i
 
 

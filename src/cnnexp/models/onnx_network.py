@@ -30,7 +30,7 @@ class Facts:
     model: str                      # the model config's name (cnn3, speed, convae …)
     data: str                       # mnist or folder: how predict reads an image
     classes: List[str]              # the output's class names, in order; none when it does not classify
-    input_shape: List[int]          # C, H, W
+    input_shape: List[int]          # C, *spatial: C×L (a series), C×H×W, C×D×H×W (a volume)
     channels: int
     normalize: bool                 # (x / 255 − mean) / std per channel, else x / 255
     mean: List[float]
@@ -68,7 +68,7 @@ def session(data: bytes, path: Path):
 
 
 def run(session, x, batch: int = 256):
-    """float32 inputs (N, C, H, W), already normalised → outputs (N, …), batch by batch."""
+    """float32 inputs (N, C, *spatial), already normalised → outputs (N, …), batch by batch."""
     import numpy as np
 
     parts = [session.run([OUTPUT], {INPUT: np.ascontiguousarray(x[i:i + batch], np.float32)})[0]

@@ -30,7 +30,8 @@ class Task(L.LightningModule):
         self.save_hyperparameters({"run_config": dataclasses.asdict(settings)}, logger=False)
         self.settings = settings
         self.net = self.network(settings.model)
-        self.example_input_array = torch.zeros(1, *settings.model.input_shape)  # for the graph
+        # for the graph: (1, C, L), (1, C, H, W) or (1, C, D, H, W), as the data gives
+        self.example_input_array = torch.zeros(1, *settings.model.input_shape)
 
     def on_fit_start(self) -> None:
         # Denormal floats (tiny late-training gradients) take a slow path on x86 CPUs; as zeros they do not.
@@ -41,8 +42,11 @@ class Task(L.LightningModule):
         perf = self.settings.performance
         if perf.channels_last is True or (perf.channels_last == "auto" and self._trainer is not None and (
                 self.trainer.strategy.root_device.type == "cpu" or "16" in str(self.trainer.precision))):
-            # NHWC: what oneDNN's convolutions (any precision) and cuDNN's 16-bit ones are fastest with
-            self.net = self.net.to(memory_format=torch.channels_last)
+            # NHWC (NDHWC for volumes): what oneDNN's convolutions (any precision) and cuDNN's 16-bit ones
+            # are fastest with; a series' weights have no such layout (torch leaves 3-D tensors as they are)
+            layout = {3: torch.channels_last, 4: torch.channels_last_3d}.get(len(self.settings.model.input_shape))
+            if layout is not None:
+                self.net = self.net.to(memory_format=layout)
         if perf.compile and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
             self.net = torch.compile(self.net)
 
