@@ -180,8 +180,6 @@ class ArithmeticSheets(View):
 
         from cnnexp.arithmetic.draw import sheets
 
-        if any(layer.dims != 2 for layer in self.layers[:1]):  # until the sheets draw 1-D and 3-D layers (#38 item 1)
-            return
         if (tb := tensorboard(trainer)) is not None:
             for name, image in sheets(self.layers):
                 tb.add_image(f"layer_arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
