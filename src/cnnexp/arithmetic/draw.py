@@ -75,7 +75,7 @@ def first_digit(data) -> Tuple[Optional[bytes], str]:
     from cnnexp.data import idx
 
     if data.name not in ("mnist", "folder"):  # a series, volume or clip is no 2-D picture to draw over
-        return None, f"no image of data={data.name} (its receptive fields are drawn over an empty grid)"
+        return None, f"no picture: data={data.name} is not 2-D; the shape table's rf column gives them"
     if data.name == "mnist":
         try:
             _, raw = idx.read_local(data.root, "t10k-images-idx3-ubyte")

@@ -26,7 +26,7 @@ def overrides_for(name: str, ucr_root: str, epochs: int, mnist_epochs: int, mnis
     """The training command of one set: a UCR problem's folder under `ucr_root`, or (p)MNIST reduced
     to `mnist_batches` batches an epoch (None: whole epochs)."""
     if name in UCR:
-        return ["data=series", f"data.root={Path(ucr_root) / name}", f"trainer.max_epochs={epochs}"]
+        return ["data=series", f"data.root={Path(ucr_root).expanduser().resolve() / name}", f"trainer.max_epochs={epochs}"]
     reduced = [f"trainer.limit_train_batches={mnist_batches}"] if mnist_batches else []
     return ["data=seqmnist", f"data.permute={str(name == 'pmnist').lower()}", f"trainer.max_epochs={mnist_epochs}",
             *reduced]
