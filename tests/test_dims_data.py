@@ -150,3 +150,30 @@ def test_train_refuses_a_malformed_ts_in_one_line_without_a_run_folder(tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cnnexp: error: ") and "Toy_TRAIN.ts: case 11 (line 19)" in lines[0]
     assert not out.exists() or not any(out.rglob("results.json"))
+
+
+def test_every_data_name_has_its_schema_conf_facts_and_sizes():
+    from cnnexp import CONF_DIR
+    from cnnexp.config.schema import DATASETS
+    from cnnexp.data.facts import FACTS, facts_of, sizes_of
+
+    assert set(DATASETS) == set(FACTS) == {p.stem for p in (CONF_DIR / "data").glob("*.yaml")}
+    assert all(callable(facts_of(n)) and callable(sizes_of(n)) for n in FACTS)
+
+
+def test_predict_inputs_follow_the_runs_length_and_scaling(tmp_path):
+    from types import SimpleNamespace
+
+    from cnnexp.core.errors import RunError
+    from cnnexp.data import inputs
+
+    data = SimpleNamespace(name="series", channels=1, length=6, scaling="channel", mean=[1.0], std=[2.0])
+    np.save(tmp_path / "one.npy", np.array([1, 3, 5, 7], np.float32))
+    names, x, labels = inputs.read(str(tmp_path / "one.npy"), data)
+    assert names == ["one.npy#1"] and x.tolist() == [[[0, 1, 2, 3, 0, 0]]] and labels == [None]
+    np.save(tmp_path / "long.npy", np.zeros((2, 9), np.float32))
+    with pytest.raises(RunError, match=r"long.npy: series 9 steps long; the run was trained on 6"):
+        inputs.read(str(tmp_path / "long.npy"), data)
+    (tmp_path / "cases.ts").write_text("@problemName T\n@classLabel false\n@data\n1,3\n5,7,9\n")
+    names, x, labels = inputs.read(str(tmp_path / "cases.ts"), data)
+    assert x.shape == (2, 1, 6) and x[1, 0, :3].tolist() == [2, 3, 4] and labels == [None, None]

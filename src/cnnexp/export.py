@@ -265,13 +265,13 @@ def run_facts(settings, checkpoint: dict, classes: list, exporter: str, result: 
     from cnnexp.data.mnist import MEAN, STD
 
     monitor, best = best_score(checkpoint)
-    folder_data = settings.data.name == "folder"
+    own_stats = getattr(settings.data, "mean", None) is not None  # recorded per channel (folder, series, volumes)
     return onnx_network.Facts(
         task=settings.model.task, model=settings.model.name, data=settings.data.name,
         classes=classes, input_shape=list(settings.model.input_shape),
         channels=int(settings.model.input_shape[0]), normalize=settings.data.normalize,
-        mean=list(settings.data.mean) if folder_data else [MEAN],
-        std=list(settings.data.std) if folder_data else [STD],
+        mean=list(settings.data.mean) if own_stats else [MEAN],
+        std=list(settings.data.std) if own_stats else [STD],
         monitor=monitor, best_value=best, version=__version__, exporter=exporter,
         parity={k: v for k, v in result.items() if k != "ok"})
 

@@ -8,6 +8,9 @@ longer side is 20 px; placed in a 28×28 frame with its centre of mass at the ce
 
     python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 images='digits/*.png' [top=3] [json=true]
     python -m cnnexp.predict run=outputs/2026-11-25/10-31-02 backend=onnx images=…   # or model=path/model.onnx
+    python -m cnnexp.predict run=RUN inputs=cases.ts   # a data=series run: .ts/.npy/.npz; data=volumes: .npy/.npz
+
+inputs= reads series and volumes by the run's own rules (cnnexp.data.inputs), with backend=torch.
 
 backend=onnx runs the run's exported model.onnx (python -m cnnexp.export) with onnxruntime and
 never imports torch. Both backends, and data=folder's training, read images with the one reader
@@ -36,6 +39,7 @@ class PredictArgs:
     run: Optional[str] = None     # a run folder: its best.ckpt (else last.ckpt)
     ckpt: Optional[str] = None    # or a checkpoint file
     images: Optional[str] = None  # a file, a folder, or a glob pattern (quoted)
+    inputs: Optional[str] = None  # a .ts/.npy/.npz file of series, or .npy/.npz volumes (data=series, volumes)
     top: int = 3                  # classes listed per image, most probable first
     json: bool = False            # the answers as JSON, probabilities to 4 decimals
     backend: str = "torch"        # or onnx: the exported model.onnx, run by onnxruntime without torch
@@ -109,6 +113,9 @@ def torch_classifier(args: PredictArgs) -> Classifier:
     if not TASKS[task.settings.model.task].classifies:
         raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify images")
     data = task.settings.data
+    if data.name not in ("mnist", "folder", "seqmnist"):
+        raise SettingsError("images", args.images, f"inputs=FILE for this run: it trained on data={data.name} "
+                            "(.ts, .npy or .npz), not on images")
     folder = data.name == "folder"
     if folder:  # the run's own resize and normalisation, and its class names
         from cnnexp.data.image_folder import channel_stats
@@ -121,8 +128,14 @@ def torch_classifier(args: PredictArgs) -> Classifier:
         return images.read_array(path, data.channels, data.image_size)
 
     def probabilities(pixels):
+        x = to_float(torch.from_numpy(pixels), data.normalize, *stats)
+        if data.name == "seqmnist":  # the digit read pixel by pixel, in the run's order
+            from cnnexp.data.seqmnist import permutation
+
+            x = x.reshape(len(x), 1, -1)
+            x = x[:, :, torch.from_numpy(permutation(data.permute_seed))] if data.permute else x
         with torch.no_grad():
-            return torch.softmax(task(to_float(torch.from_numpy(pixels), data.normalize, *stats)), dim=1).numpy()
+            return torch.softmax(task(x), dim=1).numpy()
 
     return Classifier(folder, list(data.classes or []) if folder else [], read, probabilities)
 
@@ -165,9 +178,33 @@ def four_digits(p: float) -> float:
     return round(p, 4 if near <= 0 else min(12, max(4, 3 - math.floor(math.log10(near)))))
 
 
+def predict_inputs(args: PredictArgs) -> List[dict]:
+    """inputs=FILE: each series or volume of the file, read by the run's rules, ranked by its classes."""
+    from cnnexp.core.catalogue import TASKS
+    from cnnexp.data import inputs
+    from cnnexp.run.restore import load_task
+
+    if args.images or args.backend != "torch" or args.model:
+        raise SettingsError("inputs", args.inputs, "alone, with backend=torch (images= is for images; an exported "
+                            "model reads series and volumes in a later version)")
+    task, _ = load_task(args.run, args.ckpt)
+    data = task.settings.data
+    if not TASKS[task.settings.model.task].classifies:
+        raise RunError(f"run={args.run}: a {task.settings.model.name} model does not classify")
+    names, x, labels = inputs.read(args.inputs, data)
+    import torch
+
+    with torch.no_grad():
+        probs = torch.softmax(task(torch.from_numpy(x)), dim=1).numpy()
+    return [{"file": n, **ranked(p, args.top, "class", list(data.classes).__getitem__),
+             **({"label": l} if l is not None else {})} for n, p, l in zip(names, probs, labels)]
+
+
 def predict(args: PredictArgs) -> List[dict]:
     import numpy as np
 
+    if args.inputs:
+        return predict_inputs(args)
     if not args.images:
         raise RunError("say which images: images=FILE, FOLDER or a quoted glob, e.g. images='my_digits/*.png'")
     if args.backend not in BACKENDS:

@@ -77,7 +77,7 @@ def first_digit(data) -> Tuple[Optional[bytes], str]:
     from cnnexp.data import idx
 
     if data.name not in ("mnist", "folder"):  # a series, volume or clip is no 2-D picture to draw over
-        return None, f"no image of data={data.name} (its receptive fields are drawn over an empty grid)"
+        return None, f"no picture: data={data.name} is not 2-D; the shape table's rf column gives them"
     if data.name == "mnist":
         try:
             _, raw = idx.read_local(data.root, "t10k-images-idx3-ubyte")
@@ -119,7 +119,7 @@ def draw_network(settings, path: Path) -> str:
     digit, source = first_digit(settings.data)
     layers = settings.model.layers
     digit = digit if layers[0].dims == 2 else None  # a volume's boxes go over an empty height×width grid
-    written = draw(layers, path, digit, f"over {source}")
+    written = draw(layers, path, digit, f"over {source}" if layers[0].dims == 2 else "over an empty height×width grid")
     where = {1: "the table's rf column: no picture for a series", 2: f"receptive fields over {source}",
              3: "receptive fields over an empty height×width grid"}[layers[0].dims]
     return f"drew {len(written)} pictures into {path} in {time.perf_counter() - start:.1f} s ({where})"

@@ -20,6 +20,10 @@ key=value pairs override the config:
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
     python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=10
+    python -m cnnexp.bench data.root=../shared/datasets dims=true ucr_root=data/ucr mnist_batches=100
+
+dims=true measures only 1-D networks against the literature (bench/literature.py): sequential and
+permuted MNIST beside TCN, GunPoint, ItalyPowerDemand and JapaneseVowels (ucr_root/<Name>/) beside FCN.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import List, Tuple
 
 from cnnexp.bench.ablation import ABLATIONS, ablation_table
 from cnnexp.bench.estimate_vs_clock import estimate_table
+from cnnexp.bench.literature import PUBLISHED, literature_table
 from cnnexp.bench.loops import speed_table, uncompressed_copy
 from cnnexp.bench.recipes import RECIPES, recipe_table
 from cnnexp.bench.runs import compose_settings
@@ -57,6 +62,12 @@ class BenchArgs:
     estimate: bool = False   # the cost estimate (cnnexp.cost.estimate) against measured epochs, for ESTIMATED
     epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
     ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
+    dims: bool = False       # only this: 1-D networks on (p)MNIST and UCR sets beside TCN and FCN
+    dims_sets: str = "seqmnist,pmnist,GunPoint,ItalyPowerDemand,JapaneseVowels"
+    ucr_root: str = "data/ucr"  # holds <Name>/<Name>_TRAIN.ts and _TEST.ts for each UCR set
+    dims_epochs: int = 30    # epochs per UCR set
+    mnist_epochs: int = 1    # epochs of (p)MNIST
+    mnist_batches: int = 0   # batches per (p)MNIST epoch; 0: all (859 of 64, slow on a CPU)
 
 
 
@@ -78,6 +89,9 @@ def checked(argv: List[str]) -> Tuple[BenchArgs, List[str], object]:
                                 f"{', '.join(RECIPES)}")
         if args.peer and not (Path(args.peer).expanduser() / "src" / "train.py").is_file():
             raise SettingsError("peer", args.peer, "a checkout of lightning-hydra-template (with src/train.py)")
+        unknown = [name for name in args.dims_sets.split(",") if name not in PUBLISHED]
+        if args.dims and unknown:
+            raise SettingsError("dims_sets", args.dims_sets, f"a comma list of {', '.join(PUBLISHED)}")
         settings = compose_settings(overrides)
         if args.ablate:
             for name in args.recipes.split(","):
@@ -113,9 +127,9 @@ def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) ->
           f"{torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}; "
           f"accelerator=auto runs on {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'the CPU'}")
     print(f"command: python -m cnnexp.bench {' '.join(argv)}\n")
-    if args.ablate:
+    if args.ablate or args.dims:
         with tempfile.TemporaryDirectory(prefix="cnnexp-bench-") as tmp:
-            ablation_table(args, overrides, Path(tmp))
+            (ablation_table if args.ablate else literature_table)(args, overrides, Path(tmp))
         return
     L.seed_everything(0, verbose=False)
     datamodule = MNISTDataModule(settings.data, seed=settings.seed)

@@ -116,9 +116,9 @@ def _limit(batches: int, limit: Any) -> int:
 
 
 def _splits(settings) -> tuple[int, int, int]:
-    from cnnexp.data.facts import sizes  # each data's split sizes, from the files the check read too
+    from cnnexp.data.facts import sizes_of  # each data's split sizes, from the files the check read too
 
-    return sizes(settings.data, settings.seed)
+    return sizes_of(settings.data.name)(settings.data, settings.seed)
 
 
 def work(settings) -> Work:

@@ -2,7 +2,8 @@
 checked: sources, idx; held in memory: mnist), a folder of your own images (images: the
 torch-free scan; image_folder: the LightningDataModule), and the data of other dimensions —
 series (1-D: ts, the .ts parser; series, the files and their rules), seqmnist (1-D), volumes and
-moving_mnist (3-D), held as float tensors (arrays). What each holds before torch: facts."""
+moving_mnist (3-D), held as float tensors (arrays). What each holds before torch: facts (one function per
+name); what predict reads for them: inputs."""
 
 
 def make_datamodule(settings):

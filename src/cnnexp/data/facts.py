@@ -101,26 +101,22 @@ def folder(d, seed: int, test_after_fit: bool) -> DataFacts:
     return DataFacts(shape, found.classes, len(found.files["train"]), source)
 
 
-def sizes(d, seed: int) -> Tuple[int, int, int]:
-    """(train, val, test) examples, for the cost estimate: from the same scans the check made (cached)."""
+def sizes_of(name: str) -> Callable[..., Tuple[int, int, int]]:
+    """(train, val, test) examples of data `name`, for the cost estimate: each module's `sizes`,
+    from the same scans its facts made (cached)."""
+    module, _, _ = FACTS[name].partition(":")
+    return getattr(importlib.import_module(module), "mnist_sizes" if name == "mnist" else
+                   "folder_sizes" if name == "folder" else "sizes")
+
+
+def mnist_sizes(d, seed: int) -> Tuple[int, int, int]:
     from cnnexp.data.idx import TEST_IMAGES, TRAIN_IMAGES
 
-    if d.name in ("mnist", "seqmnist"):
-        return TRAIN_IMAGES - d.val_size, d.val_size, TEST_IMAGES
-    if d.name == "moving_mnist":
-        return d.train_clips, d.val_clips, d.test_clips
-    if d.name == "series":
-        from cnnexp.data import series
+    return TRAIN_IMAGES - d.val_size, d.val_size, TEST_IMAGES
 
-        (_, y), (_, y_test), classes, _ = series.load(d, seed)
-        rows = series.split_rows(y, len(classes), d.val_fraction, seed)
-        return len(rows["train"]), len(rows["val"]), len(y_test)
-    if d.name == "volumes":
-        from cnnexp.data import volumes
 
-        files = volumes.scan(d.root, d.val_fraction, d.test_fraction, seed)[1]
-    else:
-        from cnnexp.data import images
+def folder_sizes(d, seed: int) -> Tuple[int, int, int]:
+    from cnnexp.data import images
 
-        files = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed).files
+    files = images.scan(d.root, d.strict, d.val_fraction, d.test_fraction, seed).files
     return tuple(len(files[k]) for k in ("train", "val", "test"))

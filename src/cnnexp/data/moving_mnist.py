@@ -59,6 +59,10 @@ def facts(d, seed: int, test_after_fit: bool) -> DataFacts:
                      f"Moving MNIST ({d.frames} frames of {d.size}×{d.size})")
 
 
+def sizes(d, seed: int):
+    return d.train_clips, d.val_clips, d.test_clips
+
+
 def make(settings):
     import numpy as np
     import torch

@@ -29,6 +29,12 @@ def facts(d, seed: int, test_after_fit: bool) -> DataFacts:
     return DataFacts((1, STEPS), [str(digit) for digit in range(10)], TRAIN_IMAGES - d.val_size, name)
 
 
+def sizes(d, seed: int):
+    from cnnexp.data.facts import mnist_sizes
+
+    return mnist_sizes(d, seed)
+
+
 def make(settings):
     """The DataModule: MNIST's, its batches read as sequences."""
     import torch

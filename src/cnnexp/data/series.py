@@ -203,3 +203,10 @@ def split_rows(y, n_classes: int, val_fraction: float, seed: int):
 
     carved = stratified([(i, int(c)) for i, c in enumerate(y)], n_classes, val_fraction, 0.0, seed)
     return {k: np.array(sorted(i for i, _ in carved[k]), np.int64) for k in ("train", "val")}
+
+
+def sizes(d, seed: int):
+    """(train, val, test) cases: the training file's carved splits and the test file."""
+    (_, y), (_, y_test), classes, _ = load(d, seed)
+    rows = split_rows(y, len(classes), d.val_fraction, seed)
+    return len(rows["train"]), len(rows["val"]), len(y_test)

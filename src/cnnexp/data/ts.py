@@ -77,8 +77,12 @@ def _header(path: Path, lines: List[str]) -> tuple:
     raise DataUnavailable(f"{path}: no @data line; a .ts file lists its cases after @data")
 
 
-def _classes(path: Path, head: dict) -> List[str]:
+def _classes(path: Path, head: dict, labelled: bool = True) -> List[str]:
     value = head.get("classlabel")
+    if not labelled and (value or "false").lower().startswith("false"):
+        return []  # cases to predict: no label after the last ':'
+    if not labelled:
+        return value.split()[1:]
     if value is None or "targetlabel" in head:
         raise DataUnavailable(f"{path}: no @classLabel line (a regression set?); cnnexp trains classifiers, "
                               "which need '@classLabel true <the class names>'")
@@ -88,15 +92,16 @@ def _classes(path: Path, head: dict) -> List[str]:
     return names.split()
 
 
-def parse(path: Path) -> Cases:
-    """One .ts file → its cases, each checked against the header."""
+def parse(path: Path, labelled: bool = True) -> Cases:
+    """One .ts file → its cases, each checked against the header. `labelled=False` (predict): a file
+    with '@classLabel false' holds cases without labels; labels that are there are read, not checked."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataUnavailable(f"{path}: cannot be read as a .ts text file ({e}); replace it") from None
     head, start = _header(path, lines)
-    classes = _classes(path, head)
+    classes = _classes(path, head, labelled)
     missing = _bool(path, "missing", head.get("missing", "false"))
     stamps = _bool(path, "timeStamps", head.get("timestamps", "false"))
     univariate = _bool(path, "univariate", head.get("univariate", "true"))
@@ -111,7 +116,7 @@ def parse(path: Path) -> Cases:
             continue
         case += 1
         where = f"{path}: case {case} (line {i + 1})"
-        series, label = _case(where, text, stamps, missing)
+        series, label = _case(where, text, stamps, missing, has_label=labelled or bool(classes))
         if len(series) != dims:
             raise DataUnavailable(f"{where} has {len(series)} dimensions, the header says {dims}; "
                                   "every case holds the same dimensions, separated by ':'")
@@ -122,7 +127,7 @@ def parse(path: Path) -> Cases:
         if length is not None and lengths != {length}:
             raise DataUnavailable(f"{where} is {lengths.pop()} long, but @seriesLength is {length}; "
                                   "fix the case, or say '@equalLength false'")
-        if label not in classes:
+        if labelled and label not in classes:
             raise DataUnavailable(f"{where}: label {label!r} is not among @classLabel's {' '.join(classes)}; "
                                   "add it to the header or fix the case")
         out.series.append(series)
@@ -142,13 +147,13 @@ def _int(path: Path, head: dict, key: str, least: int) -> int:
 STAMPED = re.compile(r"\(([^(),]*),([^()]*)\)")
 
 
-def _case(where: str, text: str, stamps: bool, missing: bool):
-    """One data line → (dimensions as lists of floats, label)."""
-    parts = text.split(":")
-    if len(parts) < 2 or not parts[-1].strip():
+def _case(where: str, text: str, stamps: bool, missing: bool, has_label: bool = True):
+    """One data line → (dimensions as lists of floats, label or None)."""
+    parts = text.split(":") + ([] if has_label else [""])
+    if has_label and (len(parts) < 2 or not parts[-1].strip()):
         raise DataUnavailable(f"{where}: no class label after the last ':'; a case is "
                               "'v1,v2,…:label' (dimensions separated by ':')")
-    label = parts[-1].strip()
+    label = parts[-1].strip() or None
     series = []
     for d, part in enumerate(parts[:-1]):
         tokens = [m.group(2) for m in STAMPED.finditer(part)] if stamps else part.split(",")

@@ -138,3 +138,8 @@ def scale(x, s):
         return x
     view = (-1, *[1] * (x.ndim - 2))
     return ((x - np.asarray(s.mean, np.float32).reshape(view)) / np.asarray(s.std, np.float32).reshape(view)).astype(np.float32)
+
+
+def sizes(d, seed: int):
+    files = scan(d.root, d.val_fraction, d.test_fraction, seed)[1]
+    return tuple(len(files[k]) for k in ("train", "val", "test"))
