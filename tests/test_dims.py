@@ -34,7 +34,7 @@ def small(name, shape, **overrides):
 
 
 # ------------------------------------------------------------------ the formulas against PyTorch
-@hsettings(max_examples=30, deadline=None)  # three layer kinds in two dimensions each: fewer than the profile
+@hsettings(max_examples=20, deadline=None)  # three layer kinds in two dimensions each: fewer than the profile
 @given(i=st.integers(1, 30), k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3), data=st.data())
 def test_1d_and_3d_conv_pool_and_transposed_formulas_match_pytorch(i, k, s, d, data):
     p = data.draw(st.integers(0, 3))
