@@ -146,7 +146,7 @@ def machine(config: Dict[str, Any]) -> Dict[str, Any]:
     trainer = config.get("trainer") or {}
     found = {"cpu": _proc("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
              "cores": os.cpu_count(), "memory": memory, "os": platform.platform(), "hostname": platform.node(),
-             "deterministic": trainer.get("deterministic"), "seed": config.get("seed")}
+             "deterministic": trainer.get("deterministic")}  # the seed is the config's
     torch = sys.modules.get("torch")
     if torch is not None:
         found.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
