@@ -194,6 +194,11 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
         code = recorded_code(found, folder, Path(scratch)) if recorded_run else None
         print(f"re-running into {where}" + (f" with the recorded code ({scratch})" if code else "") + "\n", flush=True)
         rc = retrain(overrides, passed, where, code)
+    if recorded_run and rc == 0:  # its own capture saw a temporary copy: the code it ran is the record's
+        from cnnexp.run.provenance import write
+
+        write(where, {**(read_provenance(where) or {}), "patch": found.get("patch", ""),
+                      "code": {**found["code"], "rebuilt": f"by cnnexp.reproduce code=recorded from {folder}"}})
     after = load_results(where) if is_run(where) or (where / "results.json").exists() else None
     if rc != 0 or not after or after.get("status") != "ok":
         raise RunError(f"the re-run did not end ok (exit {rc}, status {(after or {}).get('status', 'none')}); "
