@@ -115,7 +115,9 @@ def test_compare_names_the_config_and_code_differences(quick_run, tmp_path, caps
     assert "commit" in out and "000000000000" in out and "branch" in out
     assert "the uncommitted changes differ" in out and re.search(r"files: .*x\.py", out)
     assert "packages:" not in out and "data:" not in out, "nothing that is the same"
-    assert "1 run — no interval" not in out and "single runs — no interval" in out
+    metrics = out[out.rindex("|  | n |"):]  # (the diff above may quote anything)
+    assert "1 run — no interval" not in metrics and "single runs — no interval and no test" in metrics
+    assert "sd" not in metrics.splitlines()[0] and "Welch" not in metrics.splitlines()[0], "only informative columns"
     assert max(len(line) for line in out.splitlines() if not line.startswith(("A  ", "B  ", "written:"))) <= 100
 
 
@@ -181,3 +183,19 @@ def test_reproduce_of_a_run_reports_a_match(quick_run, tmp_path):
     assert "reproduced: every recorded metric came back" in proc.stdout
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert again["test_acc"] == json.loads((run / "results.json").read_text())["test_acc"]
+
+
+def test_mlflow_tags_and_tensorboard_text_carry_the_provenance(quick_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnexp.tracking.loggers import source_tags
+
+    run, _ = quick_run
+    found = json.loads((run / "provenance.json").read_text())
+    tags = source_tags(run)
+    assert tags["mlflow.source.type"] == "LOCAL" and "cnnexp.train" in tags["mlflow.source.name"]
+    assert tags.get("mlflow.source.git.commit") == found["code"].get("commit")
+    events = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
+    assert "run/provenance" in events.Tags()["tensors"]
+    text = events.Tensors("run/provenance")[0].tensor_proto.string_val[0].decode()
+    assert found["machine"]["cpu"] in text and "packages.torch" in text

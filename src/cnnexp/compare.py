@@ -241,8 +241,8 @@ def tested(entries: Sequence[Entry]) -> str:
     single = [letter for letter, e in zip(letters(entries), entries) if len(e.runs) == 1]
     if not single:
         return ""
-    return (f"{', '.join(single)}: {'a single run' if len(single) == 1 else 'single runs'} — no interval, and no "
-            "test against the first (each needs 2 or more runs; replicate with seed=1,2,3)")
+    return (f"{', '.join(single)}: {'a single run' if len(single) == 1 else 'single runs'} — no interval and no "
+            "test (each needs 2 or more runs: seed=1,2,3)")
 
 
 def epochs_of(entries: Sequence[Entry]) -> Dict[str, List[Dict[str, Dict[int, float]]]]:
@@ -328,8 +328,9 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
         raise RunError(f"{Path(where).parent if where.endswith('.part') else where}: {e.strerror or e} — the "
                        f"comparison above was printed, but compare.csv and compare.png were not written to {out}; "
                        "name a folder you can write to with out=DIR") from None
-    print("\n(mean ± sd, 95 % Student-t interval; Welch's test against A)\n"
-          f"written: {out / 'compare.csv'}, {figure}")
+    if any(len(e.runs) > 1 for e in entries):
+        print("\n(mean ± sd, 95 % Student-t interval; Welch's test against A)")
+    print(f"\nwritten: {out / 'compare.csv'}, {figure}")
     return entries
 
 
