@@ -102,7 +102,8 @@ def _edited(run: Path, where: Path, commit: str = "0" * 40, patch: str = "diff -
     found["code"] = {"commit": commit, "branch": "other", "dirty": True}
     write(where, {**found, "patch": patch})
     config = where / "config.yaml"
-    config.write_text(config.read_text().replace("seed: 42", "seed: 7"))
+    text = config.read_text().replace("seed: 42", "seed: 7")
+    config.write_text(text.replace("\n    padding: 1\n", "\n    padding: same\n", 1))  # the same pixels, typed otherwise
     return where
 
 
@@ -112,6 +113,7 @@ def test_compare_names_the_config_and_code_differences(quick_run, tmp_path, caps
     code, out, err = in_process(compare_main, [run, edited, f"out={tmp_path}"], capsys)
     assert code == 0, err
     assert "| seed | 42 | 7 |" in out
+    assert "padding" not in out.split("what else differs")[0], "`same` with a 3×3 kernel is 1: one fact, one form"
     assert "commit" in out and "000000000000" in out and "branch" in out
     assert "the uncommitted changes differ" in out and re.search(r"files: .*x\.py", out)
     assert "packages:" not in out and "data:" not in out, "nothing that is the same"
@@ -196,6 +198,6 @@ def test_mlflow_tags_and_tensorboard_text_carry_the_provenance(quick_run):
     assert tags["mlflow.source.type"] == "LOCAL" and "cnnexp.train" in tags["mlflow.source.name"]
     assert tags.get("mlflow.source.git.commit") == found["code"].get("commit")
     events = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
-    assert "run/provenance" in events.Tags()["tensors"]
-    text = events.Tensors("run/provenance")[0].tensor_proto.string_val[0].decode()
+    assert "run/provenance/text_summary" in events.Tags()["tensors"]
+    text = events.Tensors("run/provenance/text_summary")[0].tensor_proto.string_val[0].decode()
     assert found["machine"]["cpu"] in text and "packages.torch" in text

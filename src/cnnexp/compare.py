@@ -127,6 +127,9 @@ def effective_padding(config: Dict) -> Dict:
     From the shape plan (arithmetic/geometry); a config the plan cannot be built from keeps its values."""
     from cnnexp.config.settings import load
 
+    blocks = (config.get("model") or {}).get("blocks") or []
+    if not any(isinstance(b, dict) and isinstance(b.get("padding"), str) for b in blocks):
+        return {}  # already pixels: nothing to build (a folder's data would be scanned for it)
     try:
         layers = load(config).model.layers
     except Exception:  # an older or hand-edited record: its values as written
