@@ -17,7 +17,7 @@ import pytest
 from cnnexp.compare import main as compare_main
 from cnnexp.reproduce import main as reproduce_main
 from cnnexp.run.provenance import capture, git_state, write
-from tests.helpers import PROJECT, cli, in_process
+from tests.helpers import PROJECT, SHORT, cli, in_process
 
 GIT = shutil.which("git") is not None
 needs_git = pytest.mark.skipif(not GIT, reason="git is not installed")
@@ -201,3 +201,22 @@ def test_mlflow_tags_and_tensorboard_text_carry_the_provenance(quick_run):
     assert "run/provenance/text_summary" in events.Tags()["tensors"]
     text = events.Tensors("run/provenance/text_summary")[0].tensor_proto.string_val[0].decode()
     assert found["machine"]["cpu"] in text and "packages.torch" in text
+
+
+@pytest.mark.slow
+def test_one_run_of_a_sweep_is_reproduced_by_its_folder(tmp_path, shared_data, calibrated):
+    out = tmp_path / "out"
+    proc = cli("train", "-m", "model.kernel_size=3,5", *SHORT, "trainer.limit_train_batches=5", f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (sweep,) = (out / "multirun").glob("*/*")
+    assert json.loads((sweep / "provenance.json").read_text())["overrides"][0] == "model.kernel_size=3,5"
+    summary = sweep / "summary.csv"
+    before = summary.read_bytes()
+    proc = cli("reproduce", str(sweep / "kernel_size=5"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "reproduced: every recorded metric came back" in proc.stdout
+    (again,) = (out / "reproduced").iterdir()  # beside the runs, never inside the sweep
+    assert again.name.startswith("kernel_size=5-") and "model.kernel_size=5" in json.loads(
+        (again / "provenance.json").read_text())["overrides"]
+    assert summary.read_bytes() == before and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
+        "_sweep", "kernel_size=3", "kernel_size=5"]
