@@ -220,3 +220,11 @@ def test_one_run_of_a_sweep_is_reproduced_by_its_folder(tmp_path, shared_data, c
         (again / "provenance.json").read_text())["overrides"]
     assert summary.read_bytes() == before and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
         "_sweep", "kernel_size=3", "kernel_size=5"]
+
+
+def test_the_gpu_driver_is_read_from_procs_line():
+    from cnnexp.run.provenance import driver_version
+
+    assert driver_version("NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023") == "535.104.05"
+    assert driver_version("NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build") == "570.86.15"
+    assert driver_version("") is None

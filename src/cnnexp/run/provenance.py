@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -153,8 +154,14 @@ def machine(config: Dict[str, Any]) -> Dict[str, Any]:
         if torch.cuda.is_available():
             found["gpu"] = torch.cuda.get_device_name(0)
             found["cuda"] = torch.version.cuda
-            found["gpu_driver"] = (_proc("/proc/driver/nvidia/version", "NVRM version") or "").split("  ")[-1] or None
+            found["gpu_driver"] = driver_version(_proc("/proc/driver/nvidia/version", "NVRM version") or "")
     return found
+
+
+def driver_version(line: str) -> Optional[str]:
+    """NVIDIA's driver from /proc's `NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 …`."""
+    found = re.search(r"\b\d+\.\d+(?:\.\d+)?\b", line)
+    return found.group(0) if found else None
 
 
 # ------------------------------------------------------------------ data
