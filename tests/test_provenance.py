@@ -228,3 +228,11 @@ def test_the_gpu_driver_is_read_from_procs_line():
     assert driver_version("NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023") == "535.104.05"
     assert driver_version("NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build") == "570.86.15"
     assert driver_version("") is None
+
+
+def test_compare_takes_bias_auto_as_what_it_built():
+    from cnnexp.compare import effective_bias
+
+    blocks = [{"bias": "auto", "norm": "none"}, {"bias": "auto", "norm": "batch"}, {"bias": True, "norm": "batch"}]
+    assert effective_bias({"model": {"blocks": blocks}}) == {
+        "model.blocks.0.bias": True, "model.blocks.1.bias": False, "model.blocks.2.bias": True}

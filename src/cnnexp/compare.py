@@ -117,8 +117,16 @@ def configs(entry: Entry) -> List[Dict]:
             raise RunError(f"{config_path(run)}: not a run's config (a mapping of settings); "
                            f"`python -m cnnexp.check {run}` checks every record")
         flat = {k: v for k, v in flatten(config).items() if k not in typed}
-        found.append({**flat, **effective_padding(config)})
+        found.append({**flat, **effective_bias(config), **effective_padding(config)})
     return found
+
+
+def effective_bias(config: Dict) -> Dict:
+    """`bias: auto` as what it builds (a bias where the block has no norm, as arithmetic/geometry
+    decides), so that `auto` and `true` that built the same layer are one fact."""
+    blocks = (config.get("model") or {}).get("blocks") or []
+    return {f"model.blocks.{i}.bias": b.get("norm") == "none" if b.get("bias") == "auto" else bool(b.get("bias"))
+            for i, b in enumerate(blocks) if isinstance(b, dict) and "bias" in b}
 
 
 def effective_padding(config: Dict) -> Dict:

@@ -43,7 +43,9 @@ COMPARED = ("best", "best_epoch", "epochs", *(m.key for m in QUALITY))  # result
 
 def parse(args: List[str]) -> Tuple[str, Dict[str, str], List[str]]:
     """(RUN, options, the settings passed on); each mistake one line naming it."""
-    folders = [a for a in args if "=" not in a]
+    # a sweep's run is named by its settings (kernel_size=5): an existing folder is the folder
+    folders = [a for a in args if "=" not in a or Path(a).expanduser().is_dir()]
+    args = [a for a in args if a not in folders]
     if len(folders) != 1:
         raise RunError(f"name one run folder ({len(folders)} given: {' '.join(folders) or 'none'}); "
                        "usage: python -m cnnexp.reproduce RUN [force=true] [code=recorded] (--help)")
