@@ -125,7 +125,7 @@ def test_compare_runs_and_refusals(replicated, tmp_path, capsys):
     folder, _ = replicated
     one, other = folder / "kernel_size=3,seed=1", folder / "kernel_size=5,seed=2"
     code, out, _ = _compare(capsys, str(one), str(other), f"out={tmp_path}")
-    assert code == 0 and "1 run — no interval" in out and "no test" in out
+    assert code == 0 and "single runs — no interval and no test" in out and "1 run — no interval" not in out
     code, out, _ = _compare(capsys, str(folder), f"out={tmp_path}")  # a sweep: each of its settings
     assert code == 0 and f"{folder}:kernel_size=3 " in out and f"{folder}:kernel_size=5 " in out
     code, out, _ = _compare(capsys, "--help")

@@ -109,7 +109,7 @@ def test_a_terminal_gets_the_bar_by_default(tmp_path, shared_data, calibrated):
 @pytest.mark.parametrize("module, expected", [
     ("shapes", "json=true"), ("eval", "split=test"), ("predict", "top=3"), ("summary", "SWEEP_FOLDER"),
     ("bench", "rounds=3"), ("export", "tolerance="), ("dashboard", "port="), ("compare", "out=DIR"),
-    ("check", "FOLDER")])
+    ("check", "FOLDER"), ("reproduce", "force=true")])
 def test_help_shows_usage_keys_and_an_example(module, expected, capsys):
     import importlib
 

@@ -24,6 +24,7 @@ from cnnexp.core.catalogue import CURVES, QUALITY, title_of
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.figures import pyplot, save_png
 from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path
+from cnnexp.records.provenance import code_of, read_provenance, short, side_by_side
 from cnnexp.sweeps import stats
 from cnnexp.sweeps.collect import collect, load_yaml, ranking, read_record, record_text, recorded_replicate_keys
 from cnnexp.sweeps.replicates import bounded, ok_by_setting
@@ -41,6 +42,7 @@ Prints the config keys that differ, the metrics (mean ± sd [95 % interval] wher
 Welch's test of each against the first."""
 
 IGNORED = ("paths.", "resume")  # where a run was written or continued from: not what it trained
+WIDTH = 100  # the console's: every table printed fits it
 
 
 @dataclass
@@ -114,13 +116,44 @@ def configs(entry: Entry) -> List[Dict]:
         if not isinstance(config, dict):
             raise RunError(f"{config_path(run)}: not a run's config (a mapping of settings); "
                            f"`python -m cnnexp.check {run}` checks every record")
-        found.append({k: v for k, v in flatten(config).items() if k not in typed})
+        flat = {k: v for k, v in flatten(config).items() if k not in typed}
+        found.append({**flat, **effective_bias(config), **effective_padding(config)})
+    return found
+
+
+def effective_bias(config: Dict) -> Dict:
+    """`bias: auto` as what it builds (a bias where the block has no norm, as arithmetic/geometry
+    decides), so that `auto` and `true` that built the same layer are one fact."""
+    blocks = (config.get("model") or {}).get("blocks") or []
+    return {f"model.blocks.{i}.bias": b.get("norm") == "none" if b.get("bias") == "auto" else bool(b.get("bias"))
+            for i, b in enumerate(blocks) if isinstance(b, dict) and "bias" in b}
+
+
+def effective_padding(config: Dict) -> Dict:
+    """Each block's padding as the pixels it pads (`same` with a 3×3 kernel is 1), so that two runs
+    compare in one form: an int where every side gets the same, else `top,bottom×left,right`.
+    From the shape plan (arithmetic/geometry); a config the plan cannot be built from keeps its values."""
+    from cnnexp.config.settings import load
+
+    blocks = (config.get("model") or {}).get("blocks") or []
+    if not any(isinstance(b, dict) and isinstance(b.get("padding"), str) for b in blocks):
+        return {}  # already pixels: nothing to build (a folder's data would be scanned for it)
+    try:
+        layers = load(config).model.layers
+    except Exception:  # an older or hand-edited record: its values as written
+        return {}
+    found = {}
+    for layer in layers:
+        if layer.kind == "conv" and layer.block.startswith("block"):
+            (t, b), (l, r) = layer.pads
+            found[f"model.blocks.{int(layer.block[5:]) - 1}.padding"] = t if layer.symmetric else f"{t},{b}×{l},{r}"
     return found
 
 
 def differing(entries: Sequence[Entry]) -> tuple:
-    """(header, rows): the config keys whose effective values are not the same everywhere; a
-    value that differs within an entry (its replicate keys) lists each."""
+    """(header, rows): one row per config key whose effective value is not the same everywhere,
+    one column per entry (by its letter); a value that differs within an entry (its replicate
+    keys) lists each."""
     per_entry = []
     for entry in entries:
         merged: Dict[str, List] = {}
@@ -133,8 +166,32 @@ def differing(entries: Sequence[Entry]) -> tuple:
         per_entry.append(merged)
     keys = [k for k in dict.fromkeys(k for m in per_entry for k in m)
             if len({repr(m.get(k)) for m in per_entry}) > 1 or any(len(m.get(k, [])) > 1 for m in per_entry)]
-    rows = [[e.label, *(",".join(map(str, m.get(k, ["—"]))) for k in keys)] for e, m in zip(entries, per_entry)]
-    return ["", *keys], rows
+    rows = [[k, *(short(",".join(map(str, m.get(k, ["—"]))), 30) for m in per_entry)] for k in keys]
+    return ["key", *letters(entries)], rows
+
+
+def letters(entries: Sequence) -> List[str]:
+    """The entries' short names in every table: A, B, … (their folders are said once, above)."""
+    return [chr(65 + i) if i < 26 else f"#{i + 1}" for i in range(len(entries))]
+
+
+def fitted(header: list, rows: list, csv_name: str, width: int = WIDTH) -> str:
+    """A table that fits `width` columns: as it is, else turned (one row per column), else left to
+    its CSV, with the path said."""
+    table = markdown(header, rows)
+    if max(map(len, table.splitlines())) <= width:
+        return table
+    turned = markdown(["", *(row[0] for row in rows)], [[h, *(row[i] for row in rows)] for i, h in enumerate(header) if i])
+    if max(map(len, turned.splitlines())) <= width:
+        return turned
+    return f"(wider than {width} columns: every number is in {csv_name})"
+def provenance_lines(entries: Sequence[Entry], names: List[str]) -> List[str]:
+    """Code, packages, machine and data that differ, each entry by its first run (`side_by_side`);
+    an entry whose runs ran on different code says so."""
+    found = [[read_provenance(run) for run in e.runs] for e in entries]
+    lines = [f"{letter}: its runs ran on {len(codes)} different versions of the code" for letter, records in zip(names, found)
+             if len(codes := {repr(code_of(r)) for r in records if r is not None}) > 1]
+    return lines + side_by_side(names, [records[0] for records in found])
 
 
 def check_same_task(entries: Sequence[Entry]) -> None:
@@ -162,18 +219,18 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
         [f"{title} − first", "95% low", "95% high", "Welch p", "seeds needed"]
     friendly, plain = [], []
     for i, entry in enumerate(entries):
-        cells, numbers = [entry.label, str(len(entry.runs))], [entry.label, len(entry.runs)]
+        cells, numbers = [letters(entries)[i], str(len(entry.runs))], [entry.label, len(entry.runs)]
         for key, _ in present:
             found = stats.interval(entry.values(key))
             low, high, cut_low, cut_high = bounded(key, found and found.low, found and found.high)  # as the summary's
             row = [None] * 4 if found is None else [found.mean, found.sd, low, high]
             numbers += row
-            cells += ["" if found is None else found.text() if found.n == 1 else f"{found.mean:.4f}",
+            cells += ["" if found is None else f"{found.mean:.4f}",
                       *(end_cell(v, cut) for v, cut in zip(row[1:], (False, cut_low, cut_high)))]
         test = stats.welch(entry.values(metric), entries[0].values(metric)) if i else None
         if test is None:
             numbers += [None] * 5
-            cells += ["" if not i else "no test (each needs 2 or more runs)", "", "", "", ""]
+            cells += ["", "", "", "", ""]  # said once below the table (`tested`)
         else:
             numbers += [test.difference, test.low, test.high, test.p, test.seeds_needed]
             cells += [f"{test.difference:+.4f}", f"{test.low:+.4f}", f"{test.high:+.4f}", f"{test.p:.3g}",
@@ -181,6 +238,22 @@ def metrics_table(entries: Sequence[Entry]) -> tuple:
         friendly.append(cells)
         plain.append(numbers)
     return header, friendly, plain
+
+
+def informative(header: list, rows: list) -> tuple:
+    """The columns that carry something: one empty in every row (an interval of single runs, a
+    test nobody could run) is left out of the console; compare.csv keeps them all."""
+    kept = [i for i in range(len(header)) if i == 0 or any(row[i] for row in rows)]
+    return [header[i] for i in kept], [[row[i] for i in kept] for row in rows]
+
+
+def tested(entries: Sequence[Entry]) -> str:
+    """What the console says once instead of a column per single run."""
+    single = [letter for letter, e in zip(letters(entries), entries) if len(e.runs) == 1]
+    if not single:
+        return ""
+    return (f"{', '.join(single)}: {'a single run' if len(single) == 1 else 'single runs'} — no interval and no "
+            "test (each needs 2 or more runs: seed=1,2,3)")
 
 
 def epochs_of(entries: Sequence[Entry]) -> Dict[str, List[Dict[str, Dict[int, float]]]]:
@@ -247,10 +320,16 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
         raise RunError(f"{' '.join(args)}: only one setting to compare; name two or more (or a sweep with two settings)")
     check_same_task(entries)
     read = epochs_of(entries)
+    names = letters(entries)
+    print("\n".join(f"{letter}  {e.label}" + (f" ({len(e.runs)} runs)" if len(e.runs) > 1 else "")
+                    for letter, e in zip(names, entries)) + "\n")
     header, rows = differing(entries)
-    print("config keys that differ:\n" + (markdown(header, rows) if len(header) > 1 else "(none)") + "\n")
+    print("config keys that differ:\n" + (fitted(header, rows, "the runs' config.yaml") if rows else "(none)") + "\n")
+    print("what else differs (provenance.json):\n" + "\n".join(provenance_lines(entries, names) or ["(nothing)"]) + "\n")
     header, friendly, plain = metrics_table(entries)
-    print(markdown(header, friendly))
+    print(fitted(*informative(header, friendly), str(out / "compare.csv")))
+    if tested(entries):
+        print(tested(entries))
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_csv(out / "compare.csv", header, plain)
@@ -260,8 +339,9 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
         raise RunError(f"{Path(where).parent if where.endswith('.part') else where}: {e.strerror or e} — the "
                        f"comparison above was printed, but compare.csv and compare.png were not written to {out}; "
                        "name a folder you can write to with out=DIR") from None
-    print(f"\n(mean ± sd, 95 % Student-t interval; Welch's test against {entries[0].label}) — "
-          f"written: {out / 'compare.csv'}, {figure}")
+    if any(len(e.runs) > 1 for e in entries):
+        print("\n(mean ± sd, 95 % Student-t interval; Welch's test against A)")
+    print(f"\nwritten: {out / 'compare.csv'}, {figure}")
     return entries
 
 

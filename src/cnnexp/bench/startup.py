@@ -31,6 +31,28 @@ def memory_mb(overrides: List[str], workdir: Path) -> float:
     return PEAK_MB["last"] if rc == 0 else float("nan")
 
 
+def provenance_seconds(rounds: int = 5) -> List[float]:
+    """What recording a run's provenance adds to its start (git state and patch, packages, machine,
+    data fingerprint; cnnexp.run.provenance), torch imported as in a run: each of `rounds` calls."""
+    import torch  # noqa: F401 — a run's capture finds it imported: its threads and GPU are read
+
+    from cnnexp.run.provenance import capture
+
+    config = {"data": {"name": "mnist"}, "trainer": {"deterministic": False}, "seed": 42}
+    found = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        capture(config, ["model.kernel_size=5"])
+        found.append(time.perf_counter() - t)
+    return found
+
+
+def provenance_line() -> str:
+    found = provenance_seconds()
+    return (f"provenance capture at start (git state and patch, packages, machine, data): "
+            f"{statistics.median(found):.3f} s median of {len(found)}, first {found[0]:.3f} s (allowed: 0.2 s)")
+
+
 # ------------------------------------------------------------------ the peer: lightning-hydra-template
 def first_step_marker(path: str):
     """A callback for the peer's trainer (+callbacks.first_step._target_=cnnexp.bench.startup.first_step_marker):
@@ -73,6 +95,7 @@ def startup_table(args, overrides: List[str], work: Path, data_dir: Path) -> Non
                                    startup=True)[1])
     print(f"startup, launch → first training step (median of 3): cnnexp {statistics.median(ours):.2f} s "
           f"({', '.join(f'{v:.2f}' for v in ours)})")
+    print(provenance_line())
     print(f"peak memory of a 2-epoch default run: cnnexp {memory_mb(overrides, work):,.0f} MB")
     if peer:
         rc, _ = peer_run(peer, data_dir, work, ["trainer.max_epochs=2"])

@@ -34,7 +34,9 @@ SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it at the root of every sweep; re
 SUMMARY = "summary.csv"         # a sweep's table, one row per setting
 SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
 SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
-RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS)  # a run's record, in the order MLflow receives it
+PROVENANCE = "provenance.json"  # what produced it: command, git state, packages, machine, data (docs/reproduce.md)
+CODE_PATCH = "code.patch"       # the uncommitted change of the code that ran (git diff HEAD + new files)
+RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS, PROVENANCE, CODE_PATCH)  # a run's record, in the order MLflow receives it
 SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
 
 def config_path(folder: Path) -> Path:
@@ -51,6 +53,14 @@ def metrics_path(folder: Path) -> Path:
 
 def results_path(folder: Path) -> Path:
     return Path(folder) / RESULTS
+
+
+def provenance_path(folder: Path) -> Path:
+    return Path(folder) / PROVENANCE
+
+
+def code_patch_path(folder: Path) -> Path:
+    return Path(folder) / CODE_PATCH
 
 
 def checkpoint_dir(folder: Path) -> Path:

@@ -1,6 +1,6 @@
 """What a run writes and says as it starts: its record (results.json says `running`; a resume's
 only once training has started, so that a resume that fails before leaves the folder as it was),
-config.yaml and shapes.txt, and the console's header with the estimated time.
+config.yaml and shapes.txt, provenance.json (and code.patch: what produced it, cnnexp.run.provenance), and the console's header with the estimated time.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from cnnexp.config.settings import Settings
 from cnnexp.core.console import job_header
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import RunRecord, config_path, read_results, remove_stale_parts, shapes_path
+from cnnexp.run import provenance
 from cnnexp.run.preflight import Checked
+from cnnexp.run.resources import share_cores
 
 log = logging.getLogger("cnnexp")
 
@@ -50,6 +52,8 @@ def start_run(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
                   OmegaConf.to_yaml(OmegaConf.create(checked.config)), rank_zero)
     if rank_zero and not checked.resume:
         write_config(run_dir, start.config_yaml, start.table)
+        share_cores(checked.settings)  # as fit will: the threads the record names are those that train
+        provenance.record(run_dir, checked.config, overrides)  # code, packages, machine, data (docs/reproduce.md)
     if rank_zero:
         _announce(checked, start, multirun)
     return start

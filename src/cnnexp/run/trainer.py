@@ -106,7 +106,7 @@ def _progress(settings: Settings, run_dir: Path, callbacks: list) -> str:
 
 
 def _loggers(settings: Settings, run_dir: Path) -> list:
-    from cnnexp.tracking.board import Board
+    from cnnexp.tracking.board import Board, show_provenance
     from cnnexp.tracking.loggers import trainer_logger
 
     loggers = []
@@ -115,6 +115,7 @@ def _loggers(settings: Settings, run_dir: Path) -> list:
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.tracking.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
+        show_provenance(loggers[-1], run_dir)  # the text tab: commit, machine, data, the uncommitted change
     return loggers + list(filter(None, [trainer_logger(settings, run_dir)]))  # logger=mlflow
 
 

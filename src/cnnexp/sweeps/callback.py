@@ -231,6 +231,14 @@ def claimable(config: DictConfig, kind: str) -> None:
                                             f"or continue that run with resume={path}")
 
 
+def _plain(config: DictConfig) -> dict:
+    """The sweep's settings as values, for its provenance (its data, its determinism)."""
+    try:
+        return OmegaConf.to_container(user_config(config), resolve=True)
+    except Exception:  # an interpolation only a job can resolve: the data's name is what the record needs
+        return OmegaConf.to_container(user_config(config), resolve=False)
+
+
 def _open_sweep(config: DictConfig) -> DictConfig | None:
     """The sweep's folder, checked and claimed (or, for `-m resume=SWEEP`, the recorded sweep
     relaunched into its own); its runs named and counted, its total estimated. Returns the
@@ -268,5 +276,9 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if SettingsCheck.lock is None:  # a grid sweep's folder: one process; a search's: its workers
         SettingsCheck.lock = (WorkerLock if is_search(config.hydra.sweeper) else FolderLock)(sweep_dir)
+    if recorded is None:  # once per sweep, as it launches (each job records its own too)
+        from cnnexp.run import provenance
+
+        provenance.record(sweep_dir, _plain(config), [str(o) for o in config.hydra.overrides.task])
     open_sweep(config, sweep_dir)  # logger=mlflow: the parent run of the trials
     return recorded

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from cnnexp.core.errors import RunError, fail
+from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, shown_status, summary_path,
                                    summary_plot_path, summary_runs_path, went_wrong)
 from cnnexp.search.report import report as search_report
@@ -55,6 +55,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
     tables = print_tables(rows, replicate_keys)
+    print_code_versions(sweep_dir, rows)
     unsaved = None
     earlier = sorted((sweep_dir / SWEEP_RUN).glob("events.out.tfevents.*")) if write else []
     if write:
@@ -77,6 +78,29 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     for old in earlier:  # this summary's events replace them: `_sweep` holds one summary, not one per call
         old.unlink(missing_ok=True)
     return rows
+
+
+def print_code_versions(sweep_dir: Path, rows: List[Dict]) -> None:
+    """A sweep whose runs ran on different code (the tree changed between its jobs) says so, with
+    the runs of each version: their numbers are not one experiment's."""
+    from cnnexp.records.provenance import code_of, read_provenance
+
+    versions: Dict[str, List[str]] = {}
+    for row in rows:
+        try:
+            found = read_provenance(sweep_dir / row["run"])
+        except UserError:
+            found = None
+        if found is not None:
+            code = code_of(found)
+            name = code.get("git") or f"commit {code['commit']}" + (f" + change {code['patch']}" if code["patch"] != "none" else "")
+            versions.setdefault(name, []).append(row["run"])
+    if len(versions) > 1:
+        print(f"\nnote: these runs ran on {len(versions)} versions of the code (the tree changed between jobs):")
+        for name, runs in versions.items():
+            shown = ", ".join(runs[:4]) + (f" and {len(runs) - 4} more" if len(runs) > 4 else "")
+            print(printable(f"  {name}: {shown}")[:100])
+        print("  `python -m cnnexp.compare RUN_A RUN_B` shows how they differ")
 
 
 def in_the_way(sweep_dir: Path) -> None:

@@ -52,3 +52,27 @@ class Board(TensorBoardLogger):
         writer = self.experiment._get_file_writer()
         writer.add_summary(start, step)
         writer.add_summary(end, step)
+
+
+def show_provenance(board: Board, run_dir) -> None:
+    """TensorBoard's text tab: what produced the run (provenance.json) and its uncommitted change."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from cnnexp.core.errors import UserError
+    from cnnexp.records.provenance import flat_section, read_provenance
+
+    try:
+        found = read_provenance(run_dir) if rank_zero_only.rank == 0 else None
+    except UserError:
+        found = None
+    if not found:
+        return
+    rows = [("command", f"`{found.get('command', '')}`")]
+    for section in ("code", "machine", "data"):
+        rows += [(f"{section}.{k}", str(v)) for k, v in flat_section(found, section).items()]
+    packages = found.get("packages") or {}
+    rows += [(f"packages.{k}", packages[k]) for k in ("python", "torch", "lightning", "hydra-core", "numpy") if k in packages]
+    text = "| fact | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    if found.get("patch"):
+        text += "\n\nuncommitted change (code.patch):\n\n" + "\n".join("    " + line for line in found["patch"][:20000].splitlines())
+    board.experiment.add_text("run/provenance", text, 0)

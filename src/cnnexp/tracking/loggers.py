@@ -104,7 +104,8 @@ def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], co
     if run_id:
         client.update_run(run_id, status="RUNNING")
     else:
-        tags = {"cnnexp.run_dir": str(run_dir), "cnnexp.overrides": " ".join(record.data.get("overrides", []))[:5000]}
+        tags = {"cnnexp.run_dir": str(run_dir), "cnnexp.overrides": " ".join(record.data.get("overrides", []))[:5000],
+                **source_tags(run_dir)}
         parent = _parent_of(run_dir.parent, cfg.tracking_uri)
         if parent:
             tags["mlflow.parentRunId"] = parent
@@ -124,6 +125,22 @@ def _open_run(cfg, settings, run_dir: Path, record, previous: Optional[Dict], co
         write_results(record.run_dir, record.data)
     record.listeners.append(lambda data: close_run(cfg.tracking_uri, run_id, run_dir, data))
     return run_id
+
+
+def source_tags(run_dir: Path) -> Dict[str, str]:
+    """MLflow's own tags for where a run came from (mlflow.source.*), from its provenance.json;
+    provenance.json and code.patch themselves go up with the run's files."""
+    from cnnexp.records.provenance import read_provenance
+
+    try:
+        found = read_provenance(run_dir) or {}
+    except RunError:
+        return {}
+    code = found.get("code") or {}
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": str(found.get("command", ""))[:5000],
+            "mlflow.source.git.commit": code.get("commit"), "mlflow.source.git.branch": code.get("branch"),
+            "cnnexp.git.dirty": str(code.get("dirty")) if "dirty" in code else None, "cnnexp.git.note": code.get("note")}
+    return {k: v for k, v in tags.items() if v}
 
 
 def close_run(tracking_uri: str, run_id: str, run_dir: Path, data: Dict[str, Any]) -> None:
