@@ -7,6 +7,7 @@ torch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, List, NamedTuple, Tuple
 
@@ -189,6 +190,16 @@ def _check_plan(m: ModelSettings) -> None:
 
 
 # ---------------------------------------------------------------- training
+def _is_setting(s: Settings, key: str) -> bool:
+    """`seed`, `data.fold`: a dotted key that names a setting of `s`."""
+    node: Any = s
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            return False
+        node = getattr(node, part)
+    return True
+
+
 def _check_training(s: Settings, shape: Tuple[int, ...]) -> None:
     """How the weights are trained: optimizer, lookahead, test-time shifts, retries, loss, schedule."""
     o = s.optimizer
@@ -210,6 +221,9 @@ def _check_training(s: Settings, shape: Tuple[int, ...]) -> None:
             "a number in (0, 1]: 1 shifts every image, 0.5 those whose answer is that close")
     require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
             s.sweep_options.retries, "an integer ≥ 0")
+    for key in s.sweep_options.replicate_keys:  # a typo would group nothing, silently
+        require(_is_setting(s, str(key)), "sweep_options.replicate_keys", key,
+                "each a setting's key as a sweep varies it, e.g. [seed] or [seed,data.fold]")
     require(0.0 <= s.loss.label_smoothing < 1.0, "loss.label_smoothing", s.loss.label_smoothing,
             "a number in [0, 1), e.g. 0.1")
     sc = s.scheduler

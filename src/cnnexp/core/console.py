@@ -14,6 +14,8 @@ import warnings
 
 SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
 SWEEP_COST = "CNNEXP_SWEEP_COST"  # the same: the sweep's start (unix) and each job's estimated seconds
+SWEEP_REFUSED = "CNNEXP_SWEEP_REFUSED"  # the same: run name → why, for a grid's settings refused before launch
+WIDTH = 100  # the columns every printed line fits (a wider table is folded, or its CSV holds the rest)
 
 
 class Formatter(logging.Formatter):
@@ -115,6 +117,26 @@ def job_header(run_dir, multirun: bool, eta: bool = False) -> str:
     size = os.environ.get(SWEEP_SIZE)
     header = f"[{number}/{size}] {run_dir.name}" if size else f"[{number}] {run_dir.name}"
     return header + sweep_eta(number - 1) if eta else header
+
+
+def refused_before_launch(run_name: str):
+    """Why the sweep refused this job's settings before it launched (sweeps.refusals), or None."""
+    import json
+
+    try:
+        return json.loads(os.environ.get(SWEEP_REFUSED) or "{}").get(run_name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
+    """A long entry (a reason, a command) as lines of at most `width` columns, continued indented;
+    a word longer than a line is left whole."""
+    import textwrap
+
+    lead = text[:len(text) - len(text.lstrip())]
+    return "\n".join(textwrap.wrap(text, width, initial_indent="", subsequent_indent=lead + indent,
+                                   break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
 
 
 def duration(seconds: float) -> str:

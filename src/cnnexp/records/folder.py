@@ -347,6 +347,7 @@ def remove_stale_parts(folder: Path) -> None:
 
 # ------------------------------------------------------------------ a sweep's view of its runs
 REJECTED = "rejected"  # shown for a search's setting its shape check refused: results.json says failed, rejected: true
+REFUSED = "refused"    # shown for a grid's setting refused before it ran: results.json says failed, refused: true
 AS_MEANT = ("ok", "pruned")  # a run that ended as its sweep meant (a pruner stops trials by design): both log HParams
 
 
@@ -359,9 +360,11 @@ def summary_plot_path(folder: Path) -> Path:
 
 
 def shown_status(record: Dict[str, Any]) -> str:
-    """`rejected` for a search's setting that never trained (its shapes cannot work), apart from
-    runs that failed; results.json keeps `failed` with `rejected: true`."""
-    return REJECTED if record.get("rejected") else record.get("status", "?")
+    """`rejected` for a search's setting that never trained (its shapes cannot work), `refused` for
+    a grid's, apart from runs that failed; results.json keeps `failed` with `rejected: true` or
+    `refused: true`."""
+    return REJECTED if record.get("rejected") else REFUSED if record.get("refused") and \
+        record.get("status") == "failed" else record.get("status", "?")
 
 
 def went_wrong(record: Dict[str, Any]) -> bool:

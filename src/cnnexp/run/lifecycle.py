@@ -23,7 +23,7 @@ from typing import List
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core import stopping
-from cnnexp.core.console import job_header, silence_closed_streams
+from cnnexp.core.console import job_header, refused_before_launch, silence_closed_streams
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import RunRecord, read_results
@@ -132,7 +132,10 @@ def _refused(error: UserError, cfg: DictConfig, run_dir: Path, overrides: List[s
     if not multirun:
         drop_fresh_folder(run_dir)
         fail(error)
-    log.error("%s: invalid settings: %s", job_header(run_dir, multirun), error)
+    if refused_before_launch(Path(run_dir).name) is not None:  # said once, before the sweep launched
+        log.info("%s: refused before launch (above); recorded", job_header(run_dir, multirun))
+    else:
+        log.error("%s: invalid settings: %s", job_header(run_dir, multirun), error)
     data = kept if kept is not None else RunRecord(run_dir, overrides).refuse(str(error))
     if OmegaConf.select(cfg, "sweep_options.fail_fast", default=False) is True:
         raise FailFast(run_dir)

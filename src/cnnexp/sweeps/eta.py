@@ -32,12 +32,14 @@ MAX_COMPOSED = 48  # runs composed to estimate a sweep (a few seconds at most)
 
 def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float]:
     """One run's estimated seconds (beyond `done` epochs); 0 for settings that cannot train (they fail at once)."""
-    from cnnexp.config.compose import compose_config, user_config
     from cnnexp.core.errors import UserError
-    from cnnexp.config.settings import load
+    from cnnexp.sweeps.refusals import settings_of
 
     try:
-        estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration, done)
+        settings = settings_of(overrides)
+        if isinstance(settings, UserError):
+            return 0.0
+        estimate = cost.estimate(settings, calibration, done)
     except UserError:
         return 0.0
     except Exception:  # an estimate never stops a sweep

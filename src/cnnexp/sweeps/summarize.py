@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from cnnexp.core.console import folded
 from cnnexp.core.errors import RunError, fail
 from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, shown_status, summary_path,
                                    summary_plot_path, summary_runs_path, went_wrong)
@@ -134,9 +135,10 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, w
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
     not_ok = [r for r in rows if went_wrong(r)]
     if not_ok:
-        kinds = " or ".join(sorted({r.get("status", "?") for r in not_ok}))
-        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole
-              + "\n".join(f"  {printable(r['run'])}: {reason(r) or r.get('status')}" for r in not_ok), file=sys.stderr)
+        kinds = " or ".join(sorted({shown_status(r) for r in not_ok})).replace("refused", "refused before launch")
+        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole, folded
+              + "\n".join(folded(f"  {printable(r['run'])}: {reason(r) or r.get('status')}") for r in not_ok),
+              file=sys.stderr)
     if unsaved is not None:
         fail(unsaved)
     if not not_ok and not any(r.get("status") in AS_MEANT for r in rows):
