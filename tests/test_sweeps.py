@@ -28,7 +28,9 @@ def grid(tmp_path_factory, shared_data, calibrated):
 def test_failed_setting_is_recorded_and_the_rest_finish(grid):
     folder, proc = grid
     assert proc.returncode == 1
-    assert "1 of 4 runs failed" in proc.stderr
+    assert "1 of 4 runs refused before launch" in proc.stderr
+    before = proc.stdout.split("[1/4]")[0]  # said before any job started, one entry with its reason
+    assert "1 of 4 settings refused before launch" in before and "kernel_size=5,stride=2: block" in before
     statuses = {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
                 if d.is_dir() and d.name != "_sweep"}
     assert sorted(statuses) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
@@ -46,10 +48,15 @@ def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
     assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
     assert proc.stdout.count("accelerator: cpu") == 1 and "`Trainer.fit` stopped" not in proc.stdout, \
         "the jobs' shared device line once, and no end-of-fit line before each result"
-    failed = re.search(r"\] error: \[4/4\] kernel_size=5,stride=2: invalid settings: (.+)\n  try: (.+)\n", proc.stdout)
-    assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
+    assert re.search(r"\] \[4/4\] kernel_size=5,stride=2: refused before launch \(above\); recorded\n", proc.stdout), \
+        proc.stdout[-3000:]
+    assert "invalid settings" not in proc.stdout, "said once, before launch, not again as the job starts"
     reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]
-    assert f"  kernel_size=5,stride=2: {reason.splitlines()[0]}\n" in proc.stderr, "the closing list: whole lines"
+    closing = " ".join(proc.stderr.split())
+    assert f"kernel_size=5,stride=2: {' '.join(reason.splitlines()[0].split())}" in closing, \
+        "the closing list: each reason whole, folded"
+    assert all(len(line) <= 100 for line in (proc.stdout + proc.stderr).splitlines()
+               if "python -m cnnexp.train" not in line), "the console fits 100 columns"
 
 
 def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
@@ -63,7 +70,7 @@ def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
 def test_summary_csv_matches_the_runs_and_is_rebuilt(grid, calibrated):
     folder, proc = grid
     rows = list(csv.DictReader((folder / "summary.csv").open()))
-    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "failed"], "sorted by validation accuracy"
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "refused"], "sorted by validation accuracy"
     vals = [float(r["val acc"]) for r in rows[:3]]
     assert vals == sorted(vals, reverse=True)
     for r in rows[:3]:
