@@ -78,6 +78,30 @@ def test_a_busy_machine_is_named_beside_an_estimate_measured_quiet():
     assert busy_note({"busy": False}, 6.04, 2) == "; the machine is busy now (load 6.0 on 2 cores): expect it to take longer"
 
 
+def test_a_calibration_measured_busy_still_warns_when_the_load_now_is_higher(tmp_path):
+    """Issue #42: a calibration cached at load 2.5 made every later estimate skip the note, even at
+    load 20 (estimates 10× low). Its cache file, as a busy calibration writes it, by hand."""
+    from cnnexp.cost.estimate import busy_note, machine_key, read_calibration
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"key": machine_key(), "measured_unix": 1, "busy": True, "load": 2.5,
+                                "measure_s": 3.0, "devices": {}}))
+    seen = read_calibration(path)
+    assert busy_note(seen, 2.8, 2) == "", "about the load it was measured at: its rates already run long"
+    assert busy_note(seen, 20.0, 2) == ("; the machine is busier now than when it was calibrated "
+                                         "(load 20.0 on 2 cores, 2.5 then): expect it to take longer")
+    assert busy_note(seen, 1.5, 2) == "", "a quiet machine: no note"
+    assert busy_note({**seen, "load": None}, 20.0, 2) == "", "a cache from before the load was recorded"
+
+
+def test_sweep_etas_keep_the_unit_of_the_sweeps_total():
+    from cnnexp.core.console import duration, unit_of
+
+    total = unit_of(600.0)
+    assert [duration(s, total) for s in (516.0, 102.0, 88.0, 4.1)] == ["8.6 min", "1.7 min", "1.5 min", "0.1 min"]
+    assert duration(88.0) == "88 s" and duration(102.0) == "1.7 min", "a single figure keeps the unit that suits it"
+
+
 @pytest.mark.slow  # a 16 s sweep; test-all runs it
 def test_a_sweep_says_its_total_and_each_job_its_eta(cache, tmp_path):
     quick = [o for o in QUICK if not o.startswith("callbacks.progress_bar_refresh=")]  # piped: a line per epoch

@@ -139,11 +139,17 @@ def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
                                    break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
 
 
-def duration(seconds: float) -> str:
-    """`42 s`, `3.5 min`, `2.1 h`."""
-    if seconds < 90:
+def duration(seconds: float, unit: str | None = None) -> str:
+    """`42 s`, `3.5 min`, `2.1 h` — the unit that suits `seconds`, or the one given (a sweep's ETAs
+    all in the unit of its total, so that they read as one falling count)."""
+    unit = unit or unit_of(seconds)
+    if unit == "s":
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if unit == "min" else f"{seconds / 3600:.1f} h"
+
+
+def unit_of(seconds: float) -> str:
+    return "s" if seconds < 90 else "min" if seconds < 5400 else "h"
 
 
 _job_starts: dict = {}  # when each job of this process's sweep began (0-based job → unix time), keyed by the sweep's start
@@ -163,7 +169,7 @@ def sweep_eta(done: int) -> str:
     starts = _job_starts.setdefault(started, {})  # a second sweep in this process has its own
     starts[done] = now
     rest = remaining_seconds(jobs, done, starts, started, now)
-    return f" — ETA {duration(rest)} for the rest of the sweep" if rest else ""
+    return f" — ETA {duration(rest, unit_of(sum(jobs)))} for the rest of the sweep" if rest else ""
 
 
 def remaining_seconds(jobs: list, done: int, starts: dict, started: float, now: float) -> float:

@@ -34,6 +34,7 @@ SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it at the root of every sweep; re
 SUMMARY = "summary.csv"         # a sweep's table, one row per setting
 SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
 SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
+SUMMARY_STALE = ".summary-stale"  # a sweep's runs resumed one by one since its summary: their names, a line each
 RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS)  # a run's record, in the order MLflow receives it
 SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
 
@@ -161,6 +162,31 @@ def _finite(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     return value
+
+
+def mark_summary_stale(sweep_dir: Path, run_name: str) -> Path:
+    """A run of this sweep was resumed on its own: the sweep's summary no longer says what its
+    runs hold until `python -m cnnexp.summary SWEEP` rebuilds it (which clears the mark)."""
+    names = stale_runs(sweep_dir)
+    write_atomic(Path(sweep_dir) / SUMMARY_STALE, "".join(f"{n}\n" for n in dict.fromkeys([*names, run_name])))
+    return Path(sweep_dir) / SUMMARY_STALE
+
+
+def stale_runs(sweep_dir: Path) -> List[str]:
+    """The runs resumed since the sweep's summary was written ([] when it is current)."""
+    path = Path(sweep_dir) / SUMMARY_STALE
+    if path.is_symlink() or not path.is_file():
+        return []
+    try:
+        return [line for line in path.read_text(errors="replace").splitlines()[:1000] if line.strip()]
+    except OSError:
+        return []
+
+
+def clear_summary_stale(sweep_dir: Path) -> None:
+    path = Path(sweep_dir) / SUMMARY_STALE
+    if path.is_file() and not path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 def write_results(run_dir: Path, data: Dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.core.console import folded
 from cnnexp.core.errors import RunError, fail
-from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, shown_status, summary_path,
+from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, clear_summary_stale, shown_status,
+                                   summary_path,
                                    summary_plot_path, summary_runs_path, went_wrong)
 from cnnexp.search.report import report as search_report
 from cnnexp.search.study import is_search_folder, load_study
@@ -75,6 +76,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
             unsaved = unsaved or e
     if unsaved is not None:
         raise SummaryNotSaved(sweep_dir, unsaved, rows)
+    if write:
+        clear_summary_stale(sweep_dir)  # it says what every run holds again
     for old in earlier:  # this summary's events replace them: `_sweep` holds one summary, not one per call
         old.unlink(missing_ok=True)
     return rows
