@@ -61,7 +61,9 @@ def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert not any(re.match(r"(torch|lightning)\b", m) for m in imported)
-    line = proc.stdout.strip().splitlines()[-1]
+    line = " ".join(proc.stdout.split("\ncost: ")[-1].split())  # folded to fit 100 columns
+    assert all(len(l) <= 100 for l in proc.stdout.splitlines()), proc.stdout
+    line = "cost: " + line
     assert re.fullmatch(r"cost: ~\S+ (s|min|h) per epoch, ~\S+ (s|min|h) for 2 epochs and the test \(cpu, bf16-cl; .*\)(; the machine is busy now .*)?", line), line
 
     empty = cli("shapes", "experiment=speedrun", QUICK[0], env={"XDG_CACHE_HOME": str(tmp_path)})
@@ -149,4 +151,5 @@ def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeyp
     proc = cli("train", f"resume={run}", "trainer.max_epochs=3", "trainer.limit_train_batches=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"cost: ~\S+ \S+ per epoch, ~\S+ \S+ for the 1 epoch left of 3 and the test "
-                     r"\(2 trained before this resume; ", proc.stdout + proc.stderr), proc.stdout[-2000:]
+                     r"\(2 trained before this resume; ", " ".join((proc.stdout + proc.stderr).split())), \
+        proc.stdout[-2000:]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cnnexp.core.console import duration
+from cnnexp.core.console import WIDTH, duration, folded
 from cnnexp.data.idx import TRAIN_IMAGES
 from cnnexp.core.files import write_atomic
 from cnnexp.arithmetic.geometry import total_macs, total_params
@@ -229,9 +229,10 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
         epochs = f"the {epochs} left of {e.epochs + e.done}"
     epochs += " and the test" if e.tested else ""
     done = f"{e.done} trained before this resume; " if e.done else ""
-    return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
+    text = (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
             f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)"
             + busy_note(calibration))
+    return folded(text, "  ", WIDTH - len("[00:00:00] "))  # a log line's time stamp comes before it
 
 
 def busy_note(calibration: Dict[str, Any], load: Optional[float] = None, cores: Optional[int] = None) -> str:
