@@ -130,6 +130,13 @@ def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
     assert remaining_seconds([2.0, 0.0, 4.0], 2, {0: 30.0, 2: 40.0}, started, 40.0) == 20.0
     # jobs started in other processes (parallel, SLURM): the time since the sweep began
     assert remaining_seconds(jobs, 2, {2: 60.0}, started, 60.0) == 120.0
+    # the first job paid the imports (10× its estimate), the rest 2×: once they are timed, the
+    # ETA falls with each job instead of swinging with the first
+    jobs, starts, etas = [1.0] * 6, {0: 0.0}, []
+    for n, took in enumerate([10.0, 2.0, 2.0, 2.0, 2.0], 1):
+        starts[n] = starts[n - 1] + took
+        etas.append(remaining_seconds(jobs, n, dict(starts), 0.0, starts[n]))
+    assert etas[1:] == [8.0, 6.0, 4.0, 2.0] and etas[0] == 50.0, etas
 
 
 def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeypatch):
