@@ -132,3 +132,21 @@ def test_a_record_whose_group_is_not_a_mapping_is_one_settings_error(patch, word
     record = {**OmegaConf.to_container(composed(), resolve=True), **patch}
     with pytest.raises(SettingsError, match=words.replace("[", r"\[").replace("]", r"\]")):
         config.load(record)
+
+
+def test_replicate_keys_must_name_settings():
+    """`sweep_options.replicate_keys=[nokey]` grouped nothing, silently; now refused before launch."""
+    from cnnexp.core.errors import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        config.load(composed("sweep_options.replicate_keys=[seed,nokey]"))
+    assert refused.value.key == "sweep_options.replicate_keys" and "'nokey'" in str(refused.value)
+    assert config.load(composed("sweep_options.replicate_keys=[seed,data.val_size]")).sweep_options.replicate_keys \
+        == ["seed", "data.val_size"]
+
+
+def test_log_every_n_steps_auto_gives_a_short_run_a_curve():
+    assert config.load(composed("trainer.limit_train_batches=20")).trainer.log_every_n_steps == 1
+    assert config.load(composed("trainer.limit_train_batches=200")).trainer.log_every_n_steps == 10
+    assert 10 < config.load(composed()).trainer.log_every_n_steps <= 50, "a full MNIST epoch: ~20 points, at most 50 apart"
+    assert config.load(composed("trainer.log_every_n_steps=7")).trainer.log_every_n_steps == 7

@@ -95,6 +95,35 @@ def test_hparams_hold_real_metrics(grid):
         assert value == pytest.approx(results[key], rel=1e-4) and value > 0
 
 
+def test_a_refused_setting_is_a_session_in_hparams_with_its_status(grid):
+    """Issue #42: HParams' status column only ever showed ok; the setting that cannot work was absent."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    folder, _ = grid
+    session = folder / "_sweep" / "kernel_size=5,stride=2"
+    events = EventAccumulator(str(session), size_guidance={"tensors": 0})
+    events.Reload()
+    start = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    values = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+    assert values["status"].string_value == "refused"
+    assert values["model.kernel_size"].number_value == 5 and values["model.stride"].number_value == 2
+    end = events.SummaryMetadata("_hparams_/session_end_info").plugin_data.content
+    assert plugin_data_pb2.HParamsPluginData.FromString(end).session_end_info.status == 2, "STATUS_FAILURE"
+
+
+@pytest.mark.slow  # a resumed training; test-all runs it
+def test_resuming_one_run_of_a_sweep_marks_its_summary_stale(grid, tmp_path, calibrated):
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid[0], folder)
+    proc = cli("train", f"resume={folder / 'kernel_size=3,stride=2'}", "trainer.max_epochs=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "the sweep's summary no longer matches this run; rebuild it: python -m cnnexp.summary" in proc.stdout
+    assert (folder / ".summary-stale").read_text() == "kernel_size=3,stride=2\n"
+    again = cli("summary", str(folder))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not (folder / ".summary-stale").exists(), "the rebuilt summary clears the mark"
+
+
 def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
     folder, _ = grid
     with tensorboard(folder) as tb:
