@@ -172,6 +172,10 @@ def test_fail_fast_refuses_a_grid_with_an_impossible_setting_before_launch(tmp_p
     assert proc.returncode == 2 and "refused before launch — kernel_size=9: block" in proc.stderr, proc.stderr[-2000:]
     assert "sweep_options.fail_fast=true" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() or not any(out.rglob("results.json")), "nothing launched, no run folder"
+    proc = cli("train", "-m", "model.kernel_size=29,31", *TINY, f"paths.output_dir={out}")
+    assert proc.returncode == 2 and "every setting of this grid is refused before launch — kernel_size=29: " \
+        in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists() or not any(out.rglob("*")), "a grid none of whose settings can work leaves no folder"
 
 
 def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path, calibrated):

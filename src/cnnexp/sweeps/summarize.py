@@ -107,8 +107,8 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]
         print(fit_terminal(g_header, g_friendly, "settings"))
         clipped = " (an end past what the metric can be, an accuracy above 1 or a loss below 0, is clipped to it)" \
             if any("(clipped)" in c for row in g_friendly for c in row) else ""
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval{clipped}; "
-              "every statistic in summary.csv, each run in summary_runs.csv)")
+        print("\n" + folded(f"(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval"
+                            f"{clipped}; every statistic in summary.csv, each run in summary_runs.csv)", " "))
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         tables.append((summary_path, group_columns(rows), g_plain))
     else:
@@ -116,9 +116,9 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]
         tables.append((summary_path, header, plain))
     extended = [r for r in rows if r.get("extends") and r.get("status") == "ok"]
     if extended:  # its row is no longer the sweep's setting alone
-        print("\nnote: extended by a resume after the sweep: " + printable("; ".join(
+        print("\n" + folded("note: extended by a resume after the sweep: " + printable("; ".join(
             f"{r['run']} ({first_launch(r).get('epochs')} → {r.get('epochs')} epochs)" for r in extended))
-            + " — ranked with the others as it is now")
+            + " — ranked with the others as it is now", "  "))
     print_best(rows, replicate_keys if replicated else ())
     return tables
 
