@@ -140,6 +140,11 @@ def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
                           "colParams": [], "startIndex": 0, "sliceSize": 100})
         values = [m.get("value") for g in groups["sessionGroups"] for m in g.get("metricValues", [])]
         assert len(groups["sessionGroups"]) == 3 and values and all(v is not None and v > -1 for v in values)
+        every = tb.post("/data/plugin/hparams/session_groups",
+                        {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
+                         "colParams": [], "startIndex": 0, "sliceSize": 100})
+        statuses = sorted(g["hparams"].get("status", "") for g in every["sessionGroups"])
+        assert statuses == ["ok", "ok", "ok", "refused"], "the setting that cannot work is in HParams, with why"
 
 
 def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):
