@@ -87,6 +87,21 @@ def test_unwritable_output_folder_is_reported(tmp_path, calibrated):
     assert blocker.read_text() == "not a folder"
 
 
+def test_an_unknown_key_is_one_line_that_fits_a_terminal():
+    """Issue #42: the line listed all 17 keys of model (~280 columns); now the nearest few, and
+    where to see them all."""
+    from cnnexp.config.messages import unknown_key
+    from cnnexp.config.schema import Settings
+
+    lines = {key: f"cnnexp: error: {unknown_key(Settings, key, 'mnist')}" for key in
+             ("model.foo", "model.kernal_size", "optimizer.lrr", "data.image_size", "trainer.max_epoch")}
+    assert all(len(line) <= 100 and "\n" not in line for line in lines.values()), lines
+    assert lines["model.foo"].endswith("model.foo: unknown key; nearest: pool, pool_first, norm_groups (all: --cfg job)")
+    assert lines["model.kernal_size"].endswith("did you mean model.kernel_size?")
+    assert "it is data=folder's" in lines["data.image_size"]
+    assert unknown_key(Settings, "model.foo").key == "model.foo", "the error still names its flag"
+
+
 def test_a_group_option_or_key_that_does_not_exist_is_one_line():
     """Hydra answers `optimizer=adamx` with a dozen lines and exit 1; cnnexp names the options."""
     from cnnexp.config.compose import check_override_keys
@@ -94,7 +109,7 @@ def test_a_group_option_or_key_that_does_not_exist_is_one_line():
 
     with pytest.raises(SettingsError, match="one of adam, adamw, sgd"):
         check_override_keys(["optimizer=adamx"])
-    with pytest.raises(SettingsError, match="no such setting or config group"):
+    with pytest.raises(SettingsError, match="unknown key or config group; nearest groups: "):
         check_override_keys(["bogus=1"])
     with pytest.raises(SettingsError, match="leave experiment= out"):
         check_override_keys(["experiment=null"])
@@ -117,3 +132,21 @@ def test_a_record_whose_group_is_not_a_mapping_is_one_settings_error(patch, word
     record = {**OmegaConf.to_container(composed(), resolve=True), **patch}
     with pytest.raises(SettingsError, match=words.replace("[", r"\[").replace("]", r"\]")):
         config.load(record)
+
+
+def test_replicate_keys_must_name_settings():
+    """`sweep_options.replicate_keys=[nokey]` grouped nothing, silently; now refused before launch."""
+    from cnnexp.core.errors import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        config.load(composed("sweep_options.replicate_keys=[seed,nokey]"))
+    assert refused.value.key == "sweep_options.replicate_keys" and "'nokey'" in str(refused.value)
+    assert config.load(composed("sweep_options.replicate_keys=[seed,data.val_size]")).sweep_options.replicate_keys \
+        == ["seed", "data.val_size"]
+
+
+def test_log_every_n_steps_auto_gives_a_short_run_a_curve():
+    assert config.load(composed("trainer.limit_train_batches=20")).trainer.log_every_n_steps == 1
+    assert config.load(composed("trainer.limit_train_batches=200")).trainer.log_every_n_steps == 10
+    assert 10 < config.load(composed()).trainer.log_every_n_steps <= 50, "a full MNIST epoch: ~20 points, at most 50 apart"
+    assert config.load(composed("trainer.log_every_n_steps=7")).trainer.log_every_n_steps == 7

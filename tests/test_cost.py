@@ -61,7 +61,9 @@ def test_shapes_prints_the_estimate_without_torch(cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert not any(re.match(r"(torch|lightning)\b", m) for m in imported)
-    line = proc.stdout.strip().splitlines()[-1]
+    line = " ".join(proc.stdout.split("\ncost: ")[-1].split())  # folded to fit 100 columns
+    assert all(len(l) <= 100 for l in proc.stdout.splitlines()), proc.stdout
+    line = "cost: " + line
     assert re.fullmatch(r"cost: ~\S+ (s|min|h) per epoch, ~\S+ (s|min|h) for 2 epochs and the test \(cpu, bf16-cl; .*\)(; the machine is busy now .*)?", line), line
 
     empty = cli("shapes", "experiment=speedrun", QUICK[0], env={"XDG_CACHE_HOME": str(tmp_path)})
@@ -76,6 +78,30 @@ def test_a_busy_machine_is_named_beside_an_estimate_measured_quiet():
     assert busy_note({"busy": False}, 1.5, 2) == ""
     assert busy_note({"busy": True}, 6.0, 2) == ""  # measured busy: its rates already run long
     assert busy_note({"busy": False}, 6.04, 2) == "; the machine is busy now (load 6.0 on 2 cores): expect it to take longer"
+
+
+def test_a_calibration_measured_busy_still_warns_when_the_load_now_is_higher(tmp_path):
+    """Issue #42: a calibration cached at load 2.5 made every later estimate skip the note, even at
+    load 20 (estimates 10× low). Its cache file, as a busy calibration writes it, by hand."""
+    from cnnexp.cost.estimate import busy_note, machine_key, read_calibration
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"key": machine_key(), "measured_unix": 1, "busy": True, "load": 2.5,
+                                "measure_s": 3.0, "devices": {}}))
+    seen = read_calibration(path)
+    assert busy_note(seen, 2.8, 2) == "", "about the load it was measured at: its rates already run long"
+    assert busy_note(seen, 20.0, 2) == ("; the machine is busier now than when it was calibrated "
+                                         "(load 20.0 on 2 cores, 2.5 then): expect it to take longer")
+    assert busy_note(seen, 1.5, 2) == "", "a quiet machine: no note"
+    assert busy_note({**seen, "load": None}, 20.0, 2) == "", "a cache from before the load was recorded"
+
+
+def test_sweep_etas_keep_the_unit_of_the_sweeps_total():
+    from cnnexp.core.console import duration, unit_of
+
+    total = unit_of(600.0)
+    assert [duration(s, total) for s in (516.0, 102.0, 88.0, 4.1)] == ["8.6 min", "1.7 min", "1.5 min", "0.1 min"]
+    assert duration(88.0) == "88 s" and duration(102.0) == "1.7 min", "a single figure keeps the unit that suits it"
 
 
 @pytest.mark.slow  # a 16 s sweep; test-all runs it
@@ -104,6 +130,13 @@ def test_the_eta_scales_what_is_left_by_how_long_the_finished_jobs_took():
     assert remaining_seconds([2.0, 0.0, 4.0], 2, {0: 30.0, 2: 40.0}, started, 40.0) == 20.0
     # jobs started in other processes (parallel, SLURM): the time since the sweep began
     assert remaining_seconds(jobs, 2, {2: 60.0}, started, 60.0) == 120.0
+    # the first job paid the imports (10× its estimate), the rest 2×: once they are timed, the
+    # ETA falls with each job instead of swinging with the first
+    jobs, starts, etas = [1.0] * 6, {0: 0.0}, []
+    for n, took in enumerate([10.0, 2.0, 2.0, 2.0, 2.0], 1):
+        starts[n] = starts[n - 1] + took
+        etas.append(remaining_seconds(jobs, n, dict(starts), 0.0, starts[n]))
+    assert etas[1:] == [8.0, 6.0, 4.0, 2.0] and etas[0] == 50.0, etas
 
 
 def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeypatch):
@@ -125,4 +158,5 @@ def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeyp
     proc = cli("train", f"resume={run}", "trainer.max_epochs=3", "trainer.limit_train_batches=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"cost: ~\S+ \S+ per epoch, ~\S+ \S+ for the 1 epoch left of 3 and the test "
-                     r"\(2 trained before this resume; ", proc.stdout + proc.stderr), proc.stdout[-2000:]
+                     r"\(2 trained before this resume; ", " ".join((proc.stdout + proc.stderr).split())), \
+        proc.stdout[-2000:]

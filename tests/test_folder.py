@@ -51,6 +51,7 @@ def test_training_on_the_folder_beats_chance_and_records_the_data(folder_run):
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "ok" and results["test_acc"] > 0.5, results  # chance is 0.1
     assert "held in memory" in proc.stdout + proc.stderr
+    assert "Warning" not in proc.stderr and "not writable" not in proc.stderr, "no NumPy or torch warning of our data"
     config = (run / "config.yaml").read_text()
     data = load_recorded(run)
     assert data["classes"] == sorted(f"{i}_{name}" for i, name in enumerate(COLOURS))
@@ -59,6 +60,18 @@ def test_training_on_the_folder_beats_chance_and_records_the_data(folder_run):
     assert (run / "shapes.txt").read_text().splitlines()[1].split()[5] == "3×32×32"
     ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["run_config"]["data"]["mean"] == data["mean"], "the checkpoint normalises the same"
+
+
+def test_a_short_run_has_a_per_step_training_curve(folder_run):
+    """10 batches an epoch, 3 epochs: Lightning's every-50-steps logging drew no curve at all."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, _ = folder_run
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/loss_step")]
+    assert len(steps) >= 20 and steps == sorted(steps), steps
+    assert "log_every_n_steps: 1\n" in (run / "config.yaml").read_text(), "auto, as decided, recorded"
 
 
 def load_recorded(run: Path) -> dict:
@@ -98,6 +111,7 @@ def test_a_folder_beyond_the_memory_budget_is_streamed(tinted, tmp_path, calibra
                f"data.root={tinted}", f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "streamed from disk by 1 loader workers" in proc.stdout + proc.stderr
+    assert "Warning" not in proc.stderr, "no NumPy or torch warning from the loader workers"
     assert json.loads((only_run_dir(tmp_path) / "results.json").read_text())["status"] == "ok"
 
 

@@ -60,12 +60,12 @@ def scontrol_jobs(job: str, settle_s: float = PATIENCE_S) -> dict:
 def test_a_sweep_through_sbatch_records_a_python_failure_in_slurm_too(cluster, tmp_path, shared_data):
     proc = cli("train", "-m", *SLURM, "model.kernel_size=3,9", "model.stride=2", *QUICK, "trainer.max_epochs=1",
                "trainer.limit_train_batches=10", f"paths.output_dir={tmp_path}")
-    assert proc.returncode == 1 and "1 of 2 runs failed" in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 1 and "1 of 2 runs refused before launch" in proc.stderr, proc.stderr[-3000:]
     folder = sweep_dir(tmp_path)
     ok, bad = (json.loads((folder / name / "results.json").read_text()) for name in ("kernel_size=3", "kernel_size=9"))
     assert ok["status"] == "ok" and ok["test_acc"] > 0.2 and bad["status"] == "failed" and "< 1" in bad["reason"]
     assert any((folder / "kernel_size=3").glob("events.out.tfevents.*")) and (folder / "kernel_size=3" / "metrics.csv").is_file()
-    assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["ok", "failed"]
+    assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["ok", "refused"]
     [job] = [p.name for p in (folder / ".submitit").iterdir() if p.name.isdigit()]
     assert len(list((folder / ".submitit").glob("*/*_log.out"))) == 2, "submitit's logs under the sweep folder"
     assert scontrol_jobs(job) == {"0": ("COMPLETED", 0), "1": ("FAILED", 0)}, "the job of the failed run failed"

@@ -165,14 +165,17 @@ def test_resuming_a_folder_that_holds_no_sweep_is_refused(tmp_path, calibrated):
     assert proc.returncode == 2 and "not a sweep folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_fail_fast_stops_after_the_first_failure(tmp_path, shared_data, calibrated):
+def test_fail_fast_refuses_a_grid_with_an_impossible_setting_before_launch(tmp_path, shared_data, calibrated):
     out = tmp_path / "out"
     proc = cli("train", "-m", "model.kernel_size=9,3", "model.stride=2", "sweep_options.fail_fast=true", *TINY,
                f"paths.output_dir={out}")
-    assert proc.returncode == 1 and "stopped after its first failure" in proc.stderr, proc.stderr[-2000:]
-    folder = sweep_dir(out)
-    assert sorted(runs(folder)) == ["kernel_size=9"], "nothing launched after the failure"
-    assert [r["status"] for r in csv.DictReader((folder / "summary.csv").open())] == ["failed"]
+    assert proc.returncode == 2 and "refused before launch — kernel_size=9: block" in proc.stderr, proc.stderr[-2000:]
+    assert "sweep_options.fail_fast=true" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() or not any(out.rglob("results.json")), "nothing launched, no run folder"
+    proc = cli("train", "-m", "model.kernel_size=29,31", *TINY, f"paths.output_dir={out}")
+    assert proc.returncode == 2 and "every setting of this grid is refused before launch — kernel_size=29: " \
+        in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists() or not any(out.rglob("*")), "a grid none of whose settings can work leaves no folder"
 
 
 def test_a_sweep_folder_is_resumed_not_swept_into_and_keeps_its_first_record(seeded, tmp_path, calibrated):

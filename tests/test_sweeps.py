@@ -28,7 +28,9 @@ def grid(tmp_path_factory, shared_data, calibrated):
 def test_failed_setting_is_recorded_and_the_rest_finish(grid):
     folder, proc = grid
     assert proc.returncode == 1
-    assert "1 of 4 runs failed" in proc.stderr
+    assert "1 of 4 runs refused before launch" in proc.stderr
+    before = proc.stdout.split("[1/4]")[0]  # said before any job started, one entry with its reason
+    assert "1 of 4 settings refused before launch" in before and "kernel_size=5,stride=2: block" in before
     statuses = {d.name: json.loads((d / "results.json").read_text()) for d in folder.iterdir()
                 if d.is_dir() and d.name != "_sweep"}
     assert sorted(statuses) == ["kernel_size=3,stride=1", "kernel_size=3,stride=2",
@@ -46,10 +48,16 @@ def test_each_job_prints_its_header_and_result_and_failures_stay_whole(grid):
     assert "#0 : " not in proc.stdout, "Hydra's own job list gives way to the headers"
     assert proc.stdout.count("accelerator: cpu") == 1 and "`Trainer.fit` stopped" not in proc.stdout, \
         "the jobs' shared device line once, and no end-of-fit line before each result"
-    failed = re.search(r"\] error: \[4/4\] kernel_size=5,stride=2: invalid settings: (.+)\n  try: (.+)\n", proc.stdout)
-    assert failed and failed.group(1).endswith(")."), proc.stdout[-3000:]
+    assert re.search(r"\] \[4/4\] kernel_size=5,stride=2: refused before launch \(above\); recorded\n", proc.stdout), \
+        proc.stdout[-3000:]
+    assert "invalid settings" not in proc.stdout, "said once, before launch, not again as the job starts"
     reason = json.loads((folder / "kernel_size=5,stride=2" / "results.json").read_text())["reason"]
-    assert f"  kernel_size=5,stride=2: {reason.splitlines()[0]}\n" in proc.stderr, "the closing list: whole lines"
+    closing = " ".join(proc.stderr.split())
+    assert f"kernel_size=5,stride=2: {' '.join(reason.splitlines()[0].split())}" in closing, \
+        "the closing list: each reason whole, folded"
+    wide = [line for line in (proc.stdout + proc.stderr).splitlines() if len(line) > 100
+            and str(folder) not in line]  # a path is as long as it is
+    assert not wide, wide
 
 
 def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
@@ -63,7 +71,7 @@ def test_check_passes_a_sweep_whose_refused_setting_holds_only_its_record(grid):
 def test_summary_csv_matches_the_runs_and_is_rebuilt(grid, calibrated):
     folder, proc = grid
     rows = list(csv.DictReader((folder / "summary.csv").open()))
-    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "failed"], "sorted by validation accuracy"
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "refused"], "sorted by validation accuracy"
     vals = [float(r["val acc"]) for r in rows[:3]]
     assert vals == sorted(vals, reverse=True)
     for r in rows[:3]:
@@ -88,6 +96,35 @@ def test_hparams_hold_real_metrics(grid):
         assert value == pytest.approx(results[key], rel=1e-4) and value > 0
 
 
+def test_a_refused_setting_is_a_session_in_hparams_with_its_status(grid):
+    """Issue #42: HParams' status column only ever showed ok; the setting that cannot work was absent."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    folder, _ = grid
+    session = folder / "_sweep" / "kernel_size=5,stride=2"
+    events = EventAccumulator(str(session), size_guidance={"tensors": 0})
+    events.Reload()
+    start = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    values = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+    assert values["status"].string_value == "refused"
+    assert values["model.kernel_size"].number_value == 5 and values["model.stride"].number_value == 2
+    end = events.SummaryMetadata("_hparams_/session_end_info").plugin_data.content
+    assert plugin_data_pb2.HParamsPluginData.FromString(end).session_end_info.status == 2, "STATUS_FAILURE"
+
+
+@pytest.mark.slow  # a resumed training; test-all runs it
+def test_resuming_one_run_of_a_sweep_marks_its_summary_stale(grid, tmp_path, calibrated):
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid[0], folder)
+    proc = cli("train", f"resume={folder / 'kernel_size=3,stride=2'}", "trainer.max_epochs=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "the sweep's summary no longer matches this run; rebuild it: python -m cnnexp.summary" in proc.stdout
+    assert (folder / ".summary-stale").read_text() == "kernel_size=3,stride=2\n"
+    again = cli("summary", str(folder))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not (folder / ".summary-stale").exists(), "the rebuilt summary clears the mark"
+
+
 def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
     folder, _ = grid
     with tensorboard(folder) as tb:
@@ -103,6 +140,11 @@ def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):
                           "colParams": [], "startIndex": 0, "sliceSize": 100})
         values = [m.get("value") for g in groups["sessionGroups"] for m in g.get("metricValues", [])]
         assert len(groups["sessionGroups"]) == 3 and values and all(v is not None and v > -1 for v in values)
+        every = tb.post("/data/plugin/hparams/session_groups",
+                        {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
+                         "colParams": [], "startIndex": 0, "sliceSize": 100})
+        statuses = sorted(g["hparams"].get("status", "") for g in every["sessionGroups"])
+        assert statuses == ["ok", "ok", "ok", "refused"], "the setting that cannot work is in HParams, with why"
 
 
 def test_two_sweeps_in_the_same_second_never_share_a_folder(tmp_path):

@@ -55,6 +55,15 @@ def test_one_log_format_one_accelerator_line_no_line_glued_to_a_bar(console_run)
     assert re.search(r"\] test accuracy: [\d.]+ %", proc.stdout)
 
 
+def test_the_console_of_a_run_fits_100_columns(console_run):
+    """Issue #42: the cost line (~210 columns) and the shape table's worked formula (~116) ran past
+    a terminal; only a path as long as it is (the run folder) may."""
+    proc, run_dir = console_run
+    wide = [line for line in shown(proc.stdout + proc.stderr)
+            if len(line) > 100 and not BAR.search(line) and str(run_dir.parent) not in line]
+    assert not wide, wide
+
+
 @pytest.mark.slow  # a multi-epoch training; the progress-bar test keeps the console in the default run
 def test_a_log_file_gets_one_plain_line_per_epoch_instead_of_a_bar(tmp_path, shared_data, calibrated):
     """The default (progress_bar_refresh=auto) with the console piped, as `… > log.txt` or `| tee`:

@@ -72,13 +72,28 @@ def format_table(layers: List[Layer]) -> str:
     memory = sum(layer.memory for layer in layers)
     rows.append(("total", "", "", "", "", "", "", "", f"{total_params(layers):,}", "", "",
                  f"{total_macs(layers):,}", _kb(memory), ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = _aligned(rows)
+    if max(map(len, lines)) <= WIDTH:
+        return "\n".join(lines)
+    # too wide for a terminal: each note becomes a mark, said in full below the table
+    notes = [(r[0], r[1], r[-1]) for r in rows[1:] if r[-1]]
+    marks = iter(range(1, len(notes) + 1))
+    rows = [(*r[:-1], f"({next(marks)})" if r[-1] and n else r[-1]) for n, r in enumerate(rows)]
+    return "\n".join(_aligned(rows) + [f"({n}) {block} {kind}: {text}" for n, (block, kind, text) in
+                                      enumerate(notes, 1)])
+
+
+WIDTH = 100  # the columns a terminal shows (cnnexp.core.console.WIDTH; arithmetic/ stands on no console)
+
+
+def _aligned(rows: List[tuple]) -> List[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2, 3, 8, 9, 10, 11, 12}
     lines = []
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return lines
 
 
 def _listed(value):

@@ -185,7 +185,9 @@ def check_path(key: str, override) -> None:
 def group_option_exists(group: str, override) -> None:
     """`optimizer=adamx`: the options conf/ holds for the group, named in one line (Hydra's own
     answer is a dozen lines and exit 1)."""
-    from cnnexp.config.messages import suggest_key
+    import difflib
+
+    from cnnexp.config.messages import suggest_key, unknown
     from cnnexp.config.schema import Settings
     from cnnexp.core.errors import SettingsError
 
@@ -194,10 +196,12 @@ def group_option_exists(group: str, override) -> None:
         try:
             suggest_key(Settings, group, "mnist")
             return  # a root key (seed=3): the settings check reads its value
-        except SettingsError:
+        except SettingsError as e:
+            if "did you mean" in str(e):  # a root key misspelt (seedd=3)
+                raise
             groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-            raise SettingsError(group, override.input_line.partition("=")[2],
-                                f"no such setting or config group; the groups are {', '.join(groups)}") from None
+            near = ", ".join(difflib.get_close_matches(group, groups, n=3, cutoff=0.0))
+            raise unknown(group, f"unknown key or config group; nearest groups: {near} (all: --help)") from None
     options = sorted(p.stem for p in folder.glob("*.yaml"))
     value = override.value()
     chosen = list(getattr(value, "list", None) or (value if isinstance(value, list) else [value]))

@@ -66,11 +66,28 @@ def unknown_key(schema: type, key: str, data: str | None = None) -> SettingsErro
     owners = [d for d, s in DATASETS.items()
               if data in DATASETS and parent == "data" and name in {f.name for f in dataclasses.fields(s)}]
     if owners:  # a key of another data source: the fix is the source, not a spelling
-        return SettingsError(key, "<unknown key>", f"data={data} has no such setting; it is one of "
-                             f"data={' / data='.join(owners)}; keys of data={data}: {', '.join(names)}")
+        return unknown(key, f"data={data} has no such key; it is data={' / data='.join(owners)}'s")
     guess = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean {parent + '.' if parent else ''}{guess[0]}? " if guess else ""
-    return SettingsError(key, "<unknown key>", f"no such setting; {hint}known keys here: {', '.join(names)}")
+    if guess:
+        return unknown(key, f"unknown key; did you mean {parent + '.' if parent else ''}{guess[0]}?")
+    return unknown(key, f"unknown key; nearest: {nearest(name, names)}")
+
+
+NEAREST = 3  # keys an unknown key's line names, so that it fits a terminal; --cfg job lists every one
+ALL_KEYS = "all: --cfg job"
+
+
+def nearest(name: str, names: List[str]) -> str:
+    """The few keys nearest to `name` (by spelling), and where to see them all."""
+    near = difflib.get_close_matches(name, names, n=NEAREST, cutoff=0.0)
+    return ", ".join(near) + (f" ({ALL_KEYS})" if len(names) > len(near) else "")
+
+
+def unknown(key: str, text: str) -> SettingsError:
+    """A SettingsError naming `key` (its .key, as every other) whose line is short: `key: text`."""
+    error = SettingsError(key, "<unknown key>", text)
+    error.args = (f"{key}: {text}",)
+    return error
 
 
 def suggest_key(schema: type, key: str, data: str | None = None) -> None:

@@ -230,7 +230,7 @@ class TrainerSettings:
     limit_test_batches: Any
     val_check_interval: Any
     check_val_every_n_epoch: Optional[int]
-    log_every_n_steps: int
+    log_every_n_steps: Any  # auto: resolved by the check from the batches an epoch holds
     num_sanity_val_steps: int
     gradient_clip_val: Optional[float]
     accumulate_grad_batches: int

@@ -7,6 +7,7 @@ torch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, List, NamedTuple, Tuple
 
@@ -172,6 +173,16 @@ def _check_plan(m: ModelSettings) -> None:
 
 
 # ---------------------------------------------------------------- training
+def _is_setting(s: Settings, key: str) -> bool:
+    """`seed`, `data.fold`: a dotted key that names a setting of `s`."""
+    node: Any = s
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            return False
+        node = getattr(node, part)
+    return True
+
+
 def _check_training(s: Settings, shape: Tuple[int, ...]) -> None:
     """How the weights are trained: optimizer, lookahead, test-time shifts, retries, loss, schedule."""
     o = s.optimizer
@@ -193,6 +204,9 @@ def _check_training(s: Settings, shape: Tuple[int, ...]) -> None:
             "a number in (0, 1]: 1 shifts every image, 0.5 those whose answer is that close")
     require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",
             s.sweep_options.retries, "an integer ≥ 0")
+    for key in s.sweep_options.replicate_keys:  # a typo would group nothing, silently
+        require(_is_setting(s, str(key)), "sweep_options.replicate_keys", key,
+                "each a setting's key as a sweep varies it, e.g. [seed] or [seed,data.fold]")
     require(0.0 <= s.loss.label_smoothing < 1.0, "loss.label_smoothing", s.loss.label_smoothing,
             "a number in [0, 1), e.g. 0.1")
     sc = s.scheduler
@@ -216,14 +230,19 @@ def _check_trainer(t: TrainerSettings, batch_size: int, train_split: int) -> Non
     require(t.gradient_clip_val is None or t.gradient_clip_val >= 0, "trainer.gradient_clip_val",
             t.gradient_clip_val, "a number ≥ 0 (0 or null: no clipping)")
     require(t.num_sanity_val_steps >= -1, "trainer.num_sanity_val_steps", t.num_sanity_val_steps, "an integer ≥ -1")
-    _check_batches(t, batch_size, train_split)
-    require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer ≥ 1")
+    batches = _check_batches(t, batch_size, train_split)
+    require(t.log_every_n_steps == "auto" or _is_int(t.log_every_n_steps) and t.log_every_n_steps >= 1,
+            "trainer.log_every_n_steps", t.log_every_n_steps, "auto, or an integer ≥ 1")
+    if t.log_every_n_steps == "auto":  # Lightning's 50 left a 20-batch run without a per-step curve
+        steps = max(1, batches // max(1, t.accumulate_grad_batches if _is_int(t.accumulate_grad_batches) else 1))
+        t.log_every_n_steps = max(1, min(50, steps // 20))
     require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer ≥ 1")
     require(t.deterministic in (True, False, "warn"), "trainer.deterministic", t.deterministic, 'true, false or "warn"')
 
 
-def _check_batches(t: TrainerSettings, batch_size: int, train_split: int) -> None:
-    """The limits on batches, and an epoch that trains at least one and validates within itself."""
+def _check_batches(t: TrainerSettings, batch_size: int, train_split: int) -> int:
+    """The limits on batches, and an epoch that trains at least one and validates within itself;
+    returns the batches an epoch trains."""
     for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = getattr(t, name)
         ok = (_is_int(value) and value >= 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
@@ -239,6 +258,7 @@ def _check_batches(t: TrainerSettings, batch_size: int, train_split: int) -> Non
     require((_is_int(v) and 1 <= v <= max(batches, 1)) or (isinstance(v, float) and 0.0 < v <= 1.0),
             "trainer.val_check_interval", v,
             f"a fraction of an epoch in (0, 1], or a number of batches ≤ {batches} (the batches in an epoch)")
+    return batches
 
 
 # ---------------------------------------------------------------- callbacks

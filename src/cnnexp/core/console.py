@@ -8,12 +8,15 @@ import logging
 import os
 import select
 import signal
+import statistics
 import sys
 import warnings
 
 
 SWEEP_SIZE = "CNNEXP_SWEEP_SIZE"  # set by the Hydra callback; parallel jobs inherit it
 SWEEP_COST = "CNNEXP_SWEEP_COST"  # the same: the sweep's start (unix) and each job's estimated seconds
+SWEEP_REFUSED = "CNNEXP_SWEEP_REFUSED"  # the same: run name → why, for a grid's settings refused before launch
+WIDTH = 100  # the columns every printed line fits (a wider table is folded, or its CSV holds the rest)
 
 
 class Formatter(logging.Formatter):
@@ -117,11 +120,37 @@ def job_header(run_dir, multirun: bool, eta: bool = False) -> str:
     return header + sweep_eta(number - 1) if eta else header
 
 
-def duration(seconds: float) -> str:
-    """`42 s`, `3.5 min`, `2.1 h`."""
-    if seconds < 90:
+def refused_before_launch(run_name: str):
+    """Why the sweep refused this job's settings before it launched (sweeps.refusals), or None."""
+    import json
+
+    try:
+        return json.loads(os.environ.get(SWEEP_REFUSED) or "{}").get(run_name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
+    """A long entry (a reason, a command) as lines of at most `width` columns, continued indented;
+    a word longer than a line is left whole."""
+    import textwrap
+
+    lead = text[:len(text) - len(text.lstrip())]
+    return "\n".join(textwrap.wrap(text, width, initial_indent="", subsequent_indent=lead + indent,
+                                   break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
+
+
+def duration(seconds: float, unit: str | None = None) -> str:
+    """`42 s`, `3.5 min`, `2.1 h` — the unit that suits `seconds`, or the one given (a sweep's ETAs
+    all in the unit of its total, so that they read as one falling count)."""
+    unit = unit or unit_of(seconds)
+    if unit == "s":
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if unit == "min" else f"{seconds / 3600:.1f} h"
+
+
+def unit_of(seconds: float) -> str:
+    return "s" if seconds < 90 else "min" if seconds < 5400 else "h"
 
 
 _job_starts: dict = {}  # when each job of this process's sweep began (0-based job → unix time), keyed by the sweep's start
@@ -141,22 +170,24 @@ def sweep_eta(done: int) -> str:
     starts = _job_starts.setdefault(started, {})  # a second sweep in this process has its own
     starts[done] = now
     rest = remaining_seconds(jobs, done, starts, started, now)
-    return f" — ETA {duration(rest)} for the rest of the sweep" if rest else ""
+    return f" — ETA {duration(rest, unit_of(sum(jobs)))} for the rest of the sweep" if rest else ""
 
 
 def remaining_seconds(jobs: list, done: int, starts: dict, started: float, now: float) -> float:
     """The estimates of the jobs still to run (this one included), scaled by how long the finished
-    ones took against theirs. A job's time is measured from its start to the next job's, where
+    ones took against theirs (the median of their ratios: one slow job does not swing it). A job's time is measured from its start to the next job's, where
     both started in this process (the basic launcher's jobs, one after another): the sweep's launch
     before the first job is not a job's cost, and counting it made the second job's ETA jump up.
     Jobs started elsewhere (parallel, SLURM): the time since the sweep began."""
     rest = sum(jobs[done:]) if done < len(jobs) else (sum(jobs) / len(jobs) if jobs else 0.0)
     begun = sorted(k for k in starts if k <= done)
-    measured = sum(starts[b] - starts[a] for a, b in zip(begun, begun[1:]))
-    estimated = sum(sum(jobs[a:b]) for a, b in zip(begun, begun[1:]))
+    ratios = [(starts[b] - starts[a]) / sum(jobs[a:b]) for a, b in zip(begun, begun[1:]) if sum(jobs[a:b]) > 0]
     if len(begun) < 2:
-        measured, estimated = now - started, sum(jobs[:done])
-    return rest * (measured / estimated if done and estimated > 0 else 1.0)
+        estimated = sum(jobs[:done])
+        ratios = [(now - started) / estimated] if done and estimated > 0 else []
+    if len(ratios) > 1:  # the first job also paid the imports and the data's first read: once the
+        ratios = ratios[1:]  # others are timed it would swing the ETA (8.6 s → 1.7 min → 4.1 s)
+    return rest * (statistics.median(ratios) if ratios else 1.0)
 
 
 class _Quiet(logging.Filter):

@@ -196,6 +196,6 @@ def calibrate(force: bool = False, probes=PROBES, rounds: int = ROUNDS) -> Dict:
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
-    path = write_calibration(measured, seconds, busy=load > cores)
+    path = write_calibration(measured, seconds, busy=load > cores, load=load)
     log.info("calibrated in %.1f s: %s", seconds, path)
     return read_calibration(path)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cnnexp.core.console import duration
+from cnnexp.core.console import WIDTH, duration, folded
 from cnnexp.core.files import write_atomic
 from cnnexp.arithmetic.geometry import total_macs, total_params
 
@@ -83,14 +83,19 @@ def read_calibration(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) and data.get("key") == machine_key() else None
 
 
-def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None, busy: bool = False) -> Path:
-    """`busy`: measured while other work loaded the cores — the next run on a quiet machine measures again."""
+def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None, busy: bool = False,
+                      load: Optional[float] = None) -> Path:
+    """`busy`: measured while other work loaded the cores — the next run on a quiet machine measures
+    again; `load`: the load average it was measured at (a later estimate says when it is busier now)."""
     import time
 
     path = path or cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"key": machine_key(), "measured_unix": round(time.time()), "busy": busy,
-                                   "measure_s": round(seconds, 2), "devices": devices}, indent=2) + "\n")
+    record = {"key": machine_key(), "measured_unix": round(time.time()), "busy": busy,
+              "measure_s": round(seconds, 2), "devices": devices}
+    if load is not None:
+        record["load"] = round(load, 2)
+    write_atomic(path, json.dumps(record, indent=2) + "\n")
     return path
 
 
@@ -218,16 +223,26 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
         epochs = f"the {epochs} left of {e.epochs + e.done}"
     epochs += " and the test" if e.tested else ""
     done = f"{e.done} trained before this resume; " if e.done else ""
-    return (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
+    text = (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
             f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)"
             + busy_note(calibration))
+    return folded(text, "  ", WIDTH - len("[00:00:00] "))  # a log line's time stamp comes before it
 
 
 def busy_note(calibration: Dict[str, Any], load: Optional[float] = None, cores: Optional[int] = None) -> str:
-    """Other processes' work slows the run but not a calibration measured quiet: the ±30 % then
-    does not hold, and the user should know before trusting the figure (load: this machine's now)."""
+    """Other processes' work slows the run more than it slowed the calibration: the ±30 % then does
+    not hold, and the user should know before trusting the figure (load: this machine's now). A
+    calibration measured busy already runs long — up to the load it saw (a fifth more, for the
+    load's own wobble); past that, the note again. One measured busy before the load was recorded
+    is taken at its word."""
     load = os.getloadavg()[0] if load is None else load
     cores = (os.cpu_count() or 1) if cores is None else cores
-    if calibration.get("busy") or load <= cores:
+    if load <= cores:
         return ""
-    return f"; the machine is busy now (load {load:.1f} on {cores} cores): expect it to take longer"
+    if not calibration.get("busy"):
+        return f"; the machine is busy now (load {load:.1f} on {cores} cores): expect it to take longer"
+    seen = calibration.get("load")
+    if not isinstance(seen, (int, float)) or isinstance(seen, bool) or load <= 1.2 * max(seen, cores):
+        return ""
+    return (f"; the machine is busier now than when it was calibrated (load {load:.1f} on {cores} cores, "
+            f"{seen:.1f} then): expect it to take longer")

@@ -36,6 +36,7 @@ SUMMARY_RUNS = "summary_runs.csv"  # … and one row per run
 SUMMARY_PLOT = "summary.png"    # a sweep's metric against what it varies
 PROVENANCE = "provenance.json"  # what produced it: command, git state, packages, machine, data (docs/reproduce.md)
 CODE_PATCH = "code.patch"       # the uncommitted change of the code that ran (git diff HEAD + new files)
+SUMMARY_STALE = ".summary-stale"  # a sweep's runs resumed one by one since its summary: their names, a line each
 RUN_FILES = (CONFIG, SHAPES, METRICS, RESULTS, PROVENANCE, CODE_PATCH)  # a run's record, in the order MLflow receives it
 SWEEP_FILES = (SUMMARY_PLOT, SUMMARY, SUMMARY_RUNS, SWEEP_CONFIG)  # a sweep's, likewise
 
@@ -171,6 +172,31 @@ def _finite(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     return value
+
+
+def mark_summary_stale(sweep_dir: Path, run_name: str) -> Path:
+    """A run of this sweep was resumed on its own: the sweep's summary no longer says what its
+    runs hold until `python -m cnnexp.summary SWEEP` rebuilds it (which clears the mark)."""
+    names = stale_runs(sweep_dir)
+    write_atomic(Path(sweep_dir) / SUMMARY_STALE, "".join(f"{n}\n" for n in dict.fromkeys([*names, run_name])))
+    return Path(sweep_dir) / SUMMARY_STALE
+
+
+def stale_runs(sweep_dir: Path) -> List[str]:
+    """The runs resumed since the sweep's summary was written ([] when it is current)."""
+    path = Path(sweep_dir) / SUMMARY_STALE
+    if path.is_symlink() or not path.is_file():
+        return []
+    try:
+        return [line for line in path.read_text(errors="replace").splitlines()[:1000] if line.strip()]
+    except OSError:
+        return []
+
+
+def clear_summary_stale(sweep_dir: Path) -> None:
+    path = Path(sweep_dir) / SUMMARY_STALE
+    if path.is_file() and not path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 def write_results(run_dir: Path, data: Dict[str, Any]) -> None:
@@ -357,6 +383,7 @@ def remove_stale_parts(folder: Path) -> None:
 
 # ------------------------------------------------------------------ a sweep's view of its runs
 REJECTED = "rejected"  # shown for a search's setting its shape check refused: results.json says failed, rejected: true
+REFUSED = "refused"    # shown for a grid's setting refused before it ran: results.json says failed, refused: true
 AS_MEANT = ("ok", "pruned")  # a run that ended as its sweep meant (a pruner stops trials by design): both log HParams
 
 
@@ -369,9 +396,11 @@ def summary_plot_path(folder: Path) -> Path:
 
 
 def shown_status(record: Dict[str, Any]) -> str:
-    """`rejected` for a search's setting that never trained (its shapes cannot work), apart from
-    runs that failed; results.json keeps `failed` with `rejected: true`."""
-    return REJECTED if record.get("rejected") else record.get("status", "?")
+    """`rejected` for a search's setting that never trained (its shapes cannot work), `refused` for
+    a grid's, apart from runs that failed; results.json keeps `failed` with `rejected: true` or
+    `refused: true`."""
+    return REJECTED if record.get("rejected") else REFUSED if record.get("refused") and \
+        record.get("status") == "failed" else record.get("status", "?")
 
 
 def went_wrong(record: Dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from typing import List
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core import stopping
-from cnnexp.core.console import job_header, silence_closed_streams
+from cnnexp.core.console import job_header, refused_before_launch, silence_closed_streams
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.files import os_error_line
 from cnnexp.records.folder import RunRecord, read_results
@@ -47,7 +47,13 @@ def run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) ->
         stopping.install((signal.SIGINT,))  # a pool's worker process (hydra/launcher=parallel): Ctrl-C lands safely
     if not multirun:
         outcome.STARTING[:] = [run_dir]  # stopped before its record: cnnexp.train drops the folder
-    data = _run(cfg, run_dir, overrides, multirun)
+    resumed = Path(str(OmegaConf.select(cfg, "resume", default=None) or "")).expanduser() if not multirun else None
+    before = read_results(resumed) if resumed and resumed.is_dir() else None
+    try:
+        data = _run(cfg, run_dir, overrides, multirun)
+    finally:
+        if before is not None and read_results(resumed) != before:
+            _summary_now_stale(resumed)
     if multirun and slurm.in_job() and data.get("status") in ("failed", "diverged"):
         slurm.fail_job_at_exit()
     return data
@@ -93,6 +99,22 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
                 held.release()
 
 
+def _summary_now_stale(run: Path) -> None:
+    """A run of a sweep, resumed on its own, changed its record: the sweep's summary is marked
+    stale, and the user told how to rebuild it."""
+    from cnnexp.core.console import command
+    from cnnexp.records.folder import is_sweep, mark_summary_stale, summary_path
+
+    sweep = run.absolute().parent
+    if not is_sweep(sweep) or not summary_path(sweep).is_file():
+        return
+    try:
+        mark_summary_stale(sweep, run.name)
+    except OSError as e:  # a read-only sweep folder: the run is recorded; the note still says what to do
+        log.warning("the sweep's summary could not be marked stale: %s", os_error_line(e, sweep))
+    log.info("the sweep's summary no longer matches this run; rebuild it: %s", command("summary", sweep))
+
+
 HELD: dict = {}  # a single run's folder, locked before Hydra writes into it (`hold_run_folder`)
 
 
@@ -132,7 +154,10 @@ def _refused(error: UserError, cfg: DictConfig, run_dir: Path, overrides: List[s
     if not multirun:
         drop_fresh_folder(run_dir)
         fail(error)
-    log.error("%s: invalid settings: %s", job_header(run_dir, multirun), error)
+    if refused_before_launch(Path(run_dir).name) is not None:  # said once, before the sweep launched
+        log.info("%s: refused before launch (above); recorded", job_header(run_dir, multirun))
+    else:
+        log.error("%s: invalid settings: %s", job_header(run_dir, multirun), error)
     data = kept if kept is not None else RunRecord(run_dir, overrides).refuse(str(error))
     if OmegaConf.select(cfg, "sweep_options.fail_fast", default=False) is True:
         raise FailFast(run_dir)

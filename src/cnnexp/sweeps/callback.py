@@ -14,7 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.config.compose import task_overrides, user_config
-from cnnexp.core.console import SWEEP_SIZE
+from cnnexp.core.console import SWEEP_REFUSED, SWEEP_SIZE
 from cnnexp.core.errors import UserError, fail
 from cnnexp.records.folder import check_writable, is_sweep, records_in, summary_path
 from cnnexp.core.console import command
@@ -271,6 +271,13 @@ def _open_sweep(config: DictConfig) -> DictConfig | None:
     drop_duplicate_values(config)
     name_runs_by_swept_keys(config)
     os.environ[SWEEP_SIZE] = str(count_jobs(config))  # each job's header: [3/12]
+    os.environ.pop(SWEEP_REFUSED, None)  # an earlier sweep's, in this process
+    if not is_search(config.hydra.sweeper):  # a search rejects its impossible trials itself, for free
+        from cnnexp.sweeps.refusals import refuse_before_launch
+
+        none_can_work = refuse_before_launch(config, int(os.environ[SWEEP_SIZE]))
+        if none_can_work:
+            raise UserError(none_can_work)
     announce(config, int(os.environ[SWEEP_SIZE]))  # the estimated total; each header's ETA
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)

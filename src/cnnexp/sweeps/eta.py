@@ -22,7 +22,7 @@ from typing import List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.cost import estimate as cost
-from cnnexp.core.console import SWEEP_COST, duration
+from cnnexp.core.console import SWEEP_COST, WIDTH, duration, folded
 from cnnexp.sweeps.naming import grid_jobs
 
 log = logging.getLogger("cnnexp")
@@ -32,12 +32,14 @@ MAX_COMPOSED = 48  # runs composed to estimate a sweep (a few seconds at most)
 
 def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float]:
     """One run's estimated seconds (beyond `done` epochs); 0 for settings that cannot train (they fail at once)."""
-    from cnnexp.config.compose import compose_config, user_config
     from cnnexp.core.errors import UserError
-    from cnnexp.config.settings import load
+    from cnnexp.sweeps.refusals import settings_of
 
     try:
-        estimate = cost.estimate(load(user_config(compose_config(overrides))), calibration, done)
+        settings = settings_of(overrides)
+        if isinstance(settings, UserError):
+            return 0.0
+        estimate = cost.estimate(settings, calibration, done)
     except UserError:
         return 0.0
     except Exception:  # an estimate never stops a sweep
@@ -110,10 +112,10 @@ def _search_total(config: DictConfig, calibration, jobs: int, busy: str) -> Opti
     if not trained:
         return None
     mean = statistics.mean(trained)
-    log.info("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
-             "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
-             duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
-             duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
+    _say("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
+         "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
+         duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
+         duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
     return [mean] * jobs
 
 
@@ -138,7 +140,12 @@ def _grid_total(config: DictConfig, calibration, busy: str) -> Optional[List[flo
         log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
                  "" if len(every) == 1 else "s")
     else:
-        log.info("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
-                 len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
-                 "for what is left" if left else "in all", sampled, busy)
+        _say("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
+             len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
+             "for what is left" if left else "in all", sampled, busy)
     return per_job
+
+
+def _say(message: str, *args) -> None:
+    """A log line folded to fit the console beside its time stamp."""
+    log.info("%s", folded(message % args, "  ", WIDTH - len("[00:00:00] ")))

@@ -12,8 +12,8 @@ from typing import Dict, List, Sequence
 
 from cnnexp.core.catalogue import HPARAM_METRICS, QUALITY, range_of
 from cnnexp.core.errors import RunError
-from cnnexp.records.folder import AS_MEANT, config_path
-from cnnexp.sweeps.collect import load_yaml, swept
+from cnnexp.records.folder import AS_MEANT, config_path, shown_status
+from cnnexp.sweeps.collect import UNREADABLE, load_yaml, setting, swept
 from cnnexp.sweeps.replicates import groups, setting_name, setting_stats
 
 INTERVAL_PARTS = (("mean", "mean"), ("low", "95% low"), ("high", "95% high"))  # setting/<metric>_<part>: its title
@@ -84,16 +84,39 @@ def log_to_tensorboard(sweep_dir: Path, rows: List[Dict], figures: Dict[str, obj
         logged = sorted({r["status"] for r in rows if r.get("status") in AS_MEANT}) or ["ok"]
         values["status"] = logged[0]  # each run logs its own: a search's pruned trials filter apart
         discrete = {k: d for k, d in domains.items() if len({type(v) for v in d}) == 1}  # 0,same: no domain
-        statuses = logged + (["setting"] if settings else [])
+        untrained = [r for r in rows if r.get("status") not in (*AS_MEANT, UNREADABLE)]
+        statuses = logged + sorted({shown_status(r) for r in untrained}) + (["setting"] if settings else [])
         experiment, _, _ = hparams(values, metrics, domains={**discrete, "status": statuses})
         _describe(experiment, domains, titles, replicate_keys)
         writer.summary(experiment)
+        _log_untrained(Path(sweep_dir), rows, values, list(domains))
         for key, _, n_ok, stats in settings:
             _log_setting(Path(sweep_dir) / SWEEP_RUN / folder_name(setting_name(key)), {
                 **{k: v for k, v in values.items() if k not in replicate_keys},
                 **{k: _typed(v) for k, v in key}, "status": "setting"},
                 {"setting/n": float(n_ok), **{f"setting/{m}_{part}": v for m, st in stats.items()
                  for (part, _), v in zip(INTERVAL_PARTS, (st[0], st[2], st[3])) if v is not None}})
+
+
+def _log_untrained(sweep_dir: Path, rows: List[Dict], values: Dict, keys: List[str]) -> None:
+    """A session (SWEEP/_sweep/<run>) for each run that logged none itself — failed, refused before
+    launch, diverged, interrupted, rejected — with its swept values and its status, so that HParams
+    shows which settings did not work; a run that has since ended as meant logs its own, and its
+    old session here goes."""
+    from cnnexp.tracking.events import SWEEP_RUN
+
+    for r in rows:
+        if r.get("status") == UNREADABLE:
+            continue
+        folder = sweep_dir / SWEEP_RUN / folder_name(str(r["run"]))
+        if r.get("status") in AS_MEANT:
+            if folder.is_dir() and not folder.is_symlink():
+                for old in folder.glob("events.out.tfevents.*"):
+                    old.unlink()
+            continue
+        _log_setting(folder, {**{k: v for k, v in values.items() if k not in keys},
+                              **{k: _typed(v) for k, v in setting(r, keys).items()}, "status": shown_status(r)},
+                     {}, ended="STATUS_FAILURE")
 
 
 def _first_config(sweep_dir: Path, rows: List[Dict], swept_keys: List[str]) -> Dict:
@@ -123,7 +146,7 @@ def folder_name(setting: str) -> str:
     return name
 
 
-def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
+def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float], ended: str = "STATUS_SUCCESS") -> None:
     """One setting's HParams session: its keys, and its mean and interval ends as metrics (rewritten
     whole by each summary, so a rebuilt summary shows today's numbers once)."""
     from cnnexp.tracking.events import Events, hparams
@@ -133,7 +156,7 @@ def _log_setting(folder: Path, values: Dict, metrics: Dict[str, float]) -> None:
     for old in folder.glob("events.out.tfevents.*"):
         old.unlink()
     with Events(folder) as writer:
-        _, start, end = hparams(values, metrics)
+        _, start, end = hparams(values, metrics, ended=ended)
         writer.summary(start)
         for tag, value in metrics.items():
             writer.scalar(tag, value)

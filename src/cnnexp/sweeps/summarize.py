@@ -15,8 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from cnnexp.core.console import folded
 from cnnexp.core.errors import RunError, UserError, fail
-from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, shown_status, summary_path,
+from cnnexp.records.folder import (AS_MEANT, SUMMARY, SUMMARY_PLOT, SUMMARY_RUNS, clear_summary_stale, shown_status,
+                                   summary_path,
                                    summary_plot_path, summary_runs_path, went_wrong)
 from cnnexp.search.report import report as search_report
 from cnnexp.search.study import is_search_folder, load_study
@@ -75,6 +77,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
             unsaved = unsaved or e
     if unsaved is not None:
         raise SummaryNotSaved(sweep_dir, unsaved, rows)
+    if write:
+        clear_summary_stale(sweep_dir)  # it says what every run holds again
     for old in earlier:  # this summary's events replace them: `_sweep` holds one summary, not one per call
         old.unlink(missing_ok=True)
     return rows
@@ -127,8 +131,8 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]
         print(fit_terminal(g_header, g_friendly, "settings"))
         clipped = " (an end past what the metric can be, an accuracy above 1 or a loss below 0, is clipped to it)" \
             if any("(clipped)" in c for row in g_friendly for c in row) else ""
-        print(f"\n(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval{clipped}; "
-              "every statistic in summary.csv, each run in summary_runs.csv)")
+        print("\n" + folded(f"(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval"
+                            f"{clipped}; every statistic in summary.csv, each run in summary_runs.csv)", " "))
         print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         tables.append((summary_path, group_columns(rows), g_plain))
     else:
@@ -136,9 +140,9 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]
         tables.append((summary_path, header, plain))
     extended = [r for r in rows if r.get("extends") and r.get("status") == "ok"]
     if extended:  # its row is no longer the sweep's setting alone
-        print("\nnote: extended by a resume after the sweep: " + printable("; ".join(
+        print("\n" + folded("note: extended by a resume after the sweep: " + printable("; ".join(
             f"{r['run']} ({first_launch(r).get('epochs')} → {r.get('epochs')} epochs)" for r in extended))
-            + " — ranked with the others as it is now")
+            + " — ranked with the others as it is now", "  "))
     print_best(rows, replicate_keys if replicated else ())
     return tables
 
@@ -158,9 +162,10 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, w
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
     not_ok = [r for r in rows if went_wrong(r)]
     if not_ok:
-        kinds = " or ".join(sorted({r.get("status", "?") for r in not_ok}))
-        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole
-              + "\n".join(f"  {printable(r['run'])}: {reason(r) or r.get('status')}" for r in not_ok), file=sys.stderr)
+        kinds = " or ".join(sorted({shown_status(r) for r in not_ok})).replace("refused", "refused before launch")
+        print(f"cnnexp: {len(not_ok)} of {len(rows)} runs {kinds}:\n"  # each reason's first line, whole, folded
+              + "\n".join(folded(f"  {printable(r['run'])}: {reason(r) or r.get('status')}") for r in not_ok),
+              file=sys.stderr)
     if unsaved is not None:
         fail(unsaved)
     if not not_ok and not any(r.get("status") in AS_MEANT for r in rows):

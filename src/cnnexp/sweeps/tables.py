@@ -15,8 +15,9 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.core.errors import printable  # noqa: F401 — its cells, and compare's and summary's
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
+from cnnexp.core.console import WIDTH
 from cnnexp.core.files import write_atomic
-from cnnexp.records.folder import shown_status
+from cnnexp.records.folder import SUMMARY_RUNS, shown_status
 from cnnexp.sweeps import stats as replicate_stats
 from cnnexp.sweeps.collect import ranking, score
 from cnnexp.sweeps.replicates import best_setting, ok_by_setting, present_quality, setting_name, setting_stats
@@ -97,8 +98,23 @@ def fit_terminal(header: list, body: list, noun: str) -> str:
     same = [i for i in range(1, len(header)) if len(body) > 1 and len({row[i] for row in body}) == 1]
     said = printable(", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i]))
     kept = [i for i in range(len(header)) if i not in same]
-    table = markdown([header[i] for i in kept], [[row[i] for i in kept] for row in body])
-    return (f"all {noun}: {said}\n" if said else "") + table
+    rows = [[row[i] for i in kept] for row in body]
+    cut = header[kept[-1]] == "reason" and _cut_reasons(rows)
+    table = markdown([header[i] for i in kept], rows)
+    note = f"\n(reasons cut to fit {WIDTH} columns: each whole in {SUMMARY_RUNS})" if cut else ""
+    return (f"all {noun}: {said}\n" if said else "") + table + note
+
+
+def _cut_reasons(rows: list) -> bool:
+    """The last cell of each row (its reason) cut, with `…`, so that the row fits WIDTH columns
+    (at least 24 columns of reason are kept); whether any was cut."""
+    cut = False
+    for row in rows:
+        room = max(24, WIDTH - len(markdown([""] * len(row), [row[:-1] + [""]]).splitlines()[-1]))
+        text = printable(row[-1])
+        if len(text) > room:
+            row[-1], cut = text[:room - 1].rstrip() + "…", True
+    return cut
 
 
 def write_csv(path: Path, header: list, plain: list) -> None:
@@ -129,4 +145,15 @@ def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
         label = "best setting" if replicate_keys else "best run"
         metric, mode = ranking(rows)
         print(f"\n{label}: {printable(found[0])}, by {printable(metric)} ({mode}); on its own:\n"
-              "  python -m cnnexp.train " + printable(" ".join(shlex.quote(o) for o in found[1])))
+              + shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in found[1])]))
+
+
+def shell_lines(words: List[str], indent: str = "  ") -> str:
+    """A command as the shell reads it, continued with ` \\` where a line would pass WIDTH columns."""
+    lines, line = [], indent
+    for word in words:
+        if line.strip() and len(line) + 1 + len(word) + 2 > WIDTH:
+            lines.append(line + " \\")
+            line = indent + "    "
+        line += ("" if not line.strip() else " ") + word
+    return "\n".join(lines + [line])

@@ -55,10 +55,10 @@ class Events:
 
 
 def hparams(values: Mapping[str, Any], metrics: Sequence[str],
-            domains: Mapping[str, List[Any]] | None = None) -> Tuple[Any, Any, Any]:
+            domains: Mapping[str, List[Any]] | None = None, ended: str = "STATUS_SUCCESS") -> Tuple[Any, Any, Any]:
     """(experiment, session start, session end) summaries for TensorBoard's HParams plugin: the
     keys with their types (and discrete domains), the metrics' tags, one session's values, status
-    success — as torch.utils.tensorboard.summary.hparams builds them."""
+    success (or `ended`) — as torch.utils.tensorboard.summary.hparams builds them."""
     from google.protobuf import struct_pb2
     from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
@@ -79,7 +79,7 @@ def hparams(values: Mapping[str, Any], metrics: Sequence[str],
         infos.append(api_pb2.HParamInfo(name=key, type=api_pb2.DataType.Value(data_type), domain_discrete=domain))
     experiment = api_pb2.Experiment(hparam_infos=infos,
                                     metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics])
-    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(ended))  # STATUS_FAILURE: a run that did not train
 
     def wrapped(tag: str, **content) -> Summary:
         data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
