@@ -188,6 +188,12 @@ class CheckpointSettings:
 
 
 @dataclass
+class EarlyStoppingSettings:
+    patience: int     # validations without improvement of the checkpoint's monitor; 0: off
+    min_delta: float  # a smaller change is no improvement
+
+
+@dataclass
 class ViewSettings:
     every_n_epochs: int
     text: bool
@@ -203,6 +209,7 @@ class ViewSettings:
 @dataclass
 class CallbackSettings:
     checkpoint: CheckpointSettings
+    early_stopping: EarlyStoppingSettings
     views: ViewSettings
     progress_bar_refresh: Any  # auto (a bar on a terminal, a line per epoch elsewhere) or an integer
 

@@ -271,6 +271,11 @@ def _check_callbacks(s: Settings) -> None:
     require(not (c.checkpoint.monitor.startswith("val/") and limit_val == 0), "trainer.limit_val_batches",
             limit_val, f"at least one batch: the best checkpoint is chosen by {c.checkpoint.monitor}, "
             "which no validation would log (or callbacks.checkpoint.monitor=train/loss)")
+    es = c.early_stopping  # on the monitor and mode just decided: the one the best checkpoint is chosen by
+    require(_is_int(es.patience) and es.patience >= 0, "callbacks.early_stopping.patience", es.patience,
+            "an integer ≥ 0: validations without improvement before training stops (0: off)")
+    require(_finite(es.min_delta) and es.min_delta >= 0, "callbacks.early_stopping.min_delta", es.min_delta,
+            "a finite number ≥ 0: a smaller change of the monitor is no improvement")
     require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     require(c.progress_bar_refresh == "auto" or (_is_int(c.progress_bar_refresh) and c.progress_bar_refresh >= 0),
             "callbacks.progress_bar_refresh", c.progress_bar_refresh, "auto, or an integer ≥ 0 (0 hides the bar)")

@@ -33,6 +33,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+    from cnnexp.callbacks.early_stop import stop_record
     from cnnexp.callbacks.report_to_study import trial_reporter
     from cnnexp.callbacks.views import view_callbacks
     from cnnexp.core.catalogue import task_class
@@ -68,6 +69,9 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         "train_s": _float(timing.train_s),
         **_best(trainer.checkpoint_callback),
     }
+    stopped = stop_record(trainer)
+    if stopped:  # callbacks.early_stopping: on, and whether, when and why it stopped
+        results["early_stopping"] = stopped
     if settings.lookahead.every:  # which weights best.ckpt holds and the test saw (callbacks/lookahead.py)
         results["weights"] = "lookahead (slow)"
     if settings.test_after_fit:

@@ -56,6 +56,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     import lightning as L
 
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
+    from cnnexp.callbacks.early_stop import early_stopping
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.epoch_lr import EpochLR
     from cnnexp.callbacks.stop_guard import StopGuard
@@ -72,6 +73,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
                       monitor=ck.monitor, mode=ck.mode,  # resolved once, in the settings check
                       save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
                       enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
+        *filter(None, [early_stopping(settings)]),  # callbacks.early_stopping.patience > 0: on the same monitor
         *extra_callbacks,
     ]
     if settings.lookahead.every:  # the slow weights are the ones validated, checkpointed and tested
