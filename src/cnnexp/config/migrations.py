@@ -25,6 +25,8 @@ def migrate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     cfg["data"] = {"name": "mnist", **_group(cfg.get("data"), "data")}
     cfg["logger"] = {"mlflow": None, **_group(cfg.get("logger"), "logger")}  # runs recorded before logger.mlflow had none
     for group, before in RECORDED_BEFORE.items():
+        if group == "model" and _group(cfg.get("model"), "model").get("name") == "own":
+            continue  # model=own (issue #42) has none of the built-in networks' keys
         cfg[group] = _with_defaults(_group(cfg.get(group), group), before, group)
     return cfg
 

@@ -252,7 +252,7 @@ class Settings:
     sweep_options: SweepOptions
     paths: PathsSettings
     data: Any  # DataSettings or FolderSettings, by data.name
-    model: ModelSettings
+    model: Any  # ModelSettings, or OwnModelSettings for model=own (config.own_network)
     optimizer: OptimizerSettings
     scheduler: SchedulerSettings
     loss: LossSettings

@@ -11,6 +11,7 @@ import math
 from typing import Any, List, NamedTuple, Tuple
 
 from cnnexp.arithmetic.geometry import ACTIVATIONS, NORMS, SHORTCUTS, fixes, resolve_blocks
+from cnnexp.config.own_network import is_own
 from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
                                   PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
                                   TrainerSettings, check_path)
@@ -54,7 +55,10 @@ def validate(s: Settings) -> Settings:
     require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
             s.performance.channels_last, "auto, true or false")
     _check_callbacks(s)
-    _check_plan(s.model)
+    if is_own(s.model):
+        s.model.layers  # model=own: its dry forward on the meta device (torch, only for an own network)
+    else:
+        _check_plan(s.model)
     return s
 
 
@@ -156,6 +160,8 @@ def _check_model(m: ModelSettings, data: DataFacts) -> None:
     require(not TASKS[m.task].classifies or m.num_classes == len(classes), "model.num_classes", m.num_classes,
             f"{source} has {len(classes)} classes ({', '.join(classes[:6])}{' …' if len(classes) > 6 else ''}); "
             "use model.num_classes=auto")
+    if is_own(m):  # its blocks are its own: the dry forward checks them (validate's last step)
+        return
     _check_blocks(m)
     for i, h in enumerate(m.head.hidden):
         require(h >= 1, f"model.head.hidden.{i}", h, "an integer ≥ 1")
