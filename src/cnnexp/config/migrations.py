@@ -23,7 +23,7 @@ def migrate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """`cfg` (a plain dict, without its hydra node) with the keys an older record lacks."""
     cfg = dict(cfg)
     cfg["data"] = {"name": "mnist", **_group(cfg.get("data"), "data")}
-    cfg["logger"] = {"mlflow": None, **_group(cfg.get("logger"), "logger")}  # runs recorded before logger.mlflow had none
+    cfg["logger"] = {"mlflow": None, "wandb": None, **_group(cfg.get("logger"), "logger")}  # runs recorded before logger.mlflow had none
     for group, before in RECORDED_BEFORE.items():
         if group == "model" and _group(cfg.get("model"), "model").get("name") == "own":
             continue  # model=own (issue #42) has none of the built-in networks' keys

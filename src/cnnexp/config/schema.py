@@ -174,10 +174,21 @@ class MLflowSettings:
 
 
 @dataclass
+class WandbSettings:
+    project: str
+    entity: Optional[str]
+    mode: str  # offline (files in the run folder), online or disabled; WANDB_MODE when set
+
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
 class LoggerSettings:
     tensorboard: bool
     log_graph: bool
     mlflow: Optional[MLflowSettings]  # null: off (logger=mlflow turns it on)
+    wandb: Optional[WandbSettings]    # null: off (logger=wandb turns it on)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from cnnexp.arithmetic.geometry import ACTIVATIONS, NORMS, SHORTCUTS, fixes, res
 from cnnexp.config.own_network import is_own
 from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
                                   PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
-                                  TrainerSettings, check_path)
+                                  TrainerSettings, WANDB_MODES, check_path)
 from cnnexp.core.catalogue import TASKS, monitor_and_mode
 from cnnexp.core.errors import SettingsError, ShapeError
 from cnnexp.data.idx import IMAGE_SHAPE, TRAIN_IMAGES
@@ -282,6 +282,8 @@ def _check_callbacks(s: Settings) -> None:
             "an integer ≥ 0: validations without improvement before training stops (0: off)")
     require(_finite(es.min_delta) and es.min_delta >= 0, "callbacks.early_stopping.min_delta", es.min_delta,
             "a finite number ≥ 0: a smaller change of the monitor is no improvement")
+    w = s.logger.wandb
+    require(w is None or w.mode in WANDB_MODES, "logger.wandb.mode", w and w.mode, f"one of {', '.join(WANDB_MODES)}")
     require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     require(c.progress_bar_refresh == "auto" or (_is_int(c.progress_bar_refresh) and c.progress_bar_refresh >= 0),
             "callbacks.progress_bar_refresh", c.progress_bar_refresh, "auto, or an integer ≥ 0 (0 hides the bar)")

@@ -19,6 +19,7 @@ from cnnexp.records.folder import check_writable
 from cnnexp.run import resume as resuming
 from cnnexp.run.trainer import check_trainer
 from cnnexp.tracking.loggers import check_tracking
+from cnnexp.tracking.wandb_run import check_wandb
 
 
 @dataclass
@@ -57,5 +58,6 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
         check_tracking(checked.settings)
+        check_wandb(checked.settings)
         _checked[key] = checked
     return _checked[key]

@@ -117,7 +117,10 @@ def _loggers(settings: Settings, run_dir: Path) -> list:
         # run by its folder; no −1 hp_metric: HParams are written at the end with real values.
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.tracking.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
-    return loggers + list(filter(None, [trainer_logger(settings, run_dir)]))  # logger=mlflow
+    from cnnexp.tracking.wandb_run import trainer_logger as wandb_logger
+
+    return loggers + list(filter(None, [trainer_logger(settings, run_dir),  # logger=mlflow
+                                        wandb_logger(settings, run_dir, dataclasses.asdict(settings))]))  # logger=wandb
 
 
 def began_callback(hook: Callable[[], None]):
