@@ -11,7 +11,8 @@ from cnnexp.core.errors import SettingsError
 RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
                    "model": {"pool_first": False, "head": {"init": "xavier"}},
                    "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0, "margin": 1.0},
-                   "callbacks": {"early_stopping": {"patience": 0, "min_delta": 0.0}}}  # issue #42
+                   "callbacks": {"early_stopping": {"patience": 0, "min_delta": 0.0},  # issue #42
+                                 "system_metrics": {"every_s": 0}}}
 
 
 def data_name(cfg: Dict[str, Any]) -> Any:

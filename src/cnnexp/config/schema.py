@@ -205,6 +205,11 @@ class EarlyStoppingSettings:
 
 
 @dataclass
+class SystemMetricsSettings:
+    every_s: float  # seconds of training between samples; 0: off
+
+
+@dataclass
 class ViewSettings:
     every_n_epochs: int
     text: bool
@@ -221,6 +226,7 @@ class ViewSettings:
 class CallbackSettings:
     checkpoint: CheckpointSettings
     early_stopping: EarlyStoppingSettings
+    system_metrics: SystemMetricsSettings
     views: ViewSettings
     progress_bar_refresh: Any  # auto (a bar on a terminal, a line per epoch elsewhere) or an integer
 

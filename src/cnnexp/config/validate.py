@@ -282,6 +282,8 @@ def _check_callbacks(s: Settings) -> None:
             "an integer ≥ 0: validations without improvement before training stops (0: off)")
     require(_finite(es.min_delta) and es.min_delta >= 0, "callbacks.early_stopping.min_delta", es.min_delta,
             "a finite number ≥ 0: a smaller change of the monitor is no improvement")
+    require(_finite(c.system_metrics.every_s) and c.system_metrics.every_s >= 0, "callbacks.system_metrics.every_s",
+            c.system_metrics.every_s, "seconds ≥ 0 between samples (0: off)")
     w = s.logger.wandb
     require(w is None or w.mode in WANDB_MODES, "logger.wandb.mode", w and w.mode, f"one of {', '.join(WANDB_MODES)}")
     require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")

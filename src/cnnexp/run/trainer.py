@@ -76,6 +76,11 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
         *filter(None, [early_stopping(settings)]),  # callbacks.early_stopping.patience > 0: on the same monitor
         *extra_callbacks,
     ]
+    if settings.callbacks.system_metrics.every_s and (settings.logger.tensorboard or settings.logger.mlflow
+                                                      or settings.logger.wandb):
+        from cnnexp.callbacks.system_metrics import SystemMetrics
+
+        callbacks.append(SystemMetrics(settings.callbacks.system_metrics.every_s))
     if settings.lookahead.every:  # the slow weights are the ones validated, checkpointed and tested
         from cnnexp.callbacks.lookahead import Lookahead
 
