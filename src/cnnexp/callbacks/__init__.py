@@ -1,2 +1,3 @@
 """Lightning callbacks a run's trainer carries: per-epoch CSV and console lines, timing,
-checkpoints in the run folder, lookahead weights, TensorBoard views, reports to a search's study."""
+checkpoints in the run folder, lookahead weights, TensorBoard views, reports to a search's study,
+early stopping on the run's monitor (`early_stop`), system metrics (`system_metrics`)."""

@@ -43,6 +43,10 @@ class OwnModelSettings:
         """The shape table's rows, from a dry forward on the meta device (checked once)."""
         return dry_forward(self)
 
+    def build(self):
+        """The network, with its weights (models.build_network asks this of an own network)."""
+        return build(self)
+
 
 def own_node(model: Dict[str, Any]) -> Dict[str, Any]:
     """A composed (or recorded) model=own node, flat as typed, → the schema's shape: the fixed keys,
