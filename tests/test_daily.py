@@ -138,7 +138,7 @@ def test_an_own_network_trains_shows_and_exports_with_parity(tmp_path, calibrate
     run = only_run_dir(out)
     assert "features.0  Conv2d" in (run / "shapes.txt").read_text()
     assert json.loads((run / "results.json").read_text())["status"] == "ok"
-    assert _scalars(run, "val/acc") and _scalars(run, "system/cpu_percent")
+    assert _scalars(run, "epoch/val_acc") and _scalars(run, "system/cpu_percent")
     proc = cli("export", f"run={run}", "images=200")
     assert proc.returncode == 0 and "0 of 200 predictions differ" in proc.stdout + proc.stderr, proc.stderr[-3000:]
 
