@@ -1,6 +1,7 @@
 """Networks of a user's own, for the tests of `model=own` (docs/own-network.md has the first):
 the tests put this folder on PYTHONPATH and name them as tests.own_nets.Class... or own_nets.Class."""
 
+import lightning as L
 from torch import nn
 
 
@@ -27,6 +28,19 @@ class WrongOutput(nn.Module):
     def __init__(self, input_shape):
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], 7))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+
+class LitNet(L.LightningModule):
+    """A LightningModule taken as a network: its forward gives the logits (its own steps are not used)."""
+
+    def __init__(self, input_shape, num_classes, hidden: int = 16):
+        super().__init__()
+        pixels = input_shape[0] * input_shape[1] * input_shape[2]
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
     def forward(self, x):
         return self.net(x)

@@ -74,6 +74,11 @@ def test_an_own_network_is_checked_by_a_dry_forward():
     assert total_params(s.model.layers) == sum(p.numel() for p in build(s.model).parameters())
 
 
+def test_a_lightning_module_is_taken_as_the_network():
+    s = _load("model=own", "model._target_=tests.own_nets.LitNet", "model.hidden=8")
+    assert [layer.params for layer in s.model.layers if layer.kind == "Linear"] == [784 * 8 + 8, 8 * 10 + 10]
+
+
 @pytest.mark.parametrize("overrides, words", [
     (["model._target_=tests.own_nets.WrongOutput"], "output per image is 7, where the classification task needs 10"),
     (["model._target_=tests.own_nets.Missing"], "holds nothing named Missing"),
