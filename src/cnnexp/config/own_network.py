@@ -26,7 +26,7 @@ from cnnexp.core.errors import SettingsError
 
 OWN = "own"  # model.name of conf/model/own.yaml
 OWN_KEYS = ("name", "task", "_target_", "input_shape", "num_classes")  # the rest are constructor arguments
-ARGUMENTS = "arguments"  # where the schema keeps them (config.yaml keeps them flat, as typed)
+ARGUMENTS = "arguments"  # where the schema keeps them (config.yaml keeps them flat, as typed: as_typed)
 
 
 @dataclass
@@ -55,6 +55,16 @@ def own_node(model: Dict[str, Any]) -> Dict[str, Any]:
     arguments = dict(model.get(ARGUMENTS) or {}) if isinstance(model.get(ARGUMENTS), dict) else {}
     arguments.update({k: v for k, v in model.items() if k not in OWN_KEYS and k != ARGUMENTS})
     return {**fixed, ARGUMENTS: arguments}
+
+
+def as_typed(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A whole config (dataclasses.asdict of the settings) with model=own's arguments flat again,
+    as the user typed them: what config.yaml records (own_node reads it back)."""
+    model = config.get("model")
+    if not isinstance(model, dict) or model.get("name") != OWN:
+        return config
+    flat = {k: v for k, v in model.items() if k != ARGUMENTS}
+    return {**config, "model": {**flat, **(model.get(ARGUMENTS) or {})}}
 
 
 def is_own(model: Any) -> bool:

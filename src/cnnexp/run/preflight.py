@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from cnnexp.config.own_network import as_typed
 from cnnexp.config.settings import Settings, load
 from cnnexp.core.errors import SettingsError
 from cnnexp.data.sources import ensure_mnist
@@ -29,8 +30,9 @@ class Checked:
 
     @property
     def config(self) -> dict:
-        """The effective config, as config.yaml records it: per-block values as built."""
-        return dataclasses.asdict(self.settings)
+        """The effective config, as config.yaml records it: per-block values as built; an own
+        network's constructor arguments as typed (`model.width`), as sweeps and HParams name them."""
+        return as_typed(dataclasses.asdict(self.settings))
 
 
 _checked: Dict[str, Checked] = {}

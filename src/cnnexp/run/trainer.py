@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict
 
+from cnnexp.config.own_network import as_typed
 from cnnexp.config.settings import Settings
 from cnnexp.core.errors import SettingsError
 from cnnexp.records.folder import checkpoint_dir, checkpoint_path, metrics_path
@@ -125,7 +126,7 @@ def _loggers(settings: Settings, run_dir: Path) -> list:
     from cnnexp.tracking.wandb_run import trainer_logger as wandb_logger
 
     return loggers + list(filter(None, [trainer_logger(settings, run_dir),  # logger=mlflow
-                                        wandb_logger(settings, run_dir, dataclasses.asdict(settings))]))  # logger=wandb
+                                        wandb_logger(settings, run_dir, as_typed(dataclasses.asdict(settings)))]))  # logger=wandb
 
 
 def began_callback(hook: Callable[[], None]):
