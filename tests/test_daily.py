@@ -80,6 +80,7 @@ def test_a_lightning_module_is_taken_as_the_network():
 
 
 @pytest.mark.parametrize("overrides, words", [
+    ([], "model=own needs your network's class: model._target_=package.module.Class"),
     (["model._target_=tests.own_nets.WrongOutput"], "output per image is 7, where the classification task needs 10"),
     (["model._target_=tests.own_nets.Missing"], "holds nothing named Missing"),
     (["model._target_=no_such_package.Net"], "cannot import no_such_package"),
@@ -148,13 +149,34 @@ def test_an_own_network_trains_shows_and_exports_with_parity(tmp_path, calibrate
     assert proc.returncode == 0 and "0 of 200 predictions differ" in proc.stdout + proc.stderr, proc.stderr[-3000:]
 
 
+STOPS = ["trainer.max_epochs=3", "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5"]
+
+
 @pytest.mark.slow
-def test_a_sweep_over_an_own_networks_argument(tmp_path, calibrated):
-    proc = cli("train", "-m", *OWN, "model.width=2,4", *TINY, f"paths.output_dir={tmp_path}")
+def test_a_sweep_over_an_own_networks_argument_stops_each_run_early(tmp_path, calibrated):
+    proc = cli("train", "-m", *OWN, "model.width=2,4", *TINY, *STOPS, f"paths.output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("multirun/*/*/*/results.json")}
     assert set(runs) == {"width=2", "width=4"} and all(r["status"] == "ok" for r in runs.values())
     assert runs["width=2"]["params"] < runs["width=4"]["params"]
+    assert all(r["early_stopping"]["stopped_epoch"] == 1 and r["epochs"] == 2 for r in runs.values())
+
+
+@pytest.mark.slow
+def test_a_search_over_an_own_network_keeps_early_stopped_trials_complete(tmp_path, calibrated):
+    """A trial stopped early is `ok` and COMPLETE in the study: the pruner did not stop it."""
+    import optuna
+
+    from cnnexp.search.study import STUDY_NAME, storage_url
+
+    proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *OWN, "model.width=choice(2,4)",
+               *TINY, *STOPS, f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = next(tmp_path.glob("multirun/*/*"))
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert len(records) == 2 and all(r["status"] == "ok" and r["early_stopping"]["stopped"] for r in records)
+    states = {t.state.name for t in optuna.load_study(study_name=STUDY_NAME, storage=storage_url(sweep)).get_trials()}
+    assert states == {"COMPLETE"}
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import inspect
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from cnnexp.arithmetic.geometry import Layer
 from cnnexp.core.errors import SettingsError
@@ -33,7 +33,7 @@ ARGUMENTS = "arguments"  # where the schema keeps them (config.yaml keeps them f
 class OwnModelSettings:
     name: str
     task: str
-    _target_: str                 # package.module.Class, importable (PYTHONPATH)
+    _target_: Optional[str]       # package.module.Class, importable (PYTHONPATH); null: not given yet
     input_shape: Any              # auto (from the data) or [channels, height, width]
     num_classes: Any              # auto (from the data) or an integer
     arguments: Dict[str, Any] = field(default_factory=dict)  # model.<arg>=value: the constructor's others
@@ -76,8 +76,9 @@ def network_class(m: OwnModelSettings):
     target = m._target_
     module_name, _, class_name = str(target).rpartition(".")
     if not module_name or target in (None, "???"):
-        raise SettingsError("model._target_", target, "your network's class as package.module.Class "
-                                                      "(importable: its folder on PYTHONPATH)")
+        raise SettingsError("model._target_", target, "model=own needs your network's class: "
+                            "model._target_=package.module.Class (importable: its folder on PYTHONPATH; "
+                            "docs/own-network.md)")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # ImportError, or an error inside the module itself
