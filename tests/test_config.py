@@ -74,7 +74,7 @@ def test_unknown_key_and_group_option_are_one_line(tmp_path, calibrated):
     assert proc.returncode == 2 and "trainer.max_epoch" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("train", "model=cnn4", f"paths.output_dir={tmp_path / 'o'}")
     assert proc.returncode == 2 and proc.stderr.strip() == \
-        "cnnexp: error: model='cnn4' is not valid: one of cnn3, convae, speed (conf/model/)", proc.stderr
+        "cnnexp: error: model='cnn4' is not valid: one of cnn3, convae, own, speed (conf/model/)", proc.stderr
     assert not (tmp_path / "o").exists()
 
 

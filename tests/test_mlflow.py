@@ -113,7 +113,7 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server
     run_dir = only_run_dir(out)
     killed = json.loads((run_dir / "results.json").read_text())
     assert killed["status"] == "running" and killed["mlflow_run_id"], "the id is recorded when the run starts"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the resume writes where config.yaml says the run began
+    # MLFLOW_TRACKING_URI stays set: a resume talks to a server its config.yaml names only when the user names it too
     again = cli("train", f"resume={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
 
@@ -124,6 +124,8 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_with_every_epoch_once(server
     for key in ("val/acc", "val/loss", "train/loss_epoch"):
         steps = [m["step"] for m in server.history(results["mlflow_run_id"], key)]
         assert sorted(steps) == [0, 1, 2], f"{key}: every epoch once, by epoch ({steps})"
+    assert all(m["value"] > 0 for m in server.history(results["mlflow_run_id"], "system/process_memory_mb"))
+    assert server.history(results["mlflow_run_id"], "system/cpu_percent"), "system metrics (issue #42)"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["model.blocks.0.kernel_size"] == "3" and params["trainer.max_epochs"] == "3"
     final = {m["key"]: m["value"] for m in run["data"]["metrics"]}

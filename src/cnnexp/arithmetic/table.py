@@ -55,7 +55,7 @@ def format_table(layers: List[Layer]) -> str:
     header = ("layer", "kind", "k", "s", "p", "input", "", "output", "params", "rf", "jump", "MACs", "out mem", "")
     rows = [header]
     for layer in layers:
-        has_params = layer.kind in ("conv", "linear", "convT") or layer.kind.endswith("norm")
+        has_params = layer.kind in ("conv", "linear", "convT") or layer.kind.endswith("norm") or layer.params > 0
         rows.append((
             layer.block, _kind(layer),
             "" if layer.kernel is None else axes_text(layer.kernel),

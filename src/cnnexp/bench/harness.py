@@ -20,6 +20,7 @@ key=value pairs override the config:
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
     python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=10
+    python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false system_metrics=true
     python -m cnnexp.bench data.root=../shared/datasets dims=true ucr_root=data/ucr mnist_batches=100
 
 dims=true measures only 1-D networks against the literature (bench/literature.py): sequential and
@@ -44,6 +45,7 @@ from cnnexp.bench.recipes import RECIPES, recipe_table
 from cnnexp.bench.runs import compose_settings
 from cnnexp.bench.startup import startup_table
 from cnnexp.bench.sweep_speed import search_table, sweep_table
+from cnnexp.bench.system_cost import system_metrics_table
 
 
 @dataclass
@@ -61,6 +63,7 @@ class BenchArgs:
     search_modes: bool = False  # a search of trials of 1 or 4 epochs: batches of n_jobs vs steady state
     estimate: bool = False   # the cost estimate (cnnexp.cost.estimate) against measured epochs, for ESTIMATED
     epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
+    system_metrics: bool = False  # what one sample of the system metrics costs, and the check each step
     ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
     dims: bool = False       # only this: 1-D networks on (p)MNIST and UCR sets beside TCN and FCN
     dims_sets: str = "seqmnist,pmnist,GunPoint,ItalyPowerDemand,JapaneseVowels"
@@ -148,6 +151,8 @@ def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) ->
             search_table(overrides, work)
         if args.estimate:
             estimate_table(args, overrides, work)
+        if args.system_metrics:
+            system_metrics_table()
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

@@ -108,12 +108,35 @@ def quote_folders(argv: list) -> list:
     from cnnexp.config.schema import PATH_KEYS
 
     quoted = []
-    for arg in argv:
+    for arg in own_arguments(argv):
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+") in PATH_KEYS and not _typed_for_hydra(value):
             arg = f"{key}={hydra_quoted(os.path.expanduser(value))}"
         quoted.append(arg)
     return quoted
+
+
+OWN_FIXED = ("name", "task", "_target_", "input_shape", "num_classes")  # conf/model/own.yaml's keys
+
+
+def own_chosen(argv: list) -> bool:
+    """model=own on this command line (the last model= wins, as in Hydra)."""
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith("model=")]
+    return bool(chosen) and chosen[-1] == "own"
+
+
+def own_arguments(argv: list) -> list:
+    """model=own: `model.width=32` is a constructor argument conf/model/own.yaml cannot list, given
+    to Hydra as `++model.width=32` (add or set), so the user types no `+` (sweeps included)."""
+    if not own_chosen(argv):
+        return list(argv)
+    given = []
+    for arg in argv:
+        key = arg.partition("=")[0]
+        if key.startswith("model.") and key.split(".")[1] not in OWN_FIXED:
+            arg = "++" + arg
+        given.append(arg)
+    return given
 
 
 def _typed_for_hydra(value: str) -> bool:
@@ -150,6 +173,7 @@ def check_override_keys(argv: list) -> None:
     args, _ = get_args_parser().parse_known_args(quote_folders(argv))
     parser = OverridesParser.create()
     data = next((o.split("=", 1)[1] for o in reversed(args.overrides or []) if o.startswith("data=")), "mnist")
+    own = own_chosen(args.overrides or [])
     for text in args.overrides or []:
         try:
             override = parser.parse_override(text)
@@ -166,6 +190,8 @@ def check_override_keys(argv: list) -> None:
             continue
         if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "." not in key:
             continue  # +/~ and hydra's groups: the schema merge and Hydra name those
+        if own and key.startswith("model."):
+            continue  # model=own: its constructor names its arguments (config.own_network)
         suggest_key(Settings, key, data)  # data's keys are those of the chosen source (conf/train.yaml: mnist)
         block_exists(key, text, args.overrides)
 

@@ -50,7 +50,11 @@ def _keys_at(schema: type, path: str, data: str | None = None) -> List[str]:
         if part not in hints:
             return []
         cls = hints[part]
-        if cls is Any and part == "data" and data in DATASETS:
+        if cls is Any and part == "model":  # the built-in networks' keys (model=own takes any)
+            from cnnexp.config.schema import ModelSettings
+
+            cls = ModelSettings
+        elif cls is Any and part == "data" and data in DATASETS:
             cls = DATASETS[data]
         elif cls is Any and part == "data":  # every data source's keys: which one is chosen is not known here
             return sorted({f.name for schema in DATASETS.values() for f in dataclasses.fields(schema)})

@@ -10,7 +10,9 @@ from cnnexp.core.errors import SettingsError
 # Keys added by issue #29: a run recorded before them ran as these values say.
 RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
                    "model": {"pool_first": False, "head": {"init": "xavier"}},
-                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0, "margin": 1.0}}
+                   "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0, "margin": 1.0},
+                   "callbacks": {"early_stopping": {"patience": 0, "min_delta": 0.0},  # issue #42
+                                 "system_metrics": {"every_s": 0}}}
 
 
 def data_name(cfg: Dict[str, Any]) -> Any:
@@ -22,8 +24,10 @@ def migrate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """`cfg` (a plain dict, without its hydra node) with the keys an older record lacks."""
     cfg = dict(cfg)
     cfg["data"] = {"name": "mnist", **_group(cfg.get("data"), "data")}
-    cfg["logger"] = {"mlflow": None, **_group(cfg.get("logger"), "logger")}  # runs recorded before logger.mlflow had none
+    cfg["logger"] = {"mlflow": None, "wandb": None, **_group(cfg.get("logger"), "logger")}  # runs recorded before logger.mlflow had none
     for group, before in RECORDED_BEFORE.items():
+        if group == "model" and _group(cfg.get("model"), "model").get("name") == "own":
+            continue  # model=own (issue #42) has none of the built-in networks' keys
         cfg[group] = _with_defaults(_group(cfg.get(group), group), before, group)
     return cfg
 

@@ -247,10 +247,21 @@ class MLflowSettings:
 
 
 @dataclass
+class WandbSettings:
+    project: str
+    entity: Optional[str]
+    mode: str  # offline (files in the run folder), online or disabled; WANDB_MODE when set
+
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
 class LoggerSettings:
     tensorboard: bool
     log_graph: bool
     mlflow: Optional[MLflowSettings]  # null: off (logger=mlflow turns it on)
+    wandb: Optional[WandbSettings]    # null: off (logger=wandb turns it on)
 
 
 @dataclass
@@ -258,6 +269,17 @@ class CheckpointSettings:
     monitor: str
     mode: str
     save_last: bool
+
+
+@dataclass
+class EarlyStoppingSettings:
+    patience: int     # validations without improvement of the checkpoint's monitor; 0: off
+    min_delta: float  # a smaller change is no improvement
+
+
+@dataclass
+class SystemMetricsSettings:
+    every_s: float  # seconds of training between samples; 0: off
 
 
 @dataclass
@@ -276,6 +298,8 @@ class ViewSettings:
 @dataclass
 class CallbackSettings:
     checkpoint: CheckpointSettings
+    early_stopping: EarlyStoppingSettings
+    system_metrics: SystemMetricsSettings
     views: ViewSettings
     progress_bar_refresh: Any  # auto (a bar on a terminal, a line per epoch elsewhere) or an integer
 
@@ -318,7 +342,7 @@ class Settings:
     sweep_options: SweepOptions
     paths: PathsSettings
     data: Any  # DataSettings or FolderSettings, by data.name
-    model: ModelSettings
+    model: Any  # ModelSettings, or OwnModelSettings for model=own (config.own_network)
     optimizer: OptimizerSettings
     scheduler: SchedulerSettings
     loss: LossSettings

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, List, NamedTuple, Tuple
+from typing import Any, Tuple
 
 from cnnexp.arithmetic.geometry import ACTIVATIONS, AXES, NORMS, SHORTCUTS, fixes, resolve_blocks
-from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
-                                  PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
-                                  TrainerSettings, check_path)
+from cnnexp.config.own_network import is_own
+from cnnexp.config.schema import (ACCELERATORS, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
+                                  PATH_KEYS, SCHEDULERS, ModelSettings, Settings,
+                                  TrainerSettings, WANDB_MODES, check_path)
 from cnnexp.core.catalogue import TASKS, monitor_and_mode
 from cnnexp.core.errors import SettingsError, ShapeError
 from cnnexp.data.facts import DataFacts, facts_of
@@ -47,7 +48,10 @@ def validate(s: Settings) -> Settings:
     require(s.performance.channels_last in ("auto", True, False), "performance.channels_last",
             s.performance.channels_last, "auto, true or false")
     _check_callbacks(s)
-    _check_plan(s.model)
+    if is_own(s.model):
+        s.model.layers  # model=own: its dry forward on the meta device (torch, only for an own network)
+    else:
+        _check_plan(s.model)
     return s
 
 
@@ -140,6 +144,8 @@ def _check_model(m: ModelSettings, data: DataFacts) -> None:
     require(not TASKS[m.task].classifies or m.num_classes == len(classes), "model.num_classes", m.num_classes,
             f"{source} has {len(classes)} classes ({', '.join(classes[:6])}{' …' if len(classes) > 6 else ''}); "
             "use model.num_classes=auto")
+    if is_own(m):  # its blocks are its own: the dry forward checks them (validate's last step)
+        return
     _check_blocks(m)
     for i, h in enumerate(m.head.hidden):
         require(h >= 1, f"model.head.hidden.{i}", h, "an integer ≥ 1")
@@ -274,6 +280,15 @@ def _check_callbacks(s: Settings) -> None:
     require(not (c.checkpoint.monitor.startswith("val/") and limit_val == 0), "trainer.limit_val_batches",
             limit_val, f"at least one batch: the best checkpoint is chosen by {c.checkpoint.monitor}, "
             "which no validation would log (or callbacks.checkpoint.monitor=train/loss)")
+    es = c.early_stopping  # on the monitor and mode just decided: the one the best checkpoint is chosen by
+    require(_is_int(es.patience) and es.patience >= 0, "callbacks.early_stopping.patience", es.patience,
+            "an integer ≥ 0: validations without improvement before training stops (0: off)")
+    require(_finite(es.min_delta) and es.min_delta >= 0, "callbacks.early_stopping.min_delta", es.min_delta,
+            "a finite number ≥ 0: a smaller change of the monitor is no improvement")
+    require(_finite(c.system_metrics.every_s) and c.system_metrics.every_s >= 0, "callbacks.system_metrics.every_s",
+            c.system_metrics.every_s, "seconds ≥ 0 between samples (0: off)")
+    w = s.logger.wandb
+    require(w is None or w.mode in WANDB_MODES, "logger.wandb.mode", w and w.mode, f"one of {', '.join(WANDB_MODES)}")
     require(c.views.every_n_epochs >= 1, "callbacks.views.every_n_epochs", c.views.every_n_epochs, "an integer ≥ 1")
     require(c.progress_bar_refresh == "auto" or (_is_int(c.progress_bar_refresh) and c.progress_bar_refresh >= 0),
             "callbacks.progress_bar_refresh", c.progress_bar_refresh, "auto, or an integer ≥ 0 (0 hides the bar)")

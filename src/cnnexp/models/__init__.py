@@ -7,4 +7,6 @@ def build_network(model_settings):
     """The network of the model's task, built from its shape plan."""
     from cnnexp.core.catalogue import task_class
 
+    if hasattr(model_settings, "build"):  # model=own: the class model._target_ names (config.own_network)
+        return model_settings.build()
     return task_class(model_settings.task).network(model_settings)

@@ -34,6 +34,7 @@ RECORD_TYPES: Dict[str, tuple] = {
     "best": (int, float, None), "best_epoch": (int, None), "monitor": (str, None), "mode": (str, None),
     "tested_checkpoint": (str,), "test_acc": (int, float, None), "test_loss": (int, float, None),
     "refused": (bool,), "rejected": (bool,), "mlflow_run_id": (str, None),
+    "early_stopping": (dict, None), "wandb_run_id": (str, None),
 }
 
 

@@ -5,6 +5,7 @@ trained so far.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
 
+from cnnexp.config.own_network import is_own
 from cnnexp.core import stopping
 from cnnexp.core.errors import RunError
 from cnnexp.core.files import write_atomic
@@ -33,6 +35,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+    from cnnexp.callbacks.early_stop import stop_record
     from cnnexp.callbacks.report_to_study import trial_reporter
     from cnnexp.callbacks.views import view_callbacks
     from cnnexp.core.catalogue import task_class
@@ -49,8 +52,10 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
     if config_yaml != recorded and rank_zero_only.rank == 0 and began is None:
         write_atomic(config_path(run_dir), config_yaml)
     task = task_class(settings.model.task)(settings)
-    views = view_callbacks(settings.callbacks.views, settings.model.task, datamodule, settings.model.layers,
-                           config_yaml, table)
+    chosen = settings.callbacks.views
+    if is_own(settings.model):  # filters, feature maps and the arithmetic read the built-in conv stack
+        chosen = dataclasses.replace(chosen, filters=False, feature_maps=False, receptive_field=False, arithmetic=False)
+    views = view_callbacks(chosen, settings.model.task, datamodule, settings.model.layers, config_yaml, table)
     reporter = trial_reporter(run_dir)  # a search's trial: its pruner, whose decision reaches every DDP rank
     began_hook = [began_callback(lambda: began(config_yaml))] if began else []
     trainer, timing = build_trainer(settings, run_dir, [*views, *filter(None, [reporter]), *began_hook])
@@ -68,6 +73,9 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         "train_s": _float(timing.train_s),
         **_best(trainer.checkpoint_callback),
     }
+    stopped = stop_record(trainer)
+    if stopped:  # callbacks.early_stopping: on, and whether, when and why it stopped
+        results["early_stopping"] = stopped
     if settings.lookahead.every:  # which weights best.ckpt holds and the test saw (callbacks/lookahead.py)
         results["weights"] = "lookahead (slow)"
     if settings.test_after_fit:

@@ -35,6 +35,7 @@ from cnnexp.run.outcome import (FailFast, Stopped, drop_fresh_folder, ended_earl
 from cnnexp.run.preflight import Checked, check_run
 from cnnexp.run.start import Start, start_run
 from cnnexp.tracking.loggers import open_run as open_tracking_run
+from cnnexp.tracking.wandb_run import open_wandb
 
 log = logging.getLogger("cnnexp")
 
@@ -171,6 +172,7 @@ def _recorded(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     record = start.record
     try:
         open_tracking_run(settings, run_dir, record, start.previous, checked.config)  # logger=mlflow
+        open_wandb(settings, record, start.previous)  # logger=wandb
         results = _fit_with_retries(checked, run_dir, start, overrides)
     except KeyboardInterrupt as k:  # a stop outside Lightning's loops (before fit, between fit and test)
         stop = Stopped("interrupted", f"interrupted ({k or 'Ctrl-C'}) outside training")

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from cnnexp.config.own_network import as_typed
 from cnnexp.config.settings import Settings, load
 from cnnexp.core.errors import SettingsError
 from cnnexp.data.facts import FROM_MNIST
@@ -20,6 +21,7 @@ from cnnexp.records.folder import check_writable
 from cnnexp.run import resume as resuming
 from cnnexp.run.trainer import check_trainer
 from cnnexp.tracking.loggers import check_tracking
+from cnnexp.tracking.wandb_run import check_wandb
 
 
 @dataclass
@@ -29,8 +31,9 @@ class Checked:
 
     @property
     def config(self) -> dict:
-        """The effective config, as config.yaml records it: per-block values as built."""
-        return dataclasses.asdict(self.settings)
+        """The effective config, as config.yaml records it: per-block values as built; an own
+        network's constructor arguments as typed (`model.width`), as sweeps and HParams name them."""
+        return as_typed(dataclasses.asdict(self.settings))
 
 
 _checked: Dict[str, Checked] = {}
@@ -58,5 +61,6 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
         check_tracking(checked.settings)
+        check_wandb(checked.settings)
         _checked[key] = checked
     return _checked[key]

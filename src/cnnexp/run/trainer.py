@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict
 
+from cnnexp.config.own_network import as_typed
 from cnnexp.config.settings import Settings
 from cnnexp.core.errors import SettingsError
 from cnnexp.records.folder import checkpoint_dir, checkpoint_path, metrics_path
@@ -56,6 +57,7 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
     import lightning as L
 
     from cnnexp.callbacks.checkpoint import InFolderCheckpointIO, RunCheckpoint
+    from cnnexp.callbacks.early_stop import early_stopping
     from cnnexp.callbacks.epoch_csv import EpochCSV
     from cnnexp.callbacks.epoch_lr import EpochLR
     from cnnexp.callbacks.stop_guard import StopGuard
@@ -72,8 +74,14 @@ def build_trainer(settings: Settings, run_dir: Path, extra_callbacks=()):
                       monitor=ck.monitor, mode=ck.mode,  # resolved once, in the settings check
                       save_top_k=1, save_last=ck.save_last, auto_insert_metric_name=False,
                       enable_version_counter=False),  # one best.ckpt, also after a moved run resumes
+        *filter(None, [early_stopping(settings)]),  # callbacks.early_stopping.patience > 0: on the same monitor
         *extra_callbacks,
     ]
+    if settings.callbacks.system_metrics.every_s and (settings.logger.tensorboard or settings.logger.mlflow
+                                                      or settings.logger.wandb):
+        from cnnexp.callbacks.system_metrics import SystemMetrics
+
+        callbacks.append(SystemMetrics(settings.callbacks.system_metrics.every_s))
     if settings.lookahead.every:  # the slow weights are the ones validated, checkpointed and tested
         from cnnexp.callbacks.lookahead import Lookahead
 
@@ -108,6 +116,7 @@ def _progress(settings: Settings, run_dir: Path, callbacks: list) -> str:
 def _loggers(settings: Settings, run_dir: Path) -> list:
     from cnnexp.tracking.board import Board, show_provenance
     from cnnexp.tracking.loggers import trainer_logger
+    from cnnexp.tracking.wandb_run import trainer_logger as wandb_logger
 
     loggers = []
     if settings.logger.tensorboard:
@@ -116,7 +125,8 @@ def _loggers(settings: Settings, run_dir: Path) -> list:
         loggers.append(Board(save_dir=str(run_dir), name="", version="",  # cnnexp.tracking.board: tags, HParams
                              default_hp_metric=False, log_graph=settings.logger.log_graph))
         show_provenance(loggers[-1], run_dir)  # the text tab: commit, machine, data, the uncommitted change
-    return loggers + list(filter(None, [trainer_logger(settings, run_dir)]))  # logger=mlflow
+    return loggers + list(filter(None, [trainer_logger(settings, run_dir),  # logger=mlflow
+                                        wandb_logger(settings, run_dir, as_typed(dataclasses.asdict(settings)))]))  # logger=wandb
 
 
 def began_callback(hook: Callable[[], None]):

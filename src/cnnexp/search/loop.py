@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from cnnexp.config.compose import own_arguments
 from cnnexp.core import stopping
 from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, best_key, read_results, write_results
@@ -229,7 +230,7 @@ class Search:
                 for key in ("grid_id", "search_space"):
                     if key in lost.system_attrs:
                         storage.set_trial_system_attr(trial._trial_id, key, lost.system_attrs[key])
-            overrides = self.fixed + [as_override(k, v) for k, v in trial.params.items()]
+            overrides = own_arguments(self.fixed + [as_override(k, v) for k, v in trial.params.items()])  # model=own
             job = self.compose(overrides)
             run_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
             trial.set_user_attr("run", run_dir.name)

@@ -7,6 +7,7 @@ import dataclasses
 import lightning as L
 import torch
 
+from cnnexp.config.own_network import build as build_own, is_own
 from cnnexp.config.schema import OPTIMIZERS, Settings
 
 
@@ -29,7 +30,7 @@ class Task(L.LightningModule):
         # logger=False: HParams are written once, at the end, with real metrics (no −1 placeholder).
         self.save_hyperparameters({"run_config": dataclasses.asdict(settings)}, logger=False)
         self.settings = settings
-        self.net = self.network(settings.model)
+        self.net = build_own(settings.model) if is_own(settings.model) else self.network(settings.model)
         # for the graph: (1, C, L), (1, C, H, W) or (1, C, D, H, W), as the data gives
         self.example_input_array = torch.zeros(1, *settings.model.input_shape)
 
