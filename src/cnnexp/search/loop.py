@@ -67,7 +67,6 @@ class Search:
                                 else direction}]
         self.space: Dict[str, Any] = {}
         self.fixed: List[str] = []
-        self.directions = [o["direction"] for o in self.objectives]
         self.grace = options.grace
         self.job_idx = 0
         self.grid_points: Optional[set] = None  # sampler=grid: its points (point_key), once the space is known
@@ -75,7 +74,7 @@ class Search:
     def open_study(self, arguments: List[str], tell_options: bool = True):
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
         with one_at_a_time(self.sweep_dir):
-            study = create_study(self.sweep_dir, self.options, self.space, self.directions, self.named)
+            study = create_study(self.sweep_dir, self.options, self.space, self.objectives, self.named)
         if tell_options:
             self.record(study)
         return study

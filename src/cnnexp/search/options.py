@@ -36,12 +36,10 @@ class SearchOptions:
     n_trials: int = option(20, "trials that train; settings that fail the shape check do not count")
     n_jobs: int = option(1, "trials running at once through hydra/launcher (parallel, slurm)")
     steady: bool = option(True, "start the next trial the moment one ends; false: batches of n_jobs, each waited for")
-    sampler: str = option("auto", "auto | tpe | nsga2 | random | grid (auto: tpe, nsga2 for several objectives; "
-                                  "grid: choice/range only)")
+    sampler: str = option("auto", "auto | tpe | nsga2 | random | grid (auto: nsga2 for several objectives, else tpe)")
     seed: Optional[int] = option(None, "the sampler's seed, the run's unless set (null: unseeded)", conf="${seed}")
     direction: str = option("auto", "auto | maximize | minimize (auto: as the runs' checkpoint metric asks)")
-    objectives: List[str] = option([], "[] (the checkpoint metric) | several: [val/acc,macs] — a metric and costs "
-                                       "macs, params, train_s, ms_per_image (docs/pareto.md)")
+    objectives: List[str] = option([], "[val/acc,macs]: a Pareto front (docs/pareto.md); []: one, the checkpoint's")
     pruner: str = option("none", "none | median | hyperband: stop trials that trail the others")
     pruner_startup_trials: int = option(2, "median: trials that finish before any trial is pruned")
     max_rejected: int = option(100, "stop after this many asked settings failed the shape check or had run already")

@@ -354,11 +354,12 @@ def launch_storage(sweep_dir: Path) -> Optional[str]:
         return None
 
 
-def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any], directions: List[str],
+def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any], objectives: List[Dict[str, str]],
                  named: Optional[str] = None):
     """The sweep's study, created by its first worker (which records where it lives, for the jobs
     and the workers to come) and loaded by the others; `named`: the database the launch's user
-    named (`named_storage`). Called while `one_at_a_time`."""
+    named (`named_storage`); `objectives`: [{"name", "direction"}], which a resume may not change.
+    Called while `one_at_a_time`."""
     import optuna
 
     record = study_record(sweep_dir)
@@ -377,10 +378,14 @@ def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any],
         existing = optuna.load_study(study_name=record["study_name"], storage=storage)
     except KeyError:  # none yet: this worker creates it
         existing = None
-    if existing is not None and [d.name.lower() for d in existing.directions] != list(directions):
-        was = existing.user_attrs.get("objectives") or [existing.user_attrs.get("monitor", "its metric")]
+    directions = [o["direction"] for o in objectives]
+    was = existing.user_attrs.get("objectives") if existing is not None else None
+    names = [o["name"] for o in objectives]
+    if existing is not None and ([d.name.lower() for d in existing.directions] != directions
+                                 or (len(objectives) > 1 and was is not None and list(map(_objective_name, was)) != names)):
+        was = was or [existing.user_attrs.get("monitor", "its metric")]
         raise StudyRefused(f"{sweep_dir}: its study optimises {', '.join(map(_objective_name, was))}, not "
-                           f"{len(directions)} objective(s) as asked; a resume keeps the study's objectives — "
+                           f"{', '.join(names)} as asked; a resume keeps the study's objectives — "
                            "leave hydra.sweeper.objectives (and direction) as the search began")
     return optuna.create_study(storage=storage, study_name=record["study_name"],
                                load_if_exists=True, sampler=sampler(options, space), pruner=pruner(options),
