@@ -171,7 +171,10 @@ def hypervolume_figure(trials, objectives: Sequence[Dict[str, str]]):
                    and t.values is not None), key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
     history = hypervolume_history([list(t.values) for t in done], [o["direction"] for o in objectives])
     fig, ax = pyplot().subplots(figsize=(7, 4.5))
+    from matplotlib.ticker import MaxNLocator
+
     ax.plot(range(1, len(history) + 1), history, "o-", color="tab:blue")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trained trials")
     ax.set_ylabel("hypervolume (objectives scaled to [0, 1])")
     ax.set_title(f"hypervolume of {' × '.join(o['name'] for o in objectives)} as trials accumulate", fontsize=11)
