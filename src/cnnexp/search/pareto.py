@@ -147,11 +147,17 @@ def pareto_figure(entries: Sequence[Dict[str, Any]], objectives: Sequence[Dict[s
     ax.plot([points[i][x] for i in kept], [points[i][y] for i in kept], "o", color="tab:red",
             label=f"pareto front ({len(kept)})")
     for rank, i in enumerate(kept, 1):
-        ax.annotate(str(rank), (points[i][x], points[i][y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(str(rank), (points[i][x], points[i][y]), textcoords="offset points", fontsize=8,
+                    xytext=(4, 4) if rank % 2 else (4, -11))  # neighbours on either side: numbers apart
     if objectives[x]["name"] in LOG_SCALE and min(p[x] for p in points) > 0:
         ax.set_xscale("log")
     if objectives[y]["name"] in LOG_SCALE and min(p[y] for p in points) > 0:
         ax.set_yscale("log")
+    far = zoom(ax, [p[y] for p in points], [points[i][y] for i in kept], directions[y])
+    if far:
+        ax.plot([p[x] for p in points if p[y] in far], [0.02 if directions[y] == "maximize" else 0.98] * sum(
+            p[y] in far for p in points), "v" if directions[y] == "maximize" else "^", color="tab:gray", alpha=0.5,
+            transform=ax.get_xaxis_transform(), clip_on=False, label=f"far worse, off the axis ({len(far)})")
     arrow = {"maximize": "↑ better", "minimize": "↓ better"}
     ax.set_xlabel(f"{objectives[x]['name']} ({'← better' if directions[x] == 'minimize' else 'better →'})")
     ax.set_ylabel(f"{objectives[y]['name']} ({arrow[directions[y]]})")
@@ -160,6 +166,19 @@ def pareto_figure(entries: Sequence[Dict[str, Any]], objectives: Sequence[Dict[s
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+def zoom(ax, ys: Sequence[float], front_ys: Sequence[float], direction: str) -> List[float]:
+    """Keep the front readable: a trial far worse than the front (a diverged one) would squash it
+    into a line, so the axis stops three front-spans past the front's worst; returns those beyond."""
+    lo, hi = min(front_ys), max(front_ys)
+    span = max(hi - lo, 0.05 * max(abs(hi), abs(lo), 1e-12))
+    worst = lo - 3 * span if direction == "maximize" else hi + 3 * span
+    far = [v for v in ys if (v < worst if direction == "maximize" else v > worst)]
+    if far and ax.get_yscale() == "linear":
+        ax.set_ylim(*((worst, hi + 0.5 * span) if direction == "maximize" else (lo - 0.5 * span, worst)))
+        return far
+    return []
 
 
 def hypervolume_figure(trials, objectives: Sequence[Dict[str, str]]):
