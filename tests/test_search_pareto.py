@@ -161,3 +161,19 @@ def test_a_two_objective_search_prints_draws_and_resumes_its_front(tmp_path, cal
                 if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]) == 6
     summary = cli("summary", str(folder))
     assert summary.returncode == 0 and printed_front(summary.stdout) == printed_front(more.stdout)
+
+
+def test_a_resume_keeps_the_study_objectives(tmp_path):
+    """A study made for [val/acc,macs], asked for [val/acc,params] or for val/acc alone: refused in
+    one line, the study untouched."""
+    from cnnexp.search.study import StudyRefused, create_study
+
+    two = decide(["val/acc", "macs"], "classification", "val/acc")
+    study = create_study(tmp_path, SearchOptions(objectives=["val/acc", "macs"]), {}, two)
+    study.set_user_attr("objectives", two)
+    with pytest.raises(StudyRefused, match="optimises val/acc, macs, not val/acc, params as asked"):
+        create_study(tmp_path, SearchOptions(objectives=["val/acc", "params"]), {},
+                     decide(["val/acc", "params"], "classification", "val/acc"))
+    with pytest.raises(StudyRefused, match="optimises val/acc, macs, not val/acc as asked; a resume keeps"):
+        create_study(tmp_path, SearchOptions(), {}, [{"name": "val/acc", "direction": "maximize"}])
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"] and study.user_attrs["objectives"] == two
