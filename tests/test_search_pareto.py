@@ -70,6 +70,16 @@ def test_objectives_are_checked_and_their_directions_decided_once():
         decide(["val/acc", "macs"], "classification", "val/acc", "maximize")
 
 
+def test_nsga2_for_several_objectives_unless_tpe_is_asked():
+    from cnnexp.search.study import pruner, sampler
+
+    two = ["val/acc", "macs"]
+    assert type(sampler(SearchOptions(objectives=two), {})).__name__ == "NSGAIISampler"
+    assert type(sampler(SearchOptions(objectives=two, sampler="tpe"), {})).__name__ == "TPESampler"
+    assert type(sampler(SearchOptions(), {})).__name__ == "TPESampler"
+    assert type(pruner(SearchOptions(objectives=two, pruner="median"))).__name__ == "NopPruner"
+
+
 def test_an_unknown_objective_is_one_line_and_no_folder(tmp_path, calibrated):
     out = tmp_path / "out"
     proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.objectives=[val/acc,flops]",
