@@ -187,3 +187,18 @@ def test_a_resume_keeps_the_study_objectives(tmp_path):
     with pytest.raises(StudyRefused, match="optimises val/acc, macs, not val/acc as asked; a resume keeps"):
         create_study(tmp_path, SearchOptions(), {}, [{"name": "val/acc", "direction": "maximize"}])
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"] and study.user_attrs["objectives"] == two
+
+
+def test_the_named_pareto_search_composes_and_passes_its_check():
+    from hydra import compose, initialize_config_dir
+
+    from cnnexp import CONF_DIR
+    from cnnexp.config.compose import register_resolvers
+    from cnnexp.search.space import check_search
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("train", ["sweep=search_pareto"], return_hydra_config=True)
+    options = check_search(config)
+    assert options.objectives == ["val/acc", "macs"] and options.several and options.sampler == "auto"
+    assert set(options.params) == {"model.kernel_size", "model.stride", "optimizer.lr"}
