@@ -152,6 +152,7 @@ def test_a_two_objective_search_prints_draws_and_resumes_its_front(tmp_path, cal
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.user_attrs["objectives"] == [{"name": "val/acc", "direction": "maximize"},
                                               {"name": "macs", "direction": "minimize"}]
+    assert study.metric_names == ["val/acc", "macs"]  # optuna-dashboard's axes
 
     def check_front(stdout):
         points = recorded_points(folder)

@@ -87,6 +87,13 @@ class Search:
         for key, value in recorded:
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
+        names = [o["name"] for o in self.objectives]
+        if self.options.several and study.metric_names != names:  # optuna-dashboard's axes: val/acc, macs
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # experimental in Optuna
+                study.set_metric_names(names)
 
     def run(self, arguments: List[str]) -> None:
         study = self.open_study(arguments, tell_options=False)  # recorded once there is something to run
