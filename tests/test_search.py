@@ -74,7 +74,7 @@ def test_a_bad_search_option_is_one_line_and_no_folder(tmp_path, calibrated):
     proc = cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=bayes", "model.kernel_size=choice(3,5)",
                f"paths.output_dir={out}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "cnnexp: error: hydra.sweeper.sampler='bayes' is not valid: one of tpe, random, grid" in proc.stderr
+    assert "cnnexp: error: hydra.sweeper.sampler='bayes' is not valid: one of auto, tpe, nsga2, random, grid" in proc.stderr
     assert not out.exists()
 
 

@@ -81,6 +81,8 @@ def trial_reporter(run_dir: Path) -> Optional[ReportToStudy]:
         return ReportToStudy()
     heartbeat = Heartbeat(study._storage, options.heartbeat_s, ends_when_told=True)
     heartbeat.add(trial._trial_id)
+    if len(study.directions) > 1:  # Optuna takes no intermediate values of a multi-objective trial (optuna#3450)
+        return ReportToStudy(heartbeat=heartbeat)
     return ReportToStudy(optuna.trial.Trial(study, trial._trial_id), monitor, options.pruner,
                          heartbeat)
 

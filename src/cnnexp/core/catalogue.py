@@ -73,6 +73,7 @@ RECORDED = (
     Recorded("best_val_loss", "val loss", 0.0, None, curve="val/loss", label="validation loss"),
     Recorded("test_loss", "test loss", 0.0, None),
     Recorded("params", "params"),
+    Recorded("macs", "MACs"),
     Recorded("images_per_s", "images/s", decimals=1),
     Recorded("seconds", "time s", decimals=1, hparams=False),
 )

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
 
+from cnnexp.arithmetic.geometry import total_macs
 from cnnexp.config.own_network import is_own
 from cnnexp.core import stopping
 from cnnexp.core.errors import RunError
@@ -67,6 +68,7 @@ def fit_and_test(checked: Checked, run_dir: Path, table: str, config_yaml: str,
         raise Stopped("pruned", reporter.pruned, **results)
     results: Dict[str, Any] = {
         "params": sum(p.numel() for p in task.parameters()),
+        "macs": total_macs(settings.model.layers),  # the shape plan's, per image: a search's cost, HParams' too
         "epochs": trainer.current_epoch,
         "images_per_s": round(timing.images_per_s, 1),
         "first_step_unix": timing.first_step_unix,

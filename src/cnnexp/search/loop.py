@@ -35,11 +35,12 @@ from omegaconf import DictConfig
 from cnnexp.config.compose import own_arguments
 from cnnexp.core import stopping
 from cnnexp.core.locks import WorkerLock, one_at_a_time
-from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, best_key, read_results, write_results
+from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
 from cnnexp.search.study import STUDY_RECORD, create_study, named_storage, objective, sampler
-from cnnexp.search.trials import settings_problem, skipped, stored, tell
+from cnnexp.search.objectives import PLAN_COSTS, decide, values_of
+from cnnexp.search.trials import checked, skipped, stored, tell
 
 log = logging.getLogger("cnnexp")
 
@@ -60,11 +61,13 @@ class Search:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.named = named_storage(config)  # a database the user named, not one the folder's record names
         self.monitor, direction = objective(config)
-        if options.direction != "auto":
-            direction = options.direction
+        if options.several:  # each objective's direction, decided once and recorded in the study
+            self.objectives = decide(options.objectives, str(config.model.task), self.monitor, options.direction)
+        else:
+            self.objectives = [{"name": self.monitor, "direction": options.direction if options.direction != "auto"
+                                else direction}]
         self.space: Dict[str, Any] = {}
         self.fixed: List[str] = []
-        self.direction = direction
         self.grace = options.grace
         self.job_idx = 0
         self.grid_points: Optional[set] = None  # sampler=grid: its points (point_key), once the space is known
@@ -72,16 +75,26 @@ class Search:
     def open_study(self, arguments: List[str], tell_options: bool = True):
         self.space, self.fixed = search_space(param_lines(self.options) + list(arguments))
         with one_at_a_time(self.sweep_dir):
-            study = create_study(self.sweep_dir, self.options, self.space, self.direction, self.named)
+            study = create_study(self.sweep_dir, self.options, self.space, self.objectives, self.named)
         if tell_options:
             self.record(study)
         return study
 
     def record(self, study) -> None:
         """What the study optimises and the options it runs with, for its jobs and later workers."""
-        for key, value in (("monitor", self.monitor), ("options", asdict(self.options))):
+        recorded = [("monitor", self.monitor), ("options", asdict(self.options))]
+        if self.options.several:
+            recorded.append(("objectives", self.objectives))
+        for key, value in recorded:
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
+        names = [o["name"] for o in self.objectives]
+        if self.options.several and study.metric_names != names:  # optuna-dashboard's axes: val/acc, macs
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # experimental in Optuna
+                study.set_metric_names(names)
 
     def run(self, arguments: List[str]) -> None:
         study = self.open_study(arguments, tell_options=False)  # recorded once there is something to run
@@ -89,6 +102,10 @@ class Search:
         if budget is None:
             self.slots.close()
             return
+        if self.options.several and self.options.pruner != "none":
+            log.warning("hydra.sweeper.pruner=%s: Optuna prunes no multi-objective study (optuna#3450), so every "
+                        "trial trains to its end and the front is drawn from all of them; to stop early, shorten "
+                        "trainer.max_epochs", self.options.pruner)
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         self.keep_slots_full(study, budget, heartbeat)
@@ -219,7 +236,7 @@ class Search:
                     if k in ("rejected", "reason", "run"):
                         trial.set_user_attr(k, v)
                 state = same.state if same.state not in (TrialState.RUNNING, TrialState.WAITING) else TrialState.FAIL
-                tell(study, trial, values=same.value if state == TrialState.COMPLETE else None, state=state)
+                tell(study, trial, values=same.values if state == TrialState.COMPLETE else None, state=state)
                 rejected += 1
                 continue
             if retry_of is not None:  # what the lost trial reported stays, for the pruner; its grid point too
@@ -234,7 +251,10 @@ class Search:
             job = self.compose(overrides)
             run_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
             trial.set_user_attr("run", run_dir.name)
-            problem = settings_problem(job)
+            problem, costs = checked(job)
+            for name in PLAN_COSTS:  # free: the shape plan's, before any training (a multi-objective study's values)
+                if name in costs:
+                    trial.set_user_attr(name, costs[name])
             if problem:
                 self.reject(study, trial, run_dir, overrides, problem)
                 taken[self.key(trial.params)] = stored(study, trial)
@@ -323,14 +343,14 @@ class Search:
                 why = job.error or f"no {RESULTS}"
                 self.lose(study, stored(study, trial), f"its job ended without a result ({why})")
             return
-        value = results.get(best_key(self.monitor))
+        values, missing = values_of(self.objectives, results, stored(study, trial).user_attrs)
         trial.set_user_attr("status", status)
-        if status == "ok" and value is not None:
-            tell(study, trial, values=value)
+        if status == "ok" and values is not None:
+            tell(study, trial, values=values)
         elif status == "pruned":
             tell(study, trial, state=TrialState.PRUNED)
         else:
-            trial.set_user_attr("reason", str(results.get("reason", status))[:300])
+            trial.set_user_attr("reason", str(results.get("reason", missing if status == "ok" else status))[:300])
             tell(study, trial, state=TrialState.FAIL)
 
 

@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core.errors import SettingsError
+from cnnexp.search.objectives import check_names
 
 PLUGIN = "hydra_plugins.cnnexp_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-SAMPLERS = ("tpe", "random", "grid")
+SAMPLERS = ("auto", "tpe", "nsga2", "random", "grid")
 PRUNERS = ("none", "median", "hyperband")
 DIRECTIONS = ("auto", "maximize", "minimize")
 STORAGES = ("sqlite", "journal")
@@ -25,8 +26,8 @@ def option(default: Any, help: str, conf: Optional[str] = None) -> Any:
     """A field with its one line of help; `conf`: what optuna.yaml sets instead of `default`
     (an interpolation such as ${seed})."""
     metadata = {"help": help, "conf": conf}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=metadata)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
@@ -35,9 +36,10 @@ class SearchOptions:
     n_trials: int = option(20, "trials that train; settings that fail the shape check do not count")
     n_jobs: int = option(1, "trials running at once through hydra/launcher (parallel, slurm)")
     steady: bool = option(True, "start the next trial the moment one ends; false: batches of n_jobs, each waited for")
-    sampler: str = option("tpe", "tpe | random | grid (grid: choice/range only)")
+    sampler: str = option("auto", "auto | tpe | nsga2 | random | grid (auto: nsga2 for several objectives, else tpe)")
     seed: Optional[int] = option(None, "the sampler's seed, the run's unless set (null: unseeded)", conf="${seed}")
     direction: str = option("auto", "auto | maximize | minimize (auto: as the runs' checkpoint metric asks)")
+    objectives: List[str] = option([], "[val/acc,macs]: a Pareto front (docs/pareto.md); []: one, the checkpoint's")
     pruner: str = option("none", "none | median | hyperband: stop trials that trail the others")
     pruner_startup_trials: int = option(2, "median: trials that finish before any trial is pruned")
     max_rejected: int = option(100, "stop after this many asked settings failed the shape check or had run already")
@@ -72,6 +74,8 @@ class SearchOptions:
                 "grace_s", "seconds > hydra.sweeper.heartbeat_s, or null for twice it")
         require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries", "a whole number ≥ 0")
         require(isinstance(self.workers, int) and self.workers >= 0, "workers", "a whole number ≥ 0")
+        check_names(self.objectives)
+        self.objectives = list(self.objectives)
 
     @classmethod
     def from_node(cls, node: DictConfig | dict) -> "SearchOptions":
@@ -83,6 +87,11 @@ class SearchOptions:
                 raise SettingsError(f"hydra.sweeper.{key}", plain[key], f"not an option of hydra/sweeper=optuna; "
                                     f"the options are {', '.join(sorted(names))}")
         return cls(**plain)
+
+    @property
+    def several(self) -> bool:
+        """Several objectives: a multi-objective study, its Pareto front (docs/pareto.md)."""
+        return len(self.objectives) > 1
 
     @property
     def grace(self) -> float:
@@ -109,6 +118,8 @@ def conf_default(name: str) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
     return "{}" if value == {} else str(value)
 
 

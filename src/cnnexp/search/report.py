@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from cnnexp.core.figures import pyplot, save_png
+from cnnexp.search import pareto
 from cnnexp.search.options import STORAGES
 from cnnexp.search.study import STUDY_RECORD, load_study, study_file, study_record
 from cnnexp.search.trials import skipped
@@ -17,10 +18,12 @@ from cnnexp.search.trials import skipped
 log = logging.getLogger("cnnexp")
 
 
-def report(sweep_dir: Path, write: bool = True, study=None) -> None:
+def report(sweep_dir: Path, write: bool = True, study=None, interval: Optional[Callable] = None) -> None:
     """The study's counts, and (with `write`) its own figures — optimisation history and parameter
     importances — saved as search_history.png and search_importance.png and logged to TensorBoard
-    at the sweep's root. `study`: as the caller opened it (load_study: read-only)."""
+    at the sweep's root. `study`: as the caller opened it (load_study: read-only). Several
+    objectives: the Pareto front first, and its figures instead (`cnnexp.search.pareto`);
+    `interval`: the summary's statistic over seed replicates."""
     from optuna.trial import TrialState
 
     from cnnexp.tracking.events import SWEEP_RUN, Events
@@ -29,11 +32,15 @@ def report(sweep_dir: Path, write: bool = True, study=None) -> None:
     trials = study.get_trials(deepcopy=False)
     storage = study_record(sweep_dir)["storage"]
     where = study_file(sweep_dir, storage) if storage in STORAGES else Path(sweep_dir) / STUDY_RECORD
+    several = len(study.directions) > 1
+    if several:
+        pareto.print_front(sweep_dir, study, trials, interval)
     print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts(trials).items())}; study {where}")
     if not any(t.state == TrialState.COMPLETE for t in trials) or not write:
         return
+    drawn = pareto.figures(sweep_dir, study, trials) if several else figures(study, trials)
     with Events(Path(sweep_dir) / SWEEP_RUN) as writer:  # the sweep's own run
-        for name, figure in figures(study, trials).items():
+        for name, figure in drawn.items():
             figure.set_size_inches(7, 4.5)
             figure.tight_layout()
             save_png(figure, Path(sweep_dir) / f"search_{name}.png", close=False)

@@ -20,6 +20,12 @@ from typing import Any, List, Optional, Sequence
 log = logging.getLogger("cnnexp")
 
 
+def _not_launching(record: logging.LogRecord) -> bool:
+    """Hydra's basic launcher says `Launching 1 jobs locally` before each trial it is handed one at
+    a time: the trial's own `#N : overrides` line already says it."""
+    return not record.getMessage().startswith("Launching ")
+
+
 class Started:
     """One trial's job in a slot: when it was started and when it was seen to end (time.time()).
     (A plain class: Hydra's plugin scan imports this module outside sys.modules, where a
@@ -45,6 +51,9 @@ class Slots:
 
         self.launcher, self.running = launcher, []  # type: ignore[var-annotated]
         self.wake = threading.Event()  # set by a job that says when it ends (a pool's future)
+        quiet = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
+        if _not_launching not in quiet.filters:
+            quiet.addFilter(_not_launching)
 
     def start(self, idx: int, overrides: Sequence[str]) -> Started:
         job = Started(idx, list(overrides))

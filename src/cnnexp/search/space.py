@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core.errors import SettingsError
+from cnnexp.search.objectives import decide, task_monitor
 from cnnexp.search.options import SearchOptions, param_lines
 
 GRAMMAR = "use choice(a,b), range(1,5), interval(0.1,1) or tag(log,interval(1e-4,1e-2))"
@@ -149,6 +150,8 @@ def check_search(config: DictConfig) -> SearchOptions:
                             "nothing to search: give at least one key a choice(…), range(…) or interval(…)")
     if options.sampler == "grid":
         grid(space)
+    if options.several:  # a metric the runs record, the directions decided: before any folder
+        decide(options.objectives, str(config.model.task), task_monitor(config)[0], options.direction)
     if options.workers and "submitit" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
         raise SettingsError("hydra.sweeper.workers", options.workers, "worker jobs need hydra/launcher=slurm "
                             "(or hydra/launcher=local to try it here); on one machine, start more workers with "

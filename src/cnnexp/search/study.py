@@ -354,11 +354,12 @@ def launch_storage(sweep_dir: Path) -> Optional[str]:
         return None
 
 
-def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any], direction: str,
+def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any], objectives: List[Dict[str, str]],
                  named: Optional[str] = None):
     """The sweep's study, created by its first worker (which records where it lives, for the jobs
     and the workers to come) and loaded by the others; `named`: the database the launch's user
-    named (`named_storage`). Called while `one_at_a_time`."""
+    named (`named_storage`); `objectives`: [{"name", "direction"}], which a resume may not change.
+    Called while `one_at_a_time`."""
     import optuna
 
     record = study_record(sweep_dir)
@@ -373,9 +374,26 @@ def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any],
         log.info("the study stays in %s storage, as the sweep's %s records", shown(record["storage"]), STUDY_RECORD)
     storage = _storage(sweep_dir, record, named, write=True)
     name_storage(record["storage"] if record["storage"] not in STORAGES else None)  # the summary at its end reads it
+    try:
+        existing = optuna.load_study(study_name=record["study_name"], storage=storage)
+    except KeyError:  # none yet: this worker creates it
+        existing = None
+    directions = [o["direction"] for o in objectives]
+    was = existing.user_attrs.get("objectives") if existing is not None else None
+    names = [o["name"] for o in objectives]
+    if existing is not None and ([d.name.lower() for d in existing.directions] != directions
+                                 or (len(objectives) > 1 and was is not None and list(map(_objective_name, was)) != names)):
+        was = was or [existing.user_attrs.get("monitor", "its metric")]
+        raise StudyRefused(f"{sweep_dir}: its study optimises {', '.join(map(_objective_name, was))}, not "
+                           f"{', '.join(names)} as asked; a resume keeps the study's objectives — "
+                           "leave hydra.sweeper.objectives (and direction) as the search began")
     return optuna.create_study(storage=storage, study_name=record["study_name"],
                                load_if_exists=True, sampler=sampler(options, space), pruner=pruner(options),
-                               direction=direction)
+                               directions=list(directions))
+
+
+def _objective_name(o: Any) -> str:
+    return str(o.get("name")) if isinstance(o, dict) else str(o)
 
 
 def sampler(options: SearchOptions, space: Dict[str, Any], offset: int = 0):
@@ -387,12 +405,16 @@ def sampler(options: SearchOptions, space: Dict[str, Any], offset: int = 0):
         return optuna.samplers.GridSampler(grid(space), seed=seed)
     if options.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if options.sampler == "nsga2" or (options.sampler == "auto" and options.several):
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)  # with several objectives: its multi-objective mode
 
 
 def pruner(options: SearchOptions):
     import optuna
 
+    if options.several:  # Optuna prunes no multi-objective study (optuna#3450): the loop says so, once
+        return optuna.pruners.NopPruner()
     if options.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=options.pruner_startup_trials)
     if options.pruner == "hyperband":

@@ -5,11 +5,12 @@ left to train (what its cost estimate is for)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core.errors import UserError
+from cnnexp.search.objectives import plan_costs
 from cnnexp.search.options import SearchOptions
 from cnnexp.search.space import grid_points, point_key, space_of
 from cnnexp.search.study import StudyInterrupted, StudyMissing, is_search_folder, load_study, named_storage
@@ -24,14 +25,20 @@ def skipped(trial) -> bool:
 
 def settings_problem(job: DictConfig) -> Optional[str]:
     """The settings and shape check of `cnnexp.config.settings`, without data or torch: None if fine."""
+    return checked(job)[0]
+
+
+def checked(job: DictConfig) -> Tuple[Optional[str], Dict[str, int]]:
+    """(the settings and shape check's problem or None, the setting's free costs from its shape
+    plan: macs, params) — without data or torch."""
     from cnnexp.config.compose import user_config
     from cnnexp.config.settings import load
 
     try:
-        load(OmegaConf.to_container(user_config(job), resolve=True))
+        settings = load(OmegaConf.to_container(user_config(job), resolve=True))
     except UserError as e:
-        return str(e)
-    return None
+        return str(e), {}
+    return None, plan_costs(settings.model.layers)
 
 
 def stored(study, trial):

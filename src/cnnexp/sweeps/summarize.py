@@ -26,6 +26,7 @@ from cnnexp.sweeps.collect import collect, first_launch, recorded_replicate_keys
 from cnnexp.sweeps.hparams_experiment import log_to_tensorboard
 from cnnexp.sweeps.plots import plot
 from cnnexp.sweeps.replicates import is_replicated
+from cnnexp.sweeps.stats import interval
 from cnnexp.sweeps.tables import (fit_terminal, group_columns, group_table, print_best, print_contrast, printable,
                                   reason, run_table, write_csv)
 from cnnexp.tracking.events import SWEEP_RUN
@@ -72,7 +73,7 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
             unsaved = e
     if study is not None:  # sqlite, journal or a database
         try:
-            search_report(sweep_dir, write and unsaved is None, study)
+            search_report(sweep_dir, write and unsaved is None, study, interval)
         except OSError as e:
             unsaved = unsaved or e
     if unsaved is not None:
