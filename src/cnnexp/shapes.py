@@ -11,6 +11,8 @@ reference network is named with its factor.
     python -m cnnexp.shapes model=cnn3 model.kernel_size=7 model.stride=2
     python -m cnnexp.shapes model=convae json=true
     python -m cnnexp.shapes data=folder data.root=~/datasets/leaves   # the input shape the folder's images give
+    python -m cnnexp.shapes data=seqmnist model.kernel_size=7          # a 1-D table: Conv1d over 1×784 steps
+    python -m cnnexp.shapes data=volumes data.root=~/scans model.kernel_size=[3,5,5]   # 3-D, one kernel size per axis
     python -m cnnexp.shapes model=convae draw=pictures                 # GIFs and sheets into pictures/
     python -m cnnexp.shapes experiment=speedrun calibrate=true          # measure this machine, then estimate
 """

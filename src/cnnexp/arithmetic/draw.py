@@ -3,8 +3,9 @@ draw=DIR`, and TensorBoard's `arithmetic/<layer>` images).
 
 Per conv, pool and transposed-conv row of the shape plan: `<layer>.gif` (the kernel visiting each
 position) and `<layer>.png` (every position as a tile); per grouped conv `<layer>_groups.png`;
-and, for an image network, `receptive_field.png` over a real digit. A series' layers draw the
-kernel walking the sequence, a volume's one depth slice (scene.py says how). `scene` says what is drawn (data the tests count);
+and `receptive_field.png` over a real digit (a volume's: its height×width plane; a series' is the
+table's rf column). A series' layers draw the kernel walking the sequence, a volume's one depth
+slice (scene.py says how). `scene` says what is drawn (data the tests count);
 `animation`, `sheet`, `channel_groups` and `receptive_field` draw it. No torch.
 """
 
@@ -20,7 +21,7 @@ from PIL import Image
 from cnnexp.arithmetic import scene
 from cnnexp.arithmetic.animation import animation, save_gif
 from cnnexp.arithmetic.channel_groups import groups
-from cnnexp.arithmetic.geometry import Layer, receptive_box
+from cnnexp.arithmetic.geometry import Layer, axes_text, receptive_box
 from cnnexp.arithmetic.receptive_field import receptive_fields
 from cnnexp.arithmetic.sheet import sheet
 from cnnexp.arithmetic.table import note
@@ -57,13 +58,14 @@ def draw(layers: List[Layer], folder: Path, digit: Optional[bytes] = None, capti
             save_image(groups(g), folder / f"{g.name}.png")
             written.append(folder / f"{g.name}.png")
     windows = [l for l in layers if l.rf is not None and scene.drawable(l)]
-    if windows and windows[0].dims == 2:  # over an image; a series' or a volume's is the table's rf column
-        _, height, width = windows[0].in_shape
+    if windows and windows[0].dims >= 2:  # over an image, or a volume's height×width; a series': the rf column
+        height, width = windows[0].in_shape[-2:]
         boxes = []
         for l in windows:
             box = receptive_box(l, height, width)
-            clipped = " (past the image)" if box[2] - box[0] < l.rf or box[3] - box[1] < l.rf else ""
-            boxes.append((f"{scene.name(l)}: rf {l.rf}, jump {l.jump}{clipped}", box))
+            rh, rw = l.axes("rf")[-2:]
+            clipped = " (past the image)" if box[2] - box[0] < rw or box[3] - box[1] < rh else ""
+            boxes.append((f"{scene.name(l)}: rf {axes_text(l.rf)}, jump {axes_text(l.jump)}{clipped}", box))
         save_image(receptive_fields(boxes, digit, height, width, caption), folder / "receptive_field.png")
         written.append(folder / "receptive_field.png")
     return written
@@ -115,6 +117,9 @@ def draw_network(settings, path: Path) -> str:
     """Every picture of the configured network into `path`; what was drawn, in a line."""
     start = time.perf_counter()
     digit, source = first_digit(settings.data)
-    written = draw(settings.model.layers, path, digit, f"over {source}")
-    return (f"drew {len(written)} pictures into {path} in {time.perf_counter() - start:.1f} s "
-            f"(receptive fields over {source})")
+    layers = settings.model.layers
+    digit = digit if layers[0].dims == 2 else None  # a volume's boxes go over an empty height×width grid
+    written = draw(layers, path, digit, f"over {source}" if layers[0].dims == 2 else "over an empty height×width grid")
+    where = {1: "the table's rf column: no picture for a series", 2: f"receptive fields over {source}",
+             3: "receptive fields over an empty height×width grid"}[layers[0].dims]
+    return f"drew {len(written)} pictures into {path} in {time.perf_counter() - start:.1f} s ({where})"

@@ -257,6 +257,10 @@ def _pool_row(n: int, b: Any, c: int, size: Tuple[int, ...], field: _Field) -> L
                 window = f"{pk}-wide" if dims == 1 else "×".join([str(pk)] * dims)
                 raise ShapeError(f"{name} {kind}: padding {pp} is more than half the {window} window "
                                  f"(PyTorch needs p ≤ k/2 = {pk / 2:g}).")
+            if dims == 3 and b.pool != "max" and i < pk:  # torch's avg_pool3d (l2 uses it) counts no padding here
+                raise ShapeError(f"{name} {kind}: the {window_text(pks)} window is larger than its unpadded "
+                                 f"{'×'.join(map(str, size))} input ({i} < {pk}); PyTorch's 3-D average pooling "
+                                 "needs each axis at least the window, padding aside.")
             o, formula = _window(name, kind, i, pk, ps, (pp, pp), 1, window_text(pks))
             out.append(o)
             formulas.append(formula)
@@ -350,8 +354,9 @@ def plan(model: Any) -> List[Layer]:
 
 def receptive_box(layer: Layer, height: int, width: int) -> Tuple[float, float, float, float]:
     """The input pixels (x0, y0, x1, y1), clipped to the image, that the centre output unit of a 2-D
-    `layer` sees: its rf pixels around the centre the start/jump recursion gives."""
-    (oh, ow), (rh, rw), (jh, jw), (sh, sw) = layer.out_shape[1:], *(layer.axes(k) for k in ("rf", "jump", "start"))
+    `layer` sees (of a 3-D one: in its height×width plane): its rf pixels around the centre the
+    start/jump recursion gives."""
+    (oh, ow), (rh, rw), (jh, jw), (sh, sw) = layer.out_shape[-2:], *(layer.axes(k)[-2:] for k in ("rf", "jump", "start"))
     cy, cx = sh + (oh // 2) * jh, sw + (ow // 2) * jw
     return (max(cx - (rw - 1) / 2, 0), max(cy - (rh - 1) / 2, 0),
             min(cx + (rw - 1) / 2 + 1, width), min(cy + (rh - 1) / 2 + 1, height))

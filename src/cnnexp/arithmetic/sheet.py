@@ -35,7 +35,8 @@ def _tiles(make, frames: Sequence[Frame], columns: int, label) -> Tuple[Image.Im
 
 
 def _slide_tile(slide: Slide):
-    cell = cell_size(max(len(slide.rows), len(slide.cols)), TILE_PX, *TILE_CELL_PX)
+    # a series' one row of steps: twice the span, so its cells are not slivers
+    cell = cell_size(max(len(slide.rows), len(slide.cols)), TILE_PX * (2 if slide.dims == 1 else 1), *TILE_CELL_PX)
     panel = SlidePanel(slide, 0, -LINE_PX, cell, max(2 * cell, 8))  # the tile's own label says what it is
     w, h = panel.size
     base = blank((w, h - LINE_PX))
@@ -63,24 +64,26 @@ def _scatter_tile(scatter: Scatter):
     return make
 
 
-def _columns(n: int) -> int:
+def _columns(n: int, most: int = 8) -> int:
     """Tiles per row: a whole output row when it is short, else a divisor of it (rows stay aligned)."""
-    if n <= 8:
+    if n <= most:
         return n
-    return next((d for d in range(8, 3, -1) if n % d == 0), 8)
+    return next((d for d in range(most, most // 2 - 1, -1) if n % d == 0), most)
 
 
 def sheet(slide: Slide, scatter: Optional[Scatter] = None) -> Image.Image:
     """The still: every drawn position as a tile (for a transposed convolution, its stamps first)."""
     sections = []
+    most = 4 if slide.dims == 1 else 8  # a series' tiles are twice as wide
+    where = (lambda f: str(f.cell[1])) if slide.dims == 1 else (lambda f: f"({f.cell[0]}, {f.cell[1]})")  # noqa: E731
     if scatter is not None:
-        tiles, _ = _tiles(_scatter_tile(scatter), scatter.frames, _columns(scatter.inputs[1]),
-                          lambda f: f"input ({f.cell[0]}, {f.cell[1]}) stamps")
+        tiles, _ = _tiles(_scatter_tile(scatter), scatter.frames, _columns(scatter.inputs[1], most),
+                          lambda f: f"input {where(f)} stamps")
         more = (f"… {scatter.hidden_rows} more rows of inputs ({scatter.hidden_rows * scatter.inputs[1]} stamps), not drawn"
                 if scatter.hidden_rows else None)
         sections.append((scatter.heading, tiles, more))
-    tiles, _ = _tiles(_slide_tile(slide), slide.frames, _columns(slide.out[1]),
-                      lambda f: f"output ({f.cell[0]}, {f.cell[1]})")
+    tiles, _ = _tiles(_slide_tile(slide), slide.frames, _columns(slide.out[1], most),
+                      lambda f: f"output {where(f)}")
     sections.append((slide.heading, tiles, hidden_note(slide)))
     footer = [*filter(None, slide.formula)]
     legend = legend_of(slide, scatter)

@@ -81,15 +81,20 @@ def format_table(layers: List[Layer]) -> str:
     return "\n".join(lines)
 
 
+def _listed(value):
+    """A per-axis tuple as a JSON list; one value as itself."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def table_json(layers: List[Layer]) -> Dict:
     """The same rows for programs: one object per layer and a total."""
     rows = []
     for layer in layers:
-        row = {"block": layer.block, "kind": layer.kind, "kernel": layer.kernel, "stride": layer.stride,
-               "padding": layer.padding, "pads": [list(p) for p in layer.pads], "dilation": layer.dilation,
-               "groups": layer.groups, "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
-               "params": layer.params, "rf": layer.rf, "jump": layer.jump, "macs": layer.macs,
-               "out_bytes": layer.memory}
+        row = {"block": layer.block, "kind": layer.kind, "kernel": _listed(layer.kernel), "stride": _listed(layer.stride),
+               "padding": _listed(layer.padding), "pads": [list(p) for p in layer.pads],
+               "dilation": _listed(layer.dilation), "groups": layer.groups, "in_shape": list(layer.in_shape),
+               "out_shape": list(layer.out_shape), "params": layer.params, "rf": _listed(layer.rf),
+               "jump": _listed(layer.jump), "macs": layer.macs, "out_bytes": layer.memory}
         if layer.kind == "convT":
             zeros, padding, a = layer.zeros_padding_extra
             row.update(zeros_inserted=zeros, equivalent_padding=list(padding), extra=a)

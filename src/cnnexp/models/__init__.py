@@ -1,4 +1,4 @@
-"""Networks built from the shape plan, a shape comment on each step: `convnet` and `convae` (the
+"""Networks built from the shape plan (Conv1d/2d/3d as the data's axes), a shape comment on each step: `convnet` and `convae` (the
 torch modules), `modules` (the few layers torch lacks), `onnx_network` (an exported network run
 by onnxruntime, without torch)."""
 
