@@ -177,3 +177,10 @@ def test_predict_inputs_follow_the_runs_length_and_scaling(tmp_path):
     (tmp_path / "cases.ts").write_text("@problemName T\n@classLabel false\n@data\n1,3\n5,7,9\n")
     names, x, labels = inputs.read(str(tmp_path / "cases.ts"), data)
     assert x.shape == (2, 1, 6) and x[1, 0, :3].tolist() == [2, 3, 4] and labels == [None, None]
+
+
+def test_time_stamped_cases_are_read_for_their_values(tmp_path):
+    (tmp_path / "s.ts").write_text("@problemName S\n@timeStamps true\n@univariate true\n@classLabel true a b\n@data\n"
+                                   "(2007-01-01 00:00:00,1.5),(2007-01-01 00:01:00,2.5):a\n(2008-09-09 20:56:00,4.0):b\n")
+    cases = ts.parse(tmp_path / "s.ts")
+    assert cases.series == [[[1.5, 2.5]], [[4.0]]] and cases.labels == ["a", "b"]
