@@ -11,7 +11,7 @@ import pytest
 
 from cnnexp.core.errors import DataUnavailable
 from cnnexp.data import series, ts, volumes
-from tests.helpers import SHARED_DATA, cli
+from tests.helpers import cli
 from tests.ucr_data import ucr
 
 HEAD = "@problemName Toy\n@timeStamps false\n@missing {missing}\n@univariate {uni}\n{dims}@equalLength {equal}\n" \

@@ -8,12 +8,11 @@ torch.
 from __future__ import annotations
 
 import math
-from typing import Any, List, NamedTuple, Tuple
+from typing import Any, Tuple
 
 from cnnexp.arithmetic.geometry import ACTIVATIONS, AXES, NORMS, SHORTCUTS, fixes, resolve_blocks
-from cnnexp.config.schema import (ACCELERATORS, DATA_SOURCES, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
-                                  PATH_KEYS, SCHEDULERS, DataSettings, FolderSettings, ModelSettings, Settings,
-                                  TrainerSettings, check_path)
+from cnnexp.config.schema import (ACCELERATORS, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS, PATH_KEYS,
+                                  SCHEDULERS, ModelSettings, Settings, TrainerSettings, check_path)
 from cnnexp.core.catalogue import TASKS, monitor_and_mode
 from cnnexp.core.errors import SettingsError, ShapeError
 from cnnexp.data.facts import DataFacts, facts_of
