@@ -11,7 +11,7 @@ import pytest
 
 from cnnexp.core.errors import DataUnavailable
 from cnnexp.data import series, ts, volumes
-from tests.helpers import SHARED_DATA, cli
+from tests.helpers import cli
 from tests.ucr_data import ucr
 
 HEAD = "@problemName Toy\n@timeStamps false\n@missing {missing}\n@univariate {uni}\n{dims}@equalLength {equal}\n" \
@@ -177,3 +177,38 @@ def test_predict_inputs_follow_the_runs_length_and_scaling(tmp_path):
     (tmp_path / "cases.ts").write_text("@problemName T\n@classLabel false\n@data\n1,3\n5,7,9\n")
     names, x, labels = inputs.read(str(tmp_path / "cases.ts"), data)
     assert x.shape == (2, 1, 6) and x[1, 0, :3].tolist() == [2, 3, 4] and labels == [None, None]
+
+
+def test_time_stamped_cases_are_read_for_their_values(tmp_path):
+    (tmp_path / "s.ts").write_text("@problemName S\n@timeStamps true\n@univariate true\n@classLabel true a b\n@data\n"
+                                   "(2007-01-01 00:00:00,1.5),(2007-01-01 00:01:00,2.5):a\n(2008-09-09 20:56:00,4.0):b\n")
+    cases = ts.parse(tmp_path / "s.ts")
+    assert cases.series == [[[1.5, 2.5]], [[4.0]]] and cases.labels == ["a", "b"]
+
+
+def test_npy_pairs_and_several_problems_in_one_folder(tmp_path):
+    x = np.arange(40, dtype=np.float32).reshape(8, 5)
+    for split in ("TRAIN", "TEST"):
+        np.save(tmp_path / f"P_{split}_X.npy", x)
+        np.save(tmp_path / f"P_{split}_y.npy", np.array([2, 1] * 4))
+    assert series.problem_files(str(tmp_path), "auto")[0].name == "P_TRAIN_X.npy"
+    got, labels, classes = series.read(tmp_path / "P_TRAIN_X.npy")
+    assert got.shape == (8, 1, 5) and classes == ["1", "2"] and labels[:2].tolist() == [1, 0]
+    toy(tmp_path, GOOD)
+    with pytest.raises(DataUnavailable, match=r"2 problems \(P, Toy\); name one: data.problem=NAME"):
+        series.problem_files(str(tmp_path), "auto")
+
+
+def test_predict_inputs_of_a_volumes_run(tmp_path):
+    from types import SimpleNamespace
+
+    from cnnexp.core.errors import RunError
+    from cnnexp.data import inputs
+
+    data = SimpleNamespace(name="volumes", shape=[1, 4, 4, 4], normalize=True, mean=[1.0], std=[2.0])
+    np.save(tmp_path / "v.npy", np.full((4, 4, 4), 3.0, np.float32))  # one volume, D×H×W
+    names, x, _ = inputs.read(str(tmp_path / "v.npy"), data)
+    assert names == ["v.npy#1"] and x.shape == (1, 1, 4, 4, 4) and (x == 1.0).all()
+    np.save(tmp_path / "w.npy", np.zeros((2, 1, 4, 4, 5), np.float32))
+    with pytest.raises(RunError, match=r"volumes of 1×4×4×5, but the run takes 1×4×4×4"):
+        inputs.read(str(tmp_path / "w.npy"), data)

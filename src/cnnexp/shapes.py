@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
                               "epochs": estimate.epochs, "device": estimate.device, "mode": estimate.mode}}, indent=2))
     else:
         data = settings.data
-        source = f" — from data.root={data.root}: {len(data.classes)} classes" if data.name == "folder" else ""
+        named = f" ({data.problem})" if data.name == "series" else ""  # a data folder's own classes, read by the check
+        source = f" — from data.root={data.root}{named}: {len(data.classes)} classes" \
+            if data.name in ("folder", "series", "volumes") else ""
         shape = settings.model.input_shape
         dims = {2: " (1-D: channels×length)", 4: " (3-D: channels×depth×height×width)"}.get(len(shape), "")
         print(f"{settings.model.name}: input {'×'.join(map(str, shape))}{dims}{source}")

@@ -373,7 +373,6 @@ def check_path(key: str, value: Any, fix: str = "") -> None:
                                         "named after the URL); copy or mount the data here and name that folder")
 
 
-DATA_SOURCES = ("local", "mirrors", "wheel")
 POOL_CHOICES = (*POOLS, "none")
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}  # name → torch.optim class
 SCHEDULERS = ("none", "one_cycle")

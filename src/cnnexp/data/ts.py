@@ -149,7 +149,7 @@ STAMPED = re.compile(r"\(([^(),]*),([^()]*)\)")
 
 def _case(where: str, text: str, stamps: bool, missing: bool, has_label: bool = True):
     """One data line → (dimensions as lists of floats, label or None)."""
-    parts = text.split(":") + ([] if has_label else [""])
+    parts = (_outside_brackets(text) if stamps else text.split(":")) + ([] if has_label else [""])
     if has_label and (len(parts) < 2 or not parts[-1].strip()):
         raise DataUnavailable(f"{where}: no class label after the last ':'; a case is "
                               "'v1,v2,…:label' (dimensions separated by ':')")
@@ -173,6 +173,17 @@ def _case(where: str, text: str, stamps: bool, missing: bool, has_label: bool = 
             raise DataUnavailable(f"{where}, dimension {d + 1}: empty; each dimension holds at least one value")
         series.append(values)
     return series, label
+
+
+def _outside_brackets(text: str) -> List[str]:
+    """Split on the ':' between dimensions, not those inside '(2007-01-01 00:00:00,241.9)'."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ":" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
 
 
 def _number(token: str) -> Optional[float]:
