@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from cnnexp.core.catalogue import QUALITY
 from cnnexp.core.errors import RunError, UserError, fail
-from cnnexp.records.folder import config_path, is_run, is_sweep, load_results, read_config, code_patch_path
+from cnnexp.records.folder import code_patch_path, is_run, is_sweep, load_results, read_config
 from cnnexp.records.provenance import NOT_RECORDED, differences, short
 
 USAGE = """usage: python -m cnnexp.reproduce RUN [force=true] [code=recorded] [tolerance=0.001] [out=DIR] [key=value …]
