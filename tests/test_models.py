@@ -16,7 +16,8 @@ from cnnexp.arithmetic.geometry import conv_out, plan, same_pads, transposed_out
 from cnnexp.models.modules import L2Pool2d
 from cnnexp.arithmetic.table import format_table
 
-MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+# the built-in networks, built from the shape plan; model=own (your class) is tests/test_daily.py's
+MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "own")
 
 
 def model_settings(name="cnn3", **overrides):

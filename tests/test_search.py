@@ -166,7 +166,9 @@ def test_the_best_trial_is_printed_as_a_command_and_plotted(search):
     folder, proc = search
     results = {k: v for k, v in runs(folder).items() if v["status"] == "ok"}
     best = max(results, key=lambda k: results[k]["best_val_acc"])
-    line = proc.stdout.split(f"best run: {best}, by best_val_acc (max); on its own:\n", 1)[1].splitlines()[0]
+    after = proc.stdout.split(f"best run: {best}, by best_val_acc (max); on its own:\n", 1)[1].splitlines()
+    folded = next(i for i, text in enumerate(after) if not text.endswith(" \\"))  # folded to 100 columns
+    line = " ".join(text.removesuffix(" \\").strip() for text in after[:folded + 1])
     assert shlex.split(line)[:3] == ["python", "-m", "cnnexp.train"]
     assert shlex.split(line)[3:] == results[best]["overrides"]
     rows = list(csv.DictReader((folder / "summary.csv").open()))

@@ -272,7 +272,7 @@ def test_compare_reads_records_with_care(made, tmp_path, capsys):
     assert not out.exists(), "read before anything is written"
     (run / "results.json").write_text("[]")  # in a sweep: its setting is compared over the runs it has
     code, stdout, err = _compare(capsys, str(sweep), f"out={out}")
-    assert code == 0 and f"{sweep}:kernel_size=3 | 1 |" in stdout, err
+    assert code == 0 and f"A  {sweep}:kernel_size=3\n" in stdout and "| n | 1 | 2 |" in stdout, stdout + err
     for where, says in [("", "out='' is empty"), (str(run / "results.json"), "compare.csv and compare.png were not written")]:
         code, stdout, err = _compare(capsys, str(sweep), f"out={where}")
         assert code == 2 and err.count("\n") == 1 and says in err, err
