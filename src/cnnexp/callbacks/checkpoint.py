@@ -52,5 +52,21 @@ class RunCheckpoint(ModelCheckpoint):
         self.best_epoch = trainer.current_epoch
         super()._update_best_and_save(current, trainer, monitor_candidates)
 
+    # Lightning 2.6 writes last.ckpt only in an epoch that also wrote a new best: a run resumed after
+    # epochs without improvement would train those epochs again. Here last.ckpt is every epoch's.
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._keep_last(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._keep_last(trainer)
+
+    def _keep_last(self, trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "best_epoch": self.best_epoch}
