@@ -145,7 +145,9 @@ def test_an_own_network_trains_shows_and_exports_with_parity(tmp_path, calibrate
     assert "features.0  Conv2d" in (run / "shapes.txt").read_text()
     assert json.loads((run / "results.json").read_text())["status"] == "ok"
     assert _scalars(run, "epoch/val_acc") and _scalars(run, "system/cpu_percent")
-    proc = cli("export", f"run={run}", "images=200")
+    proc = cli("export", f"run={run}", "images=200")  # a folder's word imports no class: the user names it
+    assert proc.returncode == 2 and "add model._target_=tests.own_nets.TinyNet" in proc.stderr, proc.stderr[-3000:]
+    proc = cli("export", f"run={run}", "images=200", OWN[1])
     assert proc.returncode == 0 and "0 of 200 predictions differ" in proc.stdout + proc.stderr, proc.stderr[-3000:]
 
 

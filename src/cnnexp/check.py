@@ -302,6 +302,9 @@ def folder_findings(folder: Path) -> Tuple[List[str], List[str]]:
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     from cnnexp.config.args import exit_on_help, folder_argument
+    from cnnexp.config.own_network import never_import
+
+    never_import()  # a read-only command: no class a handed folder names is ever imported
     from cnnexp.core.errors import printable
 
     exit_on_help(f"{USAGE}\n\n{__doc__}", args)

@@ -349,6 +349,9 @@ def main(argv: List[str] | None = None) -> None:
     from cnnexp.config.args import folder_argument
 
     args = sys.argv[1:] if argv is None else argv
+    from cnnexp.config.own_network import never_import
+
+    never_import()  # a read-only command: no class a handed folder names is ever imported
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         raise SystemExit(0)

@@ -31,6 +31,9 @@ def main(argv: List[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     cli_args.exit_on_help(__doc__, args, DashboardArgs)
+    from cnnexp.config.own_network import never_import
+
+    never_import()  # a read-only command: no class a handed folder names is ever imported
     folders = [a for a in args if "=" not in a]
     if len(folders) != 1:
         fail(USAGE)

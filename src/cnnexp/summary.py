@@ -28,6 +28,9 @@ from cnnexp.sweeps.tables import printable
 def main(argv: List[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     from cnnexp.config.args import exit_on_help, folder_argument
+    from cnnexp.config.own_network import never_import
+
+    never_import()  # a read-only command: no class a handed folder names is ever imported
 
     from cnnexp.search.study import name_storage, named_fits, storage_arg
 

@@ -52,6 +52,7 @@ def cli() -> None:
         sys.argv.insert(1, "-m")  # a launcher runs jobs of a multirun: one run through SLURM is a sweep of one
     try:  # overrides Hydra would reject with a traceback or the wrong advice, named first
         with_sweeper_of_resumed_search(sys.argv)
+        confirmed_class_of_resumed_run(sys.argv)
         sys.argv[1:] = quote_folders(sys.argv[1:])
         check_override_keys(sys.argv[1:])
     except UserError as e:
@@ -65,6 +66,19 @@ def cli() -> None:
         interrupted(stop)
     except FailFast as stop:
         stopped_early(stop)
+
+
+def confirmed_class_of_resumed_run(argv: list) -> None:
+    """`resume=RUN model._target_=pkg.Class`: the user's word for a model=own run's class (a folder's
+    word imports no code: config.own_network); Hydra composes before the resume is read, so it is
+    taken off the command line here, and the record's class must be this one."""
+    from cnnexp.config.own_network import typed
+
+    if not any(a.startswith("resume=") for a in argv[1:]):
+        return
+    for arg in [a for a in argv[1:] if a.partition("=")[0].lstrip("+") == "model._target_"]:
+        typed(arg.partition("=")[2])
+        argv.remove(arg)
 
 
 def with_sweeper_of_resumed_search(argv: list) -> None:

@@ -26,6 +26,11 @@ T = TypeVar("T")
 
 def parse(schema: Type[T], argv: List[str] | None = None) -> T:
     args = sys.argv[1:] if argv is None else argv
+    from cnnexp.config.own_network import typed
+
+    for arg in [a for a in args if a.partition("=")[0].lstrip("+") == "model._target_"]:
+        typed(arg.partition("=")[2])  # a model=own run's class, confirmed by the user (config.own_network)
+        args = [a for a in args if a != arg]
     bad = [a for a in args if "=" not in a]
     if bad:
         raise SettingsError(bad[0], "", "arguments are key=value, e.g. run=outputs/2026-11-25/10-31-02")

@@ -17,12 +17,14 @@ import difflib
 import importlib
 import inspect
 import math
+import sys
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from cnnexp.arithmetic.geometry import Layer
-from cnnexp.core.errors import SettingsError
+from cnnexp.core.errors import RunError, SettingsError
 
 OWN = "own"  # model.name of conf/model/own.yaml
 OWN_KEYS = ("name", "task", "_target_", "input_shape", "num_classes")  # the rest are constructor arguments
@@ -71,6 +73,77 @@ def is_own(model: Any) -> bool:
     return isinstance(model, OwnModelSettings)
 
 
+# A handed folder never runs code: a class named by a record (config.yaml, a checkpoint, provenance)
+# is imported only when the user types it again (model._target_=pkg.Class) on this command line;
+# the read-only commands never import one at all (docs/own-network.md).
+_HANDED: List[Path] = []   # the folders this process reads records of (set by their readers)
+_TYPED: Set[str] = set()   # model._target_ values typed on this command line (cli args, or argv)
+_NEVER = [False]           # check, compare, summary, dashboard: no class a folder names is imported
+
+
+class NotConfirmed(RunError):
+    """A record names a class the user did not name: nothing imported."""
+
+
+def reading_record(folder: Any) -> None:
+    """This process builds from `folder`'s record: its model=own class needs the user's word."""
+    _HANDED.append(Path(folder).expanduser().resolve())
+
+
+def never_import() -> None:
+    """A read-only command: settings are checked without building an own network."""
+    _NEVER[0] = True
+
+
+def imports_allowed() -> bool:
+    return not _NEVER[0]
+
+
+def typed(target: str) -> None:
+    _TYPED.add(str(target))
+
+
+def typed_targets() -> Set[str]:
+    """model._target_ values the user typed (`model._target_=a.B`, `+model._target_=…`, a grid's a.B,c.D)."""
+    found = set(_TYPED)
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") == "model._target_":
+            found.update(v.strip().strip("'\"") for v in value.split(","))
+    return found
+
+
+def _confirmed(target: str) -> None:
+    """A record's class, imported only on the user's word; a read-only command imports none."""
+    if _NEVER[0]:
+        raise NotConfirmed(f"model._target_={target}: a read-only command never imports a class a folder names")
+    named = typed_targets()
+    if _HANDED and target not in named:
+        other = f", not the {', '.join(sorted(named))} you named" if named else ""
+        raise NotConfirmed(f"{_HANDED[-1]} names its network's class model._target_={target}{other}; a folder's "
+                           f"word imports no code — if you trust it, name it yourself: add model._target_={target} "
+                           "to the command (docs/own-network.md)")
+
+
+def _import(module_name: str):
+    """import_module without a handed folder (or the current folder, when it lies inside one) on sys.path."""
+    if not _HANDED:
+        return importlib.import_module(module_name)
+    cwd = Path.cwd().resolve()
+    inside = any(cwd == h or h in cwd.parents for h in _HANDED)
+
+    def handed(entry: str) -> bool:
+        where = Path(entry or ".").resolve()
+        return (inside and (entry in ("", ".") or where == cwd)) or any(where == h or h in where.parents
+                                                                       for h in _HANDED)
+    saved = list(sys.path)
+    sys.path[:] = [e for e in saved if not handed(e)]
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path[:] = saved
+
+
 def network_class(m: OwnModelSettings):
     """The class `model._target_` names, imported; a name that does not import is one line."""
     target = m._target_
@@ -79,8 +152,9 @@ def network_class(m: OwnModelSettings):
         raise SettingsError("model._target_", target, "model=own needs your network's class: "
                             "model._target_=package.module.Class (importable: its folder on PYTHONPATH; "
                             "docs/own-network.md)")
+    _confirmed(str(target))
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except Exception as e:  # ImportError, or an error inside the module itself
         raise SettingsError("model._target_", target, f"cannot import {module_name} ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}); is its folder on PYTHONPATH?") from None

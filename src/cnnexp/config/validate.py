@@ -12,7 +12,7 @@ import math
 from typing import Any, Tuple
 
 from cnnexp.arithmetic.geometry import ACTIVATIONS, AXES, NORMS, SHORTCUTS, fixes, resolve_blocks
-from cnnexp.config.own_network import is_own
+from cnnexp.config.own_network import imports_allowed, is_own
 from cnnexp.config.schema import (ACCELERATORS, HEAD_INITS, OPTIMIZERS, POOL_CHOICES, PRECISIONS,
                                   PATH_KEYS, SCHEDULERS, ModelSettings, Settings,
                                   TrainerSettings, WANDB_MODES, check_path)
@@ -49,7 +49,8 @@ def validate(s: Settings) -> Settings:
             s.performance.channels_last, "auto, true or false")
     _check_callbacks(s)
     if is_own(s.model):
-        s.model.layers  # model=own: its dry forward on the meta device (torch, only for an own network)
+        if imports_allowed():  # a read-only command checks a record's own network without importing it
+            s.model.layers  # model=own: its dry forward on the meta device (torch, only for an own network)
     else:
         _check_plan(s.model)
     return s

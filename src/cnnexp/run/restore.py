@@ -61,6 +61,11 @@ def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):
     """The task exactly as trained: network from the checkpoint's own config (checked once, as
     it is loaded), then its weights."""
     from cnnexp.config import settings as settings_module
+    from cnnexp.config.own_network import NotConfirmed, reading_record
+
+    reading_record(path.resolve().parent)  # a model=own run's class: imported on the user's word only
+    if path.resolve().parent.name == "checkpoints":
+        reading_record(path.resolve().parents[1])  # nor from beside it
     from cnnexp.core.errors import UserError
     from cnnexp.core.catalogue import task_class
 
@@ -69,6 +74,8 @@ def rebuild_task(checkpoint: dict, path: Path, data_root: Optional[str] = None):
         run_config = {**run_config, "data": {**run_config["data"], "root": data_root}}
     try:
         settings = settings_module.load(run_config)
+    except NotConfirmed:
+        raise
     except (UserError, KeyError, TypeError) as e:
         raise RunError(f"{path}: its config no longer builds a model ({e})") from None
     task = task_class(settings.model.task)(settings)

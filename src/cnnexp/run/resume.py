@@ -20,6 +20,7 @@ from cnnexp.records.folder import (CONFIG, METRICS, RESULTS, RecordError, checkp
                                    dollar_problem, load_results, metrics_path, open_run, read_config, read_epochs,
                                    record_file, resumable)
 from cnnexp.records.reading import refuse_links_out
+from cnnexp.config.own_network import NotConfirmed
 from cnnexp.run.restore import data_there, load_checkpoint
 from cnnexp.config.settings import Settings, load
 from cnnexp.core.console import command
@@ -53,6 +54,9 @@ def prepare(folder_arg: str, overrides: List[str]) -> Resume:
     lock = FolderLock(folder) if rank_zero_only.rank == 0 else None  # DDP's other ranks share rank 0's
     try:
         refuse_links_out(folder, "resume")  # train.log, events, hparams.yaml: nothing is written through a link
+        from cnnexp.config.own_network import reading_record
+
+        reading_record(folder)  # a model=own run's class: imported only when typed again (model._target_=…)
         saved = saved_config(folder, folder_arg)
         done = records_fit(folder, folder_arg)
         apply_overrides(saved, overrides)
@@ -99,6 +103,8 @@ def saved_config(folder: Path, folder_arg: str):
     tree = read_config(folder)  # RecordError: missing, empty, not YAML, not a mapping, an interpolation
     try:
         load(tree)
+    except NotConfirmed:
+        raise  # its own line: how to confirm the class (config.own_network)
     except UserError as e:
         raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
                           "by hand") from None
