@@ -86,7 +86,7 @@ def _run(cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool) -
     lock = None
     try:
         lock = None if not rank_zero or checked.resume else \
-            HELD.pop(str(Path(run_dir).absolute()), None) or resuming.lock_folder(run_dir)
+            HELD.pop(held_key(run_dir), None) or resuming.lock_folder(run_dir)
         return _recorded(checked, run_dir, overrides, multirun, rank_zero)
     except OSError as e:  # a read-only or full disk, a name too long: one line naming the path
         error = RunError(os_error_line(e, run_dir))
@@ -119,6 +119,11 @@ def _summary_now_stale(run: Path) -> None:
 HELD: dict = {}  # a single run's folder, locked before Hydra writes into it (`hold_run_folder`)
 
 
+def held_key(run_dir) -> str:
+    """One spelling of a folder (`..` folded, links resolved): a lock taken as a/../b is b's."""
+    return str(Path(run_dir).expanduser().resolve())
+
+
 def hold_run_folder(config: DictConfig) -> None:
     """A single new run's folder, locked as soon as its settings passed — before Hydra writes its
     .hydra/ and train.log there — so that of two runs started at once into one hydra.run.dir the
@@ -144,7 +149,7 @@ def hold_run_folder(config: DictConfig) -> None:
         lock.release()
         raise SettingsError("hydra.run.dir", str(run_dir), f"it holds another run's record ({found[0]}); name a new "
                                                            f"folder, or continue that run with resume={run_dir}")
-    HELD[str(run_dir)] = lock
+    HELD[held_key(run_dir)] = lock
 
 
 def _refused(error: UserError, cfg: DictConfig, run_dir: Path, overrides: List[str], multirun: bool,
