@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 from cnnexp.core.catalogue import QUALITY
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.records.folder import code_patch_path, is_run, is_sweep, load_results, read_config
-from cnnexp.records.provenance import NOT_RECORDED, differences, short
+from cnnexp.records.provenance import COMMIT, NOT_RECORDED, differences, overrides_problem, short
 
 USAGE = """usage: python -m cnnexp.reproduce RUN [force=true] [code=recorded] [tolerance=0.001] [out=DIR] [key=value …]
 
@@ -97,8 +97,11 @@ def recorded_code(found: dict, folder: Path, into: Path) -> Path:
     if not commit:
         raise RunError(f"{folder}: recorded no commit ({found['code'].get('note', 'no git state')}); "
                        "code=recorded needs one — re-run the code here with force=true")
+    if not COMMIT.fullmatch(str(commit)):  # read_provenance checked it; git never sees an option from a record
+        raise RunError(f"{folder}: code.commit {short(repr(commit), 40)} is not a commit (7 to 40 hex digits)")
     root = _git(PACKAGE_ROOT, "rev-parse", "--show-toplevel")
-    archive = subprocess.run(["git", "-C", root.strip(), "archive", commit], capture_output=True) if root else None
+    archive = subprocess.run(["git", "-C", root.strip(), "archive", "--end-of-options", commit],
+                             capture_output=True) if root else None
     if archive is None or archive.returncode != 0:
         raise RunError(f"commit {commit[:12]} (what {folder} ran) is not in this checkout's git "
                        f"({PACKAGE_ROOT}); fetch it, or re-run the code here with force=true")
@@ -126,25 +129,73 @@ def what_differs(found: dict, config: dict, overrides: List[str], recorded_run: 
 
 
 def new_folder(folder: Path, config: dict, out: Optional[str]) -> Path:
-    where = Path(out).expanduser() if out else \
-        Path(str((config.get("paths") or {}).get("output_dir") or "outputs")).expanduser() / "reproduced" / \
-        f"{folder.name}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
-    if where.absolute() == folder.absolute() or folder.absolute() in where.absolute().parents:
-        raise RunError(f"out={out}: inside {folder}; a reproduction never writes into the run it re-runs")
+    """The new run's folder, resolved (`..` folded, links followed): never inside RUN, never a file
+    or a folder that holds something already."""
+    output_dir = str((config.get("paths") or {}).get("output_dir") or "outputs")
+    where = (Path(out).expanduser() if out else
+             Path(output_dir).expanduser() / "reproduced" / f"{folder.name}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+             ).resolve()
+    run = folder.resolve()
+    if where == run or run in where.parents:
+        said = f"out={out}" if out else f"its config.yaml's paths.output_dir={output_dir}"
+        raise RunError(f"{said}: leads inside {folder} ({where}); a reproduction never writes into the run it "
+                       "re-runs — name another folder: out=DIR")
+    if where.is_file() or (where.is_dir() and any(where.iterdir())):
+        raise RunError(f"out={out or where}: {'a file' if where.is_file() else 'a folder that holds files already'}; "
+                       "a reproduction makes a new run folder — name a new one: out=DIR")
     return where
 
 
-def retrain(overrides: List[str], passed: List[str], where: Path, code: Optional[Path]) -> int:
+def retrain(overrides: List[str], passed: List[str], where: Path, code: Optional[Path], folder: Path) -> int:
     """`python -m cnnexp.train` with the recorded overrides (where it was written and resume= left
-    out), the settings passed on, into `where`; its console is the user's."""
+    out), the settings passed on, into `where`; its console is the user's. With the recorded code,
+    the re-run's own provenance.json names the record's code as it starts (CNNEXP_REBUILT_FROM), so
+    a re-run that outlives this process still says what it ran; it stops when this process dies."""
     given = {a.partition("=")[0].lstrip("+~") for a in passed}
     kept = [o for o in overrides if not o.startswith(("resume=", "hydra.", "hydra/"))
             and o.partition("=")[0].lstrip("+~") not in given]
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code / "src"), *filter(None, [env.get("PYTHONPATH")])])
+        from cnnexp.run.provenance import REBUILT_FROM
+
+        env[REBUILT_FROM] = str(folder.resolve())
     command = [sys.executable, "-m", "cnnexp.train", *kept, *passed, f"hydra.run.dir={where}"]
-    return subprocess.run(command, env=env, cwd=str(code) if code is not None else None).returncode
+    return subprocess.run(command, env=env, cwd=str(code) if code is not None else None,
+                          preexec_fn=_stop_with_parent).returncode
+
+
+def _stop_with_parent() -> None:
+    """Linux: the re-run gets SIGTERM (a recorded stop) when reproduce is killed, even by SIGKILL."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def own_class_named(folder: Path, config: dict, overrides: List[str], passed: List[str]) -> None:
+    """A model=own run's class is imported only when the user names it again (config.own_network):
+    model._target_=pkg.Class passed here, the same as the record's; no other `_target_` from a record."""
+    recorded = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides}
+    foreign = next((k for k in recorded if "_target_" in k and k != "model._target_"), None)
+    if foreign:
+        raise RunError(f"{folder}: its recorded overrides set {foreign}, which names code to import; "
+                       "not what cnnexp writes — nothing was run")
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    names = {t for t in (recorded.get("model._target_"), model.get("_target_") if model.get("name") == "own" else None) if t}
+    if not names and recorded.get("model") != "own":
+        return
+    if len(names) != 1:
+        raise RunError(f"{folder}: its config.yaml and provenance.json name different network classes "
+                       f"({', '.join(sorted(names)) or 'none'}); edited by hand — nothing was run")
+    target = names.pop()
+    typed = {a.partition("=")[2] for a in passed if a.partition("=")[0].lstrip("+") == "model._target_"}
+    if typed != {target}:
+        raise RunError(f"{folder} is a model=own run of {target}; a folder's word imports no code — if you trust "
+                       f"it, name it yourself: add model._target_={target} (docs/own-network.md)")
 
 
 def verdict(before: dict, after: dict, exact: bool, tolerance: float) -> Tuple[List[str], bool]:
@@ -178,7 +229,11 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
     from cnnexp.records.provenance import read_provenance
 
     folder, results, found, config = open_recorded(text)
-    overrides = list(found.get("overrides") or results.get("overrides") or [])
+    overrides = found.get("overrides") or results.get("overrides") or []
+    wrong = overrides_problem(overrides, "results.json's overrides")  # provenance.json's: read_provenance
+    if wrong:
+        raise RunError(f"{folder}: {wrong}; not what cnnexp writes — nothing was run")
+    own_class_named(folder, config, overrides, passed)
     recorded_run = options.get("code") == "recorded"
     where = new_folder(folder, config, options.get("out"))
     differs = what_differs(found, config, overrides, recorded_run)
@@ -192,19 +247,20 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
     else:
         print("what differs from the record: nothing (" + ("packages, data" if recorded_run else "code, packages, data")
               + " as recorded)")
+    # removed on every exit Python sees (an error, Ctrl-C, SIGTERM); a SIGKILL leaves it (docs/reproduce.md)
     with tempfile.TemporaryDirectory(prefix="cnnexp-recorded-code-") as scratch:
         code = recorded_code(found, folder, Path(scratch)) if recorded_run else None
         print(f"re-running into {where}" + (f" with the recorded code ({scratch})" if code else "") + "\n", flush=True)
-        rc = retrain(overrides, passed, where, code)
-    if recorded_run and rc == 0:  # its own capture saw a temporary copy: the code it ran is the record's
+        rc = retrain(overrides, passed, where, code, folder)
+    if recorded_run and rc == 0:  # a commit older than CNNEXP_REBUILT_FROM captured its temporary copy
         from cnnexp.run.provenance import write
 
         write(where, {**(read_provenance(where) or {}), "patch": found.get("patch", ""),
                       "code": {**found["code"], "rebuilt": f"by cnnexp.reproduce code=recorded from {folder}"}})
     after = load_results(where) if is_run(where) or (where / "results.json").exists() else None
     if rc != 0 or not after or after.get("status") != "ok":
-        raise RunError(f"the re-run did not end ok (exit {rc}, status {(after or {}).get('status', 'none')}); "
-                       f"its folder: {where}")
+        made = f"its folder: {where}" if where.is_dir() and any(where.iterdir()) else "no folder was made"
+        raise RunError(f"the re-run did not end ok (exit {rc}, status {(after or {}).get('status', 'none')}); {made}")
     exact = expected_exact(found, read_provenance(where) or {})
     tolerance = float(options["tolerance"])
     lines, ok = verdict(results, after, exact, tolerance)

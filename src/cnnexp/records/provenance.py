@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -31,8 +32,44 @@ def read_provenance(folder: Path) -> Optional[Dict[str, Any]]:
         raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
     if not isinstance(found, dict) or not isinstance(found.get("code"), dict):
         raise RecordError(f"{path}: not a run's provenance (no `code` mapping)")
+    wrong = wrong_types(found)
+    if wrong:
+        raise RecordError(f"{path}: {wrong}; not what cnnexp writes (edited by hand?) — nothing of it was used")
     found["patch"] = read_record_text(folder, code_patch_path(folder)) or ""
     return found
+
+
+COMMIT = re.compile(r"[0-9a-f]{7,40}")  # what `git rev-parse HEAD` prints; nothing else reaches git's argv
+TEXTS = ("branch", "note", "root", "rebuilt")  # code's other facts: text, or absent
+
+
+def wrong_types(found: Dict[str, Any]) -> str:
+    """What in a handed provenance.json is not of the type cnnexp writes, in words ("" if nothing):
+    every value a reader uses — the commit (which goes to git), the code's texts, the overrides
+    (which go to train's command line) — is checked here, once, for every reader."""
+    code = found["code"]
+    commit = code.get("commit")
+    if commit is not None and not (isinstance(commit, str) and COMMIT.fullmatch(commit)):
+        return f"code.commit is {short(repr(commit), 50)}, not a commit (7 to 40 hex digits)"
+    bad = next((k for k in TEXTS if code.get(k) is not None and not isinstance(code[k], str)), None)
+    if bad:
+        return f"code.{bad} is {short(repr(code[bad]), 50)}, not text"
+    if "dirty" in code and not isinstance(code["dirty"], bool):
+        return f"code.dirty is {short(repr(code['dirty']), 50)}, not true or false"
+    return overrides_problem(found.get("overrides", []), "overrides")
+
+
+def overrides_problem(overrides: Any, name: str) -> str:
+    """A record's overrides are a list of key=value texts; an option (`--config-dir=…`) is no override."""
+    if overrides is None:
+        return ""
+    if not isinstance(overrides, list):
+        return f"{name} is {type(overrides).__name__} {short(repr(overrides), 40)}, not a list of key=value"
+    bad = next((o for o in overrides if not isinstance(o, str) or o.startswith("-")
+                or ("=" not in o and not o.startswith("~"))), None)
+    if bad is not None:
+        return f"{name} holds {short(repr(bad), 50)}, not a key=value override"
+    return ""
 
 
 def patch_digest(patch: str) -> str:

@@ -26,17 +26,35 @@ from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import code_patch_path, provenance_path
 
 UNTRACKED_LIMIT = 256 * 1024  # a new file larger than this is named, not copied into the patch (data, weights)
+REBUILT_FROM = "CNNEXP_REBUILT_FROM"  # set by reproduce code=recorded for its re-run (cnnexp.reproduce)
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the cnnexp package that runs: its checkout is the code
 
 
 def capture(config: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
     """Everything but the patch's text is in the returned mapping; the patch is under `patch`."""
     code, patch = git_state(PACKAGE_ROOT)
+    if os.environ.get(REBUILT_FROM) and "note" in code:  # reproduce code=recorded: a copy of a record's code
+        code, patch = rebuilt_code(Path(os.environ[REBUILT_FROM]), code, patch)
     return {"captured": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": shlex.join(getattr(sys, "orig_argv", sys.argv)), "overrides": list(overrides),
             "code": code, "patch": patch,
             "packages": {"python": platform.python_version(), **installed_packages()},
             "machine": machine(config), "data": data_fingerprint(config.get("data") or {})}
+
+
+def rebuilt_code(folder: Path, code: Dict[str, Any], patch: str) -> Tuple[Dict[str, Any], str]:
+    """The code reproduce rebuilt from `folder`'s record (its commit and code.patch), as that record
+    says it — written as the re-run starts, so a re-run that outlives reproduce still says it."""
+    from cnnexp.records.provenance import read_provenance
+    from cnnexp.records.reading import RecordError
+
+    try:
+        found = read_provenance(folder)
+    except (RecordError, OSError):
+        found = None
+    if not found:
+        return code, patch
+    return {**found["code"], "rebuilt": f"by cnnexp.reproduce code=recorded from {folder}"}, found.get("patch", "")
 
 
 def write(folder: Path, found: Dict[str, Any]) -> None:
