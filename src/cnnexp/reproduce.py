@@ -256,7 +256,8 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
         from cnnexp.run.provenance import write
 
         write(where, {**(read_provenance(where) or {}), "patch": found.get("patch", ""),
-                      "code": {**found["code"], "rebuilt": f"by cnnexp.reproduce code=recorded from {folder.resolve()}"}})
+                      "code": {**found["code"],
+                               "rebuilt": f"by cnnexp.reproduce code=recorded from {folder.resolve()}"}})
     after = load_results(where) if is_run(where) or (where / "results.json").exists() else None
     if rc != 0 or not after or after.get("status") != "ok":
         made = f"its folder: {where}" if where.is_dir() and any(where.iterdir()) else "no folder was made"

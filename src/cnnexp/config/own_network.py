@@ -90,6 +90,13 @@ def reading_record(folder: Any) -> None:
     _HANDED.append(Path(folder).expanduser().resolve())
 
 
+def reset() -> None:
+    """A fresh process's state (tests run several commands in one process)."""
+    _HANDED.clear()
+    _TYPED.clear()
+    _NEVER[0] = False
+
+
 def never_import() -> None:
     """A read-only command: settings are checked without building an own network."""
     _NEVER[0] = True
