@@ -158,8 +158,13 @@ def test_a_handed_own_run_runs_none_of_its_code(tmp_path, calibrated):
                           (["eval", "run=.", f"model._target_={target}"], "cannot import evilmod")):
         proc = cli(*command, cwd=run)
         assert (says is None or says in proc.stderr) and not marker.exists(), (command, proc.stderr[-2000:])
+    proc = cli("reproduce", str(run), f"out={tmp_path / 'again'}")  # config.yaml edited, provenance.json not
+    assert proc.returncode == 2 and "name different network classes" in proc.stderr and not marker.exists()
+    record = run / "provenance.json"
+    record.write_text(record.read_text().replace("tests.own_nets.TinyNet", target))
     proc = cli("reproduce", str(run), f"out={tmp_path / 'again'}")
     assert proc.returncode == 2 and f"add model._target_={target}" in proc.stderr and not marker.exists()
+    assert not (tmp_path / "again").exists()
 
 
 @pytest.mark.slow
