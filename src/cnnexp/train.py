@@ -72,10 +72,12 @@ def confirmed_class_of_resumed_run(argv: list) -> None:
     """`resume=RUN model._target_=pkg.Class`: the user's word for a model=own run's class (a folder's
     word imports no code: config.own_network); Hydra composes before the resume is read, so it is
     taken off the command line here, and the record's class must be this one."""
-    from cnnexp.config.own_network import typed
+    from cnnexp.config.own_network import reading_record, typed
 
-    if not any(a.startswith("resume=") for a in argv[1:]):
+    resume = next((a.split("=", 1)[1].strip("'\"") for a in argv[1:] if a.startswith("resume=")), None)
+    if not resume:
         return
+    reading_record(resume)  # a run's config.yaml, or a sweep's recorded overrides: each job needs the user's word
     for arg in [a for a in argv[1:] if a.partition("=")[0].lstrip("+") == "model._target_"]:
         typed(arg.partition("=")[2])
         argv.remove(arg)

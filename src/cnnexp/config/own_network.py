@@ -107,7 +107,7 @@ def imports_allowed() -> bool:
 
 
 def typed(target: str) -> None:
-    _TYPED.add(str(target))
+    _TYPED.update(v.strip().strip("'\"") for v in str(target).split(","))  # a grid's a.B,c.D: each
 
 
 def typed_targets() -> Set[str]:
