@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cnnexp.reproduce import main as reproduce_main
-from tests.helpers import QUICK, SHARED_DATA, cli, in_process
+from tests.helpers import QUICK, cli, in_process
 
 TRAP = "open({marker!r}, 'w').write('ran')\nimport torch\nclass Net(torch.nn.Module):\n    pass\n"
 
@@ -107,8 +107,9 @@ def test_reproduce_never_writes_inside_run_however_the_path_is_spelt(quick_run, 
     homed = tmp_path / "homed"
     shutil.copytree(copy, homed)
     config = homed / "config.yaml"
+    lines = config.read_text().splitlines()
     config.write_text("\n".join(line if not line.strip().startswith("output_dir:") else
-                                f"  output_dir: {tmp_path / 'zz' / '..' / 'homed'}" for line in config.read_text().splitlines()))
+                                f"  output_dir: {tmp_path / 'zz' / '..' / 'homed'}" for line in lines))
     before = sorted(p.name for p in copy.iterdir())
     cases = [([copy, f"out={tmp_path / 'o1' / '..' / 'q' / 'again'}"], "leads inside"),
              ([copy, f"out={tmp_path / 'link' / 'again'}"], "leads inside"),

@@ -185,7 +185,8 @@ def own_class_named(folder: Path, config: dict, overrides: List[str], passed: Li
         raise RunError(f"{folder}: its recorded overrides set {foreign}, which names code to import; "
                        "not what cnnexp writes — nothing was run")
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    names = {t for t in (recorded.get("model._target_"), model.get("_target_") if model.get("name") == "own" else None) if t}
+    in_config = model.get("_target_") if model.get("name") == "own" else None
+    names = {t for t in (recorded.get("model._target_"), in_config) if t}
     if not names and recorded.get("model") != "own":
         return
     if len(names) != 1:
