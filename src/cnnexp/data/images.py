@@ -85,6 +85,13 @@ def _layout(path: Path, root: str) -> Tuple[List[str], List[str]]:
     if len(classes) < 2:
         raise DataUnavailable(f"data.root={root}: only one class ({classes[0]}); a classifier needs at least two "
                               "class folders")
+    for split in given[1:]:
+        extra = sorted(d.name for d in (path / split).iterdir() if d.is_dir() and not d.name.startswith(".")
+                       and d.name not in classes)
+        if extra:
+            raise DataUnavailable(f"data.root={root}: {split}/ has class folder{'s' * (len(extra) > 1)} "
+                                  f"{', '.join(extra)} that train/ lacks (classes: {', '.join(classes)}); "
+                                  f"add it to train/ or remove it from {split}/")
     return given, classes
 
 
