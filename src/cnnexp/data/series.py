@@ -119,12 +119,13 @@ def _arrays(path: Path, np):
         x, y, own = npy.load_npy(path), npy.load_npy(labels), None
     if x.ndim == 2:
         x = x[:, None, :]
+    x = npy.numbers(str(path), x, ("case", "channel", "step") if x.ndim == 3 else ())
     if y.ndim != 1 or x.ndim != 3 or len(x) != len(y):
         raise DataUnavailable(f"{path}: x is {'×'.join(map(str, x.shape)) or 'a scalar'} with labels of shape "
                               f"{'×'.join(map(str, y.shape)) or 'a scalar'}; give numbers N×L or N×C×L and N labels")
     if y.dtype.kind in "VOcMm":
         raise DataUnavailable(f"{path}: labels are {y.dtype}; give N integer or text labels")
-    return npy.numbers(str(path), x, ("case", "channel", "step")), y, own
+    return x, y, own
 
 
 def load(d, seed: int):
