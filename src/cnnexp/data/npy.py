@@ -22,7 +22,8 @@ FLOAT32_MAX = 3.4028235e38
 HINT = "save it with numpy.save / numpy.savez, without pickled objects"
 
 
-def _mem_available():
+def mem_available():
+    """Bytes of memory free for a new allocation (MemAvailable), or None where unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -58,7 +59,7 @@ def _fits(where: str, shape, dtype, claimed: int, held: int) -> None:
     if held < claimed:
         raise DataUnavailable(f"{where}: its header says {text} ({claimed:,} bytes) but the file holds {held:,} bytes "
                               "of data — cut short or damaged; save it again")
-    free = _mem_available()
+    free = mem_available()
     if free is not None and claimed * max(1, 4 // max(dtype.itemsize, 1)) > free:
         raise DataUnavailable(f"{where}: {text} needs {claimed / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB "
                               "of memory free; give a smaller file")

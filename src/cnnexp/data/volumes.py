@@ -43,7 +43,7 @@ def scan(root: str, val_fraction: float, test_fraction: float, seed: int):
 def _scan(path: str, root: str, stamp, val_fraction: float, test_fraction: float, seed: int):
     """(classes, {split: [(file, class)]}, shape C×D×H×W): every volume's header read and checked."""
     path = Path(path)
-    given, classes = _layout(path, root)
+    given, classes = _layout(path, root, "volumes")
     listed: Dict[str, List[Tuple[Path, int]]] = {}
     shapes: Dict[Path, Tuple[int, ...]] = {}
     for split in given or ["all"]:
