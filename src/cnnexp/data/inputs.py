@@ -16,6 +16,12 @@ from typing import List, Optional, Tuple
 from cnnexp.core.errors import RunError, SettingsError
 
 KINDS = {"series": 1, "volumes": 3}  # data.name → spatial axes of the inputs predict reads
+NOUNS = {"series": "series", "seqmnist": "sequences", "volumes": "volumes", "moving_mnist": "clips"}
+
+
+def noun(data_name: str) -> str:
+    """What eval, export and predict call one example of the run's data: images unless it is not."""
+    return NOUNS.get(data_name, "images")
 
 
 def read(path: str, data) -> Tuple[List[str], "numpy.ndarray", List[Optional[str]]]:
