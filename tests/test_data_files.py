@@ -138,3 +138,46 @@ def test_an_own_network_without_parameters_or_that_exits_is_one_line(net, words)
     with pytest.raises(UserError) as raised:
         load(compose_config([f"data.root={SHARED_DATA}", "model=own", f"model._target_=tests.own_nets.{net}"]))
     assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def _toy_set(folder, length=8, n=20):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n):
+        up = i % 2 == 0
+        values = np.sort(rng.normal(size=length)) * (1 if up else -1)
+        lines.append(",".join(f"{v:.3f}" for v in values) + (":up" if up else ":down"))
+    for split in ("TRAIN", "TEST"):
+        (folder / f"Toy_{split}.ts").write_text("@problemName Toy\n@classLabel true up down\n@data\n"
+                                                 + "\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.slow  # trains a 1-D run
+def test_a_series_run_predicts_a_labelled_ts_with_accuracy_and_resume_names_changed_data(tmp_path, calibrated):
+    from tests.helpers import cli, only_run_dir
+
+    data = _toy_set(tmp_path / "toy")
+    base = ["data=series", f"data.root={data}", "data.batch_size=4",
+            "callbacks.progress_bar_refresh=0", f"paths.output_dir={tmp_path / 'out'}"]
+    proc = cli("train", *base, "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_run_dir(tmp_path / "out")
+    got = cli("predict", f"run={run}", f"inputs={data / 'Toy_TEST.ts'}")
+    assert got.returncode == 0 and "accuracy on the 20 labelled cases of the file:" in got.stdout, got.stderr[-2000:]
+    evaluated = cli("eval", f"run={run}")
+    assert evaluated.returncode == 0 and "series" in evaluated.stdout.splitlines()[0], evaluated.stdout
+    (data / "Toy_TRAIN.ts").write_text((data / "Toy_TRAIN.ts").read_text() + ",".join(["1.0"] * 12) + ":up\n")
+    resumed = cli("train", f"resume={run}", "trainer.max_epochs=2")
+    assert resumed.returncode == 2 and "the data changed since this run trained" in resumed.stderr, resumed.stderr
+
+
+@pytest.mark.slow  # a process per case
+def test_a_bad_npz_leaves_no_run_folder(tmp_path, calibrated):
+    from tests.helpers import cli
+
+    for split in ("TRAIN", "TEST"):
+        np.savez(tmp_path / f"S_{split}.npz", x=np.ones((4, 6)), y=np.array(5))
+    proc = cli("train", "data=series", f"data.root={tmp_path}", f"paths.output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2 and "labels of shape a scalar" in proc.stderr and not (tmp_path / "out").exists()
