@@ -44,3 +44,23 @@ class LitNet(L.LightningModule):
 
     def forward(self, x):
         return self.net(x)
+
+
+class NoParams(nn.Module):
+    """Nothing to train: a flatten and a fixed slice."""
+
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x):
+        return x.flatten(1)[:, : self.num_classes]
+
+
+class Exits(nn.Module):
+    """A constructor that ends the process."""
+
+    def __init__(self, input_shape, num_classes):
+        import sys
+
+        sys.exit(0)

@@ -53,7 +53,10 @@ def evaluate(args: EvalArgs) -> dict:
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     run = trainer.validate if args.split == "val" else trainer.test
     metrics = run(task, datamodule=datamodule, verbose=False)[0]
+    from cnnexp.data.inputs import noun
+
     return {"checkpoint": str(path), "split": args.split, "full": args.full, **images_seen(trainer, args.split),
+            "inputs": noun(task.settings.data.name),
             **{k: round(float(v), 6) for k, v in metrics.items()}}
 
 
@@ -71,9 +74,9 @@ def images_seen(trainer, split: str) -> dict:
 def heading(result: dict) -> str:
     """What the figures are of: the checkpoint, the split, and how many of its images — the run's
     limit_{test,val}_batches may have evaluated a few batches of it, which full=true does not."""
-    seen, total, split = result["images"], result["images_in_split"], result["split"]
-    over = f"all {total:,} images" if seen == total else \
-        f"{seen:,} of its {total:,} images, the run's trainer.limit_{split}_batches; full=true evaluates all"
+    seen, total, split, what = result["images"], result["images_in_split"], result["split"], result.get("inputs", "images")
+    over = f"all {total:,} {what}" if seen == total else \
+        f"{seen:,} of its {total:,} {what}, the run's trainer.limit_{split}_batches; full=true evaluates all"
     return f"{result['checkpoint']} on the {split} set ({over if result['full'] else 'as the run evaluated it: ' + over}):"
 
 

@@ -175,12 +175,12 @@ def parity(reference, outputs, classify: bool, tolerance: float) -> dict:
     return result
 
 
-def describe(result: dict) -> str:
+def describe(result: dict, what: str = "images") -> str:
     n = f"{result['images']:,}"
     if "differing_predictions" not in result:
-        return f"parity on {n} test images: max |reconstruction diff| {result['max_abs_diff']:.2e} (tolerance {result['tolerance']:g})"
+        return f"parity on {n} test {what}: max |reconstruction diff| {result['max_abs_diff']:.2e} (tolerance {result['tolerance']:g})"
     ties = f" ({result['ties']} ties within tolerance)" if result["ties"] else ""
-    return (f"parity on {n} test images: max |logit diff| {result['max_abs_diff']:.2e}, "
+    return (f"parity on {n} test {what}: max |logit diff| {result['max_abs_diff']:.2e}, "
             f"{result['differing_predictions']} of {n} predictions differ{ties} (tolerance {result['tolerance']:g})")
 
 
@@ -209,7 +209,9 @@ def export(args: ExportArgs) -> dict:
     data, exporter, outputs, loaded = convert(args.format, net, x, example, path)
     seconds = time.perf_counter() - started
     result = parity(reference, outputs, classify, args.tolerance)
-    summary = describe(result)
+    from cnnexp.data.inputs import noun
+
+    summary = describe(result, noun(settings.data.name))
     if not result["ok"]:
         raise RunError(f"{path.name} not written — the export disagrees with PyTorch: {summary}; "
                        f"exporter {exporter.split(';')[0]}")

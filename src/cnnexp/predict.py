@@ -251,6 +251,11 @@ def main(argv=None) -> None:
             continue
         tops = "  ".join(f"{t[label]}: {100 * t['probability']:5.1f} %" for t in r["top"])
         print(f"{r['file']:<{width}}  → {r[label]}   ({tops})")
+    labelled = [r for r in results if r.get("label") is not None]
+    if labelled:  # a labelled .ts: how many the run gets right, as eval would count them
+        right = sum(str(r["class"]) == str(r["label"]) for r in labelled)
+        print(f"accuracy on the {len(labelled)} labelled cases of the file: {100 * right / len(labelled):.1f} % "
+              f"({right} of {len(labelled)})")
 
 
 if __name__ == "__main__":

@@ -200,6 +200,9 @@ def build(m: OwnModelSettings):
         raise SettingsError(f"model.{bad}" if bad else "model._target_", m.arguments[bad] if bad else m._target_,
                             f"{cls.__name__}({shown}) failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
                             ) from None
+    except SystemExit as e:  # own code ending the process would read as a silent success
+        raise SettingsError("model._target_", m._target_, f"{cls.__name__}() called sys.exit({e.code!r}) while being "
+                            "built; a network's constructor must return the network") from None
 
 
 def dry_forward(m: OwnModelSettings) -> List[Layer]:
@@ -219,6 +222,9 @@ def dry_forward(m: OwnModelSettings) -> List[Layer]:
     try:
         with counter, torch.no_grad():
             out = net(torch.empty(2, *m.input_shape, device="meta"))
+    except SystemExit as e:
+        raise SettingsError("model._target_", m._target_, f"its forward called sys.exit({e.code!r}); a forward "
+                            "must return the output") from None
     except Exception as e:  # the network cannot take this input
         raise SettingsError("model._target_", m._target_, f"its forward failed on a batch of "
                             f"{'×'.join(map(str, m.input_shape))} images ({type(e).__name__}: "
@@ -227,6 +233,9 @@ def dry_forward(m: OwnModelSettings) -> List[Layer]:
         for hook in hooks:
             hook.remove()
     _check_output(m, out, TASKS[m.task].classifies)
+    if not any(p.requires_grad for p in net.parameters()):  # the optimizer would die on an empty list
+        raise SettingsError("model._target_", m._target_, "it has no trainable parameters; give it at least one "
+                            "layer with weights (nn.Conv2d, nn.Linear, …)")
     flops = {name.split(".", 1)[-1] if name != "Global" else name: counts
              for name, counts in counter.get_flop_counts().items()}  # "TinyNet.features.0" → "features.0"
     rows[:] = [replace(row, macs=sum(flops.get(row.block, {}).values()) // 4)  # the batch of 2's FLOPs → MACs per image

@@ -86,6 +86,7 @@ class SeriesSettings:
     batch_size: int
     eval_batch_size: int
     normalize: bool               # the views' flag; the scaling rule is data.scaling
+    padded: Optional[bool] = None  # recorded: the set held shorter series (padded); predict pads only then
 
 
 @dataclass

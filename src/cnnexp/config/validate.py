@@ -95,7 +95,8 @@ BLOCK_RULES = {  # block key → (test, what is allowed)
     "dilation": (_per_axis(1), "an integer ≥ 1 (1: no gaps)" + PER_AXIS),
     "groups": (lambda v: _count(v, 1), "an integer ≥ 1 dividing the channels (channels: depthwise)"),
     "norm_groups": (lambda v: _count(v, 1), "an integer ≥ 1 dividing the channels"),
-    "padding": (lambda v: v in ("same", "valid") or _per_axis(0)(v), 'an integer ≥ 0, "same" or "valid"' + PER_AXIS),
+    "padding": (lambda v: v in ("same", "valid") or _per_axis(0)(v), 'an integer ≥ 0 (or one per spatial axis, '
+                'e.g. [1,2] on images), or "same" or "valid" given once for every axis (not a list of them)'),
     "bias": (lambda v: v in ("auto", True, False), "auto (off when a norm follows), true or false"),
     "norm": (lambda v: v in NORMS, f"one of {', '.join(NORMS)}"),
     "activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),

@@ -3,7 +3,8 @@ checked: sources, idx; held in memory: mnist), a folder of your own images (imag
 torch-free scan; image_folder: the LightningDataModule), and the data of other dimensions —
 series (1-D: ts, the .ts parser; series, the files and their rules), seqmnist (1-D), volumes and
 moving_mnist (3-D), held as float tensors (arrays). What each holds before torch: facts (one function per
-name); what predict reads for them: inputs."""
+name); what predict reads for them: inputs; the one reader and check of every
+numpy file handed over: npy; a UCR set fetched: ucr."""
 
 
 def make_datamodule(settings):

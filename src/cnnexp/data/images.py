@@ -67,12 +67,12 @@ def _scan(root: str, stamp, strict: bool, val_fraction: float, test_fraction: fl
     return Folder(classes, files, sizes.most_common(1)[0][0], colour)
 
 
-def _layout(path: Path, root: str) -> Tuple[List[str], List[str]]:
+def _layout(path: Path, root: str, what: str = "images") -> Tuple[List[str], List[str]]:
     """(the split folders the root has, the class names): train/val/test folders or none, and at
     least two class folders."""
     if not path.is_dir():
-        raise DataUnavailable(f"data.root={root}: no such folder; give a folder with one subfolder of images "
-                              "per class (data.root=path/to/images)")
+        raise DataUnavailable(f"data.root={root}: no such folder; give a folder with one subfolder of {what} "
+                              f"per class (data.root=path/to/{what})")
     given = [s for s in SPLITS if (path / s).is_dir()]
     if given and "train" not in given:
         raise DataUnavailable(f"data.root={root}: has {', '.join(s + '/' for s in given)} but no train/; "
@@ -80,11 +80,19 @@ def _layout(path: Path, root: str) -> Tuple[List[str], List[str]]:
     top = path / "train" if given else path
     classes = sorted(d.name for d in top.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise DataUnavailable(f"data.root={root}: no class folders in {top}; put each class's images in its own "
-                              f"subfolder (e.g. {top}/cats/1.jpg, {top}/dogs/2.jpg)")
+        example = "1.jpg, {top}/dogs/2.jpg" if what == "images" else "1.npy, {top}/dogs/2.npy"
+        raise DataUnavailable(f"data.root={root}: no class folders in {top}; put each class's {what} in its own "
+                              f"subfolder (e.g. {top}/cats/{example.format(top=top)})")
     if len(classes) < 2:
         raise DataUnavailable(f"data.root={root}: only one class ({classes[0]}); a classifier needs at least two "
                               "class folders")
+    for split in given[1:]:
+        extra = sorted(d.name for d in (path / split).iterdir() if d.is_dir() and not d.name.startswith(".")
+                       and d.name not in classes)
+        if extra:
+            raise DataUnavailable(f"data.root={root}: {split}/ has class folder{'s' * (len(extra) > 1)} "
+                                  f"{', '.join(extra)} that train/ lacks (classes: {', '.join(classes)}); "
+                                  f"add it to train/ or remove it from {split}/")
     return given, classes
 
 

@@ -9,12 +9,19 @@ to data.length, gaps, data.scaling; a volume's per-channel normalisation). numpy
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from cnnexp.core.errors import RunError, SettingsError
 
 KINDS = {"series": 1, "volumes": 3}  # data.name → spatial axes of the inputs predict reads
+NOUNS = {"series": "series", "seqmnist": "sequences", "volumes": "volumes", "moving_mnist": "clips"}
+
+
+def noun(data_name: str) -> str:
+    """What eval, export and predict call one example of the run's data: images unless it is not."""
+    return NOUNS.get(data_name, "images")
 
 
 def read(path: str, data) -> Tuple[List[str], "numpy.ndarray", List[Optional[str]]]:
@@ -45,15 +52,19 @@ def read(path: str, data) -> Tuple[List[str], "numpy.ndarray", List[Optional[str
 
 
 def _array(file: Path, np):
-    try:
-        if file.suffix == ".npz":
-            with np.load(file, allow_pickle=False) as z:
-                if "x" not in z:
-                    raise RunError(f"inputs={file}: holds {', '.join(z.files)}; an .npz to predict holds x")
-                return z["x"].astype(np.float32)
-        return np.load(file, allow_pickle=False).astype(np.float32)
-    except (OSError, ValueError) as e:
-        raise RunError(f"inputs={file}: not a readable numpy file ({str(e).splitlines()[0][:100]})") from None
+    """The file's array, read and checked by the one reader training uses (data/npy.py)."""
+    from cnnexp.data import npy
+
+    if file.suffix == ".npz":
+        z = npy.load_npz(file)
+        if "x" not in z:
+            raise RunError(f"inputs={file}: holds {', '.join(z) or 'no arrays'}; an .npz to predict holds x")
+        x = z["x"]
+    else:
+        x = npy.load_npy(file)
+    if x.ndim == 0:
+        raise RunError(f"inputs={file}: a single number; give an array of series or volumes")
+    return npy.numbers(f"inputs={file}", x)
 
 
 def _shaped(file: Path, x, data):
@@ -62,24 +73,29 @@ def _shaped(file: Path, x, data):
     import numpy as np
 
     want = [int(data.channels), int(data.length)] if data.name == "series" else [int(v) for v in data.shape]
-    spatial = KINDS[data.name]
+    spatial, shape = KINDS[data.name], x.shape
     if x.ndim == spatial:                      # one example, one channel
         x = x[None, None]
     elif x.ndim == spatial + 1:                # N examples of one channel, or one example of C channels
         x = x[:, None] if want[0] == 1 else x[None]
     if x.ndim != spatial + 2 or x.shape[1] != want[0]:
-        raise RunError(f"inputs={file}: an array of {'×'.join(map(str, x.shape))}, but the run takes "
+        raise RunError(f"inputs={file}: an array of {'×'.join(map(str, shape))}, but the run takes "
                        f"{'×'.join(map(str, want))} per example (channels first)")
     if data.name == "series":
         if x.shape[2] > want[1]:
             raise RunError(f"inputs={file}: series {x.shape[2]} steps long; the run was trained on {want[1]} "
                            f"(data.length): cut them to {want[1]}")
+        short = int(np.isnan(x[:, 0, -1]).sum()) if x.shape[2] == want[1] else len(x)
+        if short and getattr(data, "padded", None) is False:
+            raise RunError(f"inputs={file}: {short} of {len(x)} series shorter than {want[1]} steps, but every "
+                           f"series the run trained on was {want[1]} long (nothing padded); give {want[1]} steps")
+        if short:
+            print(f"cnnexp: note: inputs={file}: {short} of {len(x)} series shorter than the run's {want[1]} steps "
+                  "(data.length); padded at the end as training pads them (zeros after scaling)", file=sys.stderr)
         x = np.pad(x, ((0, 0), (0, 0), (0, want[1] - x.shape[2])), constant_values=np.nan)
     elif tuple(x.shape[1:]) != tuple(want):
         raise RunError(f"inputs={file}: volumes of {'×'.join(map(str, x.shape[1:]))}, but the run takes "
                        f"{'×'.join(map(str, want))}; resample them")
-    if data.name == "volumes" and not np.isfinite(x).all():
-        raise RunError(f"inputs={file}: holds NaN or inf; a volume's values are finite numbers")
     return x
 
 

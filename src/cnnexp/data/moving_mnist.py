@@ -55,8 +55,21 @@ def facts(d, seed: int, test_after_fit: bool) -> DataFacts:
     for key in ("train_clips", "val_clips", "test_clips"):
         require(isinstance(getattr(d, key), int) and getattr(d, key) >= 1, f"data.{key}", getattr(d, key), "an integer ≥ 1")
     require(isinstance(d.clip_seed, int) and d.clip_seed >= 0, "data.clip_seed", d.clip_seed, "an integer ≥ 0")
+    _fits_memory(d)
     return DataFacts((1, d.frames, d.size, d.size), [str(digit) for digit in range(10)], d.train_clips,
                      f"Moving MNIST ({d.frames} frames of {d.size}×{d.size})")
+
+
+def _fits_memory(d) -> None:
+    """The clips are made and held in memory (uint8): refused here, before any run folder, when they cannot be."""
+    from cnnexp.data.npy import mem_available
+
+    need = (d.train_clips + d.val_clips + d.test_clips) * d.frames * d.size * d.size
+    free = mem_available()
+    require(free is None or need <= free, "data.train_clips", d.train_clips,
+            f"clips that fit in memory: {d.train_clips + d.val_clips + d.test_clips:,} clips of {d.frames}×{d.size}×"
+            f"{d.size} need {need / 2**30:.1f} GiB, {free / 2**30 if free else 0:.1f} GiB is free; fewer clips, "
+            "frames or a smaller data.size")
 
 
 def sizes(d, seed: int):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from cnnexp.core.errors import DataUnavailable
-from cnnexp.data import ts
+from cnnexp.data import npy, ts
 from cnnexp.data.facts import DataFacts, require
 
 KINDS = (".ts", ".npz", "_X.npy")
@@ -100,34 +100,32 @@ def _same_classes(path: Path, own: List[str], names) -> None:
 
 
 def _arrays(path: Path, np):
-    """x (N×C×L float32) and labels from an .npz, or an _X.npy with its _y.npy; NaN and ragged shapes refused."""
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z or "y" not in z:
-                    raise DataUnavailable(f"{path}: holds {', '.join(z.files)}; an .npz of a series set holds "
-                                          "x (N×L or N×C×L) and y (N labels)")
-                x, y = z["x"], z["y"]
-                own = tuple(str(c) for c in z["classes"]) if "classes" in z else None
-        else:
-            labels = path.with_name(path.name[: -len("_X.npy")] + "_y.npy")
-            if not labels.is_file():
-                raise DataUnavailable(f"{path}: no {labels.name} beside it; the labels are an _y.npy of N entries")
-            x, y, own = np.load(path, allow_pickle=False), np.load(labels, allow_pickle=False), None
-    except (OSError, ValueError) as e:
-        raise DataUnavailable(f"{path}: not a readable numpy file ({str(e).splitlines()[0][:100]}); "
-                              "save it with numpy.save / numpy.savez, without pickled objects") from None
+    """x (N×C×L float32) and labels from an .npz, or an _X.npy with its _y.npy; every array read and
+    checked by data/npy.py (real, finite in float32, no NaN: arrays have no gaps)."""
+    if path.suffix == ".npz":
+        z = npy.load_npz(path)
+        if "x" not in z or "y" not in z:
+            raise DataUnavailable(f"{path}: holds {', '.join(z) or 'no arrays'}; an .npz of a series set holds "
+                                  "x (N×L or N×C×L) and y (N labels)")
+        x, y = z["x"], z["y"]
+        own = tuple(str(c) for c in z["classes"].reshape(-1)) if "classes" in z else None
+        if own is not None and len(set(own)) != len(own):
+            raise DataUnavailable(f"{path}: its classes array names a class twice ({', '.join(own)}); "
+                                  "name each class once")
+    else:
+        labels = path.with_name(path.name[: -len("_X.npy")] + "_y.npy")
+        if not labels.is_file():
+            raise DataUnavailable(f"{path}: no {labels.name} beside it; the labels are an _y.npy of N entries")
+        x, y, own = npy.load_npy(path), npy.load_npy(labels), None
     if x.ndim == 2:
         x = x[:, None, :]
-    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number) or len(x) != len(y) or y.ndim != 1:
-        raise DataUnavailable(f"{path}: x is {x.dtype} {'×'.join(map(str, x.shape))} with {len(y)} labels; give "
-                              "numbers N×L or N×C×L and N labels")
-    bad = np.argwhere(~np.isfinite(x.astype(np.float32)))
-    if len(bad):
-        raise DataUnavailable(f"{path}: case {bad[0][0] + 1} holds NaN or inf (channel {bad[0][1] + 1}, step "
-                              f"{bad[0][2] + 1}); arrays have no missing values — fill them, or write a .ts "
-                              "file with @missing true to interpolate")
-    return x.astype(np.float32), y, own
+    x = npy.numbers(str(path), x, ("case", "channel", "step") if x.ndim == 3 else ())
+    if y.ndim != 1 or x.ndim != 3 or len(x) != len(y):
+        raise DataUnavailable(f"{path}: x is {'×'.join(map(str, x.shape)) or 'a scalar'} with labels of shape "
+                              f"{'×'.join(map(str, y.shape)) or 'a scalar'}; give numbers N×L or N×C×L and N labels")
+    if y.dtype.kind in "VOcMm":
+        raise DataUnavailable(f"{path}: labels are {y.dtype}; give N integer or text labels")
+    return x, y, own
 
 
 def load(d, seed: int):
@@ -184,15 +182,25 @@ def facts(d, seed: int, test_after_fit: bool) -> DataFacts:
     require(d.scaling in SCALINGS, "data.scaling", d.scaling, f"one of {', '.join(SCALINGS)}")
     require(d.length == "auto" or (isinstance(d.length, int) and d.length >= 1), "data.length", d.length,
             "auto (the longest series of the set) or a number of steps ≥ 1")
-    (xt, yt), _, classes, length = load(d, seed)
+    import numpy as np
+
+    (xt, yt), (xs, _), classes, length = load(d, seed)
     require(len(classes) >= 2, "data.root", d.root, f"a set of at least two classes (it has {classes})")
+    present = [classes[i] for i in sorted(set(int(v) for v in yt))]
+    require(len(present) >= 2, "data.root", d.root, f"a training file holding cases of at least two classes "
+            f"({train_name(d)} holds only {', '.join(present) or 'none'})")
     splits = split_rows(yt, len(classes), d.val_fraction, seed)
     require(len(splits["val"]) > 0, "data.val_fraction", d.val_fraction, "a fraction that leaves a validation case")
     if d.scaling == "channel" and (d.mean is None or d.std is None):
         d.mean, d.std = channel_stats(xt[splits["train"]])
     name = d.problem if d.problem != "auto" else problem_files(d.root, "auto")[0].name.split("_TRAIN")[0]
     d.problem, d.length, d.channels, d.classes = name, int(length), int(xt.shape[1]), list(classes)
+    d.padded = bool(np.isnan(xt[:, 0, -1]).any() or np.isnan(xs[:, 0, -1]).any())
     return DataFacts((int(xt.shape[1]), int(length)), list(classes), len(splits["train"]), f"data.root={d.root} ({name})")
+
+
+def train_name(d) -> str:
+    return problem_files(d.root, d.problem)[0].name
 
 
 def split_rows(y, n_classes: int, val_fraction: float, seed: int):

@@ -30,6 +30,7 @@ from cnnexp.core.errors import DataUnavailable
 HEADER_KEYS = ("problemname", "timestamps", "missing", "univariate", "dimensions", "equallength",
                "serieslength", "classlabel", "targetlabel")
 MISSING = ("?", "nan", "NaN")
+FLOAT32_MAX = 3.4028235e38
 
 
 @dataclass
@@ -89,6 +90,9 @@ def _classes(path: Path, head: dict, labelled: bool = True) -> List[str]:
     flag, _, names = value.partition(" ")
     if not _bool(path, "classLabel", flag) or not names.split():
         raise DataUnavailable(f"{path}: '@classLabel {value}' names no classes; give '@classLabel true A B …'")
+    twice = sorted({n for n in names.split() if names.split().count(n) > 1})
+    if twice:
+        raise DataUnavailable(f"{path}: @classLabel names {' '.join(twice)} more than once; name each class once")
     return names.split()
 
 
@@ -97,7 +101,7 @@ def parse(path: Path, labelled: bool = True) -> Cases:
     with '@classLabel false' holds cases without labels; labels that are there are read, not checked."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+        lines = path.read_text(encoding="utf-8-sig", errors="strict").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataUnavailable(f"{path}: cannot be read as a .ts text file ({e}); replace it") from None
     head, start = _header(path, lines)
@@ -168,6 +172,9 @@ def _case(where: str, text: str, stamps: bool, missing: bool, has_label: bool = 
                                       "'@missing false'; fill it, or say '@missing true' to interpolate gaps")
             if math.isinf(value):
                 raise DataUnavailable(f"{where}, dimension {d + 1}: an infinite value; replace it")
+            if abs(value) > FLOAT32_MAX:
+                raise DataUnavailable(f"{where}, dimension {d + 1}: {t[:20]} is beyond float32 (|x| > 3.4e38), "
+                                      "where the network computes; rescale the set")
             values.append(value)
         if not values:
             raise DataUnavailable(f"{where}, dimension {d + 1}: empty; each dimension holds at least one value")

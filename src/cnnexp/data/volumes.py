@@ -2,7 +2,9 @@
 split as data=folder splits images (train/ val/ test/ folders, else seeded per-class fractions:
 data/images.py). Without torch the settings check reads only each file's .npy header, so every
 shape is known at once: the most common one is the data's, and a volume of another shape is
-refused by name. Normalisation: per channel, with the training split's mean and std (recorded).
+refused by name, as is a file cut short or a header claiming more than the file holds. Links in
+the folder are followed, as data=folder follows them for images: the data folder is the user's own
+(what a file holds is named in an error, never echoed). Normalisation: per channel, with the training split's mean and std (recorded).
 """
 
 from __future__ import annotations
@@ -18,19 +20,12 @@ from cnnexp.data.images import SPLITS, _layout, stratified
 
 
 def header(path: Path) -> Tuple[Tuple[int, ...], str]:
-    """(shape, dtype) from an .npy file's header, its data not read."""
-    import numpy as np
+    """(shape, dtype) from an .npy file's header, checked against the file's size (data/npy.py); no value read."""
+    from cnnexp.data import npy
 
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(f)
-    except (OSError, ValueError) as e:
-        raise DataUnavailable(f"{path}: not a readable .npy file ({str(e).splitlines()[0][:100]}); "
-                              "save each volume with numpy.save") from None
-    if dtype.hasobject or dtype.kind not in "biuf":
-        raise DataUnavailable(f"{path}: holds {dtype}, not numbers; save the volume as a numeric array")
+    shape, dtype = npy.npy_header(path)
+    if dtype.kind not in "iuf":
+        raise DataUnavailable(f"{path}: holds {dtype}, not real numbers; save the volume as a float or integer array")
     return tuple(shape), str(dtype)
 
 
@@ -48,7 +43,7 @@ def scan(root: str, val_fraction: float, test_fraction: float, seed: int):
 def _scan(path: str, root: str, stamp, val_fraction: float, test_fraction: float, seed: int):
     """(classes, {split: [(file, class)]}, shape C×D×H×W): every volume's header read and checked."""
     path = Path(path)
-    given, classes = _layout(path, root)
+    given, classes = _layout(path, root, "volumes")
     listed: Dict[str, List[Tuple[Path, int]]] = {}
     shapes: Dict[Path, Tuple[int, ...]] = {}
     for split in given or ["all"]:
@@ -101,15 +96,14 @@ def facts(d, seed: int, test_after_fit: bool) -> DataFacts:
 
 
 def read(items, shape):
-    """[(file, class)] → (float32 N×C×D×H×W, int64 N)."""
+    """[(file, class)] → (float32 N×C×D×H×W, int64 N), each volume checked as data/npy.py checks arrays."""
     import numpy as np
+
+    from cnnexp.data import npy
 
     x = np.empty((len(items), *shape), np.float32)
     for i, (f, _) in enumerate(items):
-        v = np.load(f, allow_pickle=False).astype(np.float32)
-        if not np.isfinite(v).all():
-            raise DataUnavailable(f"{f}: holds NaN or inf; a volume's values are finite numbers — fill or remove it")
-        x[i] = v.reshape(shape)
+        x[i] = npy.numbers(str(f), npy.load_npy(f)).reshape(shape)
     return x, np.array([c for _, c in items], np.int64)
 
 

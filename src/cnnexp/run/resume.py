@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from omegaconf import OmegaConf
 
-from cnnexp.core.errors import RunError, UserError
+from cnnexp.core.errors import DataUnavailable, RunError, SettingsError, UserError
 from cnnexp.core.locks import FolderLock, holder
 from cnnexp.records.folder import (CONFIG, METRICS, RESULTS, RecordError, checkpoint_path, choose_checkpoint, config_path,
                                    dollar_problem, load_results, metrics_path, open_run, read_config, read_epochs,
@@ -105,6 +105,12 @@ def saved_config(folder: Path, folder_arg: str):
         load(tree)
     except NotConfirmed:
         raise  # its own line: how to confirm the class (config.own_network)
+    except (DataUnavailable, SettingsError) as e:
+        if isinstance(e, SettingsError) and e.key not in ("data.root", "data.classes"):
+            raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
+                              "by hand") from None
+        raise RunError(f"{folder_arg}: the data changed since this run trained ({e}); its record is whole — put "
+                       "back the data it trained on, or start a new run on the new data") from None
     except UserError as e:
         raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
                           "by hand") from None
