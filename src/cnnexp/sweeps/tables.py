@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.core.errors import printable  # noqa: F401 — its cells, and compare's and summary's
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
-from cnnexp.core.console import WIDTH
+from cnnexp.core.console import WIDTH, folded
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import SUMMARY_RUNS, shown_status
 from cnnexp.sweeps import stats as replicate_stats
@@ -134,18 +134,38 @@ def print_contrast(rows: List[Dict], replicate_keys: Sequence[str], ranked: Sequ
     metric = ranking(rows)[0]
     ok = ok_by_setting(rows, replicate_keys)
     found = replicate_stats.welch(*([r[metric] for r in ok[name] if r.get(metric) is not None] for name in ranked[:2]))
-    print(f"best vs runner-up by {title_of(metric)}: {ranked[0]} − {ranked[1]} = "
-          + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"))
+    print(folded(f"best vs runner-up by {title_of(metric)}: {ranked[0]} − {ranked[1]} = "
+                 + (found.text() if found else "no test (each needs 2 or more runs that ended ok)"), "  "))
     return found
 
 
 def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
+    """The best run (or setting) and its command; a tie on the ranking metric is said, and broken
+    by a stated rule: the first by name, as the table lists them."""
     found = best_setting(rows, replicate_keys)
     if found is not None:
         label = "best setting" if replicate_keys else "best run"
         metric, mode = ranking(rows)
-        print(f"\n{label}: {printable(found[0])}, by {printable(metric)} ({mode}); on its own:\n"
-              + shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in found[1])]))
+        tied = tied_with_best(rows, replicate_keys)
+        tie = f" (tied with {tied} other{'s' if tied > 1 else ''}: the first by name)" if tied else ""
+        print("\n" + folded(f"{label}: {printable(found[0])}, by {printable(metric)} ({mode}){tie}; on its own:", "  ")
+              + "\n" + shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in found[1])]))
+
+
+def tied_with_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> int:
+    """How many other runs (settings: by their mean) hold the best value of the ranking metric."""
+    import statistics
+
+    key, mode = ranking(rows)
+    ok = [r for r in rows if r.get("status") == "ok" and r.get(key) is not None]
+    if replicate_keys:
+        values = [statistics.mean(r[key] for r in g) for g in ok_by_setting(ok, replicate_keys).values() if g]
+    else:
+        values = [r[key] for r in ok]
+    if not values:
+        return 0
+    best = max(values) if mode == "max" else min(values)
+    return sum(1 for v in values if v == best) - 1
 
 
 def shell_lines(words: List[str], indent: str = "  ") -> str:
