@@ -140,6 +140,17 @@ def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
                                    break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
 
 
+def shell_lines(words: list, indent: str = "  ", width: int = WIDTH) -> str:
+    """A command as the shell reads it, continued with ` \\` where a line would pass `width` columns."""
+    lines, line = [], indent
+    for word in words:
+        if line.strip() and len(line) + 1 + len(word) + 2 > width:
+            lines.append(line + " \\")
+            line = indent + "    "
+        line += ("" if not line.strip() else " ") + word
+    return "\n".join(lines + [line])
+
+
 def duration(seconds: float, unit: str | None = None) -> str:
     """`42 s`, `3.5 min`, `2.1 h` — the unit that suits `seconds`, or the one given (a sweep's ETAs
     all in the unit of its total, so that they read as one falling count)."""

@@ -38,7 +38,7 @@ from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
-from cnnexp.search.study import STUDY_RECORD, create_study, named_storage, objective, sampler
+from cnnexp.search.study import create_study, named_storage, objective, sampler, study_where
 from cnnexp.search.objectives import PLAN_COSTS, decide, values_of
 from cnnexp.search.trials import checked, skipped, stored, tell
 
@@ -137,8 +137,8 @@ class Search:
         # job numbers go on after the trials trained before ([4/5], job3.log), as a grid's resumed jobs keep theirs
         self.job_idx = sum(1 for t in earlier if t.state.is_finished() and not skipped(t))
         if earlier:
-            log.info("study %s: %d trials trained or training, %d rejected, before this worker",
-                     self.sweep_dir / STUDY_RECORD, sum(1 for t in earlier if not skipped(t)),
+            log.info("study %s:\n    %d trials trained or training, %d rejected, before this worker",
+                     study_where(self.sweep_dir), sum(1 for t in earlier if not skipped(t)),
                      sum(1 for t in earlier if skipped(t)))
             if self.options.seed is not None:  # a seeded sampler would replay the first worker's draws
                 study.sampler = sampler(self.options, self.space, offset=len(study.trials))

@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.core.errors import printable  # noqa: F401 — its cells, and compare's and summary's
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
-from cnnexp.core.console import WIDTH, folded
+from cnnexp.core.console import WIDTH, folded, shell_lines
 from cnnexp.core.files import write_atomic
 from cnnexp.records.folder import SUMMARY_RUNS, shown_status
 from cnnexp.sweeps import stats as replicate_stats
@@ -166,14 +166,3 @@ def tied_with_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> int:
         return 0
     best = max(values) if mode == "max" else min(values)
     return sum(1 for v in values if v == best) - 1
-
-
-def shell_lines(words: List[str], indent: str = "  ") -> str:
-    """A command as the shell reads it, continued with ` \\` where a line would pass WIDTH columns."""
-    lines, line = [], indent
-    for word in words:
-        if line.strip() and len(line) + 1 + len(word) + 2 > WIDTH:
-            lines.append(line + " \\")
-            line = indent + "    "
-        line += ("" if not line.strip() else " ") + word
-    return "\n".join(lines + [line])
