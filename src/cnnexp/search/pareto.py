@@ -109,9 +109,10 @@ def print_front(sweep_dir: Path, study, trials, interval: Optional[Callable] = N
     what = " and ".join(f"{o['name']} ({'max' if o['direction'] == 'maximize' else 'min'})" for o in objectives)
     over = "settings (means over their seeds)" if replicated else "trained trials"
     print("\n" + folded(f"pareto front of {printable(what)}: {len(kept)} of {len(entries)} {over} are "
-                        "non-dominated; best trade-off first (nearest the ideal point — each objective's best on "
-                        "the front — each objective scaled by its spread over the front; ties: by the first "
-                        "objective, then the earlier trial); the first is the one to rerun:", "  "))
+                        "non-dominated", "  "))
+    print(folded("best trade-off first — the one to rerun — by distance to the ideal point (each objective's "
+                 "best on the front, scaled by its spread over it); ties: by the first objective, then the "
+                 "earlier trial:", "  "))
     for rank, i in enumerate(kept, 1):
         e = entries[i]
         cells = []
