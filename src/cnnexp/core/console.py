@@ -140,6 +140,20 @@ def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
                                    break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
 
 
+STAMP = len("[00:00:00] ")  # what Formatter puts before each log line
+
+
+def items_folded(head: str, items: list, width: int = WIDTH - STAMP, indent: str = "    ") -> str:
+    """`head` then the items two spaces apart, continued indented where a line would pass `width`
+    columns; an item (`val/acc 0.9214`) is never cut in two."""
+    import textwrap
+
+    glued = [str(item).replace(" ", "\u00a0") for item in items]  # textwrap breaks at ASCII spaces only
+    text = (head.replace(" ", "\u00a0") if len(head) < width // 2 else head) + " " + "  ".join(glued)
+    lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines).replace("\u00a0", " ")
+
+
 def shell_lines(words: list, indent: str = "  ", width: int = WIDTH) -> str:
     """A command as the shell reads it, continued with ` \\` where a line would pass `width` columns."""
     lines, line = [], indent
