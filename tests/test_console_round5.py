@@ -25,3 +25,28 @@ def test_a_search_over_costs_known_without_training_is_refused_in_one_line():
             check_names(costs)
     check_names(["train_s", "macs"])  # measured: the trials must train
     check_names(["val/acc", "macs"])
+
+
+def _settings(*overrides):
+    from cnnexp.config.compose import compose_config, user_config
+    from cnnexp.config.settings import load
+
+    return load(user_config(compose_config(list(overrides))))
+
+
+RATES = {"per_batch": 1e-3, "per_mac": 1e-11, "per_value": 1e-10, "per_param": 1e-9}
+CALIBRATION = {"devices": {"cpu": {m: {"train": RATES, "eval": RATES}
+                                   for m in ("fp32-cl", "fp32-nchw", "bf16-cl", "bf16-nchw")}}}
+
+
+def test_estimates_count_the_fixed_costs_of_tiny_epochs_and_call_1d_3d_rough():
+    from cnnexp.cost import estimate as cost
+    from tests.helpers import QUICK
+
+    tiny = cost.estimate(_settings(QUICK[0], "trainer.limit_train_batches=1", "trainer.max_epochs=3"), CALIBRATION)
+    fixed = cost.OVERHEAD
+    assert tiny.epoch_s >= fixed["epoch"] + fixed["validation"] and not tiny.rough
+    assert tiny.total_s >= 3 * tiny.epoch_s + fixed["test"] + fixed["run"]
+    assert "±30 %" in cost.line(_settings(QUICK[0]), CALIBRATION)
+    series = cost.line(_settings(QUICK[0], "data=seqmnist"), CALIBRATION)
+    assert "rough" in series and "±30" not in series and max(map(len, series.splitlines())) <= 89, series
