@@ -50,3 +50,17 @@ def test_estimates_count_the_fixed_costs_of_tiny_epochs_and_call_1d_3d_rough():
     assert "±30 %" in cost.line(_settings(QUICK[0]), CALIBRATION)
     series = cost.line(_settings(QUICK[0], "data=seqmnist"), CALIBRATION)
     assert "rough" in series and "±30" not in series and max(map(len, series.splitlines())) <= 89, series
+
+
+PATCH = ("diff --git a/src/cnnexp/train.py b/src/cnnexp/train.py\nindex ac4dbcb..a6df7b9 100644\n"
+         "--- a/src/cnnexp/train.py\n+++ b/src/cnnexp/train.py\n@@ -1,2 +1,3 @@\n x = 1\n+# a comment\n y = 2\n")
+
+
+def test_compare_shows_a_code_change_not_a_diff_of_git_headers():
+    from cnnexp.records.provenance import patch_diff
+
+    alone = patch_diff({"patch": ""}, {"patch": PATCH})
+    assert "B alone changes src/cnnexp/train.py:" in alone and "+# a comment" in alone, alone
+    assert not any(line.startswith(("+src/", "+index", "+---", "+diff")) for line in alone), alone
+    both = patch_diff({"patch": PATCH}, {"patch": PATCH.replace("a comment", "another")})
+    assert "-+# a comment" in both and "++# another" in both and not any("index" in x for x in both), both

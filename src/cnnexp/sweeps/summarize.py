@@ -27,7 +27,7 @@ from cnnexp.sweeps.hparams_experiment import log_to_tensorboard
 from cnnexp.sweeps.plots import plot
 from cnnexp.sweeps.replicates import is_replicated
 from cnnexp.sweeps.stats import interval
-from cnnexp.sweeps.tables import (fit_terminal, group_columns, group_table, print_best, print_contrast, printable,
+from cnnexp.sweeps.tables import (CLIPPED, fit_terminal, group_columns, group_table, print_best, print_contrast, printable,
                                   reason, run_table, write_csv)
 from cnnexp.tracking.events import SWEEP_RUN
 
@@ -132,8 +132,8 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str], several: bool 
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(fit_terminal(g_header, g_friendly, "settings"))
-        clipped = " (an end past what the metric can be, an accuracy above 1 or a loss below 0, is clipped to it)" \
-            if any("(clipped)" in c for row in g_friendly for c in row) else ""
+        clipped = f" (an end marked {CLIPPED} was past what the metric can be, an accuracy above 1 or a loss below 0, " \
+            "and is clipped to it)" if any(c.endswith(CLIPPED) or f"{CLIPPED}–" in c for row in g_friendly for c in row) else ""
         print("\n" + folded(f"(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval"
                             f"{clipped}; every statistic in summary.csv, each run in summary_runs.csv)", " "))
         if not several:

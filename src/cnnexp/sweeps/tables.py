@@ -22,7 +22,8 @@ from cnnexp.sweeps import stats as replicate_stats
 from cnnexp.sweeps.collect import ranking, score
 from cnnexp.sweeps.replicates import best_setting, ok_by_setting, present_quality, setting_name, setting_stats
 
-STATS = ("mean", "sd", "95% low", "95% high")  # each metric's columns in summary.csv
+STATS = ("mean", "sd", "95% low", "95% high")
+CLIPPED = "*"  # an interval's end clipped to what its metric can be; the note under the table says so  # each metric's columns in summary.csv
 
 
 def cell(key: str, value) -> str:
@@ -53,7 +54,7 @@ def run_table(rows: List[Dict]) -> Tuple[list, list, list]:
 
 def end_cell(value: float | None, clipped: bool) -> str:
     """An interval end as the tables print it (summary, compare)."""
-    return "" if value is None else f"{value:.4f}" + (" (clipped)" if clipped else "")
+    return "" if value is None else f"{value:.4f}" + (CLIPPED if clipped else "")
 
 
 def group_columns(rows: List[Dict]) -> list:
@@ -65,7 +66,8 @@ def group_table(rows: List[Dict], replicate_keys: Sequence[str]) -> Tuple[list, 
     """(header, friendly, plain): one row per setting over its ok replicates, best mean first, by
     the runs' monitor. plain has summary.csv's columns (group_columns); the friendly table fits a
     terminal: `mean ± sd` per metric, and the 95 % interval of the metric that ranks them (an end
-    clipped to its metric's range, the catalogue's, is marked `(clipped)`)."""
+    clipped to its metric's range, the catalogue's, is marked `*`, said under the table: `(clipped)`
+    made such a row 107 columns wide)."""
     present, metric = present_quality(rows), ranking(rows)[0]
     header = ["setting", "n", "ok"]
     for k, t in present:
