@@ -64,3 +64,12 @@ def test_compare_shows_a_code_change_not_a_diff_of_git_headers():
     assert not any(line.startswith(("+src/", "+index", "+---", "+diff")) for line in alone), alone
     both = patch_diff({"patch": PATCH}, {"patch": PATCH.replace("a comment", "another")})
     assert "-+# a comment" in both and "++# another" in both and not any("index" in x for x in both), both
+
+
+def test_printed_commands_give_own_network_arguments_as_typed():
+    from cnnexp.config.compose import as_typed, own_arguments
+
+    typed = ["model=own", "model._target_=mynets.SmallNet", "model.width=16", "seed=1"]
+    assert own_arguments(typed)[2] == "++model.width=16"
+    assert as_typed(own_arguments(typed)) == typed
+    assert as_typed(["++model.width=16"]) == ["++model.width=16"], "not model=own: left as recorded"

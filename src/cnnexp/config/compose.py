@@ -139,6 +139,15 @@ def own_arguments(argv: list) -> list:
     return given
 
 
+def as_typed(overrides: list) -> list:
+    """Recorded overrides as the user typed them: own_arguments' `++model.width=32` back to
+    `model.width=32` (a printed command the user pastes goes through own_arguments again)."""
+    if not own_chosen(overrides):
+        return list(overrides)
+    return [o[2:] if o.startswith("++model.") and o[2:].partition("=")[0].split(".")[1] not in OWN_FIXED else o
+            for o in overrides]
+
+
 def _typed_for_hydra(value: str) -> bool:
     """Already in Hydra's grammar: quoted by the user (or by quote_folders: it is idempotent), a
     sweep function, or null."""

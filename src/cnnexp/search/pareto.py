@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from cnnexp.config.compose import as_typed
 from cnnexp.core.console import folded, shell_lines
 from cnnexp.core.errors import printable
 from cnnexp.core.figures import pyplot
@@ -125,7 +126,7 @@ def print_front(sweep_dir: Path, study, trials, interval: Optional[Callable] = N
         runs = e["runs"]
         where = "" if runs == [e["name"]] else f" ({runs[0]})" if len(runs) == 1 else f" ({len(runs)} runs)"
         print(folded(f"  {rank}. {printable(e['name'])}{printable(where)}: " + printable(", ".join(cells)), "   "))
-        print(shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in e["overrides"])],
+        print(shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in as_typed(e["overrides"]))],
                           "     "))
     return [entries[i] for i in kept]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from cnnexp.core.errors import printable  # noqa: F401 — its cells, and compare's and summary's
+from cnnexp.config.compose import as_typed
 from cnnexp.core.catalogue import RECORDED, recorded, title_of
 from cnnexp.core.console import WIDTH, folded, shell_lines
 from cnnexp.core.files import write_atomic
@@ -151,7 +152,7 @@ def print_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> None:
         tied = tied_with_best(rows, replicate_keys)
         tie = f" (tied with {tied} other{'s' if tied > 1 else ''}: the first by name)" if tied else ""
         print("\n" + folded(f"{label}: {printable(found[0])}, by {printable(metric)} ({mode}){tie}; on its own:", "  ")
-              + "\n" + shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in found[1])]))
+              + "\n" + shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in as_typed(found[1]))]))
 
 
 def tied_with_best(rows: List[Dict], replicate_keys: Sequence[str] = ()) -> int:
