@@ -103,6 +103,8 @@ def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
         assert float(row["val acc 95% low"]) == pytest.approx(expected.low, abs=1e-6)
         assert float(row["val acc 95% high"]) == pytest.approx(expected.high, abs=1e-6)
         assert f"| {expected.low:.4f}–{expected.high:.4f} |" in stdout
+    wide = [x for x in stdout.splitlines() if len(x) > 100]
+    assert not wide, f"every table and line the sweep prints fits 100 columns: {wide}"
     line = contrast_line(stdout, "best vs runner-up by val acc: ")
     assert re.search(r"Welch p = [0-9.e-]+; (\d+ seeds per setting to tell it apart at 80% power|no spread)", line), line
 

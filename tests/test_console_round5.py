@@ -73,3 +73,43 @@ def test_printed_commands_give_own_network_arguments_as_typed():
     assert own_arguments(typed)[2] == "++model.width=16"
     assert as_typed(own_arguments(typed)) == typed
     assert as_typed(["++model.width=16"]) == ["++model.width=16"], "not model=own: left as recorded"
+
+
+def test_epoch_lines_and_folded_lines_fit_100_columns_with_their_time_stamp():
+    from cnnexp.core.console import STAMP, WIDTH, folded, items_folded
+
+    metrics = ["train/acc 0.7812", "train/loss 0.6931", "val/acc 0.5", "val/loss 0.6931", "1.4 s"]
+    for head in ("epoch 10 (11 of 30):", "[12/124] kernel_size=5,stride=1,lr=0.000205111: epoch 0 (1 of 2):"):
+        lines = items_folded(head, metrics).splitlines()
+        assert all(STAMP + len(x) <= WIDTH for x in lines), lines
+        assert all(m in "\n".join(lines) for m in metrics), "no metric cut in two"
+        assert lines[0].startswith(head + " train/acc")
+    said = folded("search: ~1.9 s for 3 trials (n_trials × the mean of 6 settings drawn from its space; 1.9 s if "
+                  "all were the cheapest, 1.9 s if all the costliest; pruned trials end sooner; ±30 %)", "  ", 89)
+    assert "±30 %" in said and "1.9 s" in said.replace("\n  ", " ") and all(len(x) <= 89 for x in said.splitlines())
+    assert not any(x.rstrip().endswith(("1.9", "±30")) for x in said.splitlines()), "a figure kept with its unit"
+
+
+def test_a_tie_for_best_is_said_with_its_rule(capsys):
+    from cnnexp.sweeps.tables import print_best
+
+    rows = [{"run": name, "status": "ok", "monitor": "val/acc", "mode": "max", "best_val_acc": 0.5,
+             "overrides": [f"model.kernel_size={name[-1]}"]} for name in ("kernel_size=3", "kernel_size=7")]
+    print_best(rows)
+    said = capsys.readouterr().out
+    assert "best run: kernel_size=3, by best_val_acc (max) (tied with 1 other: the first by name)" in said, said
+
+
+def test_importances_of_few_trials_carry_a_note():
+    import optuna
+
+    from cnnexp.search.pareto import RANKED_FROM, few_trials_note
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i in range(3):
+        study.add_trial(optuna.trial.create_trial(values=[0.5, float(i)], params={}, distributions={}))
+    assert f"3 trained trials: too few to rank settings, < {RANKED_FROM}" in few_trials_note(study)
+    for i in range(RANKED_FROM):
+        study.add_trial(optuna.trial.create_trial(values=[0.5, float(i)], params={}, distributions={}))
+    assert few_trials_note(study) == ""
