@@ -163,8 +163,9 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, w
         rows, unsaved = e.rows, e
     counts = Counter(shown_status(r) for r in rows)
     written = ", ".join(n for n in (SUMMARY, SUMMARY_PLOT) if (Path(sweep_dir) / n).is_file())  # a seed-only grid draws none
-    print(f"\nsweep folder: {sweep_dir} ({written or 'no summary files'}) — "
-          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
+    print("\n" + folded(f"sweep folder: {sweep_dir} ({written or 'no summary files'}) — "
+                        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")),
+                        "  "))
     not_ok = [r for r in rows if went_wrong(r)]
     if not_ok:
         kinds = " or ".join(sorted({shown_status(r) for r in not_ok})).replace("refused", "refused before launch")
