@@ -8,9 +8,9 @@ import pytest
 from tests.helpers import cli
 
 
-@pytest.mark.parametrize("option", ["hydra.sweeper.n_trials=3", "hydra.sweeper.objectives=[val/acc,macs]"])
+@pytest.mark.parametrize("option", ["hydra.sweeper.n_trials=3", "hydra/sweeper=basic hydra.sweeper.objectives=[val/acc,macs]"])
 def test_a_search_option_without_the_search_sweeper_is_one_line_naming_it(option, tmp_path, calibrated):
-    proc = cli("train", "-m", "model.kernel_size=3,5", option, f"paths.output_dir={tmp_path / 'out'}")
+    proc = cli("train", "-m", "model.kernel_size=3,5", *option.split(), f"paths.output_dir={tmp_path / 'out'}")
     assert proc.returncode == 2 and "add hydra/sweeper=optuna" in proc.stderr, proc.stderr[-1500:]
     assert len(proc.stderr.strip().splitlines()) == 1 and "+hydra.sweeper" not in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -217,7 +217,8 @@ def sweeper_option_chosen(key: str, text: str, overrides: list) -> None:
     bare = key.lstrip("+~")
     if not bare.startswith("hydra.sweeper.") or bare.startswith(BASIC_SWEEPER_KEYS):
         return
-    if any(o.startswith("hydra/sweeper=") for o in overrides):
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra/sweeper=")]
+    if chosen and chosen[-1] != "basic":  # optuna (or a sweeper of the user's: its own options)
         return
     raise RunError(f"{text}: an option of the search's sweeper, which this command does not choose; add "
                    "hydra/sweeper=optuna (python -m cnnexp.train -m hydra/sweeper=optuna …)")
