@@ -144,6 +144,7 @@ def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
 
 
 STAMP = len("[00:00:00] ")  # what Formatter puts before each log line
+WARNING_STAMP = len("[00:00:00] warning: ")
 
 
 def items_folded(head: str, items: list, width: int = WIDTH - STAMP, indent: str = "    ") -> str:

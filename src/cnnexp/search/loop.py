@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 
 from cnnexp.config.compose import own_arguments
 from cnnexp.core import stopping
+from cnnexp.core.console import WARNING_STAMP, WIDTH, folded
 from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
@@ -103,9 +104,10 @@ class Search:
             self.slots.close()
             return
         if self.options.several and self.options.pruner != "none":
-            log.warning("hydra.sweeper.pruner=%s: Optuna prunes no multi-objective study (optuna#3450), so every "
-                        "trial trains to its end and the front is drawn from all of them; to stop early, shorten "
-                        "trainer.max_epochs", self.options.pruner)
+            log.warning("%s", folded(f"hydra.sweeper.pruner={self.options.pruner}: Optuna prunes no "
+                                     "multi-objective study (optuna#3450), so every trial trains to its end and "
+                                     "the front is drawn from all of them; to stop early, shorten "
+                                     "trainer.max_epochs", "  ", WIDTH - WARNING_STAMP))
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         self.keep_slots_full(study, budget, heartbeat)
@@ -321,8 +323,8 @@ class Search:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         RunRecord(run_dir, overrides).refuse(problem, rejected=True, trial=trial.number)
-        log.warning("%s: rejected before training, not counted among the trials (study trial #%d): %s",
-                    run_dir.name, trial.number, problem)
+        log.warning("%s", folded(f"{run_dir.name}: rejected before training, not counted among the trials "
+                                 f"(study trial #{trial.number}): {problem}", "  ", WIDTH - WARNING_STAMP))
         trial.set_user_attr("rejected", True)
         trial.set_user_attr("reason", problem)
         tell(study, trial, state=TrialState.FAIL)

@@ -97,15 +97,35 @@ def markdown(header: list, body: list) -> str:
 def fit_terminal(header: list, body: list, noun: str) -> str:
     """The markdown table with the columns that are the same in every row (past the first, which
     names the row) said once above it — `all runs: status=ok, params=1,379,557` — and empty ones
-    left out, so that a typical sweep fits 100 columns. The CSVs keep every column."""
+    left out, so that a typical sweep fits 100 columns. Still wider: reasons are cut (`…`); then
+    said under the table; then the rightmost numbers are left to the CSV, and the note says which.
+    The CSVs keep every column."""
     same = [i for i in range(1, len(header)) if len(body) > 1 and len({row[i] for row in body}) == 1]
     said = printable(", ".join(f"{header[i]}={body[0][i]}" for i in same if body[0][i]))
     kept = [i for i in range(len(header)) if i not in same]
     rows = [[row[i] for i in kept] for row in body]
-    cut = header[kept[-1]] == "reason" and _cut_reasons(rows)
-    table = markdown([header[i] for i in kept], rows)
+    columns = [header[i] for i in kept]
+    whole = [printable(row[-1]) for row in rows]  # each reason, before any is cut
+    reasons = columns[-1] == "reason"
+    cut = reasons and _cut_reasons(rows)
+    table = markdown(columns, rows)
     note = f"\n(reasons cut to fit {WIDTH} columns: each whole in {SUMMARY_RUNS})" if cut else ""
+    if reasons and _widest(table) > WIDTH:  # no room for a reason: each said under the table instead
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+        note = "\n" + "\n".join(folded(f"  {row[0]}: {why}", "    ") for row, why in zip(rows, whole) if why)
+        table = markdown(columns, rows)
+    left_out = []
+    while _widest(table) > WIDTH and len(columns) > 3:  # the rightmost numbers: in the CSV only
+        left_out.insert(0, columns[-1])
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+        table = markdown(columns, rows)
+    if left_out:
+        note = f"\n({', '.join(left_out)}: left out to fit {WIDTH} columns; in {SUMMARY_RUNS})" + note
     return (f"all {noun}: {said}\n" if said else "") + table + note
+
+
+def _widest(text: str) -> int:
+    return max(map(len, text.splitlines()))
 
 
 def _cut_reasons(rows: list) -> bool:
