@@ -153,7 +153,7 @@ def items_folded(head: str, items: list, width: int = WIDTH - STAMP, indent: str
     import textwrap
 
     glued = [str(item).replace(" ", "\u00a0") for item in items]  # textwrap breaks at ASCII spaces only
-    text = (head.replace(" ", "\u00a0") if len(head) < width // 2 else head) + " " + "  ".join(glued)
+    text = (head.replace(" ", "\u00a0") if len(head) <= width else head) + " " + "  ".join(glued)
     lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines).replace("\u00a0", " ")
 
