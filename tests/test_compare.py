@@ -82,6 +82,15 @@ def _rows(path):
     return {r[""] if "" in r else r["setting"]: r for r in csv.DictReader(path.open())}
 
 
+def contrast_line(stdout: str, start: str) -> str:
+    """The contrast as one line: printed folded to 100 columns, continued indented."""
+    lines = stdout.splitlines()
+    first = next(i for i, x in enumerate(lines) if x.startswith(start))
+    rest = [x.strip() for x in lines[first + 1:first + 4] if x.startswith("  ") and not x.startswith("  python")]
+    assert all(len(x) <= 100 for x in lines[first:first + 1 + len(rest)])
+    return " ".join([lines[first], *rest])
+
+
 def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
     folder, stdout = replicated
     summary = _rows(folder / "summary.csv")
@@ -94,7 +103,9 @@ def test_summary_prints_intervals_p_value_and_seeds_needed(replicated):
         assert float(row["val acc 95% low"]) == pytest.approx(expected.low, abs=1e-6)
         assert float(row["val acc 95% high"]) == pytest.approx(expected.high, abs=1e-6)
         assert f"| {expected.low:.4f}–{expected.high:.4f} |" in stdout
-    line = next(x for x in stdout.splitlines() if x.startswith("best vs runner-up by val acc: "))
+    wide = [x for x in stdout.splitlines() if len(x) > 100]
+    assert not wide, f"every table and line the sweep prints fits 100 columns: {wide}"
+    line = contrast_line(stdout, "best vs runner-up by val acc: ")
     assert re.search(r"Welch p = [0-9.e-]+; (\d+ seeds per setting to tell it apart at 80% power|no spread)", line), line
 
 
@@ -111,7 +122,7 @@ def test_compare_gives_the_summary_figures(replicated, tmp_path, calibrated):
         for column in ("val acc mean", "val acc sd", "val acc 95% low", "val acc 95% high", "test acc mean"):
             assert float(row[column]) == pytest.approx(float(setting[column]), abs=1e-12), column
     p = float(compared[1]["Welch p"])
-    line = next(x for x in stdout.splitlines() if x.startswith("best vs runner-up"))
+    line = contrast_line(stdout, "best vs runner-up")
     assert f"Welch p = {p:.3g};" in line, "the summary's test is the compare's"
     assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
 

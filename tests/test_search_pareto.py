@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import random
 
 import optuna
@@ -105,11 +106,14 @@ def test_with_seed_replicates_the_front_is_over_settings_means_with_intervals(tm
                                      user_attrs={"run": f"kernel_size={kernel},seed={seed},lr=0.001"}))
     kept = print_front(tmp_path, study, study.get_trials(), interval)
     said = capsys.readouterr().out
-    assert "2 of 3 settings (means over their seeds) are non-dominated" in said, said
+    joined = " ".join(x.strip() for x in said.splitlines())
+    assert "2 of 3 settings (means over their seeds) are non-dominated" in joined, said
     assert [e["name"] for e in kept] == ["kernel_size=3,lr=0.001", "kernel_size=5,lr=0.001"] or \
         [e["name"] for e in kept] == ["kernel_size=5,lr=0.001", "kernel_size=3,lr=0.001"]
     assert "val/acc 0.9100 [" in said and "over 2" in said and "macs 500,000" in said, said
     assert "python -m cnnexp.train model.kernel_size=3 seed=1 optimizer.lr=0.001" in said
+    assert max(map(len, said.splitlines())) <= 100, said
+    assert "ties: by the first objective, then the earlier trial" in joined
 
 
 # ------------------------------------------------------------------ a real two-objective search
@@ -131,8 +135,7 @@ def recorded_points(folder):
 
 def printed_front(stdout):
     lines = stdout.split("pareto front of val/acc (max) and macs (min): ", 1)[1].splitlines()[1:]
-    return [line.split(". ", 1)[1].split(":", 1)[0] for line in lines if line.startswith("  ") and ". " in line
-            and not line.strip().startswith("python")]
+    return [re.match(r"  \d+\. ([^:]*):", line).group(1) for line in lines if re.match(r"  \d+\. ", line)]
 
 
 @pytest.mark.slow  # two searches of a few one-epoch trials: ~1 min
@@ -144,7 +147,7 @@ def test_a_two_objective_search_prints_draws_and_resumes_its_front(tmp_path, cal
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sweep_dir(out)
     said = proc.stdout + proc.stderr
-    assert said.count("Optuna prunes no multi-objective study (optuna#3450)") == 1
+    assert " ".join(said.split()).count("Optuna prunes no multi-objective study (optuna#3450)") == 1
     assert "Launching 1 jobs locally" not in said
     for p in (folder / "search_pareto.png", folder / "search_hypervolume.png"):
         assert p.stat().st_size > 0
@@ -163,6 +166,9 @@ def test_a_two_objective_search_prints_draws_and_resumes_its_front(tmp_path, cal
         return points
 
     first = check_front(proc.stdout)
+    assert "best run:" not in proc.stdout and "best vs runner-up" not in proc.stdout, "the front is the answer"
+    wide = [x for x in said.splitlines() if len(x) > 100 and len(x.split()) > 1]  # a long path alone: a word
+    assert not wide, f"the search's lines fit 100 columns: {wide}"
     assert len(first) == 4
     more = cli("train", "-m", f"resume={folder}", "hydra.sweeper.n_trials=6")
     assert more.returncode == 0, more.stderr[-3000:]

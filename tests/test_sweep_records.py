@@ -175,6 +175,7 @@ def test_fail_fast_refuses_a_grid_with_an_impossible_setting_before_launch(tmp_p
     proc = cli("train", "-m", "model.kernel_size=29,31", *TINY, f"paths.output_dir={out}")
     assert proc.returncode == 2 and "every setting of this grid is refused before launch — kernel_size=29: " \
         in proc.stderr, proc.stderr[-2000:]
+    assert "; kernel_size=31: " in proc.stderr, "every refused setting is named, not only the first"
     assert not out.exists() or not any(out.rglob("*")), "a grid none of whose settings can work leaves no folder"
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from cnnexp.core.catalogue import CURVES, QUALITY, title_of
+from cnnexp.core.console import folded
 from cnnexp.core.errors import RunError, UserError, fail
 from cnnexp.core.figures import pyplot, save_png
 from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path
@@ -28,7 +29,7 @@ from cnnexp.records.provenance import code_of, read_provenance, short, side_by_s
 from cnnexp.sweeps import stats
 from cnnexp.sweeps.collect import collect, load_yaml, ranking, read_record, record_text, recorded_replicate_keys
 from cnnexp.sweeps.replicates import bounded, ok_by_setting
-from cnnexp.sweeps.tables import STATS, end_cell, markdown, printable, write_csv
+from cnnexp.sweeps.tables import CLIPPED, STATS, end_cell, markdown, printable, write_csv
 from cnnexp.tracking.hparams import flatten
 
 USAGE = """usage: python -m cnnexp.compare A B [C …] [out=DIR]
@@ -340,8 +341,12 @@ def compare(args: Sequence[str], out: Path) -> List[Entry]:
                        f"comparison above was printed, but compare.csv and compare.png were not written to {out}; "
                        "name a folder you can write to with out=DIR") from None
     if any(len(e.runs) > 1 for e in entries):
-        print("\n(mean ± sd, 95 % Student-t interval; Welch's test against A)")
-    print(f"\nwritten: {out / 'compare.csv'}, {figure}")
+        clipped = f"; an end marked {CLIPPED} is clipped to what the metric can be" \
+            if any(CLIPPED + "–" in c or c.endswith(CLIPPED) for row in friendly for c in row) else ""
+        print(f"\n(mean ± sd, 95 % Student-t interval; Welch's test against A{clipped})")
+    where = out.resolve()  # out=DIR, else the folder compare was started in: said, not left to guess
+    here = " (the current folder; out=DIR writes elsewhere)" if where == Path.cwd().resolve() else ""
+    print("\n" + folded(f"written to {where}{here}: compare.csv, {Path(figure).name}", "  "))
     return entries
 
 

@@ -25,6 +25,7 @@ import sys
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from cnnexp.core.console import folded
 from cnnexp.cost import estimate as cost
 from cnnexp.config.compose import check_override_keys, compose_config, reference_model
 from cnnexp.config.settings import load
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             if data.name in ("folder", "series", "volumes") else ""
         shape = settings.model.input_shape
         dims = {2: " (1-D: channels×length)", 4: " (3-D: channels×depth×height×width)"}.get(len(shape), "")
-        print(f"{settings.model.name}: input {'×'.join(map(str, shape))}{dims}{source}")
+        print(folded(f"{settings.model.name}: input {'×'.join(map(str, shape))}{dims}{source}", "  "))  # 100 columns
         print(format_table(layers))
         costly = cost_warning(settings.model, reference_model(settings.model))
         if costly:

@@ -10,7 +10,7 @@ import time
 
 from lightning.pytorch.callbacks import ProgressBar
 
-from cnnexp.core.console import job_header
+from cnnexp.core.console import items_folded, job_header
 
 log = logging.getLogger("cnnexp")
 TERMINAL_REFRESH = 20  # auto on a terminal: batches between bar updates
@@ -60,8 +60,8 @@ class EpochLines(ProgressBar):
             return
         metrics = {key.removesuffix("_epoch"): value for key, value in sorted(self.get_metrics(trainer, pl_module).items())
                    if key != "v_num" and not key.endswith("_step")}
-        shown = "  ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
-                          for key, value in metrics.items())
+        shown = [f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in metrics.items()]
         epochs = f" ({trainer.current_epoch + 1} of {trainer.max_epochs})" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         seconds = time.perf_counter() - self.started
-        log.info("%sepoch %d%s: %s  %.1f s", self.prefix, trainer.current_epoch, epochs, shown, seconds)
+        # folded to 100 columns with its time stamp; a sweep's job name first, the metrics after it
+        log.info("%s", items_folded(f"{self.prefix}epoch {trainer.current_epoch}{epochs}:", [*shown, f"{seconds:.1f} s"]))

@@ -139,6 +139,15 @@ def own_arguments(argv: list) -> list:
     return given
 
 
+def as_typed(overrides: list) -> list:
+    """Recorded overrides as the user typed them: own_arguments' `++model.width=32` back to
+    `model.width=32` (a printed command the user pastes goes through own_arguments again)."""
+    if not own_chosen(overrides):
+        return list(overrides)
+    return [o[2:] if o.startswith("++model.") and o[2:].partition("=")[0].split(".")[1] not in OWN_FIXED else o
+            for o in overrides]
+
+
 def _typed_for_hydra(value: str) -> bool:
     """Already in Hydra's grammar: quoted by the user (or by quote_folders: it is idempotent), a
     sweep function, or null."""
@@ -185,6 +194,7 @@ def check_override_keys(argv: list) -> None:
                                 f"Hydra says: {str(e).splitlines()[0][:120]}") from None
         key = override.key_or_group
         check_path(key, override)
+        sweeper_option_chosen(key, text, args.overrides)
         if "." not in key and "/" not in key and not (override.is_add() or override.is_delete() or override.package):
             group_option_exists(key, override)
             continue
@@ -194,6 +204,24 @@ def check_override_keys(argv: list) -> None:
             continue  # model=own: its constructor names its arguments (config.own_network)
         suggest_key(Settings, key, data)  # data's keys are those of the chosen source (conf/train.yaml: mnist)
         block_exists(key, text, args.overrides)
+
+
+BASIC_SWEEPER_KEYS = ("hydra.sweeper.params", "hydra.sweeper.max_batch_size")  # the grid's own
+
+
+def sweeper_option_chosen(key: str, text: str, overrides: list) -> None:
+    """`hydra.sweeper.n_trials=3` without `hydra/sweeper=optuna`: the grid's sweeper has no such
+    option, and Hydra's answer (six lines, advising `+hydra.sweeper.n_trials`) is the wrong fix."""
+    from cnnexp.core.errors import RunError
+
+    bare = key.lstrip("+~")
+    if not bare.startswith("hydra.sweeper.") or bare.startswith(BASIC_SWEEPER_KEYS):
+        return
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra/sweeper=")]
+    if chosen and chosen[-1] != "basic":  # optuna (or a sweeper of the user's: its own options)
+        return
+    raise RunError(f"{text}: an option of the search's sweeper, which this command does not choose; add "
+                   "hydra/sweeper=optuna (python -m cnnexp.train -m hydra/sweeper=optuna …)")
 
 
 def check_path(key: str, override) -> None:

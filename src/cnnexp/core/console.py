@@ -133,11 +133,40 @@ def refused_before_launch(run_name: str):
 def folded(text: str, indent: str = "      ", width: int = WIDTH) -> str:
     """A long entry (a reason, a command) as lines of at most `width` columns, continued indented;
     a word longer than a line is left whole."""
+    import re
     import textwrap
 
     lead = text[:len(text) - len(text.lstrip())]
-    return "\n".join(textwrap.wrap(text, width, initial_indent="", subsequent_indent=lead + indent,
-                                   break_long_words=False, break_on_hyphens=False, drop_whitespace=True)) or text
+    glued = re.sub(r"(\d) (s|ms|min|h|%|GB|MB|KB)\b", "\\1\u00a0\\2", text)  # `1.9 s`, `±30 %` kept whole
+    return "\n".join(textwrap.wrap(glued, width, initial_indent="", subsequent_indent=lead + indent,
+                                   break_long_words=False, break_on_hyphens=False,
+                                   drop_whitespace=True)).replace("\u00a0", " ") or text
+
+
+STAMP = len("[00:00:00] ")  # what Formatter puts before each log line
+WARNING_STAMP = len("[00:00:00] warning: ")
+
+
+def items_folded(head: str, items: list, width: int = WIDTH - STAMP, indent: str = "    ") -> str:
+    """`head` then the items two spaces apart, continued indented where a line would pass `width`
+    columns; an item (`val/acc 0.9214`) is never cut in two."""
+    import textwrap
+
+    glued = [str(item).replace(" ", "\u00a0") for item in items]  # textwrap breaks at ASCII spaces only
+    text = (head.replace(" ", "\u00a0") if len(head) <= width else head) + " " + "  ".join(glued)
+    lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines).replace("\u00a0", " ")
+
+
+def shell_lines(words: list, indent: str = "  ", width: int = WIDTH) -> str:
+    """A command as the shell reads it, continued with ` \\` where a line would pass `width` columns."""
+    lines, line = [], indent
+    for word in words:
+        if line.strip() and len(line) + 1 + len(word) + 2 > width:
+            lines.append(line + " \\")
+            line = indent + "    "
+        line += ("" if not line.strip() else " ") + word
+    return "\n".join(lines + [line])
 
 
 def duration(seconds: float, unit: str | None = None) -> str:

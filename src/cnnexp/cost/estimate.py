@@ -13,7 +13,12 @@ again when the key changes. Where there is no calibration yet, `line` says so, a
 training run (or `python -m cnnexp.shapes calibrate=true`) measures it.
 
 An epoch is its training batches and the validations that fall in it; the run is its epochs and
-the test. Process start-up (imports, composition, data) is not in the estimate: a few seconds.
+the test. Each also pays a fixed cost the MACs do not see — Lightning's loop per step, the epoch's
+end (checkpoints, loggers, its line), a validation's and the test's start, a run's set-up and
+pictures — which dominates tiny epochs (a UCR set of one batch: ~0.0 s of MACs, ~1.5 s an epoch
+on 2 busy cores): OVERHEAD, measured on this project's 2-core CPU. The calibration measured 2-D
+networks only: a 1-D or 3-D network's estimate is said to be rough, without the ±30 %. Process
+start-up (imports, composition, data) is not in the estimate: a few seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from cnnexp.core.files import write_atomic
 from cnnexp.arithmetic.geometry import total_macs, total_params
 
 CACHE_NAME = "calibration.json"
+# seconds each loop pays beyond its batches' MACs (2-core CPU, quiet; a busy machine: more — busy_note)
+OVERHEAD = {"step": 0.004, "epoch": 0.6, "validation": 0.2, "test": 0.6, "run": 2.0}
+CALIBRATED_DIMS = 2  # the calibration's probes are 2-D networks (C×H×W inputs)
 MEASURE_HINT = "python -m cnnexp.shapes calibrate=true"
 
 
@@ -185,6 +193,12 @@ class Estimate:
     mode: str
     tested: bool
     done: int = 0  # epochs trained before a resume: not in `epochs` nor `total_s`
+    rough: bool = False  # a 1-D or 3-D network: the calibration measured none
+
+
+def is_rough(layers) -> bool:
+    """A network of other than 2-D inputs (C×L, C×D×H×W): rates measured on 2-D ones, roughly."""
+    return len(layers[0].in_shape) != CALIBRATED_DIMS + 1
 
 
 def estimate(settings, calibration: Optional[Dict[str, Any]], done: int = 0) -> Optional[Estimate]:
@@ -201,12 +215,15 @@ def estimate(settings, calibration: Optional[Dict[str, Any]], done: int = 0) -> 
     layers = settings.model.layers
     macs, values, params = total_macs(layers), values_per_image(layers), total_params(layers)
     w = work(settings)
-    train = w.train_batches * batch_seconds(rates["train"], macs, values, params, w.batch)
-    validation = w.validations * w.val_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
-    test = w.test_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
-    epoch = train + validation
+    train = w.train_batches * (batch_seconds(rates["train"], macs, values, params, w.batch) + OVERHEAD["step"])
+    validation = w.validations * (w.val_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch)
+                                  + (OVERHEAD["validation"] if w.val_batches else 0.0))
+    test = w.test_batches * batch_seconds(rates["eval"], macs, values, 0, w.eval_batch) \
+        + (OVERHEAD["test"] if w.test_batches else 0.0)
+    epoch = train + validation + OVERHEAD["epoch"]
     left = max(w.epochs - done, 0)
-    return Estimate(epoch, left * epoch + test, left, device, mode, w.test_batches > 0, min(done, w.epochs))
+    return Estimate(epoch, left * epoch + test + OVERHEAD["run"], left, device, mode, w.test_batches > 0,
+                    min(done, w.epochs), is_rough(layers))
 
 
 def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = True, done: int = 0) -> str:
@@ -224,9 +241,17 @@ def line(settings, calibration: Optional[Dict[str, Any]] = None, read: bool = Tr
     epochs += " and the test" if e.tested else ""
     done = f"{e.done} trained before this resume; " if e.done else ""
     text = (f"cost: ~{duration(e.epoch_s)} per epoch, ~{duration(e.total_s)} for {epochs} "
-            f"({done}{e.device}, {e.mode}; estimated from the MACs and this machine's calibration, ±30 %)"
+            f"({done}{e.device}, {e.mode}; {how_sure(e.rough)})"
             + busy_note(calibration))
     return folded(text, "  ", WIDTH - len("[00:00:00] "))  # a log line's time stamp comes before it
+
+
+def how_sure(rough: bool) -> str:
+    """What an estimate rests on, and how far to trust it."""
+    if rough:
+        return ("rough: the calibration measured 2-D networks, not this one's 1-D or 3-D layers; "
+                "its MACs and fixed per-epoch costs only")
+    return "from the MACs, the fixed per-epoch costs and this machine's calibration, ±30 %"
 
 
 def busy_note(calibration: Dict[str, Any], load: Optional[float] = None, cores: Optional[int] = None) -> str:

@@ -118,6 +118,13 @@ def by_file(patch: str) -> Dict[str, str]:
     return {part.split(" b/", 1)[0]: part for part in parts}
 
 
+def hunks(change: str) -> List[str]:
+    """A file's change without git's header lines (`diff --git`, index, ---/+++): its @@ hunks."""
+    lines = change.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("@@")), len(lines))
+    return lines[start:]
+
+
 def patch_diff(a: Dict[str, Any], b: Dict[str, Any], lines: int = 30) -> List[str]:
     """How two runs' uncommitted changes differ: the files whose change differs, then a diff of
     those files' changes, at most `lines` lines; empty where the patches are the same."""
@@ -125,8 +132,14 @@ def patch_diff(a: Dict[str, Any], b: Dict[str, Any], lines: int = 30) -> List[st
     files = [f for f in sorted({*one, *other}) if one.get(f) != other.get(f)]
     if not files:
         return []
-    found = [line for f in files for line in difflib.unified_diff(
-        one.get(f, "").splitlines(), other.get(f, "").splitlines(), f"A: {f}", f"B: {f}", lineterm="", n=1)]
+    found = []
+    for f in files:
+        a_hunks, b_hunks = hunks(one.get(f, "")), hunks(other.get(f, ""))
+        if not a_hunks or not b_hunks:  # one side left the file as committed: the other's change itself
+            found += [f"{'B' if b_hunks else 'A'} alone changes {f}:", *(b_hunks or a_hunks)]
+        else:  # both changed it: how their changes differ (a diff of the two hunks, headers left out)
+            found += list(difflib.unified_diff(a_hunks, b_hunks, f"A's change to {f}", f"B's change to {f}",
+                                               lineterm="", n=1))
     head = [f"files: {', '.join(files[:8])}" + (f" and {len(files) - 8} more" if len(files) > 8 else "")]
     return head + found[:lines] + ([f"… {len(found) - lines} more lines: diff the two code.patch files"]
                                    if len(found) > lines else [])

@@ -34,11 +34,12 @@ from omegaconf import DictConfig
 
 from cnnexp.config.compose import own_arguments
 from cnnexp.core import stopping
+from cnnexp.core.console import WARNING_STAMP, WIDTH, folded
 from cnnexp.core.locks import WorkerLock, one_at_a_time
 from cnnexp.records.folder import RESULTS, RESUMABLE, RunRecord, read_results, write_results
 from cnnexp.search.options import SearchOptions, param_lines
 from cnnexp.search.space import as_override, grid_points, point_key, search_space
-from cnnexp.search.study import STUDY_RECORD, create_study, named_storage, objective, sampler
+from cnnexp.search.study import create_study, named_storage, objective, sampler, study_where
 from cnnexp.search.objectives import PLAN_COSTS, decide, values_of
 from cnnexp.search.trials import checked, skipped, stored, tell
 
@@ -103,9 +104,10 @@ class Search:
             self.slots.close()
             return
         if self.options.several and self.options.pruner != "none":
-            log.warning("hydra.sweeper.pruner=%s: Optuna prunes no multi-objective study (optuna#3450), so every "
-                        "trial trains to its end and the front is drawn from all of them; to stop early, shorten "
-                        "trainer.max_epochs", self.options.pruner)
+            log.warning("%s", folded(f"hydra.sweeper.pruner={self.options.pruner}: Optuna prunes no "
+                                     "multi-objective study (optuna#3450), so every trial trains to its end and "
+                                     "the front is drawn from all of them; to stop early, shorten "
+                                     "trainer.max_epochs", "  ", WIDTH - WARNING_STAMP))
         heartbeat = Heartbeat(study._storage, self.options.heartbeat_s)
         heartbeat.watch = lambda: self.find_lost(study, heartbeat.trial_ids)
         self.keep_slots_full(study, budget, heartbeat)
@@ -137,8 +139,8 @@ class Search:
         # job numbers go on after the trials trained before ([4/5], job3.log), as a grid's resumed jobs keep theirs
         self.job_idx = sum(1 for t in earlier if t.state.is_finished() and not skipped(t))
         if earlier:
-            log.info("study %s: %d trials trained or training, %d rejected, before this worker",
-                     self.sweep_dir / STUDY_RECORD, sum(1 for t in earlier if not skipped(t)),
+            log.info("study %s:\n    %d trials trained or training, %d rejected, before this worker",
+                     study_where(self.sweep_dir), sum(1 for t in earlier if not skipped(t)),
                      sum(1 for t in earlier if skipped(t)))
             if self.options.seed is not None:  # a seeded sampler would replay the first worker's draws
                 study.sampler = sampler(self.options, self.space, offset=len(study.trials))
@@ -321,8 +323,8 @@ class Search:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         RunRecord(run_dir, overrides).refuse(problem, rejected=True, trial=trial.number)
-        log.warning("%s: rejected before training, not counted among the trials (study trial #%d): %s",
-                    run_dir.name, trial.number, problem)
+        log.warning("%s", folded(f"{run_dir.name}: rejected before training, not counted among the trials "
+                                 f"(study trial #{trial.number}): {problem}", "  ", WIDTH - WARNING_STAMP))
         trial.set_user_attr("rejected", True)
         trial.set_user_attr("reason", problem)
         tell(study, trial, state=TrialState.FAIL)

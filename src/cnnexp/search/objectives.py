@@ -44,6 +44,11 @@ def check_names(objectives: Any) -> None:
     if objectives and len(objectives) < 2:
         raise SettingsError(KEY, list(objectives), "two or more objectives (one metric alone: leave objectives "
                                                    "out, the search optimises the runs' checkpoint metric)")
+    if objectives and all(o in PLAN_COSTS for o in objectives):  # nothing a trial's training would tell
+        raise SettingsError(KEY, list(objectives), "these costs come from the shape plan, known without training, "
+                            "so a search over them alone would train every trial for nothing; name one metric "
+                            "the runs measure too, e.g. [val/acc,macs] (python -m cnnexp.shapes gives a setting's "
+                            "costs without training)")
 
 
 def decide(objectives: Sequence[str], task: str, monitor: str, direction: str = "auto") -> List[Dict[str, str]]:

@@ -13,6 +13,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from cnnexp.config.compose import as_typed
+from cnnexp.core.console import folded, shell_lines
 from cnnexp.core.errors import printable
 from cnnexp.core.figures import pyplot
 from cnnexp.records.folder import read_results
@@ -24,6 +26,20 @@ log = logging.getLogger("cnnexp")
 
 REPLICATE_KEYS = ("seed",)  # a searched seed: its trials are replicates of one setting
 LOG_SCALE = ("macs", "params")
+RANKED_FROM = 10  # trained trials below which parameter importances are noise (a setting's share by chance)
+
+
+def trained_count(study) -> int:
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
+               and "duplicate_of" not in t.user_attrs)
+
+
+def few_trials_note(study) -> str:
+    """` (5 trials: too few to rank settings, < 10)` for a figure's title; "" from RANKED_FROM on."""
+    n = trained_count(study)
+    return f"\n({n} trained trials: too few to rank settings, < {RANKED_FROM})" if n < RANKED_FROM else ""
 
 
 def objectives_of(study) -> List[Dict[str, str]]:
@@ -93,9 +109,11 @@ def print_front(sweep_dir: Path, study, trials, interval: Optional[Callable] = N
     replicated = any(len(e["values"]) > 1 for e in entries)
     what = " and ".join(f"{o['name']} ({'max' if o['direction'] == 'maximize' else 'min'})" for o in objectives)
     over = "settings (means over their seeds)" if replicated else "trained trials"
-    print(f"\npareto front of {printable(what)}: {len(kept)} of {len(entries)} {over} are non-dominated; "
-          "best trade-off first (nearest the ideal point — each objective's best on the front — with each "
-          "objective scaled by its spread over the front):")
+    print("\n" + folded(f"pareto front of {printable(what)}: {len(kept)} of {len(entries)} {over} are "
+                        "non-dominated", "  "))
+    print(folded("best trade-off first — the one to rerun — by distance to the ideal point (each objective's "
+                 "best on the front, scaled by its spread over it); ties: by the first objective, then the "
+                 "earlier trial:", "  "))
     for rank, i in enumerate(kept, 1):
         e = entries[i]
         cells = []
@@ -107,8 +125,9 @@ def print_front(sweep_dir: Path, study, trials, interval: Optional[Callable] = N
                           if stat is not None and stat.low is not None and stat.high != stat.low else ""))
         runs = e["runs"]
         where = "" if runs == [e["name"]] else f" ({runs[0]})" if len(runs) == 1 else f" ({len(runs)} runs)"
-        print(f"  {rank}. {printable(e['name'])}{printable(where)}: " + printable(", ".join(cells)))
-        print("     python -m cnnexp.train " + printable(" ".join(shlex.quote(o) for o in e["overrides"])))
+        print(folded(f"  {rank}. {printable(e['name'])}{printable(where)}: " + printable(", ".join(cells)), "   "))
+        print(shell_lines(["python", "-m", "cnnexp.train", *(printable(shlex.quote(o)) for o in as_typed(e["overrides"]))],
+                          "     "))
     return [entries[i] for i in kept]
 
 
@@ -229,7 +248,7 @@ def importance_figure(study, objectives: Sequence[Dict[str, str]]):
                 label=name)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(params))], params)
     ax.set_xlabel("importance to the objective's good end (each objective's sum to 1)")
-    ax.set_title("which settings moved which objective", fontsize=11)
+    ax.set_title("which settings moved which objective" + few_trials_note(study), fontsize=11)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     return fig

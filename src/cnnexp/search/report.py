@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+from cnnexp.core.console import folded
 from cnnexp.core.figures import pyplot, save_png
 from cnnexp.search import pareto
-from cnnexp.search.options import STORAGES
-from cnnexp.search.study import STUDY_RECORD, load_study, study_file, study_record
+from cnnexp.search.study import load_study, study_where
 from cnnexp.search.trials import skipped
 
 log = logging.getLogger("cnnexp")
@@ -30,14 +30,18 @@ def report(sweep_dir: Path, write: bool = True, study=None, interval: Optional[C
 
     study = load_study(sweep_dir) if study is None else study
     trials = study.get_trials(deepcopy=False)
-    storage = study_record(sweep_dir)["storage"]
-    where = study_file(sweep_dir, storage) if storage in STORAGES else Path(sweep_dir) / STUDY_RECORD
+    where = study_where(sweep_dir)
     several = len(study.directions) > 1
     if several:
         pareto.print_front(sweep_dir, study, trials, interval)
-    print(f"\nsearch: {', '.join(f'{n} {what}' for what, n in counts(trials).items())}; study {where}")
+    print("\n" + folded(f"search: {', '.join(f'{n} {what}' for what, n in counts(trials).items())}; study {where}",
+                        "  "))
     if not any(t.state == TrialState.COMPLETE for t in trials) or not write:
         return
+    trained = pareto.trained_count(study)
+    if trained < pareto.RANKED_FROM:
+        print(folded(f"search_importance.png: {trained} trained trials are too few to rank settings by importance "
+                     f"(< {pareto.RANKED_FROM}); read it as a sketch", "  "))
     drawn = pareto.figures(sweep_dir, study, trials) if several else figures(study, trials)
     with Events(Path(sweep_dir) / SWEEP_RUN) as writer:  # the sweep's own run
         for name, figure in drawn.items():
@@ -79,6 +83,7 @@ def figures(study, trials) -> dict:
         if sum(1 for t in trials if t.state == TrialState.COMPLETE) >= 2:
             try:
                 drawn["importance"] = plots.plot_param_importances(study, target_name=monitor).figure
+                drawn["importance"].axes[0].set_title("hyperparameter importances" + pareto.few_trials_note(study))
             except (ValueError, RuntimeError) as e:  # e.g. no parameter varied among finished trials
                 log.info("no parameter importances: %s", e)
     return drawn

@@ -158,6 +158,15 @@ def study_file(sweep_dir: Path, storage: str) -> Path:
     return Path(sweep_dir) / (STUDY_FILE if storage == "sqlite" else JOURNAL_FILE)
 
 
+def study_where(sweep_dir: Path) -> Path:
+    """Where a search's study is, as its start and its end both name it: SWEEP/study.db (or
+    study.journal); a database elsewhere: study.json, which names it (its URL may hold a password)."""
+    from cnnexp.search.options import STORAGES
+
+    storage = (study_record(sweep_dir) or {}).get("storage", "sqlite")
+    return study_file(sweep_dir, storage) if storage in STORAGES else Path(sweep_dir) / STUDY_RECORD
+
+
 def open_storage(sweep_dir: Path, storage: str, read_only: bool = False):
     """The Optuna storage `storage` names (sqlite, journal: the folder's file; else a URL) — whether
     it may be opened is load_study's question. `read_only`: nothing a reader does can change it."""

@@ -44,7 +44,17 @@ def _seconds(overrides: List[str], calibration, done: int = 0) -> Optional[float
         return 0.0
     except Exception:  # an estimate never stops a sweep
         return None
+    if estimate is not None and estimate.rough:
+        _rough.add(tuple(overrides))
     return None if estimate is None else estimate.total_s
+
+
+_rough: set = set()  # jobs whose network the calibration did not measure (1-D, 3-D): their estimates are rough
+
+
+def _sure(jobs) -> str:
+    """`±30 %`, or that the estimate is rough (a 1-D or 3-D network among the jobs)."""
+    return "rough: 1-D/3-D networks were not calibrated" if any(tuple(j) in _rough for j in jobs) else "±30 %"
 
 
 def _sample(items: list, n: int) -> list:
@@ -107,15 +117,16 @@ def announce(config: DictConfig, jobs: int) -> None:
 def _search_total(config: DictConfig, calibration, jobs: int, busy: str) -> Optional[List[float]]:
     """Logs n_trials × the mean over settings drawn from the space; each trial's estimate, or None."""
     left_word = " left" if OmegaConf.select(config, "resume", default=None) else ""
-    seconds = [_seconds(o, calibration) for o in search_samples(config)]
+    drawn = search_samples(config)
+    seconds = [_seconds(o, calibration) for o in drawn]
     trained = [s for s in seconds if s]  # settings the shape check rejects cost nothing
     if not trained:
         return None
     mean = statistics.mean(trained)
     _say("search: ~%s for %d trial%s%s (n_trials × the mean of %d settings drawn from its space; "
-         "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; ±30 %%)%s",
+         "%s if all were the cheapest, %s if all the costliest; pruned trials end sooner; %s)%s",
          duration(jobs * mean), jobs, "" if jobs == 1 else "s", left_word, len(trained),
-         duration(jobs * min(trained)), duration(jobs * max(trained)), busy)
+         duration(jobs * min(trained)), duration(jobs * max(trained)), _sure(drawn), busy)
     return [mean] * jobs
 
 
@@ -140,9 +151,9 @@ def _grid_total(config: DictConfig, calibration, busy: str) -> Optional[List[flo
         log.info("sweep: %d run%s — all ended ok before (skipped): nothing left to run", len(every),
                  "" if len(every) == 1 else "s")
     else:
-        _say("sweep: %d run%s%s ~%s %s on this machine (one after another%s; ±30 %%)%s",
+        _say("sweep: %d run%s%s ~%s %s on this machine (one after another%s; %s)%s",
              len(every), "" if len(every) == 1 else "s", left or ",", duration(sum(seconds) * scale),
-             "for what is left" if left else "in all", sampled, busy)
+             "for what is left" if left else "in all", sampled, _sure(o for o, _ in chosen), busy)
     return per_job
 
 

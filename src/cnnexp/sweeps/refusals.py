@@ -18,6 +18,7 @@ from cnnexp.core.errors import UserError
 
 log = logging.getLogger("cnnexp")
 
+SAID_WHOLE = 8  # a grid refused whole: its first settings' reasons in full, every other one named
 MAX_CHECKED = 512  # jobs checked before launch (~0.1 s each); a larger grid's others are checked as they start
 
 _loaded: Dict[Tuple[str, ...], object] = {}  # a job's overrides → its Settings, or the UserError that refused it
@@ -59,9 +60,14 @@ def refuse_before_launch(config: DictConfig, jobs: int) -> Optional[str]:
     if not refused:
         return None
     if len(refused) == jobs or OmegaConf.select(config, "sweep_options.fail_fast", default=False) is True:
-        name, why = next(iter(refused.items()))
-        every = "every setting of this grid" if len(refused) == jobs else "a setting (sweep_options.fail_fast=true)"
-        return f"{every} is refused before launch — {name}: {why}"
+        if len(refused) < jobs:  # fail_fast: the first refusal stops the sweep
+            name, why = next(iter(refused.items()))
+            return f"a setting (sweep_options.fail_fast=true) is refused before launch — {name}: {why}"
+        said = list(refused.items())
+        rest = [name for name, _ in said[SAID_WHOLE:]]
+        return ("every setting of this grid is refused before launch — "
+                + "; ".join(f"{name}: {why}" for name, why in said[:SAID_WHOLE])
+                + (f"; and {', '.join(rest)} (each: python -m cnnexp.shapes with its settings says why)" if rest else ""))
     log.warning("%d of %d settings refused before launch (they cannot work; the rest run):",
                 len(refused), jobs)
     for name, why in refused.items():

@@ -27,7 +27,7 @@ from cnnexp.sweeps.hparams_experiment import log_to_tensorboard
 from cnnexp.sweeps.plots import plot
 from cnnexp.sweeps.replicates import is_replicated
 from cnnexp.sweeps.stats import interval
-from cnnexp.sweeps.tables import (fit_terminal, group_columns, group_table, print_best, print_contrast, printable,
+from cnnexp.sweeps.tables import (CLIPPED, fit_terminal, group_columns, group_table, print_best, print_contrast, printable,
                                   reason, run_table, write_csv)
 from cnnexp.tracking.events import SWEEP_RUN
 
@@ -57,7 +57,8 @@ def write_summary(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, 
     study = load_study(sweep_dir) if is_search_folder(sweep_dir) else None  # read-only; refused before any write
     replicate_keys = recorded_replicate_keys(sweep_dir) if replicate_keys is None else replicate_keys
     rows = collect(sweep_dir)
-    tables = print_tables(rows, replicate_keys)
+    several = study is not None and len(study.directions) > 1  # the front, printed below, is the answer
+    tables = print_tables(rows, replicate_keys, several)
     print_code_versions(sweep_dir, rows)
     unsaved = None
     earlier = sorted((sweep_dir / SWEEP_RUN).glob("events.out.tfevents.*")) if write else []
@@ -121,20 +122,22 @@ def in_the_way(sweep_dir: Path) -> None:
         raise FileExistsError(errno.EEXIST, "a link, where a setting's TensorBoard session goes", str(session))
 
 
-def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]:
+def print_tables(rows: List[Dict], replicate_keys: Sequence[str], several: bool = False) -> List[Tuple]:
     """Print the run (or setting) table, the contrast, the note on extended runs and the best;
-    returns what the CSVs hold: (path of a sweep folder's file, header, plain rows) each."""
+    returns what the CSVs hold: (path of a sweep folder's file, header, plain rows) each. `several`
+    objectives: no best and no contrast by one metric — the Pareto front that follows is the answer."""
     header, friendly, plain = run_table(rows)
     tables = [(summary_runs_path, header, plain)]
     replicated = is_replicated(rows, replicate_keys)
     if replicated:
         g_header, g_friendly, g_plain = group_table(rows, replicate_keys)
         print(fit_terminal(g_header, g_friendly, "settings"))
-        clipped = " (an end past what the metric can be, an accuracy above 1 or a loss below 0, is clipped to it)" \
-            if any("(clipped)" in c for row in g_friendly for c in row) else ""
+        clipped = f" (an end marked {CLIPPED} was past what the metric can be, an accuracy above 1 or a loss below 0, " \
+            "and is clipped to it)" if any(c.endswith(CLIPPED) or f"{CLIPPED}–" in c for row in g_friendly for c in row) else ""
         print("\n" + folded(f"(mean ± sd over {', '.join(replicate_keys)}; 95%: the mean's Student-t interval"
                             f"{clipped}; every statistic in summary.csv, each run in summary_runs.csv)", " "))
-        print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
+        if not several:
+            print_contrast(rows, replicate_keys, [row[0] for row in g_plain])
         tables.append((summary_path, group_columns(rows), g_plain))
     else:
         print(fit_terminal(header, friendly, "runs"))
@@ -144,7 +147,8 @@ def print_tables(rows: List[Dict], replicate_keys: Sequence[str]) -> List[Tuple]
         print("\n" + folded("note: extended by a resume after the sweep: " + printable("; ".join(
             f"{r['run']} ({first_launch(r).get('epochs')} → {r.get('epochs')} epochs)" for r in extended))
             + " — ranked with the others as it is now", "  "))
-    print_best(rows, replicate_keys if replicated else ())
+    if not several:
+        print_best(rows, replicate_keys if replicated else ())
     return tables
 
 
@@ -159,8 +163,9 @@ def finish_sweep(sweep_dir: Path, replicate_keys: Sequence[str] | None = None, w
         rows, unsaved = e.rows, e
     counts = Counter(shown_status(r) for r in rows)
     written = ", ".join(n for n in (SUMMARY, SUMMARY_PLOT) if (Path(sweep_dir) / n).is_file())  # a seed-only grid draws none
-    print(f"\nsweep folder: {sweep_dir} ({written or 'no summary files'}) — "
-          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")))
+    print("\n" + folded(f"sweep folder: {sweep_dir} ({written or 'no summary files'}) — "
+                        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda c: c[0] != "ok")),
+                        "  "))
     not_ok = [r for r in rows if went_wrong(r)]
     if not_ok:
         kinds = " or ".join(sorted({shown_status(r) for r in not_ok})).replace("refused", "refused before launch")
