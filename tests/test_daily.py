@@ -104,6 +104,36 @@ def test_wandb_mode_is_checked():
     assert _refused("logger=wandb", "logger.wandb.mode=sometimes").startswith("logger.wandb.mode")
 
 
+def test_wandb_online_without_a_key_is_one_line_before_any_folder_for_a_run_and_a_grid(tmp_path, calibrated):
+    """hostile2 W2: WANDB_MODE=online with no API key was a traceback and a failed run folder."""
+    pytest.importorskip("wandb")
+    no_key = {"WANDB_MODE": "online", "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")}
+    for grid in ([], ["-m", "seed=1,2"]):
+        proc = cli("train", *grid, "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=no_key)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].endswith(
+            "logger.wandb.mode='online' is not valid: online needs a W&B API key (set WANDB_API_KEY, or run "
+            "`wandb login`); or logger.wandb.mode=offline, and `wandb sync` later")
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_with_wandb_not_installed_is_refused_before_launch(tmp_path, calibrated):
+    """hostile2 W1c: the grid launched, and each run failed on it. W&B hidden from this process only."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib.machinery as m\n_find = m.PathFinder.find_spec.__func__\n"
+        "m.PathFinder.find_spec = classmethod(lambda cls, name, path=None, target=None: None if "
+        "name.partition('.')[0] == 'wandb' else _find(cls, name, path, target))\n")
+    import os
+
+    hidden = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = cli("train", "-m", "seed=1,2", "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=hidden)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == ("cnnexp: error: every setting of this grid is refused before "
+                                                    "launch — seed=1: logger='wandb' is not valid: W&B is not "
+                                                    "installed: pip install 'cnnexp[wandb]'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_system_metrics_are_in_the_quick_runs_tensorboard(quick_run):
     """Each epoch's end samples them (the default every 10 s adds more on a long epoch)."""
     run, _ = quick_run
