@@ -72,6 +72,14 @@ def test_an_own_network_is_checked_by_a_dry_forward():
     from cnnexp.config.own_network import build
 
     assert total_params(s.model.layers) == sum(p.numel() for p in build(s.model).parameters())
+    import dataclasses
+
+    from cnnexp.config.own_network import as_typed
+    from cnnexp.tracking.hparams import flat_hparams
+
+    shown = flat_hparams(as_typed(dataclasses.asdict(s)))  # newcomer 7: HParams told own networks apart by nothing
+    assert shown["model._target_"] == "tests.own_nets.TinyNet" and shown["model.width"] == 4
+    assert shown["data.name"] == "mnist"
 
 
 def test_a_lightning_module_is_taken_as_the_network():
@@ -142,6 +150,23 @@ def test_system_metrics_are_in_the_quick_runs_tensorboard(quick_run):
     assert all(v > 0 for v in found["system/process_memory_mb"]) and len(found["system/cpu_percent"]) >= 2
 
 
+def _session_hparams(run: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(run), size_guidance={"images": 0})
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {k: v.string_value or v.number_value for k, v in info.hparams.items()}
+
+
+def test_the_quick_runs_hparams_name_its_data(quick_run):
+    """newcomer 7: runs of different data under one --logdir could not be told apart in HParams."""
+    run, _ = quick_run
+    assert _session_hparams(run)["data.name"] == "mnist"
+
+
 # ------------------------------------------------------------------ trainings
 @pytest.mark.slow
 def test_early_stopping_stops_is_recorded_and_resumes(tmp_path, calibrated):
@@ -175,6 +200,8 @@ def test_an_own_network_trains_shows_and_exports_with_parity(tmp_path, calibrate
     assert "features.0  Conv2d" in (run / "shapes.txt").read_text()
     assert json.loads((run / "results.json").read_text())["status"] == "ok"
     assert _scalars(run, "epoch/val_acc") and _scalars(run, "system/cpu_percent")
+    hparams = _session_hparams(run)
+    assert hparams["model.width"] == 4 and hparams["model._target_"] == "tests.own_nets.TinyNet", hparams
     proc = cli("export", f"run={run}", "images=200")
     assert proc.returncode == 0 and "0 of 200 predictions differ" in proc.stdout + proc.stderr, proc.stderr[-3000:]
 
