@@ -160,3 +160,25 @@ def test_a_resume_costs_the_epochs_left(quick_run, tmp_path, calibrated, monkeyp
     assert re.search(r"cost: ~\S+ \S+ per epoch, ~\S+ \S+ for the 1 epoch left of 3 and the test "
                      r"\(2 trained before this resume; ", " ".join((proc.stdout + proc.stderr).split())), \
         proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("bad", ["strings", "negative", "nan", "devices a list", "a pipe", "huge"])
+def test_a_bad_calibration_cache_is_ignored_with_a_note_never_a_crash_or_a_hang(tmp_path, bad, caplog):
+    """hostile2 B5–B10: the cache is a file the product reads, read as a record is: a pipe hung
+    `shapes`, string rates ended in MemoryError, negative or NaN ones printed negative estimates."""
+    import os
+
+    from cnnexp.cost import estimate as cost
+
+    path = tmp_path / "calibration.json"
+    rates = {"per_batch": 0.01, "per_mac": 1e-10, "per_value": 1e-9}
+    value = {"strings": "x" * 9, "negative": -1.0, "nan": float("nan")}.get(bad, 1e-10)
+    devices = [1] if bad == "devices a list" else {"cpu": {"fp32-cl": {"train": {**rates, "per_mac": value},
+                                                                      "eval": rates}}}
+    if bad == "a pipe":
+        os.mkfifo(path)
+    else:
+        path.write_text(json.dumps({"key": cost.machine_key(), "busy": False, "devices": devices})
+                        + (" " * cost.CACHE_LIMIT if bad == "huge" else ""))
+    assert cost.read_calibration(path) is None
+    assert f"{path}: ignored (" in caplog.text and "calibrate=true" in caplog.text

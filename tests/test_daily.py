@@ -72,6 +72,14 @@ def test_an_own_network_is_checked_by_a_dry_forward():
     from cnnexp.config.own_network import build
 
     assert total_params(s.model.layers) == sum(p.numel() for p in build(s.model).parameters())
+    import dataclasses
+
+    from cnnexp.config.own_network import as_typed
+    from cnnexp.tracking.hparams import flat_hparams
+
+    shown = flat_hparams(as_typed(dataclasses.asdict(s)))  # newcomer 7: HParams told own networks apart by nothing
+    assert shown["model._target_"] == "tests.own_nets.TinyNet" and shown["model.width"] == 4
+    assert shown["data.name"] == "mnist"
 
 
 def test_a_lightning_module_is_taken_as_the_network():
@@ -104,12 +112,59 @@ def test_wandb_mode_is_checked():
     assert _refused("logger=wandb", "logger.wandb.mode=sometimes").startswith("logger.wandb.mode")
 
 
+def test_wandb_online_without_a_key_is_one_line_before_any_folder_for_a_run_and_a_grid(tmp_path, calibrated):
+    """hostile2 W2: WANDB_MODE=online with no API key was a traceback and a failed run folder."""
+    pytest.importorskip("wandb")
+    no_key = {"WANDB_MODE": "online", "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")}
+    for grid in ([], ["-m", "seed=1,2"]):
+        proc = cli("train", *grid, "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=no_key)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].endswith(
+            "logger.wandb.mode='online' is not valid: online needs a W&B API key (set WANDB_API_KEY, or run "
+            "`wandb login`); or logger.wandb.mode=offline, and `wandb sync` later")
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_with_wandb_not_installed_is_refused_before_launch(tmp_path, calibrated):
+    """hostile2 W1c: the grid launched, and each run failed on it. W&B hidden from this process only."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib.machinery as m\n_find = m.PathFinder.find_spec.__func__\n"
+        "m.PathFinder.find_spec = classmethod(lambda cls, name, path=None, target=None: None if "
+        "name.partition('.')[0] == 'wandb' else _find(cls, name, path, target))\n")
+    import os
+
+    hidden = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = cli("train", "-m", "seed=1,2", "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=hidden)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == ("cnnexp: error: every setting of this grid is refused before "
+                                                    "launch — seed=1: logger='wandb' is not valid: W&B is not "
+                                                    "installed: pip install 'cnnexp[wandb]'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_system_metrics_are_in_the_quick_runs_tensorboard(quick_run):
     """Each epoch's end samples them (the default every 10 s adds more on a long epoch)."""
     run, _ = quick_run
     found = _scalars(run, "system/")
     assert {"system/cpu_percent", "system/process_memory_mb"} <= set(found)
     assert all(v > 0 for v in found["system/process_memory_mb"]) and len(found["system/cpu_percent"]) >= 2
+
+
+def _session_hparams(run: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(run), size_guidance={"images": 0})
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {k: v.string_value or v.number_value for k, v in info.hparams.items()}
+
+
+def test_the_quick_runs_hparams_name_its_data(quick_run):
+    """newcomer 7: runs of different data under one --logdir could not be told apart in HParams."""
+    run, _ = quick_run
+    assert _session_hparams(run)["data.name"] == "mnist"
 
 
 # ------------------------------------------------------------------ trainings
@@ -145,6 +200,8 @@ def test_an_own_network_trains_shows_and_exports_with_parity(tmp_path, calibrate
     assert "features.0  Conv2d" in (run / "shapes.txt").read_text()
     assert json.loads((run / "results.json").read_text())["status"] == "ok"
     assert _scalars(run, "epoch/val_acc") and _scalars(run, "system/cpu_percent")
+    hparams = _session_hparams(run)
+    assert hparams["model.width"] == 4 and hparams["model._target_"] == "tests.own_nets.TinyNet", hparams
     proc = cli("export", f"run={run}", "images=200")  # a folder's word imports no class: the user names it
     assert proc.returncode == 2 and "add model._target_=tests.own_nets.TinyNet" in proc.stderr, proc.stderr[-3000:]
     proc = cli("export", f"run={run}", "images=200", OWN[1])

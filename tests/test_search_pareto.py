@@ -188,12 +188,39 @@ def test_a_resume_keeps_the_study_objectives(tmp_path):
     two = decide(["val/acc", "macs"], "classification", "val/acc")
     study = create_study(tmp_path, SearchOptions(objectives=["val/acc", "macs"]), {}, two)
     study.set_user_attr("objectives", two)
-    with pytest.raises(StudyRefused, match="optimises val/acc, macs, not val/acc, params as asked"):
+    with pytest.raises(StudyRefused, match=r"optimises val/acc \(max\), macs \(min\), not val/acc \(max\), params \(min\) as this launch"):
         create_study(tmp_path, SearchOptions(objectives=["val/acc", "params"]), {},
                      decide(["val/acc", "params"], "classification", "val/acc"))
-    with pytest.raises(StudyRefused, match="optimises val/acc, macs, not val/acc as asked; a resume keeps"):
+    with pytest.raises(StudyRefused, match=r"optimises val/acc \(max\), macs \(min\), not val/acc \(max\) as this launch's settings say; a resume keeps"):
         create_study(tmp_path, SearchOptions(), {}, [{"name": "val/acc", "direction": "maximize"}])
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"] and study.user_attrs["objectives"] == two
+
+
+@pytest.mark.parametrize("attr", ["swapped", "a string"])
+def test_a_handed_studys_objectives_attribute_never_relabels_its_own(tmp_path, attr, caplog):
+    """hostile2 MO1/MO2: an `objectives` attribute swapped against the study's directions and
+    metric names labelled the front `macs (max)`, `val/acc (min)` without a word; a string was
+    read letter by letter. The study's own names and directions win, and the mismatch is one line."""
+    import warnings
+
+    from cnnexp.search.objectives import study_objectives
+    from cnnexp.search.study import StudyRefused, create_study
+
+    two = decide(["val/acc", "macs"], "classification", "val/acc")
+    study = create_study(tmp_path, SearchOptions(objectives=["val/acc", "macs"]), {}, two)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.set_metric_names(["val/acc", "macs"])
+    study.set_user_attr("objectives", two[::-1] if attr == "swapped" else "garbage")
+    found, problem = study_objectives(study)
+    assert found == two
+    said = "macs (min), val/acc (max)" if attr == "swapped" else "'garbage'"
+    assert problem == (f"its study's recorded objectives ({said}) are not the study's own "
+                       "(val/acc (max), macs (min)); shown by the study's own")
+    create_study(tmp_path, SearchOptions(objectives=["val/acc", "macs"]), {}, two)  # its own: continued
+    assert f"{tmp_path}: {problem}" in caplog.text
+    with pytest.raises(StudyRefused, match=r"optimises val/acc \(max\), macs \(min\), not macs"):
+        create_study(tmp_path, SearchOptions(objectives=["macs", "val/acc"]), {}, two[::-1])
 
 
 def test_the_named_pareto_search_composes_and_passes_its_check():

@@ -120,9 +120,25 @@ def test_resuming_one_run_of_a_sweep_marks_its_summary_stale(grid, tmp_path, cal
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "the sweep's summary no longer matches this run; rebuild it: python -m cnnexp.summary" in proc.stdout
     assert (folder / ".summary-stale").read_text() == "kernel_size=3,stride=2\n"
+    checked = cli("check", str(folder))
+    assert f"{folder}/summary.csv: older than the run resumed since (kernel_size=3,stride=2)" in checked.stdout
     again = cli("summary", str(folder))
     assert again.returncode == 0, again.stderr[-2000:]
     assert not (folder / ".summary-stale").exists(), "the rebuilt summary clears the mark"
+    assert "older than" not in cli("check", str(folder)).stdout
+
+
+def test_check_says_a_sweeps_summary_is_older_than_its_resumed_runs(grid, tmp_path):
+    """hostile2 K0: the mark a run resumed on its own leaves was read by nothing; `check` said ok."""
+    from cnnexp.records.folder import mark_summary_stale
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid[0], folder, ignore=shutil.ignore_patterns("*.ckpt", "events.out.*"))
+    for name in ("kernel_size=3,stride=2", "kernel_size=5,stride=2"):
+        mark_summary_stale(folder, name)
+    proc = cli("check", str(folder))
+    assert (f"{folder}/summary.csv: older than the runs resumed since (kernel_size=3,stride=2, "
+            f"kernel_size=5,stride=2); python -m cnnexp.summary {folder} rebuilds it") in proc.stdout.splitlines()
 
 
 def test_tensorboard_server_lists_runs_by_name_with_hparams(grid):

@@ -274,6 +274,7 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
             first.read_bytes() != sweep_config_path(folder).read_bytes():
         findings.append(f"{folder}/{SWEEP_CONFIG}: differs from the first launch's ({FIRST_SWEEP_CONFIG}); "
                         f"the next {command('train', '-m', f'resume={folder}')} puts it back")
+    notes += _stale_summary(folder)
     for entry in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         if entry.is_symlink():
             findings.append(f"{entry}: a link (to {entry.resolve()}); a sweep's runs are folders of its own, "
@@ -283,6 +284,19 @@ def sweep_findings(folder: Path) -> Tuple[List[str], List[str]]:
             findings += f
             notes += n
     return findings, notes
+
+
+def _stale_summary(folder: Path) -> List[str]:
+    """The mark a run resumed on its own leaves (records/folder.py SUMMARY_STALE): the summary is
+    older than those runs' records — a note (nothing is broken; `summary` rebuilds it and clears it)."""
+    from cnnexp.records.folder import SUMMARY, stale_runs
+
+    names = stale_runs(folder)
+    if not names:
+        return []
+    shown = ", ".join(n[:80] for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return [f"{folder}/{SUMMARY}: older than the run{'s' if len(names) > 1 else ''} resumed since ({shown}); "
+            f"{command('summary', str(folder))} rebuilds it"]
 
 
 def _plain(folder: Path, path: Path) -> bool:

@@ -24,6 +24,7 @@ start-up (imports, composition, data) is not in the estimate: a few seconds.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
@@ -34,6 +35,8 @@ from typing import Any, Dict, List, Optional
 from cnnexp.core.console import WIDTH, duration, folded
 from cnnexp.core.files import write_atomic
 from cnnexp.arithmetic.geometry import total_macs, total_params
+
+log = logging.getLogger("cnnexp")
 
 CACHE_NAME = "calibration.json"
 # seconds each loop pays beyond its batches' MACs (2-core CPU, quiet; a busy machine: more — busy_note)
@@ -82,13 +85,59 @@ def machine_key() -> Dict[str, Any]:
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "accelerators": _accelerators(), "torch": torch_version}
 
 
+CACHE_LIMIT = 2**20  # bytes: a real cache is ~10 KB
+RATES = ("per_batch", "per_mac", "per_value")
+_noted: set = set()  # caches already said to be ignored (one note per process)
+
+
 def read_calibration(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
-    """This machine's calibration, or None: none yet, unreadable, or measured for another key."""
+    """This machine's calibration, or None: none yet, measured for another key, or not one a
+    calibration writes. The cache is a file the product reads, so it is read as a record is
+    (records/reading.py: a plain file, never a pipe that would hang the reader, size capped) and
+    its rates are checked (numbers ≥ 0, finite): a bad one is ignored with a one-line note, and
+    measured again, rather than crashing the settings check or printing negative estimates."""
+    from cnnexp.records.reading import RecordError, read_record_text
+
+    path = Path(path or cache_file())
     try:
-        data = json.loads((path or cache_file()).read_text())
-    except (OSError, ValueError):
+        text = read_record_text(path.parent, path, CACHE_LIMIT)
+        data = None if text is None else json.loads(text)
+    except RecordError as e:
+        return _ignored(path, str(e).removeprefix(f"{path}: "))
+    except ValueError:
+        return None  # not JSON (an interrupted write of an old version, random bytes): measured again
+    if not isinstance(data, dict) or data.get("key") != machine_key():
         return None
-    return data if isinstance(data, dict) and data.get("key") == machine_key() else None
+    wrong = _bad_rates(data.get("devices"))
+    return _ignored(path, wrong) if wrong else data
+
+
+def _bad_rates(devices: Any) -> Optional[str]:
+    """What is wrong with a cache's rates, or None: device → mode → train/eval → finite rates ≥ 0."""
+    if not isinstance(devices, dict):
+        return "its `devices` is not a table of devices"
+    for device, modes in devices.items():
+        if not isinstance(modes, dict):
+            return f"its rates of {device} are not a table of modes"
+        for mode, stages in modes.items():
+            for stage in ("train", "eval"):
+                rates = stages.get(stage) if isinstance(stages, dict) else None
+                if not isinstance(rates, dict) or not all(_rate(rates.get(n)) for n in RATES) or \
+                        not _rate(rates.get("per_param", 0.0)):
+                    return f"its {device} {mode} {stage} rates are not numbers ≥ 0"
+    return None
+
+
+def _rate(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _ignored(path: Path, why: str) -> None:
+    if str(path) not in _noted:
+        _noted.add(str(path))
+        log.warning("%s: ignored (%s); the next training run measures this machine again, or `%s`",
+                    path, why, MEASURE_HINT)
+    return None
 
 
 def write_calibration(devices: Dict[str, Any], seconds: float, path: Optional[Path] = None, busy: bool = False,

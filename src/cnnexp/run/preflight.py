@@ -57,10 +57,10 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
         else:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
+        check_wandb(checked.settings)  # before the data and Lightning: a missing W&B key is said in a second
         if checked.settings.data.name in FROM_MNIST:
             ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
         check_trainer(checked.settings)
         check_tracking(checked.settings)
-        check_wandb(checked.settings)
         _checked[key] = checked
     return _checked[key]

@@ -172,3 +172,38 @@ def hypervolume_history(points: Sequence[Sequence[float]], directions: Sequence[
     scaled = normalised(points, directions)
     reference = (1.1,) * len(directions)
     return [hypervolume(scaled[:n], reference) for n in range(1, len(scaled) + 1)]
+
+
+# ------------------------------------------------------------------ a study's record of them
+def listed(objectives: List[Dict[str, str]]) -> str:
+    return ", ".join(f"{o['name']} ({o.get('direction', '?')[:3]})" for o in objectives)
+
+
+def study_objectives(study) -> Tuple[List[Dict[str, str]], Optional[str]]:
+    """The study's objectives, [{"name", "direction"}] — Optuna's own directions, named by its
+    metric_names (which the search sets) — and a line where the `objectives` attribute the search
+    recorded says otherwise (a handed study.db edited by hand, or by another tool): the front is
+    then labelled by the study's own names, never silently by the attribute. Without metric_names
+    (a study Optuna made before them), the attribute names them where its directions agree."""
+    directions = [d.name.lower() for d in study.directions]
+    own = getattr(study, "metric_names", None)
+    recorded = study.user_attrs.get("objectives")
+    fits = isinstance(recorded, list) and len(recorded) == len(directions) and all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o.get("direction", d) == d
+        for o, d in zip(recorded, directions))
+    if isinstance(own, list) and len(own) == len(directions) and all(isinstance(n, str) for n in own):
+        found = [{"name": n, "direction": d} for n, d in zip(own, directions)]
+    elif fits:
+        found = [{"name": o["name"], "direction": d} for o, d in zip(recorded, directions)]
+    else:
+        found = [{"name": f"objective {i}", "direction": d} for i, d in enumerate(directions)]
+    if recorded is None or (fits and [o["name"] for o in recorded] == [o["name"] for o in found]):
+        return found, None
+    said = listed(recorded) if _listable(recorded) else f"{str(recorded)[:60]!r}"
+    return found, (f"its study's recorded objectives ({said}) are not the study's own ({listed(found)}); "
+                   "shown by the study's own")
+
+
+def _listable(recorded: Any) -> bool:
+    return isinstance(recorded, list) and all(isinstance(o, dict) and isinstance(o.get("name"), str) and
+                                              isinstance(o.get("direction", ""), str) for o in recorded)

@@ -18,7 +18,7 @@ from cnnexp.core.console import folded, shell_lines
 from cnnexp.core.errors import printable
 from cnnexp.core.figures import pyplot
 from cnnexp.records.folder import read_results
-from cnnexp.search.objectives import front, hypervolume_history
+from cnnexp.search.objectives import front, hypervolume_history, study_objectives
 from cnnexp.search.loop import own_folder
 from cnnexp.search.space import as_override
 
@@ -42,14 +42,13 @@ def few_trials_note(study) -> str:
     return f"\n({n} trained trials: too few to rank settings, < {RANKED_FROM})" if n < RANKED_FROM else ""
 
 
-def objectives_of(study) -> List[Dict[str, str]]:
-    """The study's recorded objectives; a handed-over study's record checked against its directions."""
-    directions = [d.name.lower() for d in study.directions]
-    recorded = study.user_attrs.get("objectives")
-    if isinstance(recorded, list) and len(recorded) == len(directions) and all(
-            isinstance(o, dict) and isinstance(o.get("name"), str) for o in recorded):
-        return [{"name": o["name"], "direction": d} for o, d in zip(recorded, directions)]
-    return [{"name": f"objective {i}", "direction": d} for i, d in enumerate(directions)]
+def objectives_of(study, sweep_dir: Optional[Path] = None) -> List[Dict[str, str]]:
+    """The study's objectives, as search/study.py reads them; with `sweep_dir`, a mismatch between
+    a handed study's record and its own names and directions is said (once, by the printed front)."""
+    objectives, problem = study_objectives(study)
+    if problem is not None and sweep_dir is not None:
+        log.warning("%s", printable(f"{sweep_dir}: {problem}"))
+    return objectives
 
 
 def settings_of(sweep_dir: Path, trials) -> List[Dict[str, Any]]:
@@ -99,7 +98,7 @@ def shown(name: str, value: float) -> str:
 
 def print_front(sweep_dir: Path, study, trials, interval: Optional[Callable] = None) -> List[Dict[str, Any]]:
     """The front, best trade-off first; returns its entries (their `values`, per trial)."""
-    objectives = objectives_of(study)
+    objectives = objectives_of(study, sweep_dir)
     directions = [o["direction"] for o in objectives]
     entries = settings_of(sweep_dir, trials)
     if not entries:

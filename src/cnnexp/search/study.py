@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.core.errors import RunError
 from cnnexp.core.files import write_atomic
+from cnnexp.search.objectives import listed, study_objectives
 from cnnexp.search.options import STORAGES, SearchOptions
 from cnnexp.search.space import grid
 
@@ -388,21 +389,21 @@ def create_study(sweep_dir: Path, options: SearchOptions, space: Dict[str, Any],
     except KeyError:  # none yet: this worker creates it
         existing = None
     directions = [o["direction"] for o in objectives]
-    was = existing.user_attrs.get("objectives") if existing is not None else None
     names = [o["name"] for o in objectives]
-    if existing is not None and ([d.name.lower() for d in existing.directions] != directions
-                                 or (len(objectives) > 1 and was is not None and list(map(_objective_name, was)) != names)):
-        was = was or [existing.user_attrs.get("monitor", "its metric")]
-        raise StudyRefused(f"{sweep_dir}: its study optimises {', '.join(map(_objective_name, was))}, not "
-                           f"{', '.join(names)} as asked; a resume keeps the study's objectives — "
-                           "leave hydra.sweeper.objectives (and direction) as the search began")
+    if existing is not None:
+        was, problem = study_objectives(existing)
+        if problem is not None:  # a handed study: its own names decide; the search records them again
+            log.warning("%s: %s", sweep_dir, problem)
+        if len(was) == 1:  # one objective: the runs' monitor, which the search records
+            was = [{**was[0], "name": str(existing.user_attrs.get("monitor", "its metric"))}]
+        if [(o["name"], o["direction"]) for o in was] != list(zip(names, directions)) and \
+                (len(objectives) > 1 or [o["direction"] for o in was] != directions):
+            raise StudyRefused(f"{sweep_dir}: its study optimises {listed(was)}, not {listed(objectives)} "
+                               "as this launch's settings say; a resume keeps the study's objectives — "
+                               "leave hydra.sweeper.objectives (and direction) as the search began")
     return optuna.create_study(storage=storage, study_name=record["study_name"],
                                load_if_exists=True, sampler=sampler(options, space), pruner=pruner(options),
                                directions=list(directions))
-
-
-def _objective_name(o: Any) -> str:
-    return str(o.get("name")) if isinstance(o, dict) else str(o)
 
 
 def sampler(options: SearchOptions, space: Dict[str, Any], offset: int = 0):

@@ -28,11 +28,13 @@ def settings_of(overrides: List[str]):
     """A job's checked settings, or the UserError that refuses them (composed once per launch)."""
     from cnnexp.config.compose import compose_config, user_config
     from cnnexp.config.settings import load
+    from cnnexp.tracking.wandb_run import check_wandb
 
     key = tuple(overrides)
     if key not in _loaded:
         try:
             _loaded[key] = load(user_config(compose_config(list(overrides))))
+            check_wandb(_loaded[key])  # logger=wandb this machine cannot run: as refused as a bad setting
         except UserError as e:
             _loaded[key] = e
     return _loaded[key]

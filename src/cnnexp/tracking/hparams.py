@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from cnnexp.config.overrides import key_value
+from cnnexp.config.own_network import OWN, OWN_KEYS
 from cnnexp.core.catalogue import HPARAM_METRICS
 
-# What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml).
-HPARAM_KEYS = ("model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
+# What HParams shows beside the keys a user set: the few that define a run (the rest is in config.yaml);
+# the data first (data.problem: a series run's UCR problem), so that runs of different data under one
+# --logdir can be told apart and filtered.
+HPARAM_KEYS = ("data.name", "data.problem", "model.name", "optimizer.name", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed")
 NOT_HPARAMS = ("paths.", "data.root", "resume", "hydra", "sweep", "experiment", "print_config")
 
 
@@ -36,8 +39,12 @@ def flat_hparams(config: dict, first: List[str] = ()) -> Dict[str, Any]:
     flat = flatten(config)
     chosen = [k for k in first if k in flat and not k.startswith(NOT_HPARAMS)]
     chosen += [k for k in HPARAM_KEYS if k in flat]
-    blocks = (config.get("model") or {}).get("blocks") or [{}]
+    model = config.get("model") or {}
+    blocks = model.get("blocks") or [{}]
     chosen += [f"model.{k}" for k in blocks[0] if f"model.{k}" in flat]  # shortcuts: set for every block
+    if model.get("name") == OWN:  # model=own: its class and constructor arguments (model.width) tell runs apart
+        own = [f"model.{k}" for k in model if k not in OWN_KEYS] + ["model._target_"]
+        chosen += [k for k in flat if k in own or k.startswith(tuple(f"{o}." for o in own))]
     shown = {k: flat[k] for k in dict.fromkeys(chosen) if flat[k] is not None}
     return {k: str(v).lower() if isinstance(v, bool) else v for k, v in shown.items()}
 

@@ -27,10 +27,36 @@ ID_KEY = "wandb_run_id"  # in results.json
 
 
 def check_wandb(settings) -> None:
-    """W&B missing is bad input: one line before any folder exists."""
+    """logger=wandb that cannot work on this machine is bad input: one line before any folder
+    exists — for a run (run/preflight.py) and for each setting of a grid before it launches
+    (sweeps/refusals.py). Not in the settings check itself: eval, check and compare read recorded
+    configs with logger=wandb on machines that need no W&B."""
     cfg = settings.logger.wandb
-    if cfg is not None and importlib.util.find_spec("wandb") is None:
+    if cfg is None:
+        return
+    if importlib.util.find_spec("wandb") is None:
         raise SettingsError("logger", "wandb", "W&B is not installed: pip install 'cnnexp[wandb]'")
+    if cfg.mode == "online" and not _has_key():  # W&B would fail in wandb.init, after the folder exists
+        raise SettingsError("logger.wandb.mode", cfg.mode, "online needs a W&B API key (set WANDB_API_KEY, or "
+                            "run `wandb login`); or logger.wandb.mode=offline, and `wandb sync` later")
+
+
+def _has_key() -> bool:
+    """An API key W&B would find: WANDB_API_KEY, an identity token, or `wandb login`'s netrc entry
+    for its host. Files only, no network: the check never waits."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or ""
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    if not path.is_file():  # not a pipe, which would hang the check
+        return False
+    try:
+        return netrc.netrc(str(path)).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return True  # a netrc this cannot parse: W&B's own reader decides
 
 
 def open_wandb(settings, record, previous: Optional[Dict]) -> Optional[str]:
