@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cnnexp.core.errors import DataUnavailable, UserError
-from cnnexp.data import inputs, npy, series, ts, volumes
+from cnnexp.core.errors import UserError
+from cnnexp.data import inputs, series, ts, volumes
 
 SERIES = SimpleNamespace(name="series", channels=1, length=6, scaling="none", mean=None, std=None, padded=False)
 VOLUMES = SimpleNamespace(name="volumes", shape=[1, 2, 2, 2], normalize=False, mean=None, std=None)
