@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "make: installing cnnexp and its dependencies (torch, lightning, hydra, …) into $(VENV); a few minutes the first time"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,mlflow,export,dashboard,postgres]' 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -e '.[test,mlflow,wandb,export,dashboard,postgres]' 2>&1 | $(QUIET_PIP)
 	touch $(STAMP)
 
 train: $(STAMP)

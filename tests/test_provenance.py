@@ -115,7 +115,7 @@ def test_compare_names_the_config_and_code_differences(quick_run, tmp_path, caps
     assert "| seed | 42 | 7 |" in out
     assert "padding" not in out.split("what else differs")[0], "`same` with a 3×3 kernel is 1: one fact, one form"
     assert "commit" in out and "000000000000" in out and "branch" in out
-    assert "the uncommitted changes differ" in out and re.search(r"files: .*x\.py", out)
+    assert "the uncommitted changes differ" in out and re.search(r"B alone changes .*x\.py", out), out
     assert "packages:" not in out and "data:" not in out, "nothing that is the same"
     metrics = out[out.rindex("|  | n |"):]  # (the diff above may quote anything)
     assert "1 run — no interval" not in metrics and "single runs — no interval and no test" in metrics

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 from cnnexp.core.console import command
 from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.core.files import write_atomic
-from cnnexp.records.reading import RecordError, plain_yaml, read_record_text, record_file
+from cnnexp.records.reading import RecordError, parse_json, plain_yaml, read_record_text, record_file
 from cnnexp.records.values import RESUMABLE, STATUSES, STOPPED, record_problems  # noqa: F401 — asked of here too
 
 # ------------------------------------------------------------------ the files
@@ -219,10 +219,7 @@ def load_results(run_dir: Path) -> Optional[Dict[str, Any]]:
     text = read_record_text(run_dir, path)
     if text is None:
         return None
-    try:
-        results = json.loads(text)
-    except (ValueError, RecursionError) as e:  # RecursionError: nesting no record has
-        raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
+    results = parse_json(path, text)
     problems = record_problems(results)
     if problems:
         raise RecordError(f"{path}: {problems[0]}")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from cnnexp.records.folder import code_patch_path, provenance_path
-from cnnexp.records.reading import RecordError, read_record_text
+from cnnexp.records.reading import RecordError, parse_json, read_record_text
 
 SECTIONS = ("code", "packages", "machine", "data")  # what compare and reproduce set side by side, in this order
 NOT_RECORDED = "no provenance.json (a run from before cnnexp recorded where it came from)"
@@ -26,10 +25,7 @@ def read_provenance(folder: Path) -> Optional[Dict[str, Any]]:
     text = read_record_text(folder, path)
     if text is None:
         return None
-    try:
-        found = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
+    found = parse_json(path, text)
     if not isinstance(found, dict) or not isinstance(found.get("code"), dict):
         raise RecordError(f"{path}: not a run's provenance (no `code` mapping)")
     wrong = wrong_types(found)

@@ -6,10 +6,11 @@ plain file of that folder, never through a link that leads out of it, never a de
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from cnnexp.core.errors import RunError
 
@@ -78,6 +79,14 @@ def read_record_text(folder: Path, path: Path, limit: int = TEXT_LIMIT) -> Optio
 
 
 APPENDED = ("train.log",)  # what a continued run appends to in place (the rest is replaced whole)
+
+
+def parse_json(path: Path, text: str) -> Any:
+    """A record's JSON text, or RecordError naming the file (RecursionError: nesting no record has)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise RecordError(f"{path}: not readable JSON ({str(e)[:100]})") from None
 
 
 def links_out(folder: Path, depth: int = 3) -> list:
