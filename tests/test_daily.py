@@ -136,9 +136,9 @@ def test_a_grid_with_wandb_not_installed_is_refused_before_launch(tmp_path, cali
     hidden = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = cli("train", "-m", "seed=1,2", "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=hidden)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1] == ("cnnexp: error: every setting of this grid is refused before "
-                                                    "launch — seed=1: logger='wandb' is not valid: W&B is not "
-                                                    "installed: pip install 'cnnexp[wandb]'")
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "cnnexp: error: every setting of this grid is refused before launch — seed=1: logger='wandb' is not "
+        "valid: W&B is not installed: pip install 'cnnexp[wandb]'; seed=2: "), proc.stderr[-2000:]
     assert not (tmp_path / "out").exists()
 
 

@@ -110,12 +110,17 @@ def _edited(run: Path, where: Path, commit: str = "0" * 40, patch: str = "diff -
 def test_compare_names_the_config_and_code_differences(quick_run, tmp_path, capsys):
     run, _ = quick_run
     edited = _edited(run, tmp_path / "edited")
+    run = tmp_path / "clean"  # A: the same run with no uncommitted change, whatever the checkout's state
+    shutil.copytree(quick_run[0], run, ignore=shutil.ignore_patterns("checkpoints", "events*", "code.patch"))
+    found = json.loads((run / "provenance.json").read_text())
+    write(run, {**found, "code": {**found["code"], "dirty": False} if "commit" in found["code"] else found["code"],
+                "patch": ""})
     code, out, err = in_process(compare_main, [run, edited, f"out={tmp_path}"], capsys)
     assert code == 0, err
     assert "| seed | 42 | 7 |" in out
     assert "padding" not in out.split("what else differs")[0], "`same` with a 3×3 kernel is 1: one fact, one form"
     assert "commit" in out and "000000000000" in out and "branch" in out
-    assert "the uncommitted changes differ" in out and re.search(r"B alone changes .*x\.py", out), out
+    assert "the uncommitted changes differ" in out and re.search(r"files: .*x\.py", out), out
     assert "packages:" not in out and "data:" not in out, "nothing that is the same"
     metrics = out[out.rindex("|  | n |"):]  # (the diff above may quote anything)
     assert "1 run — no interval" not in metrics and "single runs — no interval and no test" in metrics

@@ -106,7 +106,9 @@ def saved_config(folder: Path, folder_arg: str):
     except NotConfirmed:
         raise  # its own line: how to confirm the class (config.own_network)
     except (DataUnavailable, SettingsError) as e:
-        if isinstance(e, SettingsError) and e.key not in ("data.root", "data.classes"):
+        data = tree.get("data") if isinstance(tree.get("data"), dict) else {}
+        recorded = data.get("root") not in (None, "", "???")  # a record cut before data.root is no data change
+        if isinstance(e, SettingsError) and (e.key not in ("data.root", "data.classes") or not recorded):
             raise RecordError(f"{config_path(folder)}: does not hold a run's settings ({e}); cut short or edited "
                               "by hand") from None
         raise RunError(f"{folder_arg}: the data changed since this run trained ({e}); its record is whole — put "
