@@ -66,6 +66,27 @@ def test_the_handed_folder_and_a_cwd_inside_it_are_off_sys_path(tmp_path, monkey
     assert not marker.exists() and "" in sys.path and str(run) in sys.path
 
 
+def test_a_module_beside_a_sweeps_runs_is_off_sys_path_too(tmp_path, monkeypatch):
+    """cd into a handed sweep and name your own class: a module of that name beside its runs is not it."""
+    from cnnexp.config import own_network as own
+    from cnnexp.core.errors import UserError
+    from cnnexp.records.folder import SWEEP_CONFIG
+
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / SWEEP_CONFIG).write_text("hydra: {}\n")
+    marker = tmp_path / "ran"
+    target = _trap(sweep, marker, "besidemod")
+    monkeypatch.chdir(sweep)
+    monkeypatch.syspath_prepend("")
+    own.reading_record(sweep / "0")
+    own.typed(target)
+    settings = own.OwnModelSettings("own", "classification", target, [1, 28, 28], 10)
+    with pytest.raises(UserError, match="cannot import besidemod"):
+        own.network_class(settings)
+    assert not marker.exists()
+
+
 # ------------------------------------------------------------------ provenance.json's values, read once
 @pytest.mark.parametrize("edit, says", [
     ({"code": {"commit": "--output=VICTIM"}}, "code.commit is '--output="),
@@ -116,10 +137,17 @@ def test_reproduce_never_writes_inside_run_however_the_path_is_spelt(quick_run, 
              ([homed], "paths.output_dir="),
              ([copy, f"out={tmp_path / 'afile'}"], "a file"),
              ([copy, f"out={homed}"], "holds files already")]
+    writers = tmp_path / "writers"  # recorded overrides that would write into the run itself
+    shutil.copytree(copy, writers)
+    found = json.loads((writers / "provenance.json").read_text())
+    for override in (f"data.root={writers}", f"logger.mlflow.tracking_uri=sqlite:///{writers / 'evil.db'}"):
+        (writers / "provenance.json").write_text(json.dumps({**found, "overrides": [*found["overrides"], override]}))
+        cases.append(([writers, f"out={tmp_path / 'o-' / override[:4]}", "force=true"], "leads inside it"))
     for args, says in cases:
         code, _, err = in_process(reproduce_main, args, capsys)
         assert code == 2 and says in err and err.count("\n") == 1, (args, err)
     assert sorted(p.name for p in copy.iterdir()) == before and not (homed / "reproduced").exists()
+    assert not (writers / "MNIST").exists() and not (writers / "evil.db").exists()
 
 
 def test_the_run_folders_lock_has_one_spelling(tmp_path):

@@ -146,6 +146,28 @@ def new_folder(folder: Path, config: dict, out: Optional[str]) -> Path:
     return where
 
 
+def writes_inside(folder: Path, overrides: List[str]) -> None:
+    """A recorded override that names a place to write (a folder key, a tracking store) and leads
+    inside RUN, or the sweep around it, is refused: a reproduction writes nothing into what it reads."""
+    from cnnexp.config.schema import PATH_KEYS
+
+    handed = [folder.resolve(), *(p for p in folder.resolve().parents if is_sweep(p))]
+    for o in overrides:
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~")
+        if key not in PATH_KEYS and not key.endswith(("_uri", "_dir", ".dir", ".root", ".path")):
+            continue
+        path = value.strip("'\"")
+        for scheme in ("sqlite:///", "file://", "file:"):
+            path = path[len(scheme):] if path.startswith(scheme) else path
+        if "://" in path or not path:
+            continue  # a server: not a place in RUN
+        where = Path(path).expanduser().resolve()
+        if any(where == h or h in where.parents for h in handed):
+            raise RunError(f"{folder}: its recorded override {o} leads inside it ({where}); a reproduction "
+                           f"never writes into the folder it re-runs — give {key}= another place on the command line")
+
+
 def retrain(overrides: List[str], passed: List[str], where: Path, code: Optional[Path], folder: Path) -> int:
     """`python -m cnnexp.train` with the recorded overrides (where it was written and resume= left
     out), the settings passed on, into `where`; its console is the user's. With the recorded code,
@@ -235,6 +257,8 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
     if wrong:
         raise RunError(f"{folder}: {wrong}; not what cnnexp writes — nothing was run")
     own_class_named(folder, config, overrides, passed)
+    writes_inside(folder, [o for o in overrides
+                           if o.partition("=")[0].lstrip("+~") not in {a.partition("=")[0].lstrip("+~") for a in passed}])
     recorded_run = options.get("code") == "recorded"
     where = new_folder(folder, config, options.get("out"))
     differs = what_differs(found, config, overrides, recorded_run)

@@ -87,7 +87,12 @@ class NotConfirmed(RunError):
 
 def reading_record(folder: Any) -> None:
     """This process builds from `folder`'s record: its model=own class needs the user's word."""
-    _HANDED.append(Path(folder).expanduser().resolve())
+    from cnnexp.records.folder import is_sweep
+
+    handed = Path(folder).expanduser().resolve()
+    # a run of a sweep: the sweep folder around it is handed over too (a module beside its runs)
+    _HANDED.extend(p for p in handed.parents if is_sweep(p))
+    _HANDED.append(handed)  # last: the folder the messages name
 
 
 def reset() -> None:
