@@ -123,6 +123,10 @@ def test_wandb_online_without_a_key_is_one_line_before_any_folder_for_a_run_and_
             "logger.wandb.mode='online' is not valid: online needs a W&B API key (set WANDB_API_KEY, or run "
             "`wandb login`); or logger.wandb.mode=offline, and `wandb sync` later")
         assert not (tmp_path / "out").exists()
+    bad_key = {**no_key, "WANDB_API_KEY": "abc"}  # verify pass NEW21: W&B's AuthenticationError mid-run
+    proc = cli("train", "logger=wandb", f"paths.output_dir={tmp_path / 'out'}", env=bad_key)
+    assert proc.returncode == 2 and "WANDB_API_KEY is not a W&B API key" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_grid_with_wandb_not_installed_is_refused_before_launch(tmp_path, calibrated):

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from cnnexp.core.errors import SettingsError
+from cnnexp.core.errors import RunError, SettingsError
 from cnnexp.records.folder import AS_MEANT, is_sweep, read_results, write_results
 
 log = logging.getLogger("cnnexp")
@@ -39,6 +39,10 @@ def check_wandb(settings) -> None:
     if cfg.mode == "online" and not _has_key():  # W&B would fail in wandb.init, after the folder exists
         raise SettingsError("logger.wandb.mode", cfg.mode, "online needs a W&B API key (set WANDB_API_KEY, or "
                             "run `wandb login`); or logger.wandb.mode=offline, and `wandb sync` later")
+    key = os.environ.get("WANDB_API_KEY")
+    if cfg.mode == "online" and key is not None and len(key.strip().split("-")[-1]) < 40:  # W&B's own rule
+        raise SettingsError("logger.wandb.mode", cfg.mode, "online, but WANDB_API_KEY is not a W&B API key (those "
+                            "are 40 characters or more: wandb.ai/authorize); or logger.wandb.mode=offline")
 
 
 def _has_key() -> bool:
@@ -117,6 +121,13 @@ def trainer_logger(settings, run_dir: Path, config: Optional[dict] = None):
     logger = EpochWandbLogger(name=run_dir.name, project=cfg.project, entity=cfg.entity, save_dir=str(run_dir),
                               id=run_id, resume="allow", mode=cfg.mode, group=group,
                               config=flatten(config) if config else None, log_model=False)
+    if cfg.mode == "online":  # open it now: a refused key or no server is one line, not a traceback mid-fit
+        try:
+            logger.experiment
+        except Exception as e:
+            raise RunError(f"W&B could not open run {run_id} online ({type(e).__name__}: "
+                           f"{(str(e).splitlines() or [''])[0][:200]}); check WANDB_API_KEY and the network, or "
+                           "logger.wandb.mode=offline and `wandb sync` later") from None
     where = "offline, in " + str(run_dir / "wandb") if cfg.mode == "offline" else f"mode {cfg.mode}"
     log.info("W&B run %s (%s)", run_id, where)
     return logger
