@@ -148,6 +148,10 @@ def test_reproduce_never_writes_inside_run_however_the_path_is_spelt(quick_run, 
         assert code == 2 and says in err and err.count("\n") == 1, (args, err)
     assert sorted(p.name for p in copy.iterdir()) == before and not (homed / "reproduced").exists()
     assert not (writers / "MNIST").exists() and not (writers / "evil.db").exists()
+    (writers / "provenance.json").write_text(json.dumps({**found, "overrides": [  # verify pass NEW24
+        *found["overrides"], "model=own", "+model={_target_:trapmod.Net}"]}))
+    code, _, err = in_process(reproduce_main, [writers, f"out={tmp_path / 'o-own'}"], capsys)
+    assert code == 2 and "names code to import" in err, err
 
 
 def test_the_run_folders_lock_has_one_spelling(tmp_path):

@@ -202,7 +202,8 @@ def own_class_named(folder: Path, config: dict, overrides: List[str], passed: Li
     """A model=own run's class is imported only when the user names it again (config.own_network):
     model._target_=pkg.Class passed here, the same as the record's; no other `_target_` from a record."""
     recorded = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides}
-    foreign = next((k for k in recorded if "_target_" in k and k != "model._target_"), None)
+    # any other `_target_`, in a key or inside a value (`+model={_target_:x.Y}`), names code to import
+    foreign = next((k for k, v in recorded.items() if k != "model._target_" and "_target_" in k + v), None)
     if foreign:
         raise RunError(f"{folder}: its recorded overrides set {foreign}, which names code to import; "
                        "not what cnnexp writes — nothing was run")

@@ -124,12 +124,13 @@ def _bad_rates(devices: Any) -> Optional[str]:
                 rates = stages.get(stage) if isinstance(stages, dict) else None
                 if not isinstance(rates, dict) or not all(_rate(rates.get(n)) for n in RATES) or \
                         not _rate(rates.get("per_param", 0.0)):
-                    return f"its {device} {mode} {stage} rates are not numbers ≥ 0"
+                    return f"its {device} {mode} {stage} rates are not numbers in [0, 1e6]"
     return None
 
 
 def _rate(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    # ≤ 1e6 s per unit: far beyond any machine, and products of such rates stay finite (1e308 would not)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1e6
 
 
 def _ignored(path: Path, why: str) -> None:
