@@ -228,6 +228,7 @@ def seconds(estimate: re.Match) -> float:
     return float(estimate.group(1)) * {"s": 1, "min": 60, "h": 3600}[estimate.group(2)]
 
 
+@pytest.mark.slow  # a resumed grid's training: test-all runs it; the default run stays under 5 minutes
 def test_a_resumed_grid_estimates_and_runs_only_what_is_left(grid, tmp_path, calibrated):
     """3 ok runs (one of them marked killed, as SIGKILL leaves it: its last.ckpt holds its only
     epoch) and a setting that cannot fit: the estimate counts the continued run's test alone and
