@@ -21,16 +21,6 @@ hypothesis_settings.register_profile("default", max_examples=100)
 hypothesis_settings.register_profile("thorough", max_examples=300)
 
 
-@pytest.fixture(autouse=True)
-def _own_network_trust():
-    """An entry point run in-process marks this process as reading a handed folder (config.own_network):
-    each test starts as a fresh process does."""
-    yield
-    from cnnexp.config.own_network import reset
-
-    reset()
-
-
 @contextlib.contextmanager
 def _once_per_session(tmp_path_factory, name: str):
     """A folder shared by this test session's xdist workers, and an exclusive lock on it: what the

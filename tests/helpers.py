@@ -196,12 +196,19 @@ def tmpfs(folder: Path, options: str):
 
 
 def in_process(main, args, capsys) -> tuple:
-    """An entry point's main(args) in this process, as its user sees it: (exit code, stdout, stderr)."""
+    """An entry point's main(args) in this process, as its user sees it: (exit code, stdout, stderr).
+    It starts and ends as a fresh process would: reading a handed folder marks the process
+    (config.own_network), so the mark is cleared around it."""
+    from cnnexp.config.own_network import reset
+
+    reset()
     try:
         main([str(a) for a in args])
         code = 0
     except SystemExit as e:
         code = e.code
+    finally:
+        reset()
     out, err = capsys.readouterr()
     return code, out, err
 

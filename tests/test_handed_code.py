@@ -25,8 +25,17 @@ def _trap(folder: Path, marker: Path, name: str = "trapmod") -> str:
 
 
 # ------------------------------------------------------------------ the rule itself, torch-free
-def test_a_records_class_is_imported_only_when_typed(tmp_path, monkeypatch):
-    from cnnexp.config import own_network as own
+@pytest.fixture
+def own():
+    """config.own_network, whose marks (folders read, classes typed) are cleared after the test, as a
+    process's are when it ends."""
+    from cnnexp.config import own_network
+
+    yield own_network
+    own_network.reset()
+
+
+def test_a_records_class_is_imported_only_when_typed(own, tmp_path, monkeypatch):
     from cnnexp.core.errors import UserError
 
     marker = tmp_path / "ran"
@@ -47,8 +56,7 @@ def test_a_records_class_is_imported_only_when_typed(tmp_path, monkeypatch):
     assert not marker.exists() and "trapmod" not in sys.modules
 
 
-def test_the_handed_folder_and_a_cwd_inside_it_are_off_sys_path(tmp_path, monkeypatch):
-    from cnnexp.config import own_network as own
+def test_the_handed_folder_and_a_cwd_inside_it_are_off_sys_path(own, tmp_path, monkeypatch):
     from cnnexp.core.errors import UserError
 
     run = tmp_path / "run"
@@ -66,9 +74,8 @@ def test_the_handed_folder_and_a_cwd_inside_it_are_off_sys_path(tmp_path, monkey
     assert not marker.exists() and "" in sys.path and str(run) in sys.path
 
 
-def test_a_module_beside_a_sweeps_runs_is_off_sys_path_too(tmp_path, monkeypatch):
+def test_a_module_beside_a_sweeps_runs_is_off_sys_path_too(own, tmp_path, monkeypatch):
     """cd into a handed sweep and name your own class: a module of that name beside its runs is not it."""
-    from cnnexp.config import own_network as own
     from cnnexp.core.errors import UserError
     from cnnexp.records.folder import SWEEP_CONFIG
 

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from cnnexp.core.catalogue import QUALITY
 from cnnexp.core.errors import RunError, UserError, fail
-from cnnexp.records.folder import code_patch_path, is_run, is_sweep, load_results, read_config
+from cnnexp.records.folder import RESULTS, code_patch_path, is_run, is_sweep, load_results, read_config, results_path
 from cnnexp.records.provenance import COMMIT, NOT_RECORDED, differences, overrides_problem, short
 
 USAGE = """usage: python -m cnnexp.reproduce RUN [force=true] [code=recorded] [tolerance=0.001] [out=DIR] [key=value …]
@@ -254,7 +254,7 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
 
     folder, results, found, config = open_recorded(text)
     overrides = found.get("overrides") or results.get("overrides") or []
-    wrong = overrides_problem(overrides, "results.json's overrides")  # provenance.json's: read_provenance
+    wrong = overrides_problem(overrides, f"{RESULTS}'s overrides")  # provenance.json's: read_provenance
     if wrong:
         raise RunError(f"{folder}: {wrong}; not what cnnexp writes — nothing was run")
     own_class_named(folder, config, overrides, passed)
@@ -284,7 +284,7 @@ def reproduce(text: str, options: Dict[str, str], passed: List[str]) -> bool:
         write(where, {**(read_provenance(where) or {}), "patch": found.get("patch", ""),
                       "code": {**found["code"],
                                "rebuilt": f"by cnnexp.reproduce code=recorded from {folder.resolve()}"}})
-    after = load_results(where) if is_run(where) or (where / "results.json").exists() else None
+    after = load_results(where) if is_run(where) or results_path(where).exists() else None
     if rc != 0 or not after or after.get("status") != "ok":
         made = f"its folder: {where}" if where.is_dir() and any(where.iterdir()) else "no folder was made"
         raise RunError(f"the re-run did not end ok (exit {rc}, status {(after or {}).get('status', 'none')}); {made}")
