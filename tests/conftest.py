@@ -21,6 +21,14 @@ hypothesis_settings.register_profile("default", max_examples=100)
 hypothesis_settings.register_profile("thorough", max_examples=300)
 
 
+def pytest_runtest_teardown(item):
+    """Each test ends as its process would: an entry point called in-process (load_task, predict)
+    marks the process as reading a handed folder (config.own_network); the next test starts clear."""
+    from cnnexp.config.own_network import reset
+
+    reset()
+
+
 @contextlib.contextmanager
 def _once_per_session(tmp_path_factory, name: str):
     """A folder shared by this test session's xdist workers, and an exclusive lock on it: what the
