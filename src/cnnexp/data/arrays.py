@@ -49,19 +49,6 @@ class ArrayData(InMemoryData):
             self.splits[split] = (torch.from_numpy(x).float(), torch.from_numpy(y).long())
         self.setup_seconds = time.perf_counter() - started
 
-    def _loader(self, split: str, train: bool):
-        x, y = self.splits[split] = self.on_device(*self.splits[split])
-        return self.loader(x, y, None, train)
-
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("val", train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)
-
 
 class SeriesDataModule(ArrayData):
     """data=series: the problem's files (data/series.py), split and scaled as it states."""

@@ -113,11 +113,3 @@ class FolderDataModule(InMemoryData):
                               persistent_workers=self.settings.num_workers > 0)
         return self.loader(x, y, None, train, transform=self.transform)
 
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("val", train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)

@@ -83,7 +83,8 @@ class InMemoryLoader:
 
 class InMemoryData(L.LightningDataModule):
     """What MNIST and data=folder have in common once their uint8 images are decoded: subclasses set
-    `mean` and `std` (numbers, or (C, 1, 1) tensors) in `setup` and build loaders with `loader`."""
+    `mean` and `std` (numbers, or (C, 1, 1) tensors) in `setup` and build loaders with `loader`; one
+    that holds its splits in `splits` gets its three dataloaders from here."""
 
     mean: object = 0.0
     std: object = 1.0
@@ -102,6 +103,21 @@ class InMemoryData(L.LightningDataModule):
             return x.clamp(0, 1)
         mean, std = (v.to(x.device) if isinstance(v, torch.Tensor) else v for v in (self.mean, self.std))
         return (x * std + mean).clamp(0, 1)
+
+    splits: dict  # split → (inputs, labels), where a subclass holds its splits so (not MNIST: its rows)
+
+    def _loader(self, split: str, train: bool):
+        x, y = self.splits[split] = self.on_device(*self.splits[split])
+        return self.loader(x, y, None, train)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         # Batches drawn from tensors already on the device need no walk through the collection.

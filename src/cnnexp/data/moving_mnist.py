@@ -113,17 +113,4 @@ def make(settings):
             first = to_float(self.splits["train"][0][:512], normalize=False)
             self.mean, self.std = float(first.mean()), max(float(first.std()), 1e-3)
 
-        def _loader(self, split, train):
-            x, y = self.splits[split] = self.on_device(*self.splits[split])
-            return self.loader(x, y, None, train)
-
-        def train_dataloader(self):
-            return self._loader("train", True)
-
-        def val_dataloader(self):
-            return self._loader("val", False)
-
-        def test_dataloader(self):
-            return self._loader("test", False)
-
     return MovingMNISTDataModule(settings.data, seed=settings.seed)
