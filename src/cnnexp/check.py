@@ -29,7 +29,7 @@ from cnnexp.records.folder import (CHECKPOINTS, CONFIG, RESULTS, STOPPED, SWEEP_
                                    checkpoint_dir, config_path, holds_run_record, metrics_path, read_config,
                                    read_epochs, read_record_text, record_file, results_path,
                                    resumable, stale_parts, sweep_config_path)
-from cnnexp.records.reading import links_out
+from cnnexp.records.reading import links_out, parse_json
 from cnnexp.records.values import record_problems
 from cnnexp.run.outcome import what_resume_does
 from cnnexp.run.resume import state
@@ -71,8 +71,6 @@ def run_findings(run_dir: Path, search_running: bool = False) -> Tuple[List[str]
 
 def _results(run_dir: Path) -> Tuple[Optional[dict], List[str]]:
     """results.json parsed, or None and the one finding that says why not."""
-    import json
-
     path = results_path(run_dir)
     try:
         text = read_record_text(run_dir, path)
@@ -81,9 +79,9 @@ def _results(run_dir: Path) -> Tuple[Optional[dict], List[str]]:
     if text is None:
         return None, [f"{run_dir}: no {RESULTS} (a run writes it when it starts)"]
     try:
-        results = json.loads(text)
-    except (ValueError, RecursionError) as e:  # RecursionError: nesting no record has
-        return None, [f"{path}: not readable JSON ({str(e).splitlines()[0][:120]})"]
+        results = parse_json(path, text)
+    except RecordError as e:
+        return None, [str(e)]
     problems = record_problems(results)
     if not isinstance(results, dict) or problems and problems[0].startswith("not a run record"):
         return None, [f"{path}: {problems[0]}"]
