@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.usefixtures("calibrated")  # its tests start runs
 @pytest.mark.slow  # the bench is measured by running it (make bench); here: it prints every figure
 def test_bench_reports_every_measure_and_ratio(shared_data):
     """Every figure is printed; the recipes run a handful of steps here (their overrides apply)."""
-    proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1", "startup=true",
+    proc = cli("bench", f"data.root={shared_data}", "rounds=1", "steps=3", "warmup=1", "startup=true", "peak=true",
+               "imports=true", "first_seed=1001",
                "sweep=false", "seeds=2", "recipes=speedrun", "trainer.limit_train_batches=4",
                "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -31,7 +33,10 @@ def test_bench_reports_every_measure_and_ratio(shared_data):
         numbers = [float(str(f[-1] if isinstance(f, tuple) else f).replace(",", "")) for f in found]
         assert numbers and all(n > 0 for n in numbers), (what, out)
     assert len(re.findall(measured["images/s"], out, flags=re.M)) == 4 and len(re.findall(measured["ratio"], out)) == 3
-    assert "time to 99.2 % test accuracy, seeds 1–2" in out and re.search(r"speedrun .*\(n=2\).*0/2", out), out
+    assert "time to 99.2 % test accuracy, seeds 1001–1002" in out and "speedrun, seeds 1001–1002 (2 of 2 finished)" in out
+    assert re.search(r"^  speedrun \(model=speed\) +bf16 +256 +[\d,]+ +[\d.]+ +\d+% +\d+%$", out, flags=re.M), out
+    assert re.search(r"^  lightning +\d+\.\d\d +\S", out, flags=re.M), out  # the import profile's subtrees
+    assert re.search(r"speedrun .*\(n=2\).*0/2", out), out
     as_run = out.split("each recipe as a user runs it")[-1]  # one cnnexp.train per seed: mean ± sd of what it recorded
     assert re.search(r"^  speedrun +\d+\.\d\d ± \d+\.\d\d \(n=2\) +\d+\.\d\d ± \d+\.\d\d \(n=2\) +\d+\.\d\d +"
                      r"\d+\.\d ± \d+\.\d \(n=2\)", as_run, flags=re.M), out
@@ -61,7 +66,7 @@ def test_speedrun_composes_builds_and_trains(tmp_path, shared_data):
     assert results["status"] == "ok" and results["train_s"] > 0 and results["epochs"] == 2
     assert set(results["timing"]) == {"data_s", "train_steps_s", "validation_s", "test_s", "views_s", "checkpoints_s"}
     reached = [s for s in results["time_to"].values() if s is not None]  # 5 batches an epoch: maybe none
-    assert set(results["time_to"]) == {"99.0", "99.2", "99.4"} and all(0 < s <= results["train_s"] for s in reached)
+    assert set(results["time_to"]) == {"99.0", "99.2", "99.4", "99.5"} and all(0 < s <= results["train_s"] for s in reached)
     assert results["best"] < 0.99 or results["time_to"]["99.0"] is not None, "reached 99.0 %, so it was timed"
     config = (only_run_dir(out) / "config.yaml").read_text()
     assert "name: speed" in config and "label_smoothing: 0.1" in config
@@ -102,3 +107,49 @@ def test_ddp_ranks_draw_disjoint_shares_that_cover_the_split(tmp_path, shared_da
         assert len(a) == len(b) == report["split"] // 2
         assert not a & b and a | b == set(range(report["split"]))
     assert report["epochs"][0] != report["epochs"][1], "each epoch has its own order"
+
+
+def test_the_import_profile_names_each_module_and_who_imported_it():
+    """bench imports=true reads `python -X importtime`: a real profile of `import json` gives
+    json.decoder's importer as json, and the packages' own seconds add up to the whole."""
+    import subprocess
+    import sys
+
+    from cnnexp.bench.imports import by_package, parse_importtime
+
+    stderr = subprocess.run([sys.executable, "-X", "importtime", "-c", "import json"], capture_output=True, text=True).stderr
+    nodes = {name: (own, cumulative, importer) for name, own, cumulative, importer in parse_importtime(stderr)}
+    assert nodes["json.decoder"][2] == "json" and nodes["json"][2] == ""
+    assert nodes["json"][1] >= nodes["json.decoder"][1] > 0
+    packages = by_package(parse_importtime(stderr))
+    assert packages["json"][1] == "(the command)" and packages["re"][1] == "json"
+    assert sum(s for s, _ in packages.values()) == pytest.approx(sum(own for own, _, _ in nodes.values()))
+
+
+def test_a_record_states_medians_the_lowest_seed_and_the_share_at_target():
+    from cnnexp.bench.recipes import record_lines
+
+    runs = [{"test_acc": a, "train_s": t, "wall_s": w} for a, t, w in
+            ((0.9925, 3.0, 8.0), (0.9915, 4.0, 9.0), (0.9930, 3.5, 7.0), (None, None, 20.0))]
+    text = "\n".join(record_lines("speedrun", runs, range(1001, 1005)))
+    assert "seeds 1001–1004 (3 of 4 finished)" in text
+    assert "train_s          median 3.50 s" in text and "whole process    median 8.00 s" in text
+    assert "lowest 99.15 %" in text and "2/3 seeds ≥ 99.2 %" in text
+
+
+@pytest.mark.slow
+def test_training_metrics_logged_every_n_steps_are_the_exact_epoch_means(tmp_path):
+    """Task.log_train logs a point every trainer.log_every_n_steps (Lightning's self.log costs ~1 ms
+    a call): the epoch's train/loss and train/acc are those of logging every step, the same run."""
+    rows = {}
+    for every in (1, 7):
+        out = tmp_path / str(every)
+        proc = cli("train", *QUICK, "trainer.limit_train_batches=20", f"trainer.log_every_n_steps={every}",
+                   "test_after_fit=false", f"paths.output_dir={out}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        with (only_run_dir(out) / "metrics.csv").open() as f:
+            rows[every] = list(csv.DictReader(f))
+    assert len(rows[1]) == len(rows[7]) == 2
+    for each, sparse in zip(rows[1], rows[7]):
+        for key in ("train/loss", "train/acc"):
+            assert float(sparse[key]) == pytest.approx(float(each[key]), rel=1e-5), (key, each, sparse)

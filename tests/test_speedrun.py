@@ -22,6 +22,9 @@ BAD = [
     ("tta.margin=1.5", "tta.margin"),
     ("model.pool_first=sometimes", "model.pool_first"),
     ("model.head.init=he", "model.head.init"),
+    ("augment.shift=-1", "augment.shift"),
+    ("augment.shift=14", "augment.shift"),
+    ("augment.shift=1.5", "augment.shift"),
 ]
 
 
@@ -58,6 +61,26 @@ def test_shifted_views_translate_and_never_flip():
             for dy in range(-3, 4):
                 for dx in range(-3, 4):
                     assert not torch.equal(v, torch.roll(flipped, (dy, dx), (-2, -1))), "a mirrored view"
+
+
+def test_training_shifts_move_each_image_whole_by_its_own_offset():
+    """augment.shift: every image of the batch is its own translation by at most `shift` pixels along
+    each axis, nothing else (no flip, no cut beyond the border), and the offsets vary image to image."""
+    from cnnexp.tasks.augment import random_shift
+
+    torch.manual_seed(0)
+    x = torch.full((64, 1, 12, 12), -0.5)
+    x[:, 0, 4:8, 5] = 1.0      # an L well inside the border: any shift of ≤ 2 keeps it whole
+    x[:, 0, 7, 5:8] = 1.0
+    out = random_shift(x, 2)
+    assert out.shape == x.shape and out.min() == x.min()  # the border filled with the background
+    offsets = set()
+    for image, shifted in zip(x, out):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(shifted, torch.roll(image, (dy, dx), (-2, -1)))]
+        assert len(found) == 1, "each image is one translation of itself"
+        offsets.add(found[0])
+    assert len(offsets) > 10, offsets  # 25 possible offsets over 64 images: not one shared shift
 
 
 def test_close_calls_get_the_shifted_views_and_the_rest_keep_their_plain_answer():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import pytest
 import yaml
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.helpers import QUICK, cli, only_run_dir
@@ -73,6 +75,9 @@ def test_tensorboard_views_are_written(quick_run):
     assert (filters[-1].width, filters[-1].height) == (8 * 4 + 1, 4 * 4 + 1), "32 3×3 filters, 8 per row"
     assert acc.Images("features/block1")[-1].width == 8 * 15 + 1, "8 channels of 14×14 maps per row"
     assert acc.Images("test/confusion_matrix")[-1].width >= 300
+    sheet = acc.Images("layer_arithmetic/block1_conv")[-1]  # logged as the PNG it is drawn as (views.add_png)
+    with Image.open(io.BytesIO(sheet.encoded_image_string)) as png:
+        assert png.format == "PNG" and png.size == (sheet.width, sheet.height) and sheet.width > 1000
     assert {"run/config/text_summary", "run/shapes/text_summary"} <= set(tags["tensors"])
     for tag in ("epoch/lr", "time/epoch_s", "train/images_per_s"):
         assert tag in tags["scalars"]

@@ -11,7 +11,10 @@ lightning-hydra-template when `peer=` names a checkout of it; a small sweep run 
 with hydra/launcher=parallel, and where its jobs' time goes; a search whose trials differ in length,
 in batches and in steady state (search_modes=true); the cost estimate printed before a run
 against the epochs it then takes (estimate=true); and (accuracy=true) training time to 99.2 %
-test accuracy per recipe over `seeds`. ablate=true measures only the ablation of a recipe
+test accuracy per recipe over `seeds` from `first_seed`, with each recipe's record (the medians of its
+clocks, its mean, spread and lowest accuracy, the share of seeds at its target); peak=true this CPU's
+matmul and convolution peak and each training step's share of it; imports=true the start-up run's
+import profile. ablate=true measures only the ablation of a recipe
 (`ABLATIONS`): the recipe, then each trick taken away (or a dropped one put back) in turn, each a
 `python -m cnnexp.train` per seed, interleaved seed by seed. Options are key=value; other
 key=value pairs override the config:
@@ -20,6 +23,8 @@ key=value pairs override the config:
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
     python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=10
+    python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false recipes=speedrun seeds=30 first_seed=1001 loops=false
+    python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false peak=true imports=true
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false system_metrics=true
     python -m cnnexp.bench data.root=../shared/datasets dims=true ucr_root=data/ucr mnist_batches=100
 
@@ -39,8 +44,10 @@ from typing import List, Tuple
 
 from cnnexp.bench.ablation import ABLATIONS, ablation_table
 from cnnexp.bench.estimate_vs_clock import estimate_table
+from cnnexp.bench.imports import import_table
 from cnnexp.bench.literature import PUBLISHED, literature_table
 from cnnexp.bench.loops import speed_table, uncompressed_copy
+from cnnexp.bench.peak import peak_table
 from cnnexp.bench.recipes import RECIPES, recipe_table
 from cnnexp.bench.runs import compose_settings
 from cnnexp.bench.startup import startup_table
@@ -56,7 +63,9 @@ class BenchArgs:
     startup: bool = True     # launch → first training step
     sweep: bool = True       # 4-run sweep: sequential vs hydra/launcher=parallel
     accuracy: bool = True    # time to 99.2 % test accuracy per recipe, over seeds (default: ~5 min a seed)
-    seeds: int = 1           # replicates per recipe: mean ± sd over seeds 1..N
+    seeds: int = 1           # replicates per recipe: seeds first_seed … first_seed + seeds − 1
+    first_seed: int = 1      # the record's: 1001 takes seeds no test and no recipe file uses
+    loops: bool = True       # the accuracy part's in-process loop too (the test set after each epoch, untimed)
     recipes: str = "default,fast,speedrun"  # experiments timed to the target (default: conf/ as it is)
     target: float = 0.992    # the test accuracy the accuracy part trains to
     peer: str = ""           # a lightning-hydra-template checkout: its startup and memory measured beside ours
@@ -64,6 +73,8 @@ class BenchArgs:
     estimate: bool = False   # the cost estimate (cnnexp.cost.estimate) against measured epochs, for ESTIMATED
     epochs: int = 2          # epochs per run in the estimate part (the median epoch is compared)
     system_metrics: bool = False  # what one sample of the system metrics costs, and the check each step
+    peak: bool = False       # this CPU's matmul and conv peak (fp32, bf16), and each training step's share of it
+    imports: bool = False    # the start-up run's import profile: seconds by package, and who pulled each in
     ablate: bool = False     # only this: each recipe's tricks changed one at a time, over `seeds` (python -m cnnexp.train)
     dims: bool = False       # only this: 1-D networks on (p)MNIST and UCR sets beside TCN and FCN
     dims_sets: str = "seqmnist,pmnist,GunPoint,ItalyPowerDemand,JapaneseVowels"
@@ -145,6 +156,8 @@ def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) ->
             speed_table(args, settings, datamodule, raw_root, work)
         if args.startup:
             startup_table(args, overrides, work, raw_root)
+        if args.imports:
+            import_table(overrides, work)
         if args.sweep:
             sweep_table(overrides, work)
         if args.search_modes:
@@ -153,6 +166,8 @@ def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) ->
             estimate_table(args, overrides, work)
         if args.system_metrics:
             system_metrics_table()
+        if args.peak:
+            peak_table(args, overrides, work)
         if args.accuracy and args.seeds:
             recipe_table(args, overrides, work)
 

@@ -56,9 +56,10 @@ def record_of(out: Path) -> Dict:
 
 
 def whole_process(overrides: List[str], workdir: Path) -> Dict[str, float]:
-    """One `python -m cnnexp.train` of a recipe as a user runs it: wall time, and what it recorded."""
+    """One `python -m cnnexp.train` of a recipe as a user types it (its output to a log, not a
+    terminal): wall time, and what it recorded."""
     out = Path(tempfile.mkdtemp(dir=workdir))
-    rc, seconds = cli([*overrides, "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir)
+    rc, seconds = cli([*overrides, f"paths.output_dir={out}"], workdir)
     results = record_of(out) if rc == 0 else {}
     return {"wall_s": seconds, "train_s": results.get("train_s"), "test_acc": results.get("test_acc"),
             "peak_mb": PEAK_MB["last"], "time_to": results.get("time_to") or {}}

@@ -59,6 +59,20 @@ def tensorboard(trainer: L.Trainer):
     return None
 
 
+def add_png(tb, tag: str, image, step: int) -> None:
+    """A PIL image into TensorBoard as one PNG. SummaryWriter.add_image takes an array and makes a
+    float32 copy of every pixel first: 60 MB for one 2,600 × 1,800 arithmetic sheet, 0.1 GB of a
+    default run's peak memory."""
+    import io
+
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    picture = Summary.Image(height=image.height, width=image.width, colorspace=3, encoded_image_string=png.getvalue())
+    tb._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
+
+
 def _figure():
     import matplotlib
 
@@ -176,13 +190,11 @@ class ArithmeticSheets(View):
 
     @timed
     def on_fit_start(self, trainer, pl_module) -> None:
-        import numpy as np
-
         from cnnexp.arithmetic.draw import sheets
 
         if (tb := tensorboard(trainer)) is not None:
             for name, image in sheets(self.layers):
-                tb.add_image(f"layer_arithmetic/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC")
+                add_png(tb, f"layer_arithmetic/{name}", image, 0)
 
 
 MATRIX_TEXT_CLASSES = 20   # up to this many classes the confusion matrix shows its counts

@@ -12,7 +12,8 @@ RECORDED_BEFORE = {"optimizer": {"betas": [0.9, 0.999], "nesterov": False},
                    "model": {"pool_first": False, "head": {"init": "xavier"}},
                    "lookahead": {"every": 0, "decay": 0.0}, "tta": {"shift": 0, "margin": 1.0},
                    "callbacks": {"early_stopping": {"patience": 0, "min_delta": 0.0},  # issue #42
-                                 "system_metrics": {"every_s": 0}}}
+                                 "system_metrics": {"every_s": 0}},
+                   "augment": {"shift": 0}}  # issue #41
 
 
 def data_name(cfg: Dict[str, Any]) -> Any:

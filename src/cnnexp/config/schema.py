@@ -330,6 +330,11 @@ class TTASettings:
 
 
 @dataclass
+class AugmentSettings:
+    shift: int     # pixels: each training image moved by a random offset of up to this along each axis; 0: off
+
+
+@dataclass
 class PerformanceSettings:
     channels_last: Any  # auto: on the CPU and with 16-bit precision; true / false
     compile: bool  # torch.compile the network
@@ -349,6 +354,7 @@ class Settings:
     loss: LossSettings
     lookahead: LookaheadSettings
     tta: TTASettings
+    augment: AugmentSettings
     trainer: TrainerSettings
     logger: LoggerSettings
     callbacks: CallbackSettings

@@ -208,6 +208,12 @@ def _check_training(s: Settings, shape: Tuple[int, ...]) -> None:
     require(0.0 <= la.decay < 1.0, "lookahead.decay", la.decay, "a number in [0, 1), e.g. 0.8")
     require(_is_int(s.tta.shift) and 0 <= s.tta.shift < min(shape[1:]) // 2, "tta.shift", s.tta.shift,
             f"an integer in [0, {min(shape[1:]) // 2}) pixels (0: off)")
+    shift = s.augment.shift
+    require(_is_int(shift) and shift >= 0 and (shift == 0 or len(shape) == 3 and shift < min(shape[1:]) // 2),
+            "augment.shift", shift, f"an integer in [0, {min(shape[1:]) // 2}) pixels (0: off)" if len(shape) == 3 else
+            f"0: training images are shifted, and data={s.data.name} holds no 2-D images")
+    require(shift == 0 or s.model.task == "classification", "augment.shift", shift,
+            f"0 with model.task={s.model.task}: a reconstruction's target would move with its input")
     require(_finite(s.tta.margin) and 0.0 < s.tta.margin <= 1.0, "tta.margin", s.tta.margin,
             "a number in (0, 1]: 1 shifts every image, 0.5 those whose answer is that close")
     require(_is_int(s.sweep_options.retries) and s.sweep_options.retries >= 0, "sweep_options.retries",

@@ -39,7 +39,7 @@ def _decoded(root: str, train: bool, stamp: tuple) -> Tuple[torch.Tensor, torch.
     tensors = []
     for kind, offset in (("images-idx3-ubyte", 16), ("labels-idx1-ubyte", 8)):
         _, data = idx.read_local(root, f"{prefix}-{kind}")
-        tensors.append(torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=offset))  # one copy, writable
+        tensors.append(torch.frombuffer(data, dtype=torch.uint8, offset=offset))  # the read buffer itself, no copy
     images, labels = tensors
     return images.view(-1, *idx.IMAGE_SHAPE), labels.long()
 

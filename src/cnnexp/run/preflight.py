@@ -7,6 +7,7 @@ reuses its answer, and every later step receives the checked settings.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -39,6 +40,29 @@ class Checked:
 _checked: Dict[str, Checked] = {}
 
 
+class Background:
+    """fn(*args) on a thread of its own; result() waits for it and raises what it raised. A daemon:
+    a run refused meanwhile exits without waiting for it."""
+
+    def __init__(self, fn, *args):
+        self._outcome: tuple = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._outcome = (fn(*args), None)
+        except BaseException as e:  # handed to result(), in the thread that waits
+            self._outcome = (None, e)
+
+    def result(self):
+        self._thread.join()
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value
+
+
 def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
     """Pure Python until Lightning's check: a typo is answered before torch is imported.
     Memoised, so the Hydra callback's check is the job's."""
@@ -58,9 +82,12 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
         check_wandb(checked.settings)  # before the data and Lightning: a missing W&B key is said in a second
-        if checked.settings.data.name in FROM_MNIST:
-            ensure_mnist(checked.settings.data)  # verified (or fetched) before torch is imported and a folder exists
+        data_check = None
+        if checked.settings.data.name in FROM_MNIST:  # verified (or fetched) before a folder exists, while
+            data_check = Background(ensure_mnist, checked.settings.data)  # Lightning imports: unzip and sha256 free the GIL
         check_trainer(checked.settings)
+        if data_check is not None:
+            data_check.result()
         check_tracking(checked.settings)
         _checked[key] = checked
     return _checked[key]

@@ -12,20 +12,22 @@ from cnnexp.tasks.base import Task
 class ReconstructionTask(Task):
     network = ConvAutoencoder
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def _evaluate(self, batch, stage: str) -> torch.Tensor:
         x, _ = batch                 # labels are not used
         x_hat = self.net(x)          # (B, C, H, W) → (B, C, H, W)
         loss = F.mse_loss(x_hat, x)
-        if stage == "train":
-            self.stop_if_diverged(loss)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        x, _ = batch
+        loss = F.mse_loss(self.net(x), x)
+        self.stop_if_diverged(loss)
+        self.log_train(batch_idx, len(x), loss=loss.detach() * len(x))
+        return loss
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        self._evaluate(batch, "test")
