@@ -5,7 +5,7 @@ the batch's own minimum). Never flipped or rotated: a mirrored 2 is not a 2.
 `margin` < 1 spends the copies on the close calls only: the images whose two most probable
 classes, on the plain view, are less than `margin` apart. The speedrun's 0.5 picks 4 % of the
 test set: on ten seeds its accuracy is that of shifting every image, to one image in 10,000 either
-way and the same mean, in a third of the time (docs/performance.md)."""
+way and the same mean, in a third of the time (docs/recipes.md)."""
 
 from __future__ import annotations
 
