@@ -156,6 +156,24 @@ def test_compare_runs_and_refusals(replicated, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_run_recorded_before_a_key_existed_differs_only_in_what_it_ran(replicated, tmp_path, capsys):
+    """config.yaml of a run from before augment.shift (issue #41) and early stopping: compare reads it
+    as the run ran (migrations), so the keys it lacks are no difference from a run that left them off."""
+    import yaml
+
+    folder, _ = replicated
+    one, other = folder / "kernel_size=3,seed=1", folder / "kernel_size=5,seed=2"
+    old = tmp_path / "old"
+    shutil.copytree(one, old, ignore=shutil.ignore_patterns("checkpoints", "events*"))
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    config.pop("augment")
+    config["callbacks"].pop("early_stopping")
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    code, out, _ = _compare(capsys, str(old), str(other), f"out={tmp_path / 'out'}")
+    assert code == 0 and "kernel_size" in out, out
+    assert "augment" not in out and "early_stopping" not in out, out
+
+
 # ------------------------------------------------------------------ intervals inside what a metric can be
 def test_the_sweeps_hparams_carry_each_settings_interval_clipped_to_its_range(tmp_path, capsys):
     """A hand-made record of 2 settings × 3 seeds, one near the ceiling (0.99, 1.0, 0.96: mean ±

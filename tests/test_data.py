@@ -100,6 +100,16 @@ def test_a_good_gz_is_used_when_a_corrupt_copy_sits_beside_it(gz_raw, tmp_path, 
     assert "corrupt MNIST file, not used (t10k-labels-idx1-ubyte.gz verified instead)" in caplog.text
 
 
+def test_a_gz_with_a_garbled_stream_is_a_corrupt_file(tmp_path):
+    """Its gzip header whole, its deflate stream not: zlib's error is a CorruptFile naming the file."""
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    packed = bytearray(gzip.compress(bytes(range(256)) * 400))
+    packed[40:200] = bytes(160)
+    path.write_bytes(bytes(packed))
+    with pytest.raises(idx.CorruptFile, match="t10k-labels-idx1-ubyte.gz: "):
+        idx.read_verified(path, "t10k-labels-idx1-ubyte")
+
+
 def test_mirror_over_loopback_http(tmp_path, mirror):
     dead = "http://127.0.0.1:9/"  # nothing listens on the discard port: the next mirror is tried
     raw = ensure_mnist(settings(tmp_path, sources=["local", "mirrors"], mirrors=[dead, mirror]))

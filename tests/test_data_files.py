@@ -31,9 +31,13 @@ def _bad_files(tmp_path, good):
     _huge_header(tmp_path / "huge.npy")
     (tmp_path / "text.npy").write_text("root:x:0:0:root:/root\n")
     (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04" + b"garbage" * 9)
+    np.savez_compressed(tmp_path / "garbled.npz", x=np.arange(4096, dtype=np.float32))
+    raw = bytearray((tmp_path / "garbled.npz").read_bytes())  # its zip headers whole, its deflate stream not
+    raw[200:400] = bytes(range(200))
+    (tmp_path / "garbled.npz").write_bytes(bytes(raw))
     np.save(tmp_path / "obj.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
     cases = {"cut.npy": "cut short", "huge.npy": "4,000,000,000,000 bytes", "text.npy": "not an .npy file",
-             "zip.npz": "not a readable .npz", "obj.npy": "pickled Python objects"}
+             "zip.npz": "not a readable .npz", "garbled.npz": "not a readable .npz", "obj.npy": "pickled Python objects"}
     for name, value, words in [("inf", np.inf, "holds inf"), ("big", 1e39, "beyond float32"), ("nan", np.nan, "NaN")]:
         bad = good.astype(np.float64)
         bad.flat[-1] = value

@@ -48,6 +48,13 @@ def test_bench_refuses_a_peer_that_is_not_the_template(tmp_path):
     assert proc.stderr.startswith("cnnexp: error: peer=") and "lightning-hydra-template" in proc.stderr
 
 
+@pytest.mark.parametrize("option", ["seeds=0", "first_seed=-3"])
+def test_bench_refuses_seeds_it_cannot_run_before_measuring(option):
+    proc = cli("bench", option, "rounds=0", "startup=false", "sweep=false")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"cnnexp: error: {option}"), proc.stderr
+
+
 @pytest.mark.slow
 def test_sweep_split_is_reported(shared_data):
     proc = cli("bench", f"data.root={shared_data}", "rounds=0", "startup=false", "accuracy=false",
@@ -141,15 +148,16 @@ def test_a_record_states_medians_the_lowest_seed_and_the_share_at_target():
 def test_training_metrics_logged_every_n_steps_are_the_exact_epoch_means(tmp_path):
     """Task.log_train logs a point every trainer.log_every_n_steps (Lightning's self.log costs ~1 ms
     a call): the epoch's train/loss and train/acc are those of logging every step, the same run."""
-    rows = {}
-    for every in (1, 7):
-        out = tmp_path / str(every)
-        proc = cli("train", *QUICK, "trainer.limit_train_batches=20", f"trainer.log_every_n_steps={every}",
-                   "test_after_fit=false", f"paths.output_dir={out}")
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        with (only_run_dir(out) / "metrics.csv").open() as f:
-            rows[every] = list(csv.DictReader(f))
-    assert len(rows[1]) == len(rows[7]) == 2
-    for each, sparse in zip(rows[1], rows[7]):
-        for key in ("train/loss", "train/acc"):
-            assert float(sparse[key]) == pytest.approx(float(each[key]), rel=1e-5), (key, each, sparse)
+    for extra in ([], ["trainer.max_steps=27"], ["trainer.accumulate_grad_batches=3"]):  # ends mid-epoch; micro-batches
+        rows = {}
+        for every in (1, 7):
+            out = tmp_path / f"{every}-{len(extra)}-{extra[:1]}".replace("/", "")
+            proc = cli("train", *QUICK, "trainer.limit_train_batches=20", f"trainer.log_every_n_steps={every}",
+                       "test_after_fit=false", f"paths.output_dir={out}", *extra)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            with (only_run_dir(out) / "metrics.csv").open() as f:
+                rows[every] = list(csv.DictReader(f))
+        assert len(rows[1]) == len(rows[7]) == 2, (extra, rows)
+        for each, sparse in zip(rows[1], rows[7]):
+            for key in ("train/loss", "train/acc"):
+                assert float(sparse[key]) == pytest.approx(float(each[key]), rel=1e-5), (extra, key, each, sparse)

@@ -81,6 +81,11 @@ def test_training_shifts_move_each_image_whole_by_its_own_offset():
         assert len(found) == 1, "each image is one translation of itself"
         offsets.add(found[0])
     assert len(offsets) > 10, offsets  # 25 possible offsets over 64 images: not one shared shift
+    colour = torch.stack([torch.full((8, 12, 12), v) for v in (-2.0, 0.5, 3.0)], 1)  # (8, 3, 12, 12)
+    colour[:, :, 5:7, 5:7] = 9.0
+    moved = random_shift(colour, 3)
+    for channel, background in enumerate((-2.0, 0.5, 3.0)):  # what enters is each channel's own background
+        assert set(moved[:, channel].unique().tolist()) == {background, 9.0}
 
 
 def test_close_calls_get_the_shifted_views_and_the_rest_keep_their_plain_answer():

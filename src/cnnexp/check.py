@@ -21,6 +21,7 @@ import pickle
 import pickletools
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -146,7 +147,7 @@ def checkpoint_problem(path: Path) -> Optional[str]:
             pickles = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
             data = archive.read(pickles[0]) if len(pickles) == 1 and \
                 archive.getinfo(pickles[0]).file_size < 2**26 else None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error):
         return "not a whole checkpoint (not a readable zip)"
     if data is not None:
         plain = _plain_checkpoint(data)

@@ -22,7 +22,8 @@ from typing import Dict, List, Sequence
 
 from cnnexp.core.catalogue import CURVES, QUALITY, title_of
 from cnnexp.core.console import folded
-from cnnexp.core.errors import RunError, UserError, fail
+from cnnexp.config.migrations import migrate
+from cnnexp.core.errors import RunError, SettingsError, UserError, fail
 from cnnexp.core.figures import pyplot, save_png
 from cnnexp.records.folder import config_path, is_run, is_sweep, metrics_path
 from cnnexp.records.provenance import code_of, read_provenance, short, side_by_side
@@ -117,6 +118,10 @@ def configs(entry: Entry) -> List[Dict]:
         if not isinstance(config, dict):
             raise RunError(f"{config_path(run)}: not a run's config (a mapping of settings); "
                            f"`python -m cnnexp.check {run}` checks every record")
+        try:  # a run recorded before a key existed ran with the value it had then: no false difference
+            config = migrate({k: v for k, v in config.items() if k != "hydra"})
+        except SettingsError as e:
+            raise RunError(f"{config_path(run)}: {e}; `python -m cnnexp.check {run}` checks every record") from None
         flat = {k: v for k, v in flatten(config).items() if k not in typed}
         found.append({**flat, **effective_bias(config), **effective_padding(config)})
     return found

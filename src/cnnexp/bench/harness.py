@@ -97,6 +97,10 @@ def checked(argv: List[str]) -> Tuple[BenchArgs, List[str], object]:
     overrides = [a for a in argv if a not in bench_argv]
     try:
         args = cli_args.parse(BenchArgs, bench_argv)
+        if args.seeds < 1 and (args.accuracy or args.ablate):
+            raise SettingsError("seeds", args.seeds, "an integer ≥ 1: the runs per recipe (accuracy=false skips them)")
+        if args.first_seed < 0:
+            raise SettingsError("first_seed", args.first_seed, "an integer ≥ 0, as seed= takes (1001: seeds no test uses)")
         unknown = [name for name in args.recipes.split(",") if name not in RECIPES]
         if unknown:
             raise SettingsError("recipes", args.recipes, f"{unknown[0]} is not a recipe; use a comma list of "
@@ -117,7 +121,7 @@ def checked(argv: List[str]) -> Tuple[BenchArgs, List[str], object]:
 
 
 def main(argv: List[str] | None = None) -> None:
-    from cnnexp.core.errors import fail
+    from cnnexp.core.errors import UserError, fail
     from cnnexp.core.files import os_error_line
 
     argv = sys.argv[1:] if argv is None else argv
@@ -126,6 +130,8 @@ def main(argv: List[str] | None = None) -> None:
         measure(argv, args, overrides, settings)
     except OSError as e:  # its scratch folder full or read-only, the data unreadable: one line, not a traceback
         fail(os_error_line(e, elsewhere="TMPDIR=… holds the bench's scratch files"))
+    except UserError as e:  # a recipe's settings refused when its in-process loop composes them
+        fail(e)
 
 
 def measure(argv: List[str], args: BenchArgs, overrides: List[str], settings) -> None:

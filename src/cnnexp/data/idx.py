@@ -6,6 +6,7 @@ import gzip
 import logging
 import hashlib
 import struct
+import zlib
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -52,7 +53,7 @@ def read_verified(path: Path, name: str) -> bytearray:
             data = bytearray()
             while chunk := f.read(1 << 22):
                 data += chunk
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # a .gz cut short, not gzip, or with a garbled stream
         raise CorruptFile(f"{path}: unreadable ({e})") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256[name]:

@@ -13,6 +13,7 @@ complex, text, structured or object arrays), at least one value, every value fin
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
@@ -108,7 +109,7 @@ def load_npz(path: Path) -> Dict[str, "object"]:
                     _fits(where, shape, dtype, claimed, info.file_size - f.tell())
                     f.seek(0)  # read_array reads the header again
                     out[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError, zlib.error):
         raise DataUnavailable(f"{path}: not a readable .npz (zip) file; " + HINT) from None
     except OSError as e:
         raise DataUnavailable(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None

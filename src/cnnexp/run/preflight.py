@@ -41,12 +41,11 @@ _checked: Dict[str, Checked] = {}
 
 
 class Background:
-    """fn(*args) on a thread of its own; result() waits for it and raises what it raised. A daemon:
-    a run refused meanwhile exits without waiting for it."""
+    """fn(*args) on a thread of its own; result() waits for it and raises what it raised."""
 
     def __init__(self, fn, *args):
         self._outcome: tuple = (None, None)
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(fn, args))
         self._thread.start()
 
     def _run(self, fn, args) -> None:
@@ -55,8 +54,11 @@ class Background:
         except BaseException as e:  # handed to result(), in the thread that waits
             self._outcome = (None, e)
 
-    def result(self):
+    def join(self) -> None:
         self._thread.join()
+
+    def result(self):
+        self.join()
         value, error = self._outcome
         if error is not None:
             raise error
@@ -85,7 +87,11 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
         data_check = None
         if checked.settings.data.name in FROM_MNIST:  # verified (or fetched) before a folder exists, while
             data_check = Background(ensure_mnist, checked.settings.data)  # Lightning imports: unzip and sha256 free the GIL
-        check_trainer(checked.settings)
+        try:
+            check_trainer(checked.settings)
+        finally:  # a refused run still waits: the thread may be writing a fetched file into data.root
+            if data_check is not None:
+                data_check.join()
         if data_check is not None:
             data_check.result()
         check_tracking(checked.settings)

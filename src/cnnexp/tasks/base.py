@@ -60,14 +60,20 @@ class Task(L.LightningModule):
         """Training metrics, each given as its sum over this batch (a loss × batch size, a count
         of correct answers). Lightning's `self.log` costs about 1 ms a call on a CPU (10 % of a
         speedrun step with two metrics), so the sums are kept here and logged only on the steps
-        Lightning writes (every trainer.log_every_n_steps) and on an epoch's last batch: each point
+        Lightning writes (every trainer.log_every_n_steps optimizer steps, at the micro-batch that
+        steps), at an epoch's last batch and at the run's last step (trainer.max_steps): each point
         is the mean since the previous one, weighted by its images, and the epoch value is the
         exact mean over the epoch's images, as when every step was logged."""
         for name, value in sums.items():
             held = self._train_sums.get(name)
             self._train_sums[name] = value.detach() if held is None else held + value.detach()
         self._train_images += batch_size
-        if (self.global_step + 1) % self.trainer.log_every_n_steps and batch_idx + 1 < self.trainer.num_training_batches:
+        t = self.trainer
+        last_of_epoch = batch_idx + 1 >= t.num_training_batches
+        stepping = (batch_idx + 1) % t.accumulate_grad_batches == 0  # the micro-batch whose step the optimizer takes
+        written = stepping and (self.global_step + 1) % t.log_every_n_steps == 0
+        last_of_run = stepping and 0 < t.max_steps <= self.global_step + 1
+        if not (written or last_of_epoch or last_of_run):
             return
         for name, total in self._train_sums.items():
             self.log(f"train/{name}", total.float() / self._train_images, on_step=True, on_epoch=True, prog_bar=True,
