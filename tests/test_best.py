@@ -49,6 +49,21 @@ def test_a_val_loss_run_keeps_the_epoch_of_the_lowest_loss(tmp_path, shared_data
     assert "val/loss" in (run / "config.yaml").read_text() and "mode: min" in (run / "config.yaml").read_text()
 
 
+def test_a_tie_on_the_monitor_goes_to_the_later_epoch(tmp_path, shared_data, calibrated):
+    """Weights that cannot move (lr 1e-30) validate alike every epoch: best.ckpt is the last of the
+    tied epochs, not the first (a one-cycle's tie would otherwise test half-trained weights)."""
+    proc = cli("train", *QUICK, "trainer.max_epochs=3", "trainer.limit_train_batches=2", "optimizer.lr=1e-30",
+               "test_after_fit=false", *(f"callbacks.views.{v}=false" for v in (
+                   "feature_maps", "filters", "arithmetic", "mistakes", "confusion_matrix", "receptive_field", "text")),
+               f"paths.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = only_run_dir(tmp_path)
+    accs = [r["val/acc"] for r in csv.DictReader((run / "metrics.csv").open())]
+    assert len(accs) == 3 and len(set(accs)) == 1, accs  # a tie, three times
+    assert json.loads((run / "results.json").read_text())["best_epoch"] == 2
+    assert torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"] == 2
+
+
 def _row(run, kernel, seed, loss, status="ok"):
     return {"run": run, "status": status, "monitor": "val/loss", "mode": "min", "best_val_loss": loss,
             "overrides": [f"model.kernel_size={kernel}", f"seed={seed}", "trainer.max_epochs=2"]}

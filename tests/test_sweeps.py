@@ -197,6 +197,7 @@ def test_replicates_share_their_settings_prefix():
     # Hydra's parser splits the overrides: a list value stays one part, an excluded key none
     assert run_name(["model.head.hidden=[64,32]", "data.root=x"], ["data.root"]) == "head.hidden=[64,32]"
     assert run_name(["trainer.max_epochs=2", "seed=1", "trainer.max_epochs=3"]) == "max_epochs=3,seed=1"
+    assert run_name(["augment.shift=1", "tta.shift=0", "seed=2"]) == "augment.shift=1,tta.shift=0,seed=2"  # alike: whole
 
 
 # ------------------------------------------------------------------ a finished grid, resumed

@@ -22,7 +22,7 @@ key=value pairs override the config:
     python -m cnnexp.bench data.root=../shared/datasets rounds=3 accuracy=false
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 sweep=false accuracy=false peer=../lightning-hydra-template
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false estimate=true
-    python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=10
+    python -m cnnexp.bench data.root=../shared/datasets recipes=speedrun ablate=true seeds=5 first_seed=1001
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false recipes=speedrun seeds=30 first_seed=1001 loops=false
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false peak=true imports=true
     python -m cnnexp.bench data.root=../shared/datasets rounds=0 startup=false sweep=false accuracy=false system_metrics=true

@@ -11,6 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from cnnexp.bench.runs import load_average
+
 Node = Tuple[str, float, float, str]  # module, own seconds, cumulative seconds, importer ("" at the top)
 
 # The subtrees named in docs/performance.md: what they cost and which package pulls them in.
@@ -50,25 +52,28 @@ def by_package(nodes: List[Node]) -> Dict[str, Tuple[float, str]]:
     return {p: (s, pulled_by.get(p, "(the command)")) for p, s in seconds.items()}
 
 
-def startup_profile(overrides: List[str], workdir: Path) -> Tuple[int, List[Node]]:
-    """Exit code and -X importtime of the start-up run that `startup_seconds` times (2 batches,
-    no validation)."""
+def startup_profile(overrides: List[str], workdir: Path) -> Tuple[int, List[Node], str]:
+    """Exit code, -X importtime and its `cnnexp: error:` line (if any) of the start-up run that
+    `startup_seconds` times (2 batches, no validation)."""
     out = Path(tempfile.mkdtemp(dir=workdir))
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.train", *overrides, "trainer.max_epochs=1",
                            "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
                            "callbacks.checkpoint.monitor=train/loss", "test_after_fit=false",
                            "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"],
                           cwd=workdir, capture_output=True, text=True)
-    return proc.returncode, parse_importtime(proc.stderr)
+    said = [line for line in proc.stderr.splitlines() if line.startswith("cnnexp: error:")]
+    return proc.returncode, parse_importtime(proc.stderr), said[-1] if said else ""
 
 
 def import_table(overrides: List[str], workdir: Path, top: int = 14) -> None:
-    rc, nodes = startup_profile(overrides, workdir)
+    before = load_average()
+    rc, nodes, said = startup_profile(overrides, workdir)
     if rc != 0:  # a profile of a run that failed would be another run's
-        print(f"\nimports of the start-up run: none — the run exited {rc} (run it alone to see why)")
+        print(f"\nimports of the start-up run: none — the run exited {rc}: {said or 'run it alone to see why'}")
         return
     total = sum(own for _, own, _, _ in nodes)
-    print(f"\nimports of the start-up run (python -X importtime -m cnnexp.train …): {total:.2f} s in {len(nodes):,} modules")
+    print(f"\nimports of the start-up run (python -X importtime -m cnnexp.train …): {total:.2f} s in {len(nodes):,} modules "
+          f"(load average before {before})")
     print(f"  {'subtree':<26} {'cumulative s':>12}   first imported by")
     first = {}
     for name, _, cumulative, importer in nodes:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, List
 
 from cnnexp.bench.loops import lightning_run
-from cnnexp.bench.runs import compose_settings
+from cnnexp.bench.runs import compose_settings, load_average
 
 
 def rate(work: Callable[[], None], flops: float, windows: int = 5, seconds: float = 0.5) -> float:
@@ -63,7 +63,7 @@ def peak_table(args, overrides: List[str], work: Path) -> None:
 
     peaks = {name: {"matmul": matmul_peak(dtype), "conv": conv_peak(dtype)}
              for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    print(f"\nthis CPU's peak ({torch.get_num_threads()} threads), GFLOP/s: "
+    print(f"\nthis CPU's peak ({torch.get_num_threads()} threads, load average before {load_average()}), GFLOP/s: "
           + "; ".join(f"{p}: matmul 2048² {v['matmul']:,.0f}, conv 3×3 64→64 on 28×28 {v['conv']:,.0f}"
                       for p, v in peaks.items()))
     rows = []

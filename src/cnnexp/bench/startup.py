@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from cnnexp.bench.runs import PEAK_MB, cli, launch, record_of
+from cnnexp.bench.runs import PEAK_MB, cli, launch, load_average, record_of
 
 
 def startup_seconds(overrides: List[str], workdir: Path) -> float:
@@ -84,6 +84,7 @@ def startup_table(args, overrides: List[str], work: Path, data_dir: Path) -> Non
     """Launch → first training step (median of 3, interleaved) and peak memory, cnnexp and the peer;
     beside the peer both read the same uncompressed IDX files (a .gz costs cnnexp 0.15 s to unzip)."""
     peer = Path(args.peer).expanduser().resolve() if args.peer else None
+    print(f"\nstart-up and memory; load average before {load_average()}")
     if peer:
         overrides = [o for o in overrides if not o.startswith("data.root=")] + [f"data.root={data_dir}"]
     ours, theirs = [], []

@@ -69,7 +69,9 @@ def add_png(tb, tag: str, image, step: int) -> None:
 
     png = io.BytesIO()
     image.save(png, format="PNG")
-    picture = Summary.Image(height=image.height, width=image.width, colorspace=3, encoded_image_string=png.getvalue())
+    channels = {"L": 1, "LA": 2, "RGBA": 4}.get(image.mode, 3)  # a palette image decodes to RGB
+    picture = Summary.Image(height=image.height, width=image.width, colorspace=channels,
+                            encoded_image_string=png.getvalue())
     tb._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
 
 

@@ -108,5 +108,6 @@ def _keys(schema: type, prefix: str = "") -> List[str]:
             lines += _keys(f.default_factory().__class__, f"{prefix}{f.name}.")
             continue
         default = "" if f.default is None else str(f.default).lower() if isinstance(f.default, bool) else f.default
-        lines.append((f"  {prefix}{f.name}={default}".ljust(28) + comments.get(f.name, "")).rstrip())
+        key = f"  {prefix}{f.name}={default}"
+        lines.append(((key.ljust(28) if len(key) < 28 else key + "  ") + comments.get(f.name, "")).rstrip())
     return lines

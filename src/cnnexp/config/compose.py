@@ -22,18 +22,22 @@ NO_OVERRIDES = "no-overrides"  # a sweep job's folder when the command set nothi
 def run_name(task: Sequence[str], exclude: Sequence[str] = ()) -> str:
     """A sweep job's folder: its overrides (Hydra's parser splits them, so `hidden=[64,32]` stays
     one; a key given twice names the last value, which Hydra keeps) less the excluded keys,
-    `model.kernel_size=5` → `kernel_size=5`: the group prefix is implied. The seed comes last, so
+    `model.kernel_size=5` → `kernel_size=5`: the group prefix is implied, unless two keys would read
+alike (`augment.shift`, `tta.shift`). The seed comes last, so
     that a setting's replicates share a prefix (and sort together)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     typed = {key_value(o.input_line)[0]: o.input_line for o in OverridesParser.create().parse_overrides(list(task))}
+    short = {key: key.split(".", 1)[1] if "." in key and not key.startswith("hydra.") else key
+             for key in typed if key not in exclude}
+    named = list(short.values())
     parts = []
     for line in sorted(typed.values()):
         key, value = key_value(line)
         if key in exclude:
             continue
-        if "." in key and not key.startswith("hydra."):
-            key = key.split(".", 1)[1]
+        if named.count(short[key]) == 1:  # augment.shift and tta.shift keep their groups: two `shift=` are no name
+            key = short[key]
         parts.append(f"{key}={value}".replace("/", "_"))
     parts.sort(key=lambda part: part.startswith("seed="))
     name = ",".join(parts) or NO_OVERRIDES
