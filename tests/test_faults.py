@@ -341,3 +341,25 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_the_record(stopped_in_t
     assert proc.returncode == 2 and str(small_disk) in one_cnnexp_line(proc.stderr)
     subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     checked(run_dir)
+
+
+@pytest.mark.slow
+def test_ctrl_c_as_the_record_appears_leaves_a_true_record_or_none(tmp_path):
+    """SIGINT the moment results.json appears (while config.yaml and provenance are being written):
+    either nothing is left and the console says so, or what is left passes the checker — never a
+    results.json that says `running` for a run that stopped."""
+    proc = start([*BASE], tmp_path, pipe=True)
+    try:
+        wait_until(lambda: list(tmp_path.glob("*/*/results.json")), "results.json", proc, poll=0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    runs = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    if "nothing was recorded" in err:
+        assert runs == [], [sorted(q.name for q in p.iterdir()) for p in runs]
+    else:
+        assert results(only_run_dir(tmp_path))["status"] == "interrupted"
+        checked(only_run_dir(tmp_path))

@@ -98,7 +98,7 @@ def checked(argv: List[str]) -> Tuple[BenchArgs, List[str], object]:
     try:
         args = cli_args.parse(BenchArgs, bench_argv)
         if args.seeds < 1 and (args.accuracy or args.ablate):
-            raise SettingsError("seeds", args.seeds, "an integer ≥ 1: the runs per recipe (accuracy=false skips them)")
+            raise SettingsError("seeds", args.seeds, "an integer ≥ 1: the runs per recipe and variant")
         if args.first_seed < 0:
             raise SettingsError("first_seed", args.first_seed, "an integer ≥ 0, as seed= takes (1001: seeds no test uses)")
         unknown = [name for name in args.recipes.split(",") if name not in RECIPES]

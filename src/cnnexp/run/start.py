@@ -17,7 +17,7 @@ from cnnexp.config.compose import reference_model
 from cnnexp.config.settings import Settings
 from cnnexp.core.console import job_header
 from cnnexp.core.files import write_atomic
-from cnnexp.records.folder import RunRecord, config_path, read_results, remove_stale_parts, shapes_path
+from cnnexp.records.folder import RUN_FILES, RunRecord, config_path, read_results, remove_stale_parts, shapes_path
 from cnnexp.run import provenance
 from cnnexp.run.preflight import Checked
 from cnnexp.run.resources import share_cores
@@ -46,16 +46,23 @@ def start_run(checked: Checked, run_dir: Path, overrides: List[str], multirun: b
     """The record, the config and shape table (a new run's, written now), and the header."""
     previous = read_results(run_dir) if checked.resume else None
     extends = previous if previous and previous.get("status") == "ok" else (previous or {}).get("extends")
-    record = RunRecord(run_dir, overrides, write=rank_zero, start=not checked.resume, extends=extends,
-                       earlier_s=float((previous or {}).get("seconds") or 0))
-    start = Start(run_dir, record, previous, shape_table(checked.settings),
-                  OmegaConf.to_yaml(OmegaConf.create(checked.config)), rank_zero)
-    if rank_zero and not checked.resume:
-        write_config(run_dir, start.config_yaml, start.table)
-        share_cores(checked.settings)  # as fit will: the threads the record names are those that train
-        provenance.record(run_dir, checked.config, overrides)  # code, packages, machine, data (docs/reproduce.md)
-    if rank_zero:
-        _announce(checked, start, multirun)
+    fresh = rank_zero and not checked.resume
+    try:
+        record = RunRecord(run_dir, overrides, write=rank_zero, start=not checked.resume, extends=extends,
+                           earlier_s=float((previous or {}).get("seconds") or 0))
+        start = Start(run_dir, record, previous, shape_table(checked.settings),
+                      OmegaConf.to_yaml(OmegaConf.create(checked.config)), rank_zero)
+        if fresh:
+            write_config(run_dir, start.config_yaml, start.table)
+            share_cores(checked.settings)  # as fit will: the threads the record names are those that train
+            provenance.record(run_dir, checked.config, overrides)  # code, packages, machine, data (docs/reproduce.md)
+        if rank_zero:
+            _announce(checked, start, multirun)
+    except KeyboardInterrupt:  # stopped while the record was being laid down: a new run's go with it, so
+        if fresh:              # that "nothing was recorded" is true (not a results.json saying running)
+            for name in RUN_FILES:
+                (Path(run_dir) / name).unlink(missing_ok=True)
+        raise
     return start
 
 
