@@ -268,10 +268,12 @@ def test_a_sweep_of_one_setting_is_named_by_what_was_set():
 
 
 @pytest.mark.slow  # 7 s; the naming itself is in the default run (above)
-def test_a_sweep_of_one_setting_names_its_folder_by_what_was_set(tmp_path, calibrated):
-    """Kernel 9 with stride 2 cannot fit: the run is refused at its check and recorded, untrained."""
+def test_a_sweep_of_one_impossible_setting_is_refused_before_launch_by_its_name(tmp_path, calibrated):
+    """Kernel 9 with stride 2 cannot fit: a grid whose every setting is refused is one line naming
+    the setting as its folder would have been named, exit 2, and no sweep folder (issue #42)."""
     proc = cli("train", "-m", "seed=1", "model.kernel_size=9", "model.stride=2", f"data.root={SHARED_DATA}",
                f"paths.output_dir={tmp_path}")
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert [d.name for d in sweep_dir(tmp_path).iterdir() if d.is_dir() and d.name[0] not in "._"] == \
-        ["kernel_size=9,stride=2,seed=1"]
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("cnnexp: error: every setting of this grid is refused before launch — "
+                                  "kernel_size=9,stride=2,seed=1: "), proc.stderr
+    assert not any(tmp_path.iterdir())
