@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from cnnexp.bench.runs import load_average
+from cnnexp.bench.startup import STARTUP_RUN
 
 Node = Tuple[str, float, float, str]  # module, own seconds, cumulative seconds, importer ("" at the top)
 
@@ -56,11 +57,8 @@ def startup_profile(overrides: List[str], workdir: Path) -> Tuple[int, List[Node
     """Exit code, -X importtime and its `cnnexp: error:` line (if any) of the start-up run that
     `startup_seconds` times (2 batches, no validation)."""
     out = Path(tempfile.mkdtemp(dir=workdir))
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.train", *overrides, "trainer.max_epochs=1",
-                           "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
-                           "callbacks.checkpoint.monitor=train/loss", "test_after_fit=false",
-                           "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"],
-                          cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnexp.train", *overrides, *STARTUP_RUN,
+                           f"paths.output_dir={out}"], cwd=workdir, capture_output=True, text=True)
     said = [line for line in proc.stderr.splitlines() if line.startswith("cnnexp: error:")]
     return proc.returncode, parse_importtime(proc.stderr), said[-1] if said else ""
 

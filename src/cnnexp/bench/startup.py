@@ -14,12 +14,16 @@ from typing import List
 from cnnexp.bench.runs import PEAK_MB, cli, launch, load_average, record_of
 
 
+# The start-up run the bench times and profiles (imports.py): 2 batches, no validation (so nothing
+# to pick a val/acc best by), no test.
+STARTUP_RUN = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
+               "callbacks.checkpoint.monitor=train/loss", "test_after_fit=false", "callbacks.progress_bar_refresh=0"]
+
+
 def startup_seconds(overrides: List[str], workdir: Path) -> float:
     out = Path(tempfile.mkdtemp(dir=workdir))
     launched = time.time()
-    rc, _ = cli([*overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
-                 "callbacks.checkpoint.monitor=train/loss",  # no validation: nothing to pick a val/acc best by
-                 "test_after_fit=false", "callbacks.progress_bar_refresh=0", f"paths.output_dir={out}"], workdir, memory=False)
+    rc, _ = cli([*overrides, *STARTUP_RUN, f"paths.output_dir={out}"], workdir, memory=False)
     return record_of(out)["first_step_unix"] - launched
 
 

@@ -7,7 +7,7 @@ reuses its answer, and every later step receives the checked settings.
 from __future__ import annotations
 
 import dataclasses
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -40,31 +40,6 @@ class Checked:
 _checked: Dict[str, Checked] = {}
 
 
-class Background:
-    """fn(*args) on a thread of its own; result() waits for it and raises what it raised."""
-
-    def __init__(self, fn, *args):
-        self._outcome: tuple = (None, None)
-        self._thread = threading.Thread(target=self._run, args=(fn, args))
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._outcome = (fn(*args), None)
-        except BaseException as e:  # handed to result(), in the thread that waits
-            self._outcome = (None, e)
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self):
-        self.join()
-        value, error = self._outcome
-        if error is not None:
-            raise error
-        return value
-
-
 def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
     """Pure Python until Lightning's check: a typo is answered before torch is imported.
     Memoised, so the Hydra callback's check is the job's."""
@@ -84,16 +59,15 @@ def check_run(cfg: DictConfig, overrides: List[str]) -> Checked:
             check_writable(settings.paths.output_dir)
             checked = Checked(settings)
         check_wandb(checked.settings)  # before the data and Lightning: a missing W&B key is said in a second
-        data_check = None
-        if checked.settings.data.name in FROM_MNIST:  # verified (or fetched) before a folder exists, while
-            data_check = Background(ensure_mnist, checked.settings.data)  # Lightning imports: unzip and sha256 free the GIL
-        try:
+        # MNIST verified (or fetched) before a folder exists, on a thread while Lightning imports (unzip
+        # and sha256 free the GIL); leaving the pool waits for it, also when Lightning refuses the run:
+        # the thread may be writing a fetched file into data.root
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            data_check = pool.submit(ensure_mnist, checked.settings.data) \
+                if checked.settings.data.name in FROM_MNIST else None
             check_trainer(checked.settings)
-        finally:  # a refused run still waits: the thread may be writing a fetched file into data.root
             if data_check is not None:
-                data_check.join()
-        if data_check is not None:
-            data_check.result()
+                data_check.result()
         check_tracking(checked.settings)
         _checked[key] = checked
     return _checked[key]
